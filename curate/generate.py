@@ -13,7 +13,7 @@ Example:
     >>> gen.dataset.column_names
     ['id', 'prompt', 'prompt_messages', 'chosen', 'rejected', 'reason']
     >>> sorted(gen.planted)[:3]
-    ['agreement', 'emoji', 'flattery']
+    ['agreement', 'apology', 'emoji']
     >>> gen.truth.shape[0]
     200
 """

@@ -1,0 +1,68 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from datasets import load_from_disk
+
+from curate import make_preference_pairs
+from curate.pipeline import run_audit
+
+REQUIRED = ["concept", "label", "source", "n_pairs", "n_differ", "win_rate", "ci_low", "ci_high", "effect_size",
+            "p_value", "q_value", "length_controlled_coef", "length_controlled_p", "confirmed"]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
+    make_preference_pairs(300, seed=2).dataset.to_json(str(path), lines=True)
+    return path
+
+
+def _curate(*args, cwd=None):
+    exe = Path(sys.executable).with_name("curate")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "curate.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env={**os.environ, "COLUMNS": "160"})
+
+
+def test_audit_command_writes_outputs_and_prints_a_table(pairs_file, tmp_path):
+    proc = _curate("audit", str(pairs_file), "--out", str(tmp_path / "out"), "--limit", "250")
+    assert proc.returncode == 0, proc.stderr
+    assert "Ingestion" in proc.stdout and "flattery" in proc.stdout and "win_rate" in proc.stdout
+    res = pd.read_parquet(tmp_path / "out" / "audit.parquet")
+    assert set(REQUIRED) <= set(res.columns) and res["n_pairs"].iloc[0] == 250
+    annotated = load_from_disk(str(tmp_path / "out" / "annotated"))
+    assert len(annotated) == 250 and annotated["id"] == list(range(250))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["ingestion"]["n_usable"] == 250 and summary["audit"]["n_pairs"] == 250
+
+
+def test_audit_command_reports_bad_input_clearly(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": "a"}\n')
+    proc = _curate("audit", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "Accepted formats" in proc.stdout and "answer" in proc.stdout
+
+
+def test_second_audit_hits_the_datasets_cache(pairs_file, tmp_path):
+    first = run_audit(str(pairs_file), out=tmp_path / "a")
+    files = [f["filename"] for f in first["dataset"].cache_files]
+    assert files
+    mtimes = [os.path.getmtime(f) for f in files]
+    second = run_audit(str(pairs_file), out=tmp_path / "b")
+    assert second["dataset"]._fingerprint == first["dataset"]._fingerprint
+    assert [f["filename"] for f in second["dataset"].cache_files] == files
+    assert [os.path.getmtime(f) for f in files] == mtimes  # read back, not recomputed
+    pd.testing.assert_frame_equal(first["audit"].results_, second["audit"].results_)
+
+
+def test_generate_command(tmp_path):
+    proc = _curate("generate", "--out", str(tmp_path / "g.jsonl"), "--n-pairs", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 20
+    assert (tmp_path / "g.truth.csv").exists()
