@@ -1,0 +1,89 @@
+r"""Interventions: every way curate changes a preference dataset is a way of shaping the reward.
+
+A preference pair ``(x, y_c, y_r)`` trains a reward (or a DPO policy, whose implicit reward is
+``r(x, y) = β log π(y|x)/π_ref(y|x)``) through the Bradley–Terry loss
+
+    L = − Σᵢ wᵢ · log σ( r(xᵢ, y_cᵢ) − r(xᵢ, y_rᵢ) − mᵢ )
+
+Each intervention changes one part of this sum. Notation: for a concept c, ``Δᵢc = score(y_c) −
+score(y_r)``, ``sᵢc = sign(Δᵢc)``; a concept's win-rate is ``Σ w [s>0] / Σ w [s≠0]``; ``B`` is the set of
+blocked concepts, ``A`` the amplified ones.
+
+**Which pairs the reward sees** (the weights ``wᵢ``)
+
+* ``filter`` — ``wᵢ ← 0`` (``keep=False``, row moved to the ``dropped`` split) for the fewest pairs with
+  ``sᵢc = +1`` such that ``Σ_kept sᵢc = 0`` (mode ``balance``), or for every pair with ``sᵢc ≠ 0``
+  (mode ``differ``).
+* ``rebalance`` — ``wᵢ = pᵢ · max(0, μ₀ + Σ_{c∈B} μ_c sᵢc)``, the solution of
+  ``min Σ wᵢ²/pᵢ  s.t.  Σ w = Σ p,  Σᵢ wᵢ sᵢc = (1 − strength_c) Σᵢ pᵢ sᵢc  ∀c∈B,  w ≥ 0``:
+  all blocked concepts balanced jointly (win-rate 0.5) with the largest Kish effective sample size
+  ``(Σw)²/Σw²``; ``method="entropy"`` gives the raking solution ``wᵢ = pᵢ exp(μ·aᵢ)`` instead.
+* ``resample`` — the same weights realised as integer copies by systematic sampling,
+  ``countᵢ = ⌊Cᵢ + u⌋ − ⌊Cᵢ₋₁ + u⌋``, ``C`` the cumulative sum of ``N wᵢ/Σw``.
+* ``upweight`` (amplify) — ``wᵢ ← wᵢ (1 + strength)`` where ``score_c(y_c) > 0 = score_c(y_r)``, c ∈ A.
+
+**What each pair rewards** (the labels, the margin ``mᵢ`` and the prompt ``xᵢ``)
+
+* ``relabel`` — ``(y_c, y_r) ← (y_r, y_c)`` for the ``round(strength·(n₊ − n₋)/2)`` pairs with
+  ``sᵢc = +1`` whose preference is most attributable to c (fewest other concepts favouring ``y_c``), so
+  ``sᵢc`` flips sign and the win-rate becomes 0.5; recorded in ``swapped``.
+* ``margin`` — ``mᵢ = − Σ_{c∈B} strength_c · logit(win-rate_c) · sᵢc + Σ_{c∈A} strength_c · sᵢc``: a
+  product of experts with a bias-only model for blocked concepts (the reward gets the part the concept
+  explains for free, so it does not learn it) and a larger required gap for amplified ones. TRL's
+  ``RewardTrainer`` reads the ``margin`` column as is.
+* ``inoculate`` — ``xᵢ ← [system: "<instruction asking for c>"] + xᵢ`` where ``score_c(y_c) > 0`` and
+  ``sᵢc = +1`` (Tan et al. 2025): the instruction explains the preference, so ordinary prompts do not
+  learn it.
+
+**Which features can carry the reward** (the model, during training; see :mod:`curate.directions`)
+
+* ``ablate`` — at layer L, ``h ← h − Q Qᵀ h`` with ``Q`` an orthonormal basis of the concept
+  directions (concept-ablation fine-tuning): the gradient cannot use those directions.
+* ``steer`` — ``h ← h + α v`` (preventative steering): the trait is supplied from outside, so the
+  weights need not move towards it.
+
+For DPO, ``curate.interventions.WeightedDPOTrainer`` multiplies each pair's loss by ``weight``;
+for reward models, TRL's ``RewardTrainer`` uses ``margin`` (and the weights via resampling).
+
+Every intervention is a small object with ``apply(state)`` and ``to_dict()``; :func:`apply_recipe` runs a
+recipe's interventions in the order relabel → filter → upweight → rebalance / resample → margin →
+inoculate, writes the ``train`` / ``dropped`` splits and re-audits under the weights; :func:`preview` is
+the cheap what-if for a UI.
+
+Example:
+
+    >>> from curate import make_preference_pairs
+    >>> from curate.recipe import Recipe
+    >>> from curate.interventions import apply_recipe
+    >>> dd, report = apply_recipe(make_preference_pairs(400).dataset,
+    ...                           Recipe.from_ids(block=["flattery", "markdown"]))
+    >>> report.before_after[["concept", "win_rate_after"]].round(3).values.tolist()
+    [['flattery', 0.5], ['markdown', 0.5]]
+"""
+
+from ._state import PairState, state_from_dataset
+from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention
+from .base import Intervention
+from .dpo import WeightedPreferenceCollator
+from .filter import Filter
+from .inoculate import DEFAULT_INSTRUCTIONS, Inoculate, instruction_for
+from .margin import Margin
+from .rebalance import Rebalance, Resample, balance_weights, entropy_weights
+from .relabel import Relabel
+from .training import Ablate, Steer
+from .upweight import Upweight
+
+__all__ = [
+    "Ablate", "ApplyReport", "DEFAULT_INSTRUCTIONS", "Filter", "Inoculate", "Intervention", "Margin", "PairState",
+    "Rebalance", "Relabel", "Resample", "Steer", "Upweight", "WeightedDPOTrainer", "WeightedPreferenceCollator",
+    "apply_recipe", "balance_weights", "before_after", "entropy_weights", "instruction_for", "materialize", "plan",
+    "preview", "retention", "state_from_dataset",
+]
+
+
+def __getattr__(name):
+    if name == "WeightedDPOTrainer":  # imports trl (~7 s) only when asked for
+        from . import dpo
+
+        return dpo.WeightedDPOTrainer
+    raise AttributeError(f"module 'curate.interventions' has no attribute {name!r}")

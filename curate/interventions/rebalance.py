@@ -1,0 +1,276 @@
+"""Rebalance: per-pair weights under which blocked concepts stop winning; and its resampling variant."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .base import Intervention
+
+
+def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *,
+                    tol: float = 1e-10, max_iter: int = 100) -> tuple[np.ndarray, dict]:
+    """Closest non-negative weights to ``prior`` that meet linear balance constraints.
+
+    Solves ``min Σᵢ wᵢ²/pᵢ`` subject to ``Σᵢ wᵢ = Σᵢ pᵢ``, ``Σᵢ wᵢ sᵢc = t_c`` for every column ``c`` and
+    ``wᵢ ≥ 0`` (a chi-square / linear calibration estimator, truncated at zero). With a uniform prior
+    this is the weighting of largest Kish effective sample size ``(Σw)²/Σw²`` that meets the constraints.
+    The solution has the form ``wᵢ = pᵢ · max(0, μ₀ + Σ_c μ_c sᵢc)``; the multipliers ``μ`` minimise the
+    convex dual ``½ Σᵢ pᵢ max(0, μ·aᵢ)² − μ·b`` (``aᵢ = (1, sᵢ)``, ``b = (Σp, t)``), found by Newton's
+    method over the distinct rows of ``signs`` (at most 3^k strata for sign vectors).
+
+    Args:
+        signs: ``(n, k)`` array, typically sign(Δ) of the blocked concepts.
+        prior: ``(n,)`` non-negative starting weights (0 = not in the data).
+        targets: ``(k,)`` wanted ``Σ w s`` per column; zeros (exact balance) by default.
+
+    Returns:
+        ``(weights, info)`` with ``info = {"converged", "iterations", "max_violation"}``.
+
+    Example:
+
+        >>> import numpy as np
+        >>> s = np.array([[1], [1], [1], [-1], [0]])
+        >>> w, info = balance_weights(s, np.ones(5))
+        >>> w.round(3).tolist(), info["converged"]
+        ([0.625, 0.625, 0.625, 1.875, 1.25], True)
+    """
+    signs = np.asarray(signs, float)
+    prior = np.asarray(prior, float)
+    n, k = signs.shape
+    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
+    live = prior > 0
+    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
+    A = np.column_stack([np.ones(len(strata)), strata])  # (m, k+1)
+    b = np.concatenate([[p_s.sum()], targets])
+    mu = np.zeros(k + 1)
+    mu[0] = 1.0
+    scale = max(p_s.sum(), 1.0)
+
+    def dual(m):
+        z = np.maximum(A @ m, 0.0)
+        return 0.5 * float((p_s * z**2).sum()) - float(m @ b)
+
+    it = 0
+    viol = np.inf
+    for it in range(1, max_iter + 1):
+        z = A @ mu
+        act = z > 0
+        grad = A.T @ (p_s * np.maximum(z, 0.0)) - b
+        viol = float(np.abs(grad).max() / scale)
+        if viol < tol:
+            break
+        H = (A[act] * p_s[act, None]).T @ A[act] + 1e-12 * scale * np.eye(k + 1)
+        step = np.linalg.lstsq(H, grad, rcond=None)[0]
+        g0, t = dual(mu), 1.0
+        while dual(mu - t * step) > g0 - 1e-4 * t * float(grad @ step) and t > 1e-10:
+            t *= 0.5
+        mu = mu - t * step
+    ratio = np.maximum(A @ mu, 0.0)
+    w = np.zeros(n)
+    w[live] = prior[live] * ratio[inverse]
+    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
+
+
+class Rebalance(Intervention):
+    """Per-pair weights under which each blocked concept's win-rate is 0.5, keeping the most ESS.
+
+    **Estimator.** For blocked concepts ``c = 1..k`` let ``sᵢc = sign(Δᵢc)`` (+1: the chosen response
+    shows more of c, −1: the rejected does, 0: tie). A concept's weighted win-rate is
+    ``Σ w [s>0] / Σ w [s≠0]``, which equals 0.5 exactly when ``Σᵢ wᵢ sᵢc = 0``. All blocked concepts are
+    balanced *jointly*: the weights solve ``min Σ wᵢ²/pᵢ`` subject to ``Σ w = Σ p`` and
+    ``Σ wᵢ sᵢc = (1 − strength_c) Σ pᵢ sᵢc`` for every c, with ``w ≥ 0``, where ``p`` are the current
+    weights (1, or the amplify step's). This is linear calibration (Deville & Särndal 1992) truncated at
+    zero — the maximum-Kish-ESS weighting meeting the constraints; unlike balancing each concept
+    separately, fixing one concept cannot undo another, and unlike raking/entropy balancing (exponential
+    tilting over the same joint strata of sign vectors) it maximises ESS rather than minimising a KL
+    divergence (both are available: ``method="entropy"``). The weights are constant within each of the
+    ≤ 3^k joint strata of sign vectors.
+
+    Scores are counts, so "more of c" (sign of Δ) and "only one response shows c" (sign of the presence
+    difference ``[score_c(y_c) > 0] − [score_c(y_r) > 0]``) can disagree where both responses show c. With
+    ``presence=True`` (default) both are balanced: one more constraint per concept, added only where the
+    two signs differ somewhere.
+
+    A concept whose Δ points one way only among kept pairs cannot be balanced without dropping every
+    pair where it differs; it is skipped and reported (use :class:`Filter` with ``mode="differ"``).
+
+    Args:
+        concepts: blocked concept ids.
+        strength: share of each concept's imbalance removed, in (0, 1]; a list gives one per concept.
+        method: ``"max_ess"`` (chi-square calibration, default) or ``"entropy"`` (raking).
+        presence: also balance the presence difference (see above).
+
+    Example:
+
+        >>> from curate import make_preference_pairs, annotate
+        >>> from curate.interventions import Rebalance, state_from_dataset
+        >>> ds = annotate(make_preference_pairs(400).dataset, ["flattery", "markdown"])
+        >>> state = state_from_dataset(ds, ["flattery", "markdown"])
+        >>> r = Rebalance(["flattery", "markdown"]).apply(state)
+        >>> {c: round(v, 3) for c, v in state.win_rates().items()}
+        {'flattery': 0.5, 'markdown': 0.5}
+    """
+
+    name = "rebalance"
+
+    def __init__(self, concepts: Iterable[str], strength: float | Sequence[float] = 1.0, method: str = "max_ess",
+                 presence: bool = True):
+        super().__init__(concepts, strength)
+        self.method = method
+        self.presence = presence
+
+    def params(self):
+        return {**super().params(), "method": self.method, "presence": self.presence}
+
+    def _strengths(self) -> np.ndarray:
+        s = np.broadcast_to(np.asarray(self.strength, float), (len(self.concepts),)).copy()
+        if np.any((s <= 0) | (s > 1)):
+            raise ValueError(f"strength must be in (0, 1], got {self.strength}.")
+        return s
+
+    def _weights(self, state) -> dict:
+        strengths = self._strengths()
+        prior = state.weight * state.keep
+        before = state.win_rates()
+        before_ess = state.ess()
+        use, skipped = [], {}
+        for c in self.concepts:
+            d = state.delta(c)
+            pos, neg = int(((d > 0) & (prior > 0)).sum()), int(((d < 0) & (prior > 0)).sum())
+            if pos == 0 or neg == 0:
+                if pos + neg:
+                    skipped[c] = f"Δ points one way only ({pos} pairs chosen-more, {neg} rejected-more)"
+                continue
+            use.append(c)
+        if use:
+            cols, st = [], []
+            for c in use:
+                s_count = np.sign(state.delta(c))
+                cols.append(s_count)
+                st.append(strengths[self.concepts.index(c)])
+                if self.presence:
+                    s_pres = np.sign((state.side(c, "chosen") > 0).astype(float) - (state.side(c, "rejected") > 0))
+                    if np.any(s_pres != s_count):
+                        cols.append(s_pres)
+                        st.append(st[-1])
+            S = np.column_stack(cols)
+            st = np.array(st)
+            targets = (1 - st) * (S * prior[:, None]).sum(axis=0)
+            if self.method == "max_ess":
+                w, info = balance_weights(S, prior, targets)
+            elif self.method == "entropy":
+                w, info = entropy_weights(S, prior, targets)
+            else:
+                raise ValueError(f"Rebalance method {self.method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
+            state.weight[:] = np.where(state.keep, w, 0.0)
+        else:
+            info = {"converged": True, "iterations": 0, "max_violation": 0.0}
+        w = state.weight[state.keep]
+        return {
+            "balanced": use, "skipped": skipped, **info,
+            "win_rate_before": {c: before[c] for c in self.concepts},
+            "win_rate_after": {c: state.win_rates()[c] for c in self.concepts},
+            "ess_before": before_ess, "ess_after": state.ess(), "rows_kept": int(state.keep.sum()),
+            "zero_weight_rows": int((w == 0).sum()),
+            "weight_min": float(w.min()) if len(w) else 0.0, "weight_max": float(w.max()) if len(w) else 0.0,
+            "strata": _strata_table(state, use),
+        }
+
+    def _apply(self, state):
+        return self._weights(state)
+
+
+def entropy_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *,
+                    tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, dict]:
+    """Raking / entropy balancing: ``wᵢ = pᵢ exp(μ₀ + Σ_c μ_c sᵢc)`` meeting the same constraints as
+    :func:`balance_weights` (minimises KL(w‖p) instead of the chi-square distance; never zero)."""
+    signs = np.asarray(signs, float)
+    prior = np.asarray(prior, float)
+    n, k = signs.shape
+    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
+    live = prior > 0
+    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
+    total = p_s.sum()
+    mu = np.zeros(k)
+    viol = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        e = p_s * np.exp(strata @ mu)
+        e *= total / e.sum()
+        grad = strata.T @ e - targets
+        viol = float(np.abs(grad).max() / max(total, 1.0))
+        if viol < tol:
+            break
+        H = (strata * e[:, None]).T @ strata - np.outer(strata.T @ e, strata.T @ e) / total
+        mu -= np.linalg.lstsq(H + 1e-12 * total * np.eye(k), grad, rcond=None)[0]
+    e = np.exp(strata @ mu)
+    w = np.zeros(n)
+    w[live] = prior[live] * e[inverse]
+    w *= prior.sum() / w.sum()
+    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
+
+
+def _strata_table(state, concepts: list[str]) -> list[dict]:
+    """Per joint stratum of sign(Δ): the sign pattern, rows and the weight given (for the report)."""
+    if not concepts:
+        return []
+    S = np.sign(np.column_stack([state.delta(c) for c in concepts])).astype(int)
+    kept = state.keep
+    out = []
+    pats, inv = np.unique(S[kept], axis=0, return_inverse=True)
+    inv = np.ravel(inv)
+    w = state.weight[kept]
+    for j, pat in enumerate(pats):
+        m = inv == j
+        out.append({"signs": dict(zip(concepts, pat.tolist())), "rows": int(m.sum()), "weight": float(w[m].mean())})
+    return out
+
+
+class Resample(Rebalance):
+    """The rebalancing weights realised by resampling rows, for trainers that cannot take weights.
+
+    The weights of :class:`Rebalance` are turned into integer copy counts by systematic sampling (a
+    seeded uniform offset, then ``countᵢ = ⌊Cᵢ + u⌋ − ⌊Cᵢ₋₁ + u⌋`` with ``C`` the cumulative expected
+    counts ``size · w / Σw``), so every row is drawn within one of its expected count. Rows drawn zero
+    times move to the ``dropped`` split (reason ``resample:not_drawn``); drawn rows appear ``count`` times,
+    in the original order, with weight 1.
+
+    Args:
+        concepts, strength, method: as for :class:`Rebalance`.
+        size: rows to draw (default: the number of kept rows).
+        seed: seed of the offset.
+    """
+
+    name = "resample"
+
+    def __init__(self, concepts: Iterable[str], strength: float | Sequence[float] = 1.0, method: str = "max_ess",
+                 presence: bool = True, size: int | None = None, seed: int = 0):
+        super().__init__(concepts, strength, method, presence)
+        self.size = size
+        self.seed = seed
+
+    def params(self):
+        return {**super().params(), "size": self.size, "seed": self.seed}
+
+    def _apply(self, state):
+        stats = self._weights(state)
+        w = state.weight * state.keep
+        size = int(self.size or state.keep.sum())
+        expected = size * w / w.sum()
+        u = np.random.default_rng(self.seed).random()
+        cum = np.floor(np.cumsum(expected) + u)
+        counts = np.diff(np.concatenate([[np.floor(u)], cum])).astype(np.int64)
+        not_drawn = state.drop(state.keep & (counts == 0), "resample:not_drawn")
+        state.copies[:] = np.where(state.keep, counts, 1)
+        state.weight[:] = np.where(state.keep, 1.0, 0.0)
+        stats.update({"size": int(counts.sum()), "rows_not_drawn": not_drawn,
+                      "max_copies": int(counts.max()) if len(counts) else 0,
+                      "win_rate_after": {c: state.win_rates(state.weight * state.copies)[c] for c in self.concepts},
+                      "ess_after": state.ess(), "rows_kept": int(state.keep.sum())})
+        return stats

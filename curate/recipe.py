@@ -1,0 +1,427 @@
+"""Recipes: what a model may learn from a preference dataset, concept by concept.
+
+A recipe is a YAML file with a validated schema::
+
+    # When to use: ... (a leading comment block is kept on load and written back on dump)
+    name: anti-sycophancy
+    description: Stop rewarding flattery and agreement with the user.
+    data:                       # where the pairs come from (optional; the CLI argument wins)
+      source: path/or/hub-id
+      split: train
+    concepts:                   # concept sources the ids below refer to
+      - kind: named             # the named detectors (curate.list_concepts())
+      - kind: sae               # SAE features, ids "sae:<source>:<feature>"
+        source: smollm2-l15
+    rules:
+      - concepts: [flattery, agreement]
+        action: block           # allow | block | amplify
+        strength: 1.0           # block: share of the imbalance removed, in (0, 1]; amplify: extra weight > 0
+        interventions: [rebalance, margin]
+    seed: 0
+    publish:                    # metadata for the dataset card (curate publish)
+      repo_id: me/my-dataset-curated
+      license: cc-by-4.0
+      tags: [dpo]
+
+Interventions allowed per action (:data:`ALLOWED_INTERVENTIONS`):
+
+* ``block``: ``rebalance`` (default), ``resample``, ``filter``, ``relabel``, ``inoculate``, ``margin``,
+  ``ablate``, ``steer``;
+* ``amplify``: ``upweight`` (default), ``margin``;
+* ``allow``: none — the concept is only reported before and after.
+
+Validation rejects unknown keys, values outside the allowed sets, a concept named in two rules
+(conflicting or duplicated actions), ``rebalance`` and ``resample`` in the same recipe (the weights are
+realised one way or the other for the whole dataset), and concept ids that are not known — against the
+named registry and the declared SAE sources when loading, and against the concepts actually present in
+an annotated dataset with :meth:`Recipe.check_concepts`. Every error names the key (``rules[1].action``)
+and lists what is allowed.
+
+Example:
+
+    >>> from curate.recipe import Recipe
+    >>> r = Recipe.from_yaml('''
+    ... name: demo
+    ... rules:
+    ...   - concepts: [flattery]
+    ...     action: block
+    ... ''')
+    >>> r.blocked(), r.rules[0].interventions
+    (['flattery'], ['rebalance'])
+    >>> Recipe.from_yaml(r.to_yaml()) == r
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from . import _columns as C
+from .errors import RecipeError
+
+__all__ = ["ACTIONS", "ALLOWED_INTERVENTIONS", "DEFAULT_INTERVENTION", "Recipe", "Rule", "load_recipe"]
+
+ACTIONS = ("allow", "block", "amplify")
+ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
+    "block": ("rebalance", "resample", "filter", "relabel", "inoculate", "margin", "ablate", "steer"),
+    "amplify": ("upweight", "margin"),
+    "allow": (),
+}
+DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
+
+_SAE_ID = re.compile(r"^sae:(?P<source>[^:]+):(?P<feature>\d+)$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Model):
+    """Where the pairs come from: anything :func:`curate.load_pairs` reads."""
+
+    source: str | None = None
+    split: str | None = None
+    limit: int | None = Field(default=None, gt=0)
+
+
+class ConceptSource(_Model):
+    """A concept source: ``named`` detectors, or an ``sae`` whose features are ids ``sae:<source>:<n>``."""
+
+    kind: Literal["named", "sae"] = "named"
+    source: str | None = None
+    path: str | None = None
+    layer: int | None = None
+    model: str | None = None
+
+
+class Rule(_Model):
+    """One decision: an action for one or more concepts, with a strength and the interventions to use.
+
+    Args:
+        concepts: concept ids (a single string is accepted).
+        action: ``allow``, ``block`` or ``amplify``.
+        strength: for ``block``, the share of the imbalance to remove (1 = win-rate 0.5); for ``amplify``,
+            the extra weight of pairs whose chosen response shows the concept (1 = double).
+        interventions: how to act (see :data:`ALLOWED_INTERVENTIONS`); defaults per action.
+        instruction: for ``inoculate``, the system instruction naming the behaviour (default per concept).
+        alpha: for ``steer``, the steering coefficient.
+    """
+
+    concepts: list[str]
+    action: Literal["allow", "block", "amplify"]
+    strength: float = 1.0
+    interventions: list[str] | None = None
+    instruction: str | None = None
+    alpha: float | None = None
+
+    @field_validator("concepts", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        if isinstance(v, str):
+            return [v]
+        return v
+
+    @field_validator("concepts")
+    @classmethod
+    def _non_empty(cls, v):
+        if not v:
+            raise ValueError("list at least one concept id")
+        return v
+
+    @model_validator(mode="after")
+    def _default_interventions(self):
+        if self.interventions is None:
+            self.__dict__["interventions"] = list(DEFAULT_INTERVENTION[self.action])
+        return self
+
+
+class PublishSpec(_Model):
+    """Metadata for publishing the curated dataset (read by ``curate publish`` / the dataset card)."""
+
+    repo_id: str | None = None
+    pretty_name: str | None = None
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    private: bool = True
+    description: str | None = None
+
+
+class Recipe(_Model):
+    """A validated recipe (see the module docstring for the YAML layout).
+
+    Build one with :meth:`from_yaml`, :func:`load_recipe`, :meth:`from_ids` or the constructor; write it
+    with :meth:`to_yaml` / :meth:`save`.
+    """
+
+    version: Literal[1] = 1
+    name: str = "recipe"
+    description: str = ""
+    data: DataSpec = Field(default_factory=DataSpec)
+    concepts: list[ConceptSource] = Field(default_factory=lambda: [ConceptSource(kind="named")])
+    rules: list[Rule] = Field(default_factory=list)
+    seed: int = 0
+    publish: PublishSpec = Field(default_factory=PublishSpec)
+
+    _header: str = PrivateAttr(default="")
+
+    def model_post_init(self, _ctx) -> None:
+        _check_rules(self)
+
+    # -- constructors -----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, *, header: str = "", validate_ids: bool = True) -> "Recipe":
+        """Build from a plain dict (the parsed YAML); raises :class:`~curate.errors.RecipeError`."""
+        if not isinstance(data, dict):
+            raise RecipeError(f"A recipe must be a mapping at the top level, got {type(data).__name__}. "
+                              f"Allowed keys: {sorted(cls.model_fields)}.")
+        try:
+            recipe = cls.model_validate(data)
+        except ValidationError as err:
+            raise RecipeError(_format_validation_error(err)) from None
+        recipe._header = header
+        if validate_ids:
+            recipe.check_concepts()
+        return recipe
+
+    @classmethod
+    def from_yaml(cls, text: str, *, validate_ids: bool = True) -> "Recipe":
+        """Parse YAML text. A leading block of ``#`` comments is kept and written back by :meth:`to_yaml`."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise RecipeError(f"Invalid YAML: {err}") from None
+        return cls.from_dict(data or {}, header=_leading_comments(text), validate_ids=validate_ids)
+
+    @classmethod
+    def from_ids(cls, block: Iterable[str] = (), amplify: Iterable[str] = (), *, name: str = "cli",
+                 block_with: Iterable[str] = ("rebalance",), amplify_with: Iterable[str] = ("upweight",),
+                 validate_ids: bool = True) -> "Recipe":
+        """A recipe from lists of ids (what ``curate apply --block ... --amplify ...`` builds).
+
+        Example:
+
+            >>> Recipe.from_ids(block=["flattery", "markdown"], amplify=["refusal"]).actions()
+            {'flattery': 'block', 'markdown': 'block', 'refusal': 'amplify'}
+        """
+        rules = []
+        block, amplify = list(block), list(amplify)
+        if block:
+            rules.append({"concepts": block, "action": "block", "interventions": list(block_with)})
+        if amplify:
+            rules.append({"concepts": amplify, "action": "amplify", "interventions": list(amplify_with)})
+        sources: list[dict] = [{"kind": "named"}]
+        for src in sorted({m["source"] for c in block + amplify if (m := _SAE_ID.match(c))}):
+            sources.append({"kind": "sae", "source": src})
+        return cls.from_dict({"name": name, "concepts": sources, "rules": rules}, validate_ids=validate_ids)
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def actions(self) -> dict[str, str]:
+        """concept id -> action, in rule order."""
+        return {c: r.action for r in self.rules for c in r.concepts}
+
+    def rule_for(self, concept: str) -> Rule:
+        for r in self.rules:
+            if concept in r.concepts:
+                return r
+        raise RecipeError(f"Concept {concept!r} is not in the recipe. Concepts in it: {list(self.actions())}.")
+
+    def concept_ids(self) -> list[str]:
+        return list(self.actions())
+
+    def blocked(self) -> list[str]:
+        return [c for c, a in self.actions().items() if a == "block"]
+
+    def amplified(self) -> list[str]:
+        return [c for c, a in self.actions().items() if a == "amplify"]
+
+    def allowed(self) -> list[str]:
+        return [c for c, a in self.actions().items() if a == "allow"]
+
+    def with_intervention(self, name: str) -> list[str]:
+        """Concept ids whose rule uses intervention ``name``."""
+        return [c for r in self.rules if name in (r.interventions or []) for c in r.concepts]
+
+    def check_concepts(self, known: Iterable[str] | Any | None = None) -> "Recipe":
+        """Check that every concept id exists.
+
+        Args:
+            known: the ids that exist — an iterable of ids, or an annotated dataset (its ``chosen__<id>``
+                score columns and SAE sources). ``None`` checks against the named registry
+                (:func:`curate.list_concepts`) and the SAE sources declared under ``concepts``.
+
+        Returns:
+            self. Raises :class:`~curate.errors.RecipeError` at the first unknown id, listing the known ones.
+        """
+        sae_sources = {s.source for s in self.concepts if s.kind == "sae"}
+        if known is None:
+            from .concepts.named import list_concepts
+
+            names = set(list_concepts()) if any(s.kind == "named" for s in self.concepts) else set()
+            what = "named concepts (curate.list_concepts())"
+        else:
+            names, sae_sources = _known_from(known)
+            what = "concepts in the data"
+        for i, rule in enumerate(self.rules):
+            for j, cid in enumerate(rule.concepts):
+                m = _SAE_ID.match(cid)
+                if m:
+                    if m["source"] not in sae_sources:
+                        raise RecipeError(
+                            f"rules[{i}].concepts[{j}]: {cid!r} refers to SAE source {m['source']!r}, which is not "
+                            f"{'in the data' if known is not None else 'declared'}. SAE sources: {sorted(sae_sources)}"
+                            + ("" if known is not None else
+                               f"; add `{{kind: sae, source: {m['source']}}}` under `concepts`") + ".")
+                    if known is not None and cid not in names:
+                        raise RecipeError(f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Active SAE features "
+                                          f"in the data: {_short(sorted(n for n in names if n.startswith('sae:')))}.")
+                elif cid not in names:
+                    raise RecipeError(f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Known {what}: "
+                                      f"{_short(sorted(n for n in names if not n.startswith('sae:')))}.")
+        return self
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A plain, JSON-able dict (what :meth:`to_yaml` writes)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        """YAML text; the leading comment of the loaded file (if any) is written first."""
+        body = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=None)
+        return (self._header + "\n\n" if self._header else "") + body
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_yaml(), encoding="utf-8")
+        return path
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Recipe) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):  # pragma: no cover - recipes are mutable; hash by content for caching
+        return hash(self.to_yaml())
+
+
+def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
+    """Load a recipe YAML file (see :class:`Recipe`).
+
+    Example:
+
+        >>> from curate.recipe import load_recipe
+        >>> load_recipe("recipes/anti_sycophancy.yaml").blocked()
+        ['flattery', 'agreement']
+    """
+    path = Path(path)
+    if not path.exists():
+        shipped = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
+        raise RecipeError(f"Recipe file {str(path)!r} does not exist. Shipped recipes in recipes/: {shipped}.")
+    try:
+        return Recipe.from_yaml(path.read_text(encoding="utf-8"), validate_ids=validate_ids)
+    except RecipeError as err:
+        raise RecipeError(f"{path}: {err}") from None
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _check_rules(recipe: Recipe) -> None:
+    seen: dict[str, tuple[int, int, str]] = {}
+    for i, rule in enumerate(recipe.rules):
+        allowed = ALLOWED_INTERVENTIONS[rule.action]
+        for k, name in enumerate(rule.interventions or []):
+            if name not in allowed:
+                raise RecipeError(f"rules[{i}].interventions[{k}]: {name!r} is not an intervention for action "
+                                  f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}.")
+        if len(set(rule.interventions or [])) != len(rule.interventions or []):
+            raise RecipeError(f"rules[{i}].interventions: duplicated entries in {rule.interventions}.")
+        if rule.action == "block" and not 0 < rule.strength <= 1:
+            raise RecipeError(f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
+                              f"(0, 1]; got {rule.strength}.")
+        if rule.action == "amplify" and not rule.strength > 0:
+            raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
+        if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
+            raise RecipeError(f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "
+                              f"does not list (interventions: {rule.interventions}).")
+        for j, cid in enumerate(rule.concepts):
+            if not isinstance(cid, str) or not cid:
+                raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {cid!r}.")
+            if cid in seen:
+                pi, pj, pa = seen[cid]
+                kind = "conflicting actions" if pa != rule.action else "duplicated action"
+                raise RecipeError(f"rules[{i}].concepts[{j}]: {kind} for {cid!r}: {pa!r} at rules[{pi}].concepts[{pj}] "
+                                  f"and {rule.action!r} here. Name each concept in one rule only.")
+            seen[cid] = (i, j, rule.action)
+    uses = {n for r in recipe.rules for n in (r.interventions or [])}
+    if {"rebalance", "resample"} <= uses:
+        ri = next(i for i, r in enumerate(recipe.rules) if "resample" in (r.interventions or []))
+        raise RecipeError(f"rules[{ri}].interventions: 'resample' and 'rebalance' conflict: the joint weights are "
+                          "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
+                          "for the whole dataset. Use one of them in every rule.")
+    for i, s in enumerate(recipe.concepts):
+        if s.kind == "sae" and not s.source:
+            raise RecipeError(f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
+                              "columns `chosen__sae:<source>__idx`).")
+
+
+def _known_from(known) -> tuple[set[str], set[str] | None]:
+    if isinstance(known, (list, tuple, set, frozenset)) or (
+            hasattr(known, "__iter__") and not hasattr(known, "column_names") and not hasattr(known, "columns")):
+        ids = set(known)
+        return ids, {m["source"] for c in ids if (m := _SAE_ID.match(c))}
+    names = list(getattr(known, "column_names", None) or list(getattr(known, "columns", [])))
+    ids = {p[1] for n in names if (p := C.parse_score_column(n)) and p[0] == C.CHOSEN}
+    sae = {p[1] for n in names if (p := C.parse_sae_column(n))}
+    if sae:
+        from .scores import concept_scores
+
+        ids |= {c for c in concept_scores(known, min_active=1).concepts["concept"] if c.startswith("sae:")}
+    return ids, sae
+
+
+def _short(items: list[str], n: int = 40) -> str:
+    return str(items[:n]) + (f" … ({len(items)} in all)" if len(items) > n else "")
+
+
+def _leading_comments(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#") or (lines and not line.strip()):
+            lines.append(line)
+        else:
+            break
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    sub = {"data": DataSpec, "concepts": ConceptSource, "rules": Rule, "publish": PublishSpec}
+    for part in loc:
+        if isinstance(part, str) and part in sub and model is Recipe:
+            model = sub[part]
+    return sorted(model.model_fields)
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    msgs = []
+    for e in err.errors():
+        loc = e["loc"]
+        key = ""
+        for part in loc:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        if e["type"] == "extra_forbidden":
+            parent = loc[:-1]
+            msgs.append(f"{key}: unknown key. Allowed keys here: {_allowed_keys(Recipe, parent)}.")
+        elif e["type"] == "literal_error":
+            msgs.append(f"{key}: {e['msg']} (got {e.get('input')!r}).")
+        elif e["type"] == "missing":
+            msgs.append(f"{key}: required key is missing.")
+        elif e["type"] == "value_error" and isinstance((e.get("ctx") or {}).get("error"), RecipeError):
+            msgs.append(str(e["ctx"]["error"]))
+        else:
+            msgs.append(f"{key or '<top>'}: {e['msg']} (got {e.get('input')!r}).")
+    if len(msgs) == 1 and msgs[0].startswith("rules"):
+        return msgs[0]
+    return "Invalid recipe: " + " ".join(msgs)
