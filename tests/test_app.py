@@ -1,0 +1,145 @@
+"""The app's data layer and its running Gradio server, driven through ``gradio_client``."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from app_helpers import XSS_IMG, XSS_SCRIPT, launch, make_audit_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_audit_folder(tmp_path_factory.mktemp("app") / "audit")
+
+
+@pytest.fixture(scope="module")
+def data(folder):
+    from curate.app import load_app_data
+
+    return load_app_data(folder)
+
+
+@pytest.fixture(scope="module")
+def client(folder):
+    from gradio_client import Client
+
+    demo, url = launch(folder)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+# -- data layer ----------------------------------------------------------------------------------------
+def test_summary_counts_kept_and_dropped(data):
+    s = data.summary()
+    assert (s["rows"], s["kept"], s["dropped"]) == (242, 240, 2)
+    assert s["dropped_by_reason"] == {"invalid:empty_rejected": 1, "invalid:identical": 1}
+    assert s["input_format"] == "standard" and s["confirmed"] >= 3
+
+
+def test_concept_table_filters(data):
+    full = data.concept_table()
+    assert list(full.columns[:2]) == ["finding", "concept"]  # findings lead
+    assert full["finding"].iloc[0].startswith("#")
+    confirmed = data.concept_table("named", confirmed_only=True)
+    assert 0 < len(confirmed) < len(full) and set(confirmed["confirmed"]) == {"yes"}
+    assert data.concept_table("SAE").empty
+    assert set(data.concept_table(findings_only=True)["finding"]) != {""}
+
+
+def test_pairs_filters_and_pages(data):
+    flat = data.pairs_page("flattery", "kept", None, page=1, page_size=5)
+    d = data.delta("flattery")
+    assert all(d[r["row"]] != 0 and r["kept"] for r in flat.rows)
+    assert [abs(r["delta"]) for r in flat.rows] == sorted((abs(r["delta"]) for r in flat.rows), reverse=True)
+    dropped = data.pairs_page(None, "dropped", "invalid:identical")
+    assert [r["reason"] for r in dropped.rows] == ["invalid:identical"]
+    last = data.pairs_page(None, "all", None, page=10_000, page_size=10)
+    assert last.page == last.n_pages == 25 and len(last.rows) == 2
+
+
+def test_every_data_text_is_escaped(data):
+    from curate.app import render_concept, render_pairs
+
+    page = render_pairs(data.pairs_page(None, "all", None, 1, 1))
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page and "&lt;img src=x onerror=" in page
+    concept = render_concept(data, "emoji")  # its label is hostile too
+    assert "<img" not in concept and "&lt;img" in concept
+
+
+def test_named_concept_spans_are_highlighted(data):
+    from curate.app import render_pairs
+
+    html = render_pairs(data.pairs_page("flattery", "all", None, 1, 3))
+    assert html.count('<mark class="cu-hl">') >= 3
+
+
+def test_preview_blocking_moves_win_rate_to_half(data):
+    before = data.preview([], [])
+    after = data.preview(["flattery"], [])
+    row = after["concepts"][0]
+    assert row["concept"] == "flattery" and row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
+    assert after["ess_after"] < before["ess_after"] and after["rows_kept"] == before["rows_kept"]
+    dropped = data.preview(["flattery"], [], method="filter")
+    assert dropped["rows_kept"] < before["rows_kept"]
+
+
+def test_recipe_yaml_round_trips(data):
+    from curate.recipe import Recipe
+
+    text = data.recipe_yaml(["flattery"], ["refusal"], strength=0.5)
+    recipe = Recipe.from_yaml(text)
+    assert recipe.blocked() == ["flattery"] and recipe.amplified() == ["refusal"]
+    assert recipe.rules[0].strength == 0.5
+
+
+def test_load_errors_are_clear(tmp_path, monkeypatch):
+    from curate.app import load_app_data
+
+    with pytest.raises(FileNotFoundError, match="neither an existing folder"):
+        load_app_data(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="not a folder curate can show"):
+        load_app_data(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="Could not download the dataset 'someone/missing'"):
+        load_app_data("someone/missing")
+
+
+def test_cli_registers_app_command():
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    out = CliRunner().invoke(app, ["app", "--help"])
+    assert out.exit_code == 0 and "--port" in out.output
+
+
+# -- the running app -------------------------------------------------------------------------------------
+def test_client_concept_table_and_concept(client):
+    table = client.predict("named", api_name="/concept_table")
+    assert "flattery" in [row[table["headers"].index("concept")] for row in table["data"]]
+    html = client.predict("flattery", api_name="/concept")
+    assert "win-rate" in html and "Held-out check" in html and '<mark class="cu-hl">' in html
+
+
+def test_client_pages_through_pairs(client):
+    first = client.predict("(any)", "all", "(any)", 1, 5, api_name="/pairs")
+    second = client.predict("(any)", "all", "(any)", 2, 5, api_name="/pairs")
+    assert first[1].startswith("Page 1 of 49") and second[1].startswith("Page 2 of 49") and second[2] == 2
+    assert first[0] != second[0]
+    assert XSS_SCRIPT not in first[0] and XSS_IMG not in first[0] and "&lt;script&gt;" in first[0]
+
+
+def test_client_block_changes_preview_and_downloads_yaml(client):
+    from curate.recipe import Recipe
+
+    base_html, _, _ = client.predict([], [], "rebalance", 1.0, api_name="/preview")
+    html, text, path = client.predict(["flattery"], [], "rebalance", 1.0, api_name="/preview")
+    assert html != base_html and "block" in html
+    with open(path, encoding="utf-8") as f:
+        downloaded = f.read()
+    assert downloaded.strip() == text.strip()
+    assert yaml.safe_load(downloaded)["rules"][0] == {"concepts": ["flattery"], "action": "block", "strength": 1.0,
+                                                      "interventions": ["rebalance"]}
+    assert Recipe.from_yaml(downloaded).blocked() == ["flattery"]
