@@ -1,0 +1,739 @@
+"""SAE concepts: sparse-autoencoder features of a real transformer, as a cached ``datasets.map`` step.
+
+For every response, :class:`SAEConcepts` runs a causal LM on prompt + response (the tokenizer's chat
+template when it has one), reads the residual stream after decoder block ``layer`` with a forward hook,
+**stops the forward pass there**, encodes the response tokens with a sae-lens SAE, pools over the
+response tokens only (``max``, ``mean`` or ``frac``: the share of response tokens where a feature fires)
+and keeps a sparse top-k per response::
+
+    chosen__sae:<source>__idx    list[int32]    feature indices, strongest first
+    chosen__sae:<source>__val    list[float32]  their pooled activations
+    (and the same for rejected)
+
+Rows whose ``reason`` is non-empty (invalid pairs) get empty lists. The audit reads these columns as
+concepts ``sae:<source>:<feature>``.
+
+A second, faster backend (``backend="embedding"``) encodes each whole response with all-MiniLM-L6-v2
+and an SAE fitted on those sentence embeddings, writing the same columns.
+
+Example:
+
+    >>> from curate import make_preference_pairs
+    >>> from curate.concepts.sae import annotate_sae
+    >>> ds = make_preference_pairs(100, seed=0).dataset
+    >>> out, ann = annotate_sae(ds, sae="fit", layer=15)     # SmolLM2-135M-Instruct, offline
+    >>> out.column_names[-4:]
+    ['chosen__sae:smollm2-l15__idx', 'chosen__sae:smollm2-l15__val', 'rejected__sae:smollm2-l15__idx', 'rejected__sae:smollm2-l15__val']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .. import _columns as C
+from ..errors import ModelError
+from .sae_source import FIT, fit_sae, is_sae, load_sae, sae_content_hash, sae_metadata
+
+__all__ = ["SAEConcepts", "annotate_sae", "collect_activations", "ResponseActivations", "POOLINGS", "BACKENDS"]
+
+logger = logging.getLogger("curate")
+
+_VERSION = "1"
+POOLINGS = ("max", "mean", "frac")
+BACKENDS = ("lm", "embedding")
+
+# in-memory SAEs by content hash, so a pickled annotator (fingerprint / worker processes) stays small
+_LIVE_SAES: dict[str, object] = {}
+
+
+class _StopForward(Exception):
+    """Raised by the layer hook to end the forward pass once the hooked layer has run."""
+
+
+@dataclass
+class _Item:
+    """One response to encode: rendered text, its token ids and where the response tokens are."""
+
+    ids: list[int]
+    start: int  # first response token
+    end: int  # one past the last response token
+    offsets: list[tuple[int, int]] | None = None
+    text: str = ""
+
+
+@dataclass
+class ResponseActivations:
+    """Response-token activations of a dataset, kept once so an SAE can be fitted and applied without a
+    second forward pass.
+
+    Attributes:
+        acts: ``[n_tokens, d]`` float32, all response tokens one response after another.
+        offsets: ``[n_responses + 1]`` int64; response ``j`` owns ``acts[offsets[j]:offsets[j + 1]]``.
+        rows: dataset row of each response; ``sides``: its side (``chosen``/``rejected``).
+    """
+
+    acts: torch.Tensor
+    offsets: np.ndarray
+    rows: np.ndarray
+    sides: list[str]
+
+    def of(self, j: int) -> torch.Tensor:
+        return self.acts[int(self.offsets[j]):int(self.offsets[j + 1])]
+
+
+def _short_model_name(model: str | None) -> str:
+    if model is None:
+        return "smollm2"
+    name = str(model).rstrip("/").split("/")[-1].lower()
+    return re.sub(r"-?instruct$", "", name) or "model"
+
+
+def _sanitize(source: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(source)).strip("-")
+    s = re.sub(r"_{2,}", "_", s)
+    return s or "sae"
+
+
+def default_source(model: str | None = None, layer: int = 15, sae=FIT, backend: str = "lm") -> str:
+    """The short id used in column names: ``smollm2-l15`` for a fit on the default model, ``minilm`` for
+    the embedding backend, ``<model>-l<layer>-<sae name>`` for a given SAE."""
+    if backend == "embedding":
+        base = "minilm" if model is None else _short_model_name(model)
+    else:
+        base = f"{_short_model_name(model)}-l{layer}"
+    if isinstance(sae, str) and sae != FIT:
+        base += "-" + (Path(sae).name if Path(sae).exists() else sae.replace("/", "-"))
+    elif is_sae(sae):
+        base += "-" + sae_content_hash(sae)[:8]
+    return _sanitize(base)
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).replace("torch.", "")
+    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    value = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16.")
+    return value
+
+
+class SAEConcepts:
+    """A batched ``datasets.map`` callable writing SAE features of each response as sparse top-k columns.
+
+    ``function(batch: dict[str, list]) -> dict[str, list]``: reads ``chosen``, ``rejected``,
+    ``prompt_messages`` (or ``prompt``) and ``reason``; returns ``<side>__sae:<source>__idx`` (int32 lists)
+    and ``<side>__sae:<source>__val`` (float32 lists). Declare the output schema with
+    ``features=ann.features(ds.features)``.
+
+    Within each batch, responses are sorted by length and run in micro-batches of similar lengths (right
+    padding, attention mask), then put back in order. Inputs longer than ``max_length`` lose tokens from
+    the left of the prompt (counted in ``stats_["truncated"]`` and logged).
+
+    Args:
+        sae: a sae-lens SAE, a local sae-lens folder, or ``"RELEASE/SAE_ID"`` (sae-lens pretrained).
+        model: a Hub id or folder of a causal LM; ``None`` = SmolLM2-135M-Instruct (offline GGUF). For
+            ``backend="embedding"``: a sentence encoder, ``None`` = all-MiniLM-L6-v2.
+        layer: read the residual stream after this many decoder blocks (``1..n_layers``; TransformerLens
+            ``blocks.{layer-1}.hook_resid_post``).
+        pooling: ``"max"``, ``"mean"`` or ``"frac"`` over response tokens.
+        k: features kept per response (the strongest ``k`` with a positive pooled value).
+        source: short id in column names; derived from model, layer and SAE when None.
+        backend: ``"lm"`` (residual stream of a causal LM) or ``"embedding"`` (sentence embeddings).
+        device: torch device (``"cuda"`` works; no GPU needed).
+        dtype: model dtype (``torch.bfloat16`` on CUDA); the SAE runs in its own dtype.
+        max_length: most tokens per input.
+        batch_tokens: most (padded) tokens per micro-batch.
+        max_batch_rows: most sequences per micro-batch.
+        text_columns: the response columns.
+
+    Attributes (after the first call):
+        model_, tokenizer_, model_id_, sae_; ``stats_`` counts responses, micro-batches, tokens, padding
+        and truncations.
+
+    Example:
+
+        >>> ann = SAEConcepts("artifacts/sae-smollm2-l15", layer=15, source="smollm2-l15")  # doctest: +SKIP
+        >>> ds = ds.map(ann, batched=True, batch_size=256, features=ann.features(ds.features))  # doctest: +SKIP
+    """
+
+    def __init__(self, sae, *, model: str | None = None, layer: int = 15, pooling: str = "max", k: int = 32,
+                 source: str | None = None, backend: str = "lm", device: str = "cpu", dtype=None,
+                 max_length: int = 1024, batch_tokens: int = 4096, max_batch_rows: int = 32,
+                 text_columns: Sequence[str] = C.SIDES):
+        self.sae = sae
+        self.model = model
+        self.layer = layer
+        self.pooling = pooling
+        self.k = k
+        self.source = source
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.max_length = max_length
+        self.batch_tokens = batch_tokens
+        self.max_batch_rows = max_batch_rows
+        self.text_columns = tuple(text_columns)
+
+    # -- identity --------------------------------------------------------------------------------------
+    @property
+    def source_(self) -> str:
+        return _sanitize(self.source) if self.source else default_source(self.model, self.layer, self.sae, self.backend)
+
+    def _sae_identity(self) -> str:
+        if is_sae(self.sae):
+            cached = getattr(self, "_sae_hash", None)
+            if cached is None or cached[0] is not self.sae:
+                cached = (self.sae, "sha256:" + sae_content_hash(self.sae))
+                self._sae_hash = cached
+            return cached[1]
+        if isinstance(self.sae, (str, Path)) and Path(self.sae).exists():
+            h = hashlib.sha256()
+            for f in sorted(Path(self.sae).glob("*")):
+                if f.is_file() and f.suffix in (".json", ".safetensors"):
+                    h.update(f.name.encode())
+                    h.update(f.read_bytes())
+            return "folder-sha256:" + h.hexdigest()[:16]
+        return str(self.sae)
+
+    def _model_identity(self) -> str:
+        if self.model is not None:
+            return str(self.model)
+        if self.backend == "embedding":
+            from ..models import DEFAULT_EMBEDDER
+
+            return f"{DEFAULT_EMBEDDER}@package"
+        from ..models import DEFAULT_MODEL, default_model_file
+
+        return f"{DEFAULT_MODEL}@gguf:{default_model_file().name}"
+
+    def identity(self) -> dict:
+        """What the output depends on: model, layer, SAE, pooling, k, truncation and code version."""
+        return {
+            "annotator": "sae", "version": _VERSION, "backend": self.backend, "model": self._model_identity(),
+            "layer": int(self.layer) if self.backend == "lm" else None, "sae": self._sae_identity(),
+            "pooling": self.pooling, "k": int(self.k), "source": self.source_,
+            "dtype": str(_torch_dtype(self.dtype)).replace("torch.", ""), "max_length": int(self.max_length),
+            "text_columns": list(self.text_columns),
+        }
+
+    def fingerprint(self) -> str:
+        """A short deterministic hash of :meth:`identity` (never of the weights in memory)."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def __getstate__(self) -> dict:
+        # Only the configuration travels: `datasets` hashes this (fast, deterministic) and worker processes
+        # rebuild the model from it. An in-memory SAE is referenced by its content hash.
+        state = {k: v for k, v in self.__dict__.items() if not k.endswith("_") and not k.startswith("_")}
+        if is_sae(self.sae):
+            key = self._sae_identity()
+            _LIVE_SAES[key] = self.sae
+            state["sae"] = _SAERef(key)
+        state["dtype"] = str(_torch_dtype(self.dtype)).replace("torch.", "")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("sae"), _SAERef):
+            key = state["sae"].key
+            if key not in _LIVE_SAES:
+                raise ModelError(f"The in-memory SAE {key} is not available in this process: save it with "
+                                 "`sae.save_model(path)` and pass the path instead.")
+            state = {**state, "sae": _LIVE_SAES[key]}
+        self.__dict__.update(state)
+
+    # -- schema ----------------------------------------------------------------------------------------
+    @property
+    def output_columns(self) -> list[str]:
+        src = self.source_
+        return [c for side in self.text_columns for c in (C.sae_index_column(side, src), C.sae_value_column(side, src))]
+
+    def features(self, input_features=None):
+        """The `datasets.Features` of the output: the input features plus the int32/float32 list columns."""
+        from datasets import Features, Value
+
+        try:
+            from datasets import List
+        except ImportError:  # datasets < 4
+            from datasets import Sequence as List
+        feats = dict(input_features or {})
+        src = self.source_
+        for side in self.text_columns:
+            feats[C.sae_index_column(side, src)] = List(Value("int32"))
+            feats[C.sae_value_column(side, src)] = List(Value("float32"))
+        return Features(feats)
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        if getattr(self, "sae_", None) is not None:
+            return
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {self.pooling!r}. Choose one of {list(POOLINGS)}.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {self.backend!r}. Choose one of {list(BACKENDS)}.")
+        if int(self.k) < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}.")
+        self.stats_ = {"responses": 0, "micro_batches": 0, "tokens": 0, "padded_tokens": 0, "response_tokens": 0,
+                       "truncated": 0, "truncated_response": 0}
+        dtype = _torch_dtype(self.dtype)
+        if self.backend == "embedding":
+            from ..models import load_embedder
+
+            self.model_, self.tokenizer_, self.model_id_ = load_embedder(self.model, device=self.device)
+            d_model = int(self.model_.config.hidden_size)
+        else:
+            from ..models import decoder_layers, load_model
+
+            self.model_, self.tokenizer_, self.model_id_ = load_model(self.model, device=self.device, dtype=dtype)
+            n_layers = len(decoder_layers(self.model_))
+            if not isinstance(self.layer, int) or not 1 <= self.layer <= n_layers:
+                raise ModelError(
+                    f"Unknown layer {self.layer!r} for {self.model_id_}: it has {n_layers} decoder layers, so "
+                    f"layer must be an integer in 1..{n_layers} (the residual stream after that many blocks)."
+                )
+            d_model = int(self.model_.config.hidden_size)
+        self.sae_ = self._load_sae() if self.sae is not None else None
+        if self.sae_ is not None:
+            d_in = int(self.sae_.cfg.d_in)
+            if d_in != d_model:
+                meta = sae_metadata(self.sae_)
+                made_for = ", ".join(f"{k}={meta[k]!r}" for k in ("model_name", "hook_name", "curate_model",
+                                                                  "curate_layer") if meta.get(k) is not None)
+                raise ModelError(
+                    f"SAE/model dimension mismatch: the SAE expects d_in={d_in} but {self.model_id_} has hidden "
+                    f"size {d_model}. Use the model the SAE was trained on" + (f" ({made_for})" if made_for else "")
+                    + ", pick an SAE trained on this model, or fit one on your data with sae='fit' (`--sae fit`)."
+                )
+            meta = sae_metadata(self.sae_)
+            if self.backend == "lm" and meta.get("curate_layer") not in (None, self.layer):
+                logger.warning("This SAE was fitted on layer %s but is applied to layer %s.", meta["curate_layer"], self.layer)
+
+    def _load_sae(self):
+        sae = load_sae(self.sae, device=self.device)
+        sae.eval()
+        return sae
+
+    # -- tokenization ----------------------------------------------------------------------------------
+    def _messages(self, batch: dict, i: int) -> list[dict]:
+        msgs = batch.get(C.PROMPT_MESSAGES)
+        if msgs is not None and isinstance(msgs[i], list) and msgs[i]:
+            return [{"role": str(m.get("role") or "user"), "content": str(m.get("content") or "")} for m in msgs[i]]
+        prompts = batch.get(C.PROMPT)
+        if prompts is not None and isinstance(prompts[i], str) and prompts[i]:
+            return [{"role": "user", "content": prompts[i]}]
+        return []
+
+    def _render(self, messages: list[dict], response: str) -> tuple[str, int, int]:
+        """Text of prompt + response and the character span of the response in it."""
+        tok = self.tokenizer_
+        if getattr(tok, "chat_template", None):
+            full = tok.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
+            prefix = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) if messages else ""
+            if full.startswith(prefix) and full[len(prefix):].startswith(response):
+                return full, len(prefix), len(prefix) + len(response)
+            pos = full.rfind(response)
+            if pos >= 0 and response:
+                return full, pos, pos + len(response)
+            text = prefix + response
+            return text, len(prefix), len(text)
+        prefix = "\n\n".join(m["content"] for m in messages)
+        prefix = prefix + "\n\n" if prefix else ""
+        return prefix + response, len(prefix), len(prefix) + len(response)
+
+    def _tokenize(self, pairs: list[tuple[list[dict], str]], keep_offsets: bool = False) -> list[_Item]:
+        rendered = [self._render(m, r) for m, r in pairs]
+        has_template = bool(getattr(self.tokenizer_, "chat_template", None))
+        enc = self.tokenizer_([t for t, _, _ in rendered], add_special_tokens=not has_template,
+                              return_offsets_mapping=True)
+        items = []
+        for (text, cs, ce), ids, offs in zip(rendered, enc["input_ids"], enc["offset_mapping"]):
+            resp = [j for j, (a, b) in enumerate(offs) if b > a and b > cs and a < ce]
+            start, end = (resp[0], resp[-1] + 1) if resp else (len(ids), len(ids))
+            ids = list(ids)
+            offs = [tuple(o) for o in offs]
+            if len(ids) > self.max_length:
+                cut = min(len(ids) - self.max_length, start)
+                if cut < len(ids) - self.max_length:
+                    self.stats_["truncated_response"] += 1
+                self.stats_["truncated"] += 1
+                ids, offs = ids[cut:cut + self.max_length], offs[cut:cut + self.max_length]
+                start, end = start - cut, min(end - cut, len(ids))
+            items.append(_Item(ids, start, end, offs if keep_offsets else None, text if keep_offsets else ""))
+        return items
+
+    # -- forward ---------------------------------------------------------------------------------------
+    def _micro_batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        cur: list[int] = []
+        for j in order:
+            n = max(1, int(lengths[j]))
+            if cur and ((len(cur) + 1) * n > self.batch_tokens or len(cur) >= self.max_batch_rows):
+                yield cur
+                cur = []
+            cur.append(int(j))
+        if cur:
+            yield cur
+
+    @torch.inference_mode()
+    def _residuals(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual stream after block ``layer`` for right-padded ``ids``: ``([B, T, d], [B, T] mask)``."""
+        from ..models import decoder_layers
+
+        T = max(len(x) for x in ids)
+        pad = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
+        input_ids = torch.full((len(ids), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), T), dtype=torch.long)
+        for b, x in enumerate(ids):
+            input_ids[b, :len(x)] = torch.tensor(x, dtype=torch.long)
+            mask[b, :len(x)] = 1
+        captured: list[torch.Tensor] = []
+
+        def hook(module, args, output):
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StopForward
+
+        handle = decoder_layers(self.model_)[self.layer - 1].register_forward_hook(hook)
+        try:
+            self.model_(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise ModelError(f"The hook on layer {self.layer} never ran: is this model's forward standard?")
+        self.stats_["micro_batches"] += 1
+        self.stats_["tokens"] += int(mask.sum())
+        self.stats_["padded_tokens"] += int(mask.numel())
+        return captured[0], mask
+
+    @torch.inference_mode()
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        enc = self.tokenizer_(texts, padding=True, truncation=True, max_length=min(self.max_length, 512),
+                              return_tensors="pt").to(self.device)
+        hidden = self.model_(**enc).last_hidden_state
+        m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        self.stats_["micro_batches"] += 1
+        self.stats_["tokens"] += int(enc["attention_mask"].sum())
+        self.stats_["padded_tokens"] += int(enc["attention_mask"].numel())
+        return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+    def _response_activations(self, pairs: list[tuple[list[dict], str]]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+        """Yield ``(positions, activations)`` per micro-batch: the ``[n_tokens, d]`` response-token
+        activations (one row per response for the embedding backend) of ``pairs[positions[j]]``."""
+        if self.backend == "embedding":
+            texts = [r for _, r in pairs]
+            lengths = [len(t) // 4 + 1 for t in texts]
+            for group in self._micro_batches(lengths):
+                emb = self._embed([texts[j] for j in group])
+                yield group, [emb[i:i + 1] for i in range(len(group))]
+            return
+        items = self._tokenize(pairs)
+        for group in self._micro_batches([len(it.ids) for it in items]):
+            resid, _ = self._residuals([items[j].ids for j in group])
+            acts = [resid[b, items[j].start:items[j].end] for b, j in enumerate(group)]
+            self.stats_["response_tokens"] += sum(len(a) for a in acts)
+            yield group, acts
+
+    # -- encoding and pooling ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _encode(self, acts: torch.Tensor) -> torch.Tensor:
+        sae = self.sae_
+        out = [sae.encode(chunk.to(sae.W_dec.device if hasattr(sae, "W_dec") else self.device))
+               for chunk in acts.split(4096)]
+        return torch.cat(out).float() if out else torch.zeros((0, int(sae.cfg.d_sae)))
+
+    @torch.inference_mode()
+    def pool(self, acts: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Encode each response's ``[n_tokens, d]`` activations with the SAE, pool over its tokens and keep
+        the top ``k``. Returns ``(indices int32, values float32)`` per response, strongest first."""
+        self._setup()
+        lens = [len(a) for a in acts]
+        empty = (np.zeros(0, np.int32), np.zeros(0, np.float32))
+        if sum(lens) == 0:
+            return [empty for _ in acts]
+        feats = self._encode(torch.cat([a for a in acts if len(a)]))
+        seg = torch.repeat_interleave(torch.arange(len(acts)), torch.tensor(lens)).to(feats.device)
+        d_sae = feats.shape[1]
+        if self.pooling == "max":
+            pooled = torch.zeros((len(acts), d_sae), device=feats.device).scatter_reduce_(
+                0, seg.unsqueeze(1).expand_as(feats), feats, "amax", include_self=True)
+        else:
+            src = feats if self.pooling == "mean" else (feats > 0).float()
+            pooled = torch.zeros((len(acts), d_sae), device=feats.device).index_add_(0, seg, src)
+            pooled = pooled / torch.tensor(lens, device=feats.device).clamp(min=1).unsqueeze(1)
+        vals, idx = torch.topk(pooled, min(int(self.k), d_sae), dim=1)
+        vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
+        out = []
+        for j, n in enumerate(lens):
+            keep = vals[j] > 0 if n else np.zeros(len(vals[j]), bool)
+            out.append((idx[j][keep].astype(np.int32), vals[j][keep].astype(np.float32)))
+        return out
+
+    # -- the map ---------------------------------------------------------------------------------------
+    def _targets(self, batch: dict) -> list[tuple[str, int, list[dict], str]]:
+        n = len(batch[self.text_columns[0]])
+        reasons = batch.get(C.REASON) or [""] * n
+        out = []
+        for side in self.text_columns:
+            for i in range(n):
+                text = batch[side][i]
+                if reasons[i] or not isinstance(text, str) or not text:
+                    continue
+                out.append((side, i, self._messages(batch, i) if self.backend == "lm" else [], text))
+        return out
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        missing = [c for c in self.text_columns if c not in batch]
+        if missing:
+            raise KeyError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
+        self._setup()
+        if self.sae_ is None:
+            raise ModelError("SAEConcepts has no SAE: pass sae=<folder | 'RELEASE/ID' | SAE> or use annotate_sae(sae='fit').")
+        n = len(batch[self.text_columns[0]])
+        src = self.source_
+        out = {c: [[] for _ in range(n)] for c in self.output_columns}
+        targets = self._targets(batch)
+        before = self.stats_["truncated"]
+        for group, acts in self._response_activations([(m, r) for _, _, m, r in targets]):
+            for j, (idx, val) in zip(group, self.pool(acts)):
+                side, i = targets[j][0], targets[j][1]
+                out[C.sae_index_column(side, src)][i] = idx.tolist()
+                out[C.sae_value_column(side, src)][i] = val.tolist()
+        self.stats_["responses"] += len(targets)
+        if self.stats_["truncated"] > before:
+            logger.warning("%d of %d inputs in this batch were longer than max_length=%d; their prompts were "
+                           "truncated from the left (%d so far).", self.stats_["truncated"] - before, len(targets),
+                           self.max_length, self.stats_["truncated"])
+        return out
+
+    # -- token-level reading (labels, the Space) ---------------------------------------------------------
+    @torch.inference_mode()
+    def token_activations(self, pairs: list[tuple[list[dict], str]], features: Sequence[int] | None = None
+                          ) -> list[tuple[list[str], np.ndarray]]:
+        """Per-token SAE activations of responses, for reading features.
+
+        Args:
+            pairs: ``(prompt_messages, response)`` tuples.
+            features: feature indices to return (all ``d_sae`` when None).
+
+        Returns:
+            One ``(tokens, acts)`` per pair: the response's token strings and a ``[n_tokens, n_features]``
+            float32 array. The embedding backend returns one pseudo-token (the whole response).
+        """
+        self._setup()
+        cols = None if features is None else torch.as_tensor(list(features), dtype=torch.long)
+        results: list = [None] * len(pairs)
+        if self.backend == "embedding":
+            for group, acts in self._response_activations(pairs):
+                for j, a in zip(group, acts):
+                    f = self._encode(a)
+                    results[j] = ([pairs[j][1]], (f if cols is None else f[:, cols]).numpy())
+            return results
+        items = self._tokenize(pairs, keep_offsets=True)
+        for group in self._micro_batches([len(it.ids) for it in items]):
+            resid, _ = self._residuals([items[j].ids for j in group])
+            for b, j in enumerate(group):
+                it = items[j]
+                f = self._encode(resid[b, it.start:it.end]).cpu()
+                toks = [it.text[a:e] for a, e in it.offsets[it.start:it.end]]
+                results[j] = (toks, (f if cols is None else f[:, cols]).numpy())
+        return results
+
+    def to_dict(self) -> dict:
+        """Settings of this annotator (for cards and reports)."""
+        out = self.identity()
+        sae = getattr(self, "sae_", None)
+        if sae is not None:
+            out.update({"d_sae": int(sae.cfg.d_sae), "d_in": int(sae.cfg.d_in)})
+            fit = sae_metadata(sae).get("curate_fit")
+            if fit:
+                out["fit"] = fit
+        return out
+
+    def __repr__(self) -> str:
+        sae = self.sae if isinstance(self.sae, str) or self.sae is None else type(self.sae).__name__
+        return (f"SAEConcepts(sae={sae!r}, model={self.model!r}, layer={self.layer}, pooling={self.pooling!r}, "
+                f"k={self.k}, backend={self.backend!r})")
+
+
+@dataclass(frozen=True)
+class _SAERef:
+    key: str
+
+
+def collect_activations(dataset, annotator: SAEConcepts, *, batch_size: int = 256,
+                        max_tokens: int | None = None) -> ResponseActivations:
+    """Run the model once over the usable responses of ``dataset`` and keep their response-token
+    activations (float32, CPU).
+
+    Args:
+        dataset: a pair dataset.
+        annotator: the :class:`SAEConcepts` whose model, layer and backend to use (its SAE is not needed).
+        batch_size: rows per batch.
+        max_tokens: stop after this many response tokens (the result then covers a prefix of the rows).
+
+    Example:
+
+        >>> ann = SAEConcepts(None, layer=15)                                   # doctest: +SKIP
+        >>> acts = collect_activations(make_preference_pairs(50).dataset, ann)  # doctest: +SKIP
+    """
+    annotator._setup()
+    chunks, lengths, rows, sides = [], [], [], []
+    total = 0
+    cols = [c for c in (*annotator.text_columns, C.PROMPT, C.PROMPT_MESSAGES, C.REASON) if c in dataset.column_names]
+    data = dataset.select_columns(cols)
+    for start in range(0, len(data), batch_size):
+        batch = data[start:start + batch_size]
+        targets = annotator._targets(batch)
+        got: list = [None] * len(targets)
+        for group, acts in annotator._response_activations([(m, r) for _, _, m, r in targets]):
+            for j, a in zip(group, acts):
+                got[j] = a.detach().to("cpu", torch.float32).clone()
+        for (side, i, _, _), a in zip(targets, got):
+            chunks.append(a)
+            lengths.append(len(a))
+            rows.append(start + i)
+            sides.append(side)
+            total += len(a)
+        if max_tokens is not None and total >= max_tokens:
+            break
+    d = int(annotator.model_.config.hidden_size)
+    acts = torch.cat(chunks) if chunks else torch.zeros((0, d))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return ResponseActivations(acts, offsets, np.asarray(rows, dtype=np.int64), sides)
+
+
+class _FromActivations:
+    """Map function that pools precomputed activations (same output as the annotator's forward)."""
+
+    def __init__(self, annotator: SAEConcepts, cached: ResponseActivations):
+        self.annotator = annotator
+        self.cached = cached
+        self.where = {(int(r), s): j for j, (r, s) in enumerate(zip(cached.rows, cached.sides))}
+
+    def __call__(self, batch: dict, indices: list[int]) -> dict:
+        ann = self.annotator
+        src = ann.source_
+        out = {c: [[] for _ in indices] for c in ann.output_columns}
+        reasons = batch.get(C.REASON) or [""] * len(indices)
+        want = []
+        for side in ann.text_columns:
+            for i, row in enumerate(indices):
+                j = self.where.get((int(row), side))
+                if j is not None and not reasons[i]:
+                    want.append((side, i, j))
+        for start in range(0, len(want), 64):
+            part = want[start:start + 64]
+            for (side, i, _), (idx, val) in zip(part, ann.pool([self.cached.of(j) for _, _, j in part])):
+                out[C.sae_index_column(side, src)][i] = idx.tolist()
+                out[C.sae_value_column(side, src)][i] = val.tolist()
+        return out
+
+    def __getstate__(self):  # hashed by `datasets` only when no new_fingerprint is given
+        return {"annotator": self.annotator.identity(), "n": len(self.cached.rows)}
+
+
+def _fit_key(dataset, model_identity: str, layer: int, backend: str, fit_kwargs: dict) -> str:
+    fp = getattr(dataset, "_fingerprint", None) or str(len(dataset))
+    blob = json.dumps({"data": fp, "model": model_identity, "layer": layer, "backend": backend,
+                       "fit": fit_kwargs, "version": _VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT, pooling: str = "max", k: int = 32,
+                 source: str | None = None, backend: str = "lm", batch_size: int = 256, fit_kwargs: dict | None = None,
+                 cache_dir: str | Path | None = None, device: str = "cpu", dtype=None, max_length: int = 1024,
+                 max_cache_tokens: int = 1_000_000, desc: str = "SAE concepts"):
+    """Add sparse SAE feature columns to a pair dataset; fit the SAE on the data first when ``sae="fit"``.
+
+    With ``sae="fit"`` the model runs **once**: the response-token activations are kept (up to
+    ``max_cache_tokens``, ~2.3 GB per million tokens at d=576), a TopK SAE is fitted on them with sae-lens's
+    trainer (:func:`~curate.concepts.sae_source.fit_sae`), and the columns are computed from the kept
+    activations. Larger datasets are fitted on their first ``max_cache_tokens`` tokens and annotated by a
+    regular forward pass. The map's fingerprint is the annotator's identity (model, layer, SAE content
+    hash, pooling, k, version) plus the input's, so a re-run hits the `datasets` cache.
+
+    Args:
+        dataset: a `datasets.Dataset` in curate's pair schema.
+        model: causal LM id/folder (``None``: offline SmolLM2-135M-Instruct); for ``backend="embedding"``
+            a sentence encoder (``None``: all-MiniLM-L6-v2).
+        layer: residual-stream layer (``1..n_layers``).
+        sae: ``"fit"``, a sae-lens folder, ``"RELEASE/SAE_ID"``, or an SAE object.
+        pooling: ``"max"``, ``"mean"`` or ``"frac"``.
+        k: features kept per response.
+        source: short id for column names (default e.g. ``smollm2-l15``).
+        backend: ``"lm"`` or ``"embedding"``.
+        batch_size: rows per ``map`` batch.
+        fit_kwargs: arguments of :func:`~curate.concepts.sae_source.fit_sae` (``d_sae``, ``k``, ``epochs``, ...).
+            Defaults: d_sae 2048, k 32, 3 epochs for ``lm``; d_sae 256, k 8, 30 epochs for ``embedding``.
+        cache_dir: where to keep a fitted SAE (keyed by data, model, layer and fit settings) for reuse.
+        device, dtype: where and in which dtype the model runs.
+        max_length: most tokens per input (longer prompts are truncated from the left).
+        max_cache_tokens: most response tokens kept in memory for a fit.
+
+    Returns:
+        ``(annotated dataset, annotator)``; ``annotator.sae_`` is the SAE used, ``annotator.to_dict()``
+        records the settings (and the fit's statistics).
+
+    Example:
+
+        >>> from curate import make_preference_pairs
+        >>> out, ann = annotate_sae(make_preference_pairs(60).dataset, backend="embedding")
+        >>> ann.source_, len(out[0]["chosen__sae:minilm__idx"]) > 0
+        ('minilm', True)
+    """
+    ann_kwargs = dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
+                      max_length=max_length)
+    cached = None
+    fitted_here = isinstance(sae, str) and sae == FIT
+    if fitted_here:
+        defaults = {"d_sae": 2048, "k": 32, "epochs": 3} if backend == "lm" else \
+            {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
+        fkw = {**defaults, **(fit_kwargs or {})}
+        probe = SAEConcepts(None, **ann_kwargs)
+        path = Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}" if cache_dir else None
+        if path is not None and (path / "cfg.json").exists():
+            logger.info("Reusing the SAE fitted earlier at %s", path)
+            fitted = load_sae(path, device=device)
+        else:
+            cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=max_cache_tokens)
+            if len(cached.acts) == 0:
+                raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
+            meta = {"curate_model": probe.model_id_, "curate_layer": layer if backend == "lm" else None,
+                    "curate_backend": backend, "model_name": probe.model_id_,
+                    "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding"}
+            fitted = fit_sae(cached.acts, device=device, metadata=meta, out=path, **fkw)
+            if len(np.unique(cached.rows)) < sum(1 for r in (dataset[C.REASON] if C.REASON in dataset.column_names
+                                                              else [""] * len(dataset)) if not r):
+                cached = None  # partial: annotate with a forward pass
+        sae = fitted
+    ann = SAEConcepts(sae, source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
+                      **ann_kwargs)
+    ann._setup()
+    if fitted_here and cached is not None:
+        ann.stats_.update(probe.stats_)
+    existing = [c for c in ann.output_columns if c in dataset.column_names]
+    if existing:
+        dataset = dataset.remove_columns(existing)
+    fp = None
+    if getattr(dataset, "_fingerprint", None) is not None:
+        fp = hashlib.sha256(f"{dataset._fingerprint}|sae|{ann.fingerprint()}".encode()).hexdigest()[:32]
+    if cached is not None:
+        fn, extra = _FromActivations(ann, cached), {"with_indices": True}
+    else:
+        fn, extra = ann, {}
+    out = dataset.map(fn, batched=True, batch_size=batch_size, features=ann.features(dataset.features),
+                      new_fingerprint=fp, desc=desc, **extra)
+    return out, ann
