@@ -17,6 +17,22 @@ For each concept over usable pairs, with Δ = score(chosen) − score(rejected):
 * a multivariate model: an L2 logistic regression of the preference on all concept Δs, fitted on the
   discovery half and scored on the confirmation half (``auc_``).
 
+Making SAE findings few and readable:
+
+* **grouping** — SAE features whose pooled activations correlate (average linkage on 1 − r, cut at
+  ``group_threshold``) become one row ``group:<source>:<n>`` with ``n_members``; the per-feature rows stay in
+  ``members_`` (with their ``group``) for drill-down (:mod:`curate.grouping`);
+* **length control by default** — rows are ranked by the length-controlled effect; ``length_controlled_q``
+  is BH across all concepts;
+* **beyond the obvious** — a sparse (L1) logistic regression of the preference on the Δs of all groups,
+  named concepts and length together, penalty by 3-fold CV on the discovery half, held-out AUC in
+  ``sparse_auc_``; per concept ``multivariate_coef`` and ``survives_controls`` (non-zero once length and
+  the named concepts are in the model);
+* **purity** — the share of a concept's activation mass on responses that carry its nearest named concept;
+* **findings** — at most ``max_findings`` rows (``finding`` and ``finding_rank``): confirmed, length-controlled
+  q < alpha, practically large (|win_rate − 0.5| ≥ ``min_effect``), and not redundant (|r| <
+  ``redundancy`` with a stronger finding), ordered by the length-controlled effect.
+
 With ``weights`` (e.g. from a rebalancing intervention) every statistic is weighted, and intervals and
 tests use the Kish effective number of pairs.
 
@@ -37,14 +53,18 @@ import pandas as pd
 
 from . import stats as S
 from .errors import NotFittedError
+from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
 
 RESULT_COLUMNS = [
-    "concept", "label", "source", "n_pairs", "n_differ", "win_rate", "ci_low", "ci_high", "effect_size",
-    "mean_delta", "p_value", "q_value", "length_controlled_coef", "length_controlled_p", "length_controlled_q",
-    "discovery_win_rate", "discovery_q", "confirmation_win_rate", "confirmation_p", "confirmed",
-    "nearest_named", "nearest_r", "prevalence_chosen", "prevalence_rejected",
+    "concept", "label", "source", "finding", "finding_rank", "n_members", "n_pairs", "n_differ", "win_rate",
+    "ci_low", "ci_high", "effect_size", "mean_delta", "p_value", "q_value", "length_controlled_coef",
+    "length_controlled_p", "length_controlled_q", "discovery_win_rate", "discovery_q", "confirmation_win_rate",
+    "confirmation_p", "confirmed", "nearest_named", "nearest_r", "purity", "multivariate_coef",
+    "survives_controls", "prevalence_chosen", "prevalence_rejected",
 ]
+MEMBER_COLUMNS = [c for c in RESULT_COLUMNS if c not in (
+    "finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls")] + ["group"]
 
 
 class ConceptAudit:
@@ -64,11 +84,27 @@ class ConceptAudit:
         results_by_: per-subset results when ``fit(..., by=column)`` was used.
     """
 
-    def __init__(self, alpha: float = 0.05, seed: int = 0, min_active: int = 5, split_salt: str = "curate"):
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        seed: int = 0,
+        min_active: int = 5,
+        split_salt: str = "curate",
+        group_features: bool = True,
+        group_threshold: float = 0.5,
+        max_findings: int = 20,
+        min_effect: float = 0.1,
+        redundancy: float = 0.9,
+    ):
         self.alpha = alpha
         self.seed = seed
         self.min_active = min_active
         self.split_salt = split_salt
+        self.group_features = group_features
+        self.group_threshold = group_threshold
+        self.max_findings = max_findings
+        self.min_effect = min_effect
+        self.redundancy = redundancy
 
     # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, data, *, weights=None, by: str | None = None, labels: pd.DataFrame | None = None) -> "ConceptAudit":
@@ -90,18 +126,31 @@ class ConceptAudit:
             raise ValueError("No usable pairs to audit: every row has a non-empty `reason` (see the ingestion summary).")
         if scores.chosen.shape[1] == 0:
             raise ValueError("The dataset has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
-        self.scores_ = scores
-        self.n_pairs_ = scores.n_pairs
-        res = self._univariate(scores, scores.weights)
         half = prompt_halves(scores.prompts, self.split_salt)
+        self.n_pairs_ = scores.n_pairs
         self.n_discovery_, self.n_confirmation_ = int((half == 0).sum()), int((half == 1).sum())
-        res = pd.concat([res, self._confirm(scores, half)], axis=1)
-        res = pd.concat([res, self._nearest_named(scores)], axis=1)
-        if labels is not None and len(labels):
-            lab = labels.set_index("concept")["label"]
-            res["label"] = [lab.get(c, l) for c, l in zip(res["concept"], res["label"])]
+        membership = None
+        if self.group_features and (scores.concepts["source"] != "named").any():
+            grouped, membership = group_scores(scores, self.group_threshold, labels)
+            members = self._table(scores, half, labels).merge(membership, on="concept", how="inner")
+            self.members_ = members[MEMBER_COLUMNS].sort_values(["group", "q_value"]).reset_index(drop=True)
+            scores = grouped
+        else:
+            self.members_ = pd.DataFrame(columns=MEMBER_COLUMNS)
+        self.scores_ = scores
+        res = self._table(scores, half, labels)
+        sizes = membership["group"].value_counts() if membership is not None else pd.Series(dtype=int)
+        res["n_members"] = [int(sizes.get(c, 1)) for c in res["concept"]]
+        res["purity"] = self._purity(scores, res)
+        coef, self.sparse_auc_ = self._sparse_model(scores, half)
+        res["multivariate_coef"] = coef
+        res["survives_controls"] = coef != 0
         self.auc_ = self._multivariate_auc(scores, half)
-        order = np.lexsort((-np.abs(res["win_rate"].fillna(0.5).to_numpy() - 0.5), res["q_value"].fillna(1).to_numpy()))
+        res = self._mark_findings(scores, res)
+        lc_q = res["length_controlled_q"].fillna(1).to_numpy()
+        lc_abs = -np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        rank = res["finding_rank"].fillna(np.inf).to_numpy()
+        order = np.lexsort((lc_abs, lc_q, rank))
         self.results_ = res.iloc[order][RESULT_COLUMNS].reset_index(drop=True)
         if by:
             parts = []
@@ -113,6 +162,85 @@ class ConceptAudit:
                 parts.append(sub)
             self.results_by_ = pd.concat(parts, ignore_index=True)
         return self
+
+    def _table(self, scores: ConceptScores, half: np.ndarray, labels) -> pd.DataFrame:
+        res = self._univariate(scores, scores.weights)
+        res = pd.concat([res, self._confirm(scores, half), self._nearest_named(scores)], axis=1)
+        if labels is not None and len(labels):
+            lab = labels.set_index("concept")["label"]
+            res["label"] = [lab.get(c, l) for c, l in zip(res["concept"], res["label"])]
+        return res
+
+    @staticmethod
+    def _purity(scores: ConceptScores, res: pd.DataFrame) -> np.ndarray:
+        """Share of a concept's activation mass on responses that carry its nearest named concept."""
+        ids = scores.concepts["concept"].tolist()
+        stacked = np.concatenate([scores.chosen, scores.rejected], axis=0)
+        out = np.full(len(res), np.nan)
+        for i, (src, near) in enumerate(zip(res["source"], res["nearest_named"])):
+            if src == "named" or near is None or near not in ids:
+                continue
+            act = np.abs(stacked[:, i])
+            total = act.sum()
+            if total > 0:
+                out[i] = act[stacked[:, ids.index(near)] > 0].sum() / total
+        return out
+
+    def _sparse_model(self, scores: ConceptScores, half: np.ndarray):
+        """L1 logistic regression of the preference on every concept's Δ (named, length and groups together).
+
+        Fitted on the discovery half with the penalty chosen by 3-fold CV; returns per-concept coefficients
+        (0 = explained away by the others) and the AUC on the confirmation half.
+        """
+        from sklearn.linear_model import LogisticRegressionCV
+        from sklearn.metrics import roc_auc_score
+
+        K = scores.chosen.shape[1]
+        X = S.scale_no_center(scores.delta)
+        rng = np.random.default_rng(self.seed)
+        orient = rng.choice([-1.0, 1.0], size=len(X))
+        X, y = X * orient[:, None], (orient > 0).astype(int)
+        tr, te = half == 0, half == 1
+        if tr.sum() < 30 or te.sum() < 10 or len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
+            return np.zeros(K), float("nan")
+        import inspect
+
+        params = inspect.signature(LogisticRegressionCV).parameters
+        l1 = ({"l1_ratios": (1.0,), "use_legacy_attributes": True} if "use_legacy_attributes" in params
+              else {"penalty": "l1"})  # scikit-learn >= 1.8 spells the L1 penalty as l1_ratios
+        model = LogisticRegressionCV(Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0], solver="liblinear", cv=3,
+                                     fit_intercept=False, scoring="roc_auc", random_state=self.seed, **l1)
+        model.fit(X[tr], y[tr], sample_weight=scores.weights[tr])
+        auc = roc_auc_score(y[te], model.decision_function(X[te]), sample_weight=scores.weights[te])
+        return model.coef_[0].copy(), float(auc)
+
+    def _mark_findings(self, scores: ConceptScores, res: pd.DataFrame) -> pd.DataFrame:
+        """At most ``max_findings`` confirmed, length-controlled, practically large, non-redundant concepts."""
+        ok = (res["confirmed"] & (res["length_controlled_q"] < self.alpha)
+              & ((res["win_rate"] - 0.5).abs() >= self.min_effect)).to_numpy()
+        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        candidates = [i for i in np.argsort(-strength, kind="stable") if ok[i]]
+        stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
+        chosen_idx: list[int] = []
+        for i in candidates:
+            if len(chosen_idx) >= self.max_findings:
+                break
+            if chosen_idx:
+                r = S.correlation_matrix(stacked[:, [i]], stacked[:, chosen_idx])[0]
+                if np.nanmax(np.abs(r)) >= self.redundancy:
+                    continue
+            chosen_idx.append(i)
+        res = res.copy()
+        res["finding"] = False
+        res["finding_rank"] = np.nan
+        res.loc[res.index[chosen_idx], "finding"] = True
+        res.loc[res.index[chosen_idx], "finding_rank"] = np.arange(1, len(chosen_idx) + 1)
+        return res
+
+    def findings(self) -> pd.DataFrame:
+        """The short list: confirmed, length-controlled, practically large concepts, one per group."""
+        self._check_fitted()
+        return self.results_[self.results_["finding"]]
 
     def _univariate(self, scores: ConceptScores, w: np.ndarray) -> pd.DataFrame:
         delta = scores.delta
@@ -216,17 +344,24 @@ class ConceptAudit:
     def to_dict(self) -> dict:
         """Settings and summary numbers of this audit (for cards and reports)."""
         out = {"type": "ConceptAudit", "alpha": self.alpha, "seed": self.seed, "min_active": self.min_active,
-               "split_salt": self.split_salt}
+               "split_salt": self.split_salt, "group_features": self.group_features,
+               "group_threshold": self.group_threshold, "max_findings": self.max_findings,
+               "min_effect": self.min_effect, "redundancy": self.redundancy}
         if hasattr(self, "results_"):
             out.update({"n_pairs": self.n_pairs_, "n_discovery": self.n_discovery_,
                         "n_confirmation": self.n_confirmation_, "n_concepts": len(self.results_),
                         "n_significant": int((self.results_["q_value"] < self.alpha).sum()),
                         "n_confirmed": int(self.results_["confirmed"].sum()),
+                        "n_findings": int(self.results_["finding"].sum()),
+                        "n_features": int(len(self.members_)),
+                        "n_features_confirmed": int(self.members_["confirmed"].sum()) if len(self.members_) else 0,
+                        "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4),
                         "heldout_auc": None if np.isnan(self.auc_) else round(self.auc_, 4)})
         return out
 
     def __repr__(self) -> str:
-        return f"ConceptAudit(alpha={self.alpha}, seed={self.seed}, min_active={self.min_active})"
+        return (f"ConceptAudit(alpha={self.alpha}, seed={self.seed}, group_features={self.group_features}, "
+                f"max_findings={self.max_findings}, min_effect={self.min_effect})")
 
 
 def _subset(scores: ConceptScores, mask: np.ndarray) -> ConceptScores:

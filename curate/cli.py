@@ -44,21 +44,29 @@ def print_summary(summary: dict, console=None) -> None:
         f"usable={summary['n_usable']}  unusable by reason: {reasons}", highlight=False)
 
 
-def print_audit(results, console=None, top: int = 20, title: str = "Top concepts") -> None:
-    """A readable table of the top rows of an audit's results."""
+def print_audit(results, console=None, top: int = 20, title: str | None = None) -> None:
+    """The audit's findings (or, when there are none, its top rows) as a readable table."""
     from rich.table import Table
 
     console = console or _console()
+    has_findings = "finding" in results and bool(results["finding"].any())
+    rows = results[results["finding"]] if has_findings else results
+    title = title or ("Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor, one per group"
+                      if has_findings else "Top concepts (no findings passed every check)")
     table = Table(title=title, show_lines=False)
-    for col in ("concept", "label", "n_differ", "win_rate [95% CI]", "d", "q", "len-ctrl q", "confirmed"):
+    for col in ("#", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q", "held-out", "group"):
         table.add_column(col, overflow="fold")
-    for _, r in results.head(top).iterrows():
+    for i, (_, r) in enumerate(rows.head(top).iterrows(), 1):
         label = str(r["label"])
+        wr = r["win_rate"]
+        direction = "—" if wr != wr else ("chosen ↑" if wr > 0.5 else "rejected ↑")
+        held = ("confirmed" if r["confirmed"] else "not confirmed")
+        if r.get("confirmation_win_rate") == r.get("confirmation_win_rate") and r.get("confirmation_win_rate") is not None:
+            held += f" ({r['confirmation_win_rate']:.2f})"
         table.add_row(
-            str(r["concept"]), label[:48] + ("…" if len(label) > 48 else ""), str(int(r["n_differ"])),
-            "—" if r["win_rate"] != r["win_rate"] else f"{r['win_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-            f"{r['effect_size']:+.2f}", _fmt_q(r["q_value"]), _fmt_q(r["length_controlled_q"]),
-            "yes" if r["confirmed"] else "no",
+            str(i), str(r["concept"]), label[:60] + ("…" if len(label) > 60 else ""), direction,
+            "—" if wr != wr else f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+            _fmt_q(r["length_controlled_q"]), held, str(int(r.get("n_members", 1) or 1)),
         )
     console.print(table)
 

@@ -96,7 +96,8 @@ def _read_source(source, split: str | None, **load_kwargs):
         if builder is None:
             raise FormatError(f"Unsupported file type {ext!r} for {path}. Supported: .jsonl, .json, .parquet, .csv (and .gz).")
         return hf.load_dataset(builder, data_files=path, split="train", **load_kwargs)
-    if path.count("/") <= 1 and not path.startswith((".", "/")):
+    looks_like_file = path.lower().endswith((".jsonl", ".json", ".parquet", ".csv", ".gz", ".arrow"))
+    if path.count("/") <= 1 and not path.startswith((".", "/")) and not looks_like_file:
         # a Hub id: real users have the Hub; offline this raises a clear error
         try:
             dd = hf.load_dataset(path, split=split, **load_kwargs)
