@@ -132,7 +132,9 @@ class ConceptAudit:
         membership = None
         if self.group_features and (scores.concepts["source"] != "named").any():
             grouped, membership = group_scores(scores, self.group_threshold, labels)
-            members = self._table(scores, half, labels).merge(membership, on="concept", how="inner")
+            members = self._table(scores, half, labels)
+            members["purity"] = self._purity(scores, members)
+            members = members.merge(membership, on="concept", how="inner")
             self.members_ = members[MEMBER_COLUMNS].sort_values(["group", "q_value"]).reset_index(drop=True)
             scores = grouped
         else:
