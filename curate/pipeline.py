@@ -9,6 +9,7 @@ from pathlib import Path
 from . import _columns as C
 
 AUDIT_FILE = "audit.parquet"
+MEMBERS_FILE = "audit_members.parquet"
 ANNOTATED_DIR = "annotated"
 SUMMARY_FILE = "summary.json"
 LABELS_FILE = "feature_labels.parquet"
@@ -52,6 +53,8 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
                                          sae_kwargs=sae_kwargs)
     audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
     audit.results_.to_parquet(out / AUDIT_FILE, index=False)
+    if len(audit.members_):
+        audit.members_.to_parquet(out / MEMBERS_FILE, index=False)
     if by:
         audit.results_by_.to_parquet(out / "audit_by.parquet", index=False)
     if labels is not None:
