@@ -64,7 +64,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from . import _columns as C
 from .errors import RecipeError
 
-__all__ = ["ACTIONS", "ALLOWED_INTERVENTIONS", "DEFAULT_INTERVENTION", "Recipe", "Rule", "load_recipe"]
+__all__ = ["ACTIONS", "ALLOWED_INTERVENTIONS", "DEFAULT_INTERVENTION", "Recipe", "Rule", "load_recipe",
+           "shipped_recipes"]
 
 ACTIONS = ("allow", "block", "amplify")
 ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
@@ -314,15 +315,28 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
         >>> from curate.recipe import load_recipe
         >>> load_recipe("recipes/anti_sycophancy.yaml").blocked()
         ['flattery', 'agreement']
+        >>> load_recipe("length_debiasing").actions()  # a shipped recipe, by name
+        {'length': 'block', 'log_length': 'allow'}
     """
     path = Path(path)
     if not path.exists():
-        shipped = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
-        raise RecipeError(f"Recipe file {str(path)!r} does not exist. Shipped recipes in recipes/: {shipped}.")
+        shipped = shipped_recipes()
+        name = path.name if path.suffix else f"{path.name}.yaml"
+        if name in shipped:
+            path = shipped[name]
+        else:
+            raise RecipeError(f"Recipe file {str(path)!r} does not exist. Shipped recipes (usable by name): "
+                              f"{sorted(shipped)}.")
     try:
         return Recipe.from_yaml(path.read_text(encoding="utf-8"), validate_ids=validate_ids)
     except RecipeError as err:
         raise RecipeError(f"{path}: {err}") from None
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes shipped in the repository's ``recipes/`` folder: file name -> path."""
+    folder = Path(__file__).resolve().parent.parent / "recipes"
+    return {p.name: p for p in sorted(folder.glob("*.yaml"))}
 
 
 # -- helpers -------------------------------------------------------------------------------------------

@@ -58,6 +58,15 @@ class PairState:
         mat = self.chosen if side == C.CHOSEN else self.rejected
         return mat[:, self.index(concept)]
 
+    def groups(self, concept: str) -> list[np.ndarray]:
+        """Masks of the pairs where ``concept`` differs, split into "only one response shows it" and
+        "both show it, in different amounts": balancing each group separately balances both the count
+        win-rate (sign of Δ) and the presence win-rate."""
+        c, r = self.side(concept, "chosen"), self.side(concept, "rejected")
+        d = c - r
+        one = (c > 0) != (r > 0)
+        return [one & (d != 0), ~one & (d != 0)]
+
     def drop(self, mask: np.ndarray, reason: str) -> int:
         """Mark kept rows in ``mask`` as not kept with ``reason``; returns how many changed."""
         mask = np.asarray(mask, bool) & self.keep

@@ -39,7 +39,7 @@ def plan(recipe: Recipe) -> list[Intervention]:
 
         >>> from curate.recipe import Recipe
         >>> plan(Recipe.from_ids(block=["flattery"], amplify=["refusal"]))
-        [Upweight(concepts=['refusal'], strength=1.0), Rebalance(concepts=['flattery'], strength=[1.0], method='max_ess')]
+        [Upweight(concepts=['refusal'], strength=1.0), Rebalance(concepts=['flattery'], strength=[1.0], method='max_ess', presence=True)]
     """
     by: dict[str, list[tuple[str, Any]]] = {k: [] for k in ORDER}
     for rule in recipe.rules:
@@ -159,7 +159,7 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         >>> from curate.recipe import Recipe
         >>> from curate.interventions import apply_recipe
         >>> dd, report = apply_recipe(make_preference_pairs(300).dataset, Recipe.from_ids(block=["flattery"]))
-        >>> sorted(dd), round(report.before_after.set_index("concept").loc["flattery", "win_rate_after"], 3)
+        >>> sorted(dd), round(float(report.before_after.set_index("concept").loc["flattery", "win_rate_after"]), 3)
         (['dropped', 'train'], 0.5)
     """
     from datasets import DatasetDict

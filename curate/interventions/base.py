@@ -26,15 +26,15 @@ class Intervention:
         self.concepts = list(concepts)
         self.strength = strength
 
-    def apply(self, state: PairState) -> PairState:
-        """Edit ``state`` in place (and return it); what was done goes to ``stats_``."""
+    def apply(self, state: PairState) -> "Intervention":
+        """Edit ``state`` in place; what was done goes to ``stats_``. Returns self."""
         missing = [c for c in self.concepts if c not in state.concepts]
         if missing:
             from ..errors import ConceptError
 
             raise ConceptError(f"{type(self).__name__}: no scores for {missing}. Concepts in the state: {state.concepts}.")
         self.stats_ = self._apply(state)
-        return state
+        return self
 
     def _apply(self, state: PairState) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -16,7 +16,9 @@ class Filter(Intervention):
 
     * ``"balance"`` (default): drop the fewest pairs whose chosen response shows *more* of the concept
       (Δ > 0) so that the concept's win-rate over kept pairs becomes ``0.5`` (or moves ``strength`` of
-      the way there): ``n_drop = round(strength · (n₊ − n₋))`` (weighted by the current weights). Which
+      the way there): ``n_drop = round(strength · (n₊ − n₋))`` (weighted by the current weights),
+      separately among pairs where only one response shows the concept and pairs where both do (so the
+      count and the presence win-rates are both balanced). Which
       ones: pairs where the fewest *other* recipe concepts also favour the chosen response go first (the
       preference is most attributable to this concept), ties broken by a seeded shuffle;
     * ``"differ"``: drop every pair where the concept differs (Δ ≠ 0): nothing about it is left to learn.
@@ -59,21 +61,20 @@ class Filter(Intervention):
                 dropped[c] = state.drop(kept & (d != 0), f"filter:{c}")
                 continue
             w = state.weight
-            excess = float((w * kept * (d > 0)).sum() - (w * kept * (d < 0)).sum())
-            target = self.strength * excess
-            if target <= 0:
-                dropped[c] = 0
-                continue
-            cand = np.flatnonzero(kept & (d > 0))
             others = [j for j, o in enumerate(state.concepts) if o != c]
-            n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
-            order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
-            cum = np.cumsum(w[order])
-            n_drop = int(np.searchsorted(cum, target - 1e-9) + 1) if len(order) else 0
-            # stop at the point closest to the target (dropping a pair moves the balance by its weight)
-            if n_drop > 0 and n_drop <= len(cum) and abs(cum[n_drop - 1] - target) > abs((cum[n_drop - 2] if n_drop > 1 else 0) - target):
-                n_drop -= 1
-            mask = np.zeros(state.n, bool)
-            mask[order[:n_drop]] = True
-            dropped[c] = state.drop(mask, f"filter:{c}")
+            n = 0
+            for group in state.groups(c):
+                excess = float((w * kept * group * (d > 0)).sum() - (w * kept * group * (d < 0)).sum())
+                target = self.strength * excess
+                if target <= 0:
+                    continue
+                cand = np.flatnonzero(kept & group & (d > 0))
+                n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
+                order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
+                cum = np.concatenate([[0.0], np.cumsum(w[order])])
+                n_drop = int(np.argmin(np.abs(cum - target)))  # dropping a pair moves the balance by its weight
+                mask = np.zeros(state.n, bool)
+                mask[order[:n_drop]] = True
+                n += state.drop(mask, f"filter:{c}")
+            dropped[c] = n
         return {"rows_dropped": dropped, "rows_kept": int(state.keep.sum())}

@@ -17,7 +17,8 @@ class Relabel(Intervention):
     concept instead). Candidates are ranked by how attributable the preference is to c: first the pairs
     where the fewest other recipe concepts also favour the chosen response (c is the only visible
     reason it won), ties broken by a seeded shuffle. The top ``m = round(strength · (n₊ − n₋) / 2)``
-    candidates are swapped (weighted counts), which brings c's win-rate to 0.5 at ``strength=1``: each
+    candidates are swapped (weighted counts) — separately among pairs where only one response shows c and
+    pairs where both do, so count and presence win-rates are both balanced — which brings c's win-rate to 0.5 at ``strength=1``: each
     swap turns one c-win into one c-loss. Concepts are processed in order, each on the already-relabelled
     data. Relabelling assumes the swapped pairs carried no other preference; where they did (e.g. a
     correct answer that also flattered), that signal is inverted — rebalancing avoids this at the cost
@@ -54,25 +55,27 @@ class Relabel(Intervention):
         for c in self.concepts:
             d = state.delta(c)
             w = state.weight * state.keep
-            excess = float((w * (d > 0)).sum() - (w * (d < 0)).sum())
-            target = self.strength * excess / 2
-            if target <= 0:
-                swapped[c] = 0
-                continue
-            others_blocked = [o for o in self.concepts if o != c]
-            cand = state.keep & (d > 0)
-            for o in others_blocked:
-                cand &= state.delta(o) <= 0
-            cand = np.flatnonzero(cand)
+            base = state.keep & (d > 0)
+            for o in self.concepts:
+                if o != c:
+                    base &= state.delta(o) <= 0
             others = [j for j, o in enumerate(state.concepts) if o != c]
-            n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
-            order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
-            cum = np.cumsum(w[order])
-            m = int(np.argmin(np.abs(np.concatenate([[0.0], cum]) - target)))
-            mask = np.zeros(state.n, bool)
-            mask[order[:m]] = True
-            state.swap(mask)
-            swapped[c] = int(mask.sum())
+            n = 0
+            for group in state.groups(c):
+                excess = float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
+                target = self.strength * excess / 2
+                if target <= 0:
+                    continue
+                cand = np.flatnonzero(base & group)
+                n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
+                order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
+                cum = np.concatenate([[0.0], np.cumsum(w[order])])
+                m = int(np.argmin(np.abs(cum - target)))
+                mask = np.zeros(state.n, bool)
+                mask[order[:m]] = True
+                state.swap(mask)
+                n += m
+            swapped[c] = n
         after = state.win_rates()
         return {"swapped": swapped, "rows_swapped": int(state.swapped.sum()),
                 "win_rate_before": {c: before[c] for c in self.concepts},
