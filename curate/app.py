@@ -625,7 +625,7 @@ def render_summary(data: AppData) -> str:
         lines.append(f"<br><b>Dropped by reason:</b> {_counts(s['dropped_by_reason'])}")
     if s["concept_sources"]:
         lines.append(f"<br><b>Concept sources:</b> {_esc(', '.join(map(str, s['concept_sources'])))}")
-    return (CSS + '<div class="cu-summary" id="cu-summary">' + "".join(_stat(k, v) for k, v in stats) + "</div>"
+    return (CSS + '<div class="cu-summary">' + "".join(_stat(k, v) for k, v in stats) + "</div>"
             + "".join(lines) + "</p>")
 
 
@@ -684,7 +684,7 @@ def highlight_tokens(tokens: list[str], activations: list[float]) -> str:
 
 def render_pairs(page: PairPage, data: AppData | None = None) -> str:
     if not page.rows:
-        return CSS + '<p id="cu-no-pairs">No pairs match these filters.</p>'
+        return CSS + '<p class="cu-no-pairs">No pairs match these filters.</p>'
     parts = [CSS]
     for r in page.rows:
         status = "kept" if r["kept"] else "dropped"
@@ -721,11 +721,13 @@ def render_concept(data: AppData, concept: str | None) -> str:
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
     confirmed = bool(r.get("confirmed"))
-    head = (f'<h3 id="cu-concept-title">{_esc(r.get("concept"))} <span class="cu-badge '
+    head = (f'<h3 class="cu-concept-title">{_esc(r.get("concept"))} <span class="cu-badge '
             f'{"cu-yes" if confirmed else "cu-no"}">{"confirmed" if confirmed else "not confirmed"}</span></h3>'
             f'<p><b>Label:</b> {_esc(r.get("label"))}<br><b>Source:</b> {_esc(r.get("source"))}</p>')
-    if r.get("finding"):
-        head += f'<p><b>Finding:</b> {_esc(r.get("finding"))}</p>'
+    if "finding" in r and bool(_truthy(pd.Series([r["finding"]])).iloc[0]):
+        rank = r.get("finding_rank")
+        head += (f'<p><span class="cu-badge cu-yes">finding{f" #{int(rank)}" if rank == rank and rank is not None else ""}'
+                 "</span> confirmed, length-controlled and large enough to act on</p>")
     stats = [("pairs", num("n_pairs", "{:.0f}")), ("differ", num("n_differ", "{:.0f}")),
              ("win-rate [95% CI]", f'{num("win_rate")} [{num("ci_low")}, {num("ci_high")}]'),
              ("effect size d", num("effect_size", "{:+.2f}")), ("q", num("q_value", "{:.2g}")),
@@ -769,8 +771,8 @@ def render_preview(result: dict) -> str:
         f"<td>{_fmt(r['win_rate_after'])}</td></tr>" for r in result["concepts"])
     stats = [("rows kept", f"{result['rows_kept']} of {result['rows_before']}"),
              ("effective sample size", f"{result['ess_after']} (was {result['ess_before']})")]
-    return (CSS + '<div class="cu-summary" id="cu-preview-stats">' + "".join(_stat(k, v) for k, v in stats) + "</div>"
-            + '<table class="cu-t" id="cu-preview-table"><tr><th>concept</th><th>action</th><th>win-rate before</th>'
+    return (CSS + '<div class="cu-summary cu-preview-stats">' + "".join(_stat(k, v) for k, v in stats) + "</div>"
+            + '<table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th><th>win-rate before</th>'
             f"<th>win-rate after</th></tr>{rows}</table><p><i>{_esc(result.get('engine', ''))}</i></p>")
 
 
