@@ -55,6 +55,12 @@ CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "dataset_card.md
 DATA_DIR, AUDIT_DIR, IMAGES_DIR = "data", "audit", "images"
 VOLCANO_PNG, BEFORE_AFTER_PNG = "volcano.png", "before_after.png"
 SPLITS = (C.TRAIN_SPLIT, C.DROPPED_SPLIT)
+
+
+def _written_splits(dataset) -> list[str]:
+    """The splits that get a data file: ``train`` always, ``dropped`` when it has rows (``datasets`` cannot
+    load an empty split from parquet)."""
+    return [s for s in SPLITS if s == C.TRAIN_SPLIT or dataset[s].num_rows > 0]
 # where curate's weighted DPO trainer lives (shown in the card's TRL snippet)
 DPO_TRAINER = ("curate.interventions", "WeightedDPOTrainer")
 
@@ -365,6 +371,21 @@ def _actions(recipe: dict | None) -> dict[str, str]:
     return out
 
 
+def _dataset_info(dataset) -> dict:
+    """The ``dataset_info`` block of the YAML header (features, split sizes), as ``push_to_hub`` writes it.
+
+    Besides documenting the schema, it makes ``load_dataset(folder)`` cache by content: datasets keys the
+    cache of a local folder with ``configs`` by the folder name and this block, not by the files' times.
+    """
+    splits = [{"name": s, "num_bytes": int(dataset[s].data.nbytes), "num_examples": int(dataset[s].num_rows)}
+              for s in _written_splits(dataset)]
+    info: dict[str, Any] = {"splits": splits, "dataset_size": sum(x["num_bytes"] for x in splits)}
+    features = dataset[C.TRAIN_SPLIT].features
+    if all(dataset[s].features == features for s in _written_splits(dataset)):
+        info = {"features": features._to_yaml_list(), **info}
+    return info
+
+
 def _size_category(n: int) -> str:
     bounds = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12]
     return SIZE_CATEGORIES[int(np.searchsorted(bounds, n, side="right"))]
@@ -665,7 +686,9 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         license=license, pretty_name=title, task_categories=["text-generation"], tags=all_tags,
         size_categories=[_size_category(n_total)], source_datasets=source_datasets,
         configs=[{"config_name": "default",
-                  "data_files": [{"split": s, "path": f"{DATA_DIR}/{s}-*.parquet"} for s in SPLITS]}],
+                  "data_files": [{"split": s, "path": f"{DATA_DIR}/{s}-*.parquet"}
+                                 for s in _written_splits(data.dataset)]}],
+        dataset_info=_dataset_info(data.dataset),
     )
     audit = data.audit
     summary = (data.audit_summary or {}).get("audit") or {}
@@ -690,7 +713,8 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         splits=[{"name": C.TRAIN_SPLIT, "rows": f"{retention['n_train']:,}",
                  "what": "the curated pairs to train on (`weight`, `margin` per pair)"},
                 {"name": C.DROPPED_SPLIT, "rows": f"{retention['n_dropped']:,}",
-                 "what": "pairs an intervention removed, with the `reason`"}],
+                 "what": "pairs an intervention removed, with the `reason`" if retention["n_dropped"] else
+                 "empty (no pair was dropped), so it has no data file"}],
         findings=_findings(audit),
         audit_rows=_audit_rows(audit, actions, top) if audit is not None else [],
         audit_n_pairs=f"{summary.get('n_pairs', int(audit['n_pairs'].max()) if audit is not None else 0):,}",
@@ -881,7 +905,7 @@ def publish(curated_dir: str | Path, *, repo_id: str | None = None, local_dir: s
     _prepare_folder(folder)
 
     fingerprints = {}
-    for split in SPLITS:
+    for split in _written_splits(data.dataset):
         path = folder / DATA_DIR / f"{split}-00000-of-00001.parquet"
         data.dataset[split].to_parquet(str(path))
         fingerprints[split] = _content_fingerprint(path)
