@@ -368,7 +368,7 @@ class AppData:
         """Score(chosen) − score(rejected) of a concept over all rows (None when it cannot be computed)."""
         if concept in self._delta_cache:
             return self._delta_cache[concept]
-        side = {s: self.side_scores(concept, s) for s in C.SIDES}
+        side = {s: self._side(concept, s) for s in C.SIDES}
         d = None if side[C.CHOSEN] is None else side[C.CHOSEN] - side[C.REJECTED]
         if len(self._delta_cache) > 256:
             self._delta_cache.pop(next(iter(self._delta_cache)))
@@ -467,82 +467,113 @@ class AppData:
                 amplify_strength: float = 1.0, show: int = 8) -> dict:
         """The effect of a draft recipe: rows kept, effective sample size, win-rates before and after.
 
-        Uses ``curate.interventions.preview`` when it is available; otherwise a quick estimate: each blocked
-        concept's imbalance is removed (``rebalance``: the favoured side is down-weighted; ``filter``: its
-        excess rows are dropped) one concept after another, and ``amplify`` multiplies the weight of pairs
-        whose chosen response shows more of the concept by ``1 + amplify_strength``.
+        Runs the recipe's interventions with :func:`curate.interventions.preview` on the cached scores of
+        the marked concepts, plus up to ``show`` confirmed concepts reported as ``allow`` (to show side
+        effects). Returns ``rows_before``, ``rows_kept``, ``ess_before``, ``ess_after`` and ``concepts``
+        (one dict per concept: ``concept``, ``action``, ``win_rate_before``, ``win_rate_after``).
         """
-        block, amplify = [c for c in block or [] if c], [c for c in amplify or [] if c]
+        block, amplify = _ids(block), _ids(amplify)
         both = sorted(set(block) & set(amplify))
         if both:
             from .errors import RecipeError
 
             raise RecipeError(f"Concepts {both} are both blocked and amplified; choose one action per concept.")
-        w0 = self._weight.copy()
+        confirmed = self.audit.loc[_truthy(self.audit["confirmed"]), "concept"].astype(str)
+        marked = [c for c in block + amplify if self.delta(c) is not None]
+        allow = [c for c in confirmed if c not in block + amplify and self.delta(c) is not None][:show]
+        w0 = self._weight
+        out = {"rows_before": int((w0 > 0).sum()), "ess_before": _ess(w0)}
+        if not marked and not allow:
+            return {**out, "rows_kept": out["rows_before"], "ess_after": out["ess_before"], "concepts": []}
+        try:
+            from .interventions import PairState, preview
+            from .recipe import Recipe
+        except ImportError:  # pragma: no cover - interventions ship with curate
+            return {**out, **self._quick_preview(block, amplify, allow, method, strength, amplify_strength)}
+        recipe = Recipe.from_dict(self._recipe_dict([c for c in block if c in marked], [c for c in amplify if c in marked],
+                                                    method, strength, amplify_strength, allow=allow), validate_ids=False)
+        ids = recipe.concept_ids()
+        n = self.n_rows
+        state = PairState(
+            concepts=ids, chosen=np.column_stack([self._side(c, C.CHOSEN) for c in ids]),
+            rejected=np.column_stack([self._side(c, C.REJECTED) for c in ids]), usable=self._usable.copy(),
+            keep=self._kept.copy(), reason=self._reason.copy(), weight=w0.copy(), margin=np.zeros(n),
+            swapped=np.zeros(n, bool), copies=np.ones(n, np.int64), instructions=[[] for _ in range(n)],
+            labels={c: c for c in ids})
+        res = preview(None, recipe=recipe, state=state)
+        rows = [{"concept": r["concept"], "action": r["action"] or "allow",
+                 "win_rate_before": _round(r["win_rate_before"]), "win_rate_after": _round(r["win_rate_after"])}
+                for r in res["table"].to_dict("records")]
+        return {**out, "rows_kept": int(res["rows_kept"]), "ess_after": round(float(res["ess"]), 1), "concepts": rows}
+
+    def _side(self, concept: str, side: str) -> np.ndarray:
+        key = f"{side}|{concept}"
+        if key not in self._delta_cache:
+            self._delta_cache[key] = self.side_scores(concept, side)
+        return self._delta_cache[key]
+
+    def _quick_preview(self, block, amplify, allow, method, strength, amplify_strength) -> dict:
+        """Fallback without :mod:`curate.interventions`: each blocked concept's imbalance removed in turn."""
+        from .stats import paired_win_stats
+
+        w0 = self._weight
         w = w0.copy()
         rng = np.random.default_rng(0)
         for c in block:
             d = self.delta(c)
-            if d is None:
-                continue
             pos, neg = (d > 0) & (w > 0), (d < 0) & (w > 0)
             wp, wn = w[pos].sum(), w[neg].sum()
-            big, small = (pos, wn) if wp > wn else (neg, wp)
-            big_w = max(wp, wn)
+            big, small, big_w = (pos, wn, wp) if wp > wn else (neg, wp, wn)
             if big_w <= 0:
                 continue
             target = small + (1 - strength) * (big_w - small)
             if method == "filter":
                 rows = np.flatnonzero(big)
-                n_drop = int(round(len(rows) * (1 - target / big_w)))
-                w[rng.permutation(rows)[:n_drop]] = 0.0
+                w[rng.permutation(rows)[:int(round(len(rows) * (1 - target / big_w)))]] = 0.0
             else:
                 w[big] *= target / big_w
         for c in amplify:
             d = self.delta(c)
-            if d is not None:
-                w[(d > 0) & (w > 0)] *= 1.0 + amplify_strength
-        marked = list(dict.fromkeys(block + amplify))
-        others = [c for c in self.audit.loc[self.audit["confirmed"].fillna(False).astype(bool), "concept"].astype(str)
-                  if c not in marked][:show]
+            w[(d > 0) & (w > 0)] *= 1.0 + amplify_strength
         rows = []
-        from .stats import paired_win_stats
+        for c in block + amplify + allow:
+            d = self.delta(c)[:, None]
+            rows.append({"concept": c, "action": "block" if c in block else "amplify" if c in amplify else "allow",
+                         "win_rate_before": _round(paired_win_stats(d, w0)["win_rate"][0]),
+                         "win_rate_after": _round(paired_win_stats(d, w)["win_rate"][0])})
+        return {"rows_kept": int((w > 0).sum()), "ess_after": _ess(w), "concepts": rows}
 
-        for c in marked + others:
-            d = self.delta(c)
-            if d is None:
-                continue
-            before = paired_win_stats(d[:, None], w0)["win_rate"][0]
-            after = paired_win_stats(d[:, None], w)["win_rate"][0]
-            action = "block" if c in block else "amplify" if c in amplify else "allow"
-            rows.append({"concept": c, "action": action, "win_rate_before": _round(before),
-                         "win_rate_after": _round(after)})
-        return {"rows_before": int((w0 > 0).sum()), "rows_kept": int((w > 0).sum()), "ess_before": _ess(w0),
-                "ess_after": _ess(w), "concepts": rows, "engine": "quick estimate"}
+    def _recipe_dict(self, block, amplify, method="rebalance", strength=1.0, amplify_strength=1.0, *, allow=(),
+                     name="space-recipe") -> dict:
+        rules = []
+        if block:
+            rules.append({"concepts": list(block), "action": "block", "strength": float(strength),
+                          "interventions": [method]})
+        if amplify:
+            rules.append({"concepts": list(amplify), "action": "amplify", "strength": float(amplify_strength),
+                          "interventions": ["upweight"]})
+        if allow:
+            rules.append({"concepts": list(allow), "action": "allow"})
+        sae_sources = sorted({m["source"] for c in [*block, *amplify, *allow] if (m := _SAE_ID.match(c))})
+        sources = [{"kind": "named"}] + [{"kind": "sae", "source": s} for s in sae_sources]
+        return {"name": name, "description": f"Drafted in the curate app from {self.source}.",
+                "data": {"source": self.source}, "concepts": sources, "rules": rules}
 
     def recipe_yaml(self, block=(), amplify=(), *, method: str = "rebalance", strength: float = 1.0,
                     amplify_strength: float = 1.0, name: str = "space-recipe") -> str:
-        """The draft recipe as YAML (:class:`curate.recipe.Recipe` when available)."""
-        block, amplify = [c for c in block or [] if c], [c for c in amplify or [] if c]
+        """The draft recipe as YAML, written by :class:`curate.recipe.Recipe` (loads with ``curate apply``)."""
+        data = self._recipe_dict(_ids(block), _ids(amplify), method, strength, amplify_strength, name=name)
         try:
             from .recipe import Recipe
         except ImportError:  # pragma: no cover - the recipe module ships with curate
-            Recipe = None
-        rules = []
-        if block:
-            rules.append({"concepts": block, "action": "block", "strength": float(strength), "interventions": [method]})
-        if amplify:
-            rules.append({"concepts": amplify, "action": "amplify", "strength": float(amplify_strength),
-                          "interventions": ["upweight"]})
-        sae_sources = sorted({m["source"] for c in block + amplify if (m := _SAE_ID.match(c))})
-        sources = [{"kind": "named"}] + [{"kind": "sae", "source": s} for s in sae_sources]
-        data = {"name": name, "description": f"Drafted in the curate app from {self.source}.",
-                "data": {"source": self.source}, "concepts": sources, "rules": rules}
-        if Recipe is None:
             import yaml
 
             return yaml.safe_dump(data, sort_keys=False)
         return Recipe.from_dict(data, validate_ids=False).to_yaml()
+
+
+def _ids(values) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in (values or []) if v))
 
 
 def _truthy(col: pd.Series) -> pd.Series:
