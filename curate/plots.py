@@ -133,7 +133,7 @@ def plot_before_after(table: pd.DataFrame, path: str | Path, *, actions: dict | 
         actions = tab["action"].dropna().to_dict()
     actions = dict(actions or {})
     n = max(len(tab), 1)
-    fig = _figure(7.0, 1.0 + 0.42 * n)
+    fig = _figure(7.0, 1.4 + 0.42 * n)
     ax = fig.add_subplot()
     y = np.arange(len(tab))[::-1]
     for yi, (concept, r) in zip(y, tab.iterrows()):
@@ -156,8 +156,8 @@ def plot_before_after(table: pd.DataFrame, path: str | Path, *, actions: dict | 
     ax.set_xlabel("win-rate with 95% CI (hollow: before, filled: after; 0.5 = not rewarded)")
     ax.scatter([], [], facecolors="none", edgecolors="#34495e", label="before")
     ax.scatter([], [], color="#34495e", label="after (under the curated weights)")
-    ax.legend(fontsize=7.5, loc="lower right", frameon=False)
     ax.set_title(title or "Before and after curation", fontsize=10)
+    fig.legend(fontsize=7.5, loc="outside lower center", ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.25, lw=0.5)
     fig.savefig(path, format="png")
     return path

@@ -429,7 +429,7 @@ def _retention(dataset, report: dict | None = None) -> tuple[dict, list[dict]]:
         int(rec.get("rows_swapped") or 0)
     if C.MARGIN in cols and n_train:
         m = np.asarray(train[C.MARGIN], float)
-        if np.any(m != 0):
+        if np.any(np.abs(m) > 1e-6):
             info.update(margin=True, margin_min=_fmt(m.min(), 3), margin_max=_fmt(m.max(), 3))
     rows = [{"reason": _code(k, 80), "rows": v} for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])]
     return info, rows
@@ -590,11 +590,13 @@ def _repro(data: CuratedData, fingerprints: dict) -> list[dict]:
         rows.append(("concept sources", ", ".join(summary["concept_sources"])))
     sae = summary.get("sae") or _find(data.report, "sae") or {}
     if isinstance(sae, dict) and sae:
-        for key in ("model", "layer", "release", "sae_id", "sae", "source", "path"):
-            if sae.get(key) not in (None, ""):
-                rows.append((f"SAE {key}" if key not in ("model", "layer") else key, sae[key]))
-        fit = sae.get("fit") or sae.get("fit_settings") or {k: v for k, v in sae.items() if k in (
-            "d_sae", "k", "lr", "epochs", "batch_size", "pooling", "n_vectors", "fvu", "seconds")}
+        names = {"backend": "SAE backend", "model": "model", "layer": "layer", "sae": "SAE", "release": "SAE release",
+                 "sae_id": "SAE id", "source": "SAE source name", "pooling": "pooling", "k": "top-k kept per response",
+                 "d_sae": "SAE width (d_sae)", "max_length": "max tokens per text", "version": "annotator version"}
+        for key, name in names.items():
+            if sae.get(key) not in (None, "", [], {}):
+                rows.append((name, sae[key]))
+        fit = sae.get("fit") or sae.get("fit_settings")
         if fit:
             rows.append(("SAE fit settings", fit))
     elif summary:
