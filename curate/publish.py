@@ -164,6 +164,7 @@ class CuratedData:
         audit_summary: the source audit's ``summary.json``, or None.
         labels: SAE feature labels (``feature_labels.parquet``), or None.
         proxy: the proxy reward check table (``proxy*.parquet``), or None (then read from ``report``).
+        annotated_dir: the annotated source pairs (``annotated/`` of the audit), for quoted examples.
         files: extra files to copy into ``audit/`` (name in the folder → source path).
     """
 
@@ -177,6 +178,7 @@ class CuratedData:
     audit_summary: dict | None = None
     labels: pd.DataFrame | None = None
     proxy: pd.DataFrame | None = None
+    annotated_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -259,6 +261,8 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
             if (base / "summary.json").exists():
                 out.audit_summary = json.loads((base / "summary.json").read_text(encoding="utf-8"))
                 out.files.setdefault("audit_summary.json", base / "summary.json")
+            if (base / "annotated").is_dir():
+                out.annotated_dir = base / "annotated"
             break
     return out
 
@@ -501,6 +505,38 @@ def _findings(audit: pd.DataFrame | None, top: int = 10) -> list[str]:
     return out
 
 
+def _examples(data: CuratedData, concepts: list[str], n: int = 3) -> list[dict]:
+    """One quoted pair per concept (escaped, truncated): the chosen response shows the concept, the rejected
+    does not. From the annotated source pairs when available, else from the curated ``train`` split."""
+    import datasets
+
+    source = None
+    if data.annotated_dir is not None:
+        try:
+            source = datasets.load_from_disk(str(data.annotated_dir))
+        except Exception:  # noqa: BLE001 - examples are optional
+            source = None
+    if source is None:
+        source = data.dataset[C.TRAIN_SPLIT]
+    cols = set(source.column_names)
+    out, used = [], set()
+    for concept in concepts:
+        c_col, r_col = C.score_column(C.CHOSEN, concept), C.score_column(C.REJECTED, concept)
+        if c_col not in cols or r_col not in cols or len(out) >= n:
+            continue
+        chosen, rejected = np.asarray(source[c_col], float), np.asarray(source[r_col], float)
+        usable = np.asarray([not r for r in source[C.REASON]], bool) if C.REASON in cols else np.ones(len(chosen), bool)
+        hits = [i for i in np.flatnonzero((chosen > 0) & (rejected <= 0) & usable) if i not in used]
+        if not hits:
+            continue
+        used.add(hits[0])
+        row = source[int(hits[0])]
+        out.append({"concept": _code(concept), "prompt": escape_text(row.get(C.PROMPT, ""), 140),
+                    "chosen": escape_text(row.get(C.CHOSEN, ""), 240),
+                    "rejected": escape_text(row.get(C.REJECTED, ""), 240)})
+    return out
+
+
 def _interventions(report: dict) -> list[dict]:
     items = _find(report, "interventions", "steps")
     if isinstance(items, dict):
@@ -725,6 +761,10 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         audit_n_confirmed=int(audit["confirmed"].sum()) if audit is not None and "confirmed" in audit else 0,
         alpha=summary.get("alpha", 0.05), heldout_auc=summary.get("heldout_auc"),
         volcano=images.get("volcano"),
+        examples=_examples(data, list(dict.fromkeys(
+            [c for c, a in actions.items() if a != "allow"]
+            + (list(audit.loc[_truthy(audit["finding"]), "concept"]) if audit is not None and "finding" in audit
+               else [])))),
         recipe_name=escape_text(recipe.get("name", "recipe"), 60), recipe_description=escape_text(
             recipe.get("description", ""), 300), rules=recipe_rules,
         interventions=_interventions(data.report), retention=retention, dropped_reasons=dropped_reasons,

@@ -113,6 +113,7 @@ def test_card_parses_and_its_metadata_validates(published):
     assert "RewardTrainer" in text and "WeightedDPOTrainer" in text and 'load_dataset("someone/curated-demo"' in text
     assert "curate version" in text and "source dataset fingerprint" in text
     assert "Proxy reward check.** Not run" in text  # the fixture ran no proxy check
+    assert "Example pairs (quoted from the data" in text and "> **`flattery`** — prompt:" in text
 
 
 def test_quoted_texts_are_escaped(published):
