@@ -52,6 +52,8 @@ NO_REASON = "(none)"
 MAX_CHARS = 3000  # characters of one response shown on a page
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
+_GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
+MEMBERS_FILE = "audit_members.parquet"
 # function concepts whose spans are the union of their regex parts
 _SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
 
@@ -133,8 +135,9 @@ def _load_audit_folder(path: Path, label: str) -> "AppData":
     ds = load_from_disk(str(path / ANNOTATED_DIR))
     table = ds.with_format("arrow")[:]
     labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+    members = pd.read_parquet(path / MEMBERS_FILE) if (path / MEMBERS_FILE).exists() else None
     return AppData(source=label, kind="audit folder", audit=pd.read_parquet(path / AUDIT_FILE), table=table,
-                   record=_read_json(path / SUMMARY_FILE), labels=labels)
+                   record=_read_json(path / SUMMARY_FILE), labels=labels, members=members)
 
 
 def _audit_table_file(folder: Path) -> Path | None:
@@ -169,15 +172,18 @@ def _load_published_folder(path: Path, label: str) -> "AppData":
     audit_file = _audit_table_file(audit_dir)
     if audit_file is None:
         raise FileNotFoundError(f"{label!r}: no audit table (a parquet file with `concept` and `win_rate`) under audit/.")
-    labels = None
+    labels = members = None
     for f in sorted(audit_dir.glob("*label*.parquet")):
         labels = pd.read_parquet(f)
+    for f in sorted(audit_dir.glob("*members*.parquet")):
+        members = pd.read_parquet(f)
     record = {}
     for f in sorted(audit_dir.glob("*.json")):
         record.update(_read_json(f))
-    recipe = (audit_dir / "recipe.yaml").read_text() if (audit_dir / "recipe.yaml").exists() else None
+    recipes = sorted(audit_dir.glob("recipe*.yaml")) or sorted(audit_dir.glob("*.yaml"))
+    recipe = recipes[0].read_text(encoding="utf-8") if recipes else None
     return AppData(source=label, kind="published folder", audit=pd.read_parquet(audit_file), table=table,
-                   record=record, labels=labels, recipe_text=recipe)
+                   record=record, labels=labels, recipe_text=recipe, members=members)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -206,6 +212,7 @@ class AppData:
         record: the run record (``summary.json``: ingestion counts, audit settings).
         labels: SAE feature labels (``concept``, ``label`` and any n-gram/example columns), if any.
         recipe_text: the recipe YAML a published folder was made with, if any.
+        members: for grouped SAE features, which feature (``concept``) belongs to which ``group``.
     """
 
     source: str
@@ -215,6 +222,7 @@ class AppData:
     record: dict = field(default_factory=dict)
     labels: pd.DataFrame | None = None
     recipe_text: str | None = None
+    members: pd.DataFrame | None = None
 
     def __post_init__(self):
         names = self.table.column_names
@@ -352,7 +360,14 @@ class AppData:
             hit = self.labels[self.labels["concept"].astype(str) == str(concept)]
             if not hit.empty:
                 extra = {k: v for k, v in hit.iloc[0].to_dict().items() if k not in ("concept",)}
-        return {"row": row, "labels": extra}
+        members = None
+        if self.members is not None and str(concept).startswith("group:") and "group" in self.members:
+            m = self.members[self.members["group"].astype(str) == str(concept)]
+            members = m[[c for c in ("concept", "label") if c in m]].to_dict("records")
+            if not extra and members and self.labels is not None:  # describe a group by its first member
+                hit = self.labels[self.labels["concept"].astype(str) == str(members[0]["concept"])]
+                extra = {} if hit.empty else {k: v for k, v in hit.iloc[0].to_dict().items() if k != "concept"}
+        return {"row": row, "labels": extra, "members": members}
 
     def top_pairs(self, concept: str, k: int = 5) -> PairPage:
         """The ``k`` usable pairs where the concept's chosen − rejected score differs most."""
@@ -396,11 +411,46 @@ class AppData:
             out = np.zeros(self.n_rows, np.float32)
             np.add.at(out, rows[hit], flat_v[hit])
             return out
+        g = _GROUP_ID.match(concept)
+        if g:
+            return self._group_side_scores(concept, g["source"], side)
         from .concepts.named import list_concepts, get_concept
 
         if concept in list_concepts() and side in names:
             return get_concept(concept).score(self.table.column(side).to_pylist())
         return None
+
+    def _group_side_scores(self, group: str, source: str, side: str) -> np.ndarray | None:
+        """A group of SAE features: the mean of its members' activations, each scaled to unit RMS over usable
+        responses (as :func:`curate.grouping.group_scores` computes it)."""
+        if self.members is None or "group" not in self.members:
+            return None
+        ids = self.members.loc[self.members["group"].astype(str) == group, "concept"].astype(str)
+        feats = np.unique([int(m["feature"]) for c in ids if (m := _SAE_ID.match(c))])
+        names = self.table.column_names
+        cols = {s: (C.sae_index_column(s, source), C.sae_value_column(s, source)) for s in C.SIDES}
+        if not len(feats) or not all(c in names for pair in cols.values() for c in pair):
+            return None
+        flat = {}
+        for s in C.SIDES:
+            idx = self.table.column(cols[s][0]).combine_chunks()
+            vals = self.table.column(cols[s][1]).combine_chunks()
+            rows = np.repeat(np.arange(self.n_rows), idx.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
+            fi = idx.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+            fv = vals.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+            hit = np.isin(fi, feats)
+            flat[s] = (rows[hit], np.searchsorted(feats, fi[hit]), fv[hit])
+        n_usable = max(1, int(self._usable.sum()))
+        sumsq = np.zeros(len(feats))
+        for rows, pos, val in flat.values():
+            ok = self._usable[rows]
+            sumsq += np.bincount(pos[ok], weights=val[ok] ** 2, minlength=len(feats))
+        rms = np.sqrt(sumsq / (2 * n_usable))
+        rms[rms == 0] = 1.0
+        rows, pos, val = flat[side]
+        out = np.zeros(self.n_rows, np.float64)
+        np.add.at(out, rows, val / rms[pos])
+        return (out / len(feats)).astype(np.float32)
 
     # -- pairs -----------------------------------------------------------------------------------------
     def pair_indices(self, concept: str | None = None, status: str = "all", reason: str | None = None) -> np.ndarray:
@@ -771,29 +821,58 @@ def render_concept(data: AppData, concept: str | None) -> str:
             + '<div class="cu-summary">' + "".join(_stat(k, v) for k, v in held) + "</div>")
     near = _nearest(r.get("nearest_named"), r.get("nearest_r", float("nan")))
     body += f"<p><b>Nearest named concept:</b> {_esc(near or '—')}</p>"
-    token_examples = ""
-    if det["labels"]:
-        items = []
-        for k, v in det["labels"].items():
-            if k in ("tokens", "activations", "example_tokens", "example_activations"):
-                continue
-            if isinstance(v, (list, tuple, np.ndarray)):
-                v = ", ".join(map(str, list(v)[:20]))
-            items.append(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>")
-        body += '<p><b>Feature labels</b> (n-grams and examples):</p><table class="cu-t">' + "".join(items) + "</table>"
-        toks = det["labels"].get("example_tokens", det["labels"].get("tokens"))
-        acts = det["labels"].get("example_activations", det["labels"].get("activations"))
-        if toks is not None and acts is not None and len(toks):
-            examples = toks if isinstance(toks[0], (list, tuple, np.ndarray)) else [toks]
-            actsl = acts if isinstance(acts[0], (list, tuple, np.ndarray)) else [acts]
-            token_examples = "".join(f'<div class="cu-side">{highlight_tokens(list(t), list(a))}</div>'
-                                     for t, a in zip(examples[:5], actsl[:5]))
-            body += "<p><b>Token-level activations</b> on top examples:</p>" + token_examples
+    body += render_feature_labels(det["labels"], det.get("members"))
     top = data.top_pairs(concept, k=5)
     how = "activation Δ shown per pair" if _SAE_ID.match(concept) else "matched spans highlighted"
     body += (f"<h4>Pairs where it differs most</h4><p>{top.n_matching} usable pairs differ; top 5 by |Δ| "
              f"({how}).</p>" + render_pairs(top))
     return CSS + head + body
+
+
+def _parse_json(value):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def render_feature_labels(labels: dict, members: list[dict] | None = None) -> str:
+    """An SAE feature's n-gram label, its top examples (token activations when stored) and group members."""
+    out = []
+    if members:
+        items = "".join(f"<li>{_esc(m.get('concept'))}: {_esc(m.get('label', ''))}</li>" for m in members[:12])
+        more = f"<li>… {len(members) - 12} more</li>" if len(members) > 12 else ""
+        out.append(f"<p><b>Group members</b> ({len(members)} correlated SAE features):</p><ul>{items}{more}</ul>")
+    if not labels:
+        return "".join(out)
+    if labels.get("label"):
+        out.append(f"<p><b>Feature label:</b> {_esc(labels['label'])}</p>")
+    ngrams = _parse_json(labels.get("top_ngrams"))
+    if ngrams is not None and len(ngrams):
+        terms = []
+        for g in list(ngrams)[:10]:
+            g = list(g) if isinstance(g, (list, tuple, np.ndarray)) else [g]
+            z = f" (z={float(g[1]):.1f})" if len(g) > 1 and g[1] is not None else ""
+            terms.append(f"<code>{_esc(g[0])}</code>{z}")
+        out.append(f"<p><b>n-gram label:</b> {', '.join(terms)}</p>")
+    for key in ("n_active", "nearest_named", "nearest_r"):
+        if labels.get(key) is not None and labels.get(key) == labels.get(key):
+            out.append(f"<span class='cu-badge'>{_esc(key)}: {_esc(labels[key])}</span> ")
+    examples = _parse_json(labels.get("top_examples"))
+    if isinstance(examples, list) and examples:
+        out.append("<p><b>Top-activating responses</b> (token-level activations where stored):</p>")
+        for ex in examples[:5]:
+            if not isinstance(ex, dict):
+                continue
+            head = f"row {_esc(ex.get('row'))} · {_esc(ex.get('side'))} · activation {_esc(ex.get('value'))}"
+            if ex.get("tokens") is not None and ex.get("acts") is not None:
+                text = highlight_tokens(list(ex["tokens"]), list(ex["acts"]))
+            else:
+                text = highlight(str(ex.get("text", "")), [])
+            out.append(f'<div class="cu-pair"><div class="cu-head">{head}</div><div class="cu-side">{text}</div></div>')
+    return "".join(out)
 
 
 def render_preview(result: dict) -> str:
