@@ -770,6 +770,7 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         interventions=_interventions(data.report), retention=retention, dropped_reasons=dropped_reasons,
         before_after=_before_after_rows(data.before_after, actions), before_after_plot=images.get("before_after"),
         proxy=_proxy(data.report, data.proxy), dpo_module=dpo_module, dpo_class=dpo_class,
+        dpo_pad=" " * (len(dpo_class) + 1),
         repro=_repro(data, fingerprints or {}), limitations=_limitations(data, actions, license_given),
     )
     template = CARD_TEMPLATE.read_text(encoding="utf-8")
