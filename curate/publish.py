@@ -607,10 +607,17 @@ def _proxy(report: dict, table: pd.DataFrame | None = None) -> dict | None:
         value = pd.DataFrame([v for v in value if isinstance(v, dict)])
     if not isinstance(value, pd.DataFrame) or value.empty:
         return None
-    columns = [c for c in value.columns if not isinstance(value[c].iloc[0], (dict, list, np.ndarray))][:8]
+    known = {"concept": "concept", "counterfactual": "counterfactual pairs of", "n_pairs": "pairs",
+             "before": "probe fitted on the original data", "after": "probe fitted on the curated data"}
+    if {"concept", "before", "after"} <= set(value.columns):
+        columns = [c for c in known if c in value.columns]
+        headers = [known[c] for c in columns]
+    else:
+        columns = [c for c in value.columns if not isinstance(value[c].iloc[0], (dict, list, np.ndarray))][:8]
+        headers = [escape_text(c, 40) for c in columns]
     rows = [[f"`{_code(v)}`" if c == "concept" else _fmt_value(v, 60) for c, v in zip(columns, r)]
             for r in value[columns].head(30).itertuples(index=False)]
-    return {"text": text, "columns": [escape_text(c, 40) for c in columns], "rows": rows}
+    return {"text": text, "columns": headers, "rows": rows}
 
 
 def _repro(data: CuratedData, fingerprints: dict) -> list[dict]:

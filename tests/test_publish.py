@@ -33,6 +33,10 @@ def curated(tmp_path_factory):
                   {"concepts": ["agreement"], "action": "block", "interventions": ["rebalance"]}],
         "publish": {"license": "cc-by-4.0", "tags": ["unit-test"], "private": False}})
     dd, report = apply_recipe(audit["dataset"], recipe)
+    # the shape of curate.proxy.proxy_check's table (running it takes too long for a unit test)
+    report.proxy = pd.DataFrame({"concept": ["flattery", "agreement"], "counterfactual": ["flattery", "agreement"],
+                                 "n_pairs": [60, 60], "before": [0.9, 0.8], "after": [0.55, 0.5],
+                                 "before_logit": [1.2, 0.9], "after_logit": [0.1, 0.0]})
     folder = root / "curated"
     dd.save_to_disk(str(folder))
     report.save(folder)
@@ -78,6 +82,7 @@ def test_folder_layout(published):
     names = {str(p.relative_to(published)) for p in published.rglob("*") if p.is_file()}
     assert {"README.md", "data/train-00000-of-00001.parquet", "data/dropped-00000-of-00001.parquet",
             "audit/recipe.yaml", "audit/audit.parquet", "audit/before_after.parquet", "audit/apply.json",
+            "audit/proxy.parquet",
             "images/volcano.png", "images/before_after.png"} <= names
 
 
@@ -112,7 +117,7 @@ def test_card_parses_and_its_metadata_validates(published):
     assert "Effective sample size" in text and "filter:flattery" in text
     assert "RewardTrainer" in text and "WeightedDPOTrainer" in text and 'load_dataset("someone/curated-demo"' in text
     assert "curate version" in text and "source dataset fingerprint" in text
-    assert "Proxy reward check.** Not run" in text  # the fixture ran no proxy check
+    assert "| `flattery` | flattery | 60 | 0.900 | 0.550 |" in text  # the proxy reward check
     assert "Example pairs (quoted from the data" in text and "> **`flattery`** — prompt:" in text
 
 
@@ -205,7 +210,8 @@ def test_missing_optional_pieces(tmp_path):
     folder = publish(tmp_path / "cur", repo_id="someone/bare", upload=False)
     assert folder == tmp_path / "published"
     text = (folder / "README.md").read_text()
-    assert "No recipe was found" in text and "No before/after re-audit was found" in text and "Not run" in text
+    assert "No recipe was found" in text and "No before/after re-audit was found" in text
+    assert "Proxy reward check.** Not run" in text
     assert "No audit table of the source data" in text and "license: unknown" in text
     assert not (folder / "images").exists() or not any((folder / "images").iterdir())
     check_card(folder)
