@@ -214,7 +214,7 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
     if C.DROPPED_SPLIT not in dataset:
         dataset[C.DROPPED_SPLIT] = dataset[C.TRAIN_SPLIT].select([])
     out = CuratedData(folder=folder, dataset=dataset)
-    skip = {ds_dir} | {p for p in ds_dir.rglob("*")} if ds_dir != folder else set()
+    skip = set(ds_dir.rglob("*")) if ds_dir != folder else set()
 
     report: dict = {}
     for path in sorted(folder.glob("*.json")):
@@ -226,7 +226,10 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
             logger.warning("skipping %s: not readable JSON (%s)", path, err)
             continue
         if isinstance(value, dict):
-            report.update(value) if not report else report.setdefault(path.stem, value)
+            if report:  # the first record is the apply record; others are kept under their file name
+                report.setdefault(path.stem, value)
+            else:
+                report.update(value)
         out.files[path.name] = path
     out.report = report
 
@@ -253,7 +256,7 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
         if (base / "audit.parquet").exists():
             out.audit = pd.read_parquet(base / "audit.parquet")
             out.files.setdefault("audit.parquet", base / "audit.parquet")
-            for extra in ("audit_by.parquet", "feature_labels.parquet"):
+            for extra in ("audit_by.parquet", "audit_members.parquet", "feature_labels.parquet"):
                 if (base / extra).exists():
                     out.files.setdefault(extra, base / extra)
             if (base / "feature_labels.parquet").exists():
@@ -297,7 +300,7 @@ def _recipe_dict(text: str) -> dict | None:
 
 def _audit_candidates(folder: Path, audit_dir, report: dict, recipe: dict | None) -> list[Path]:
     out = [Path(audit_dir)] if audit_dir else []
-    out += [folder, folder / "audit", folder / "before"]
+    out += [folder, folder / "audit"]
     sources = [report.get(k) for k in ("data", "source", "input", "data_source")]
     sources.append(((recipe or {}).get("data") or {}).get("source"))
     for s in sources:
