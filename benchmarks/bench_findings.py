@@ -1,0 +1,82 @@
+"""Issue 6 before/after on the built-in generator with SAE concepts on the offline default.
+
+Before: every SAE feature is its own row, ranked by q (the prototype's behaviour). After: features grouped,
+rows ranked by the length-controlled effect, at most 20 findings. Prints the number of SAE features
+confirmed, the number of findings, the rank at which each planted concept is first reached (a row whose
+concept is the planted one, or whose nearest named concept is, with |r| ≥ 0.3), and whether any top-10
+finding is nearest to an equal-rate concept.
+
+    python benchmarks/bench_findings.py [--n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+NAMED_OF = {"flattery": "flattery", "agreement": "agreement", "markdown": "markdown", "padding": "length",
+            "emoji": "emoji", "hedging": "hedging", "sign_off": "sign_off", "apology": "apology"}
+MARKDOWN_FAMILY = {"markdown", "heading", "list", "bold"}
+
+
+def reaches(row, named: str) -> bool:
+    family = MARKDOWN_FAMILY if named == "markdown" else {"length", "log_length"} if named == "length" else {named}
+    if row["concept"] in family:
+        return True
+    return row["nearest_named"] in family and abs(row["nearest_r"]) >= 0.3
+
+
+def first_rank(table, named: str):
+    for i, (_, row) in enumerate(table.iterrows(), 1):
+        if reaches(row, named):
+            return i
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from curate import ConceptAudit, annotate, make_preference_pairs
+    from curate.concepts.sae import annotate_sae
+
+    gen = make_preference_pairs(args.n, seed=args.seed)
+    t = time.perf_counter()
+    ds, annotator = annotate_sae(annotate(gen.dataset))
+    t_sae = time.perf_counter() - t
+    planted = [c for c in gen.unequal if c in NAMED_OF and c != "padding"]
+    equal = [NAMED_OF[c] for c in gen.equal]
+
+    before = ConceptAudit(group_features=False).fit(ds)
+    raw = before.results_
+    raw = raw[raw["source"] != "named"].sort_values(["q_value", "p_value"])  # the prototype's ranking
+    n_feat = len(raw)
+    n_conf = int(raw["confirmed"].sum())
+
+    after = ConceptAudit().fit(ds)
+    findings = after.findings()
+    top10 = findings.head(10)
+    bad = [r["concept"] for _, r in top10.iterrows()
+           if r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3 and r["concept"] not in NAMED_OF.values()]
+
+    print(f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}")
+    print(f"before: {n_conf} of {n_feat} active SAE features confirmed ({100 * n_conf / max(n_feat, 1):.0f}%); "
+          f"every confirmed feature is a candidate finding")
+    print(f"after:  {len(findings)} findings ({int(after.members_['confirmed'].sum())} confirmed member features in "
+          f"{(after.results_['source'] != 'named').sum()} groups); sparse-model held-out AUC {after.sparse_auc_:.3f}")
+    for c in planted:
+        print(f"  planted {c:10s} first reached at rank before={first_rank(raw, NAMED_OF[c])} "
+              f"(SAE features by q) after={first_rank(findings, NAMED_OF[c])} (findings)")
+    print("  top-10 findings:")
+    for _, r in top10.iterrows():
+        print(f"    {int(r['finding_rank']):2d} {r['concept']:22s} win={r['win_rate']:.2f} lc_q={r['length_controlled_q']:.1e} "
+              f"n={int(r['n_members'])} nearest={r['nearest_named']} r={r['nearest_r']:+.2f} purity={r['purity']:.2f}")
+    ok = all(first_rank(top10, NAMED_OF[c]) for c in planted) and not bad
+    print(f"planted_reached_in_top10={all(first_rank(top10, NAMED_OF[c]) for c in planted)} "
+          f"equal_rate_in_top10={bad or 'none'} acceptance={'pass' if ok else 'fail'}")
+
+
+if __name__ == "__main__":
+    main()
