@@ -314,7 +314,7 @@ class AppData:
         if "group" in a.columns:
             out["group"] = a["group"].fillna("").astype(str)
         out["concept"] = a["concept"].astype(str)
-        out["label"] = a["label"].fillna("").astype(str)
+        out["label"] = [t if len(t) <= 56 else t[:55] + "…" for t in a["label"].fillna("").astype(str)]
         out["source"] = src[mask]
         if "n_members" in a.columns and (a["n_members"].fillna(1) > 1).any():
             out["n_members"] = a["n_members"].fillna(1).astype(int)
@@ -340,6 +340,8 @@ class AppData:
             "neg_log10_q": -np.log10(q),
             "source": ["named" if s == "named" else "SAE" for s in a["source"].astype(str)],
             "confirmed": ["confirmed" if bool(c) else "not confirmed" for c in a["confirmed"].fillna(False)],
+            "status": [("finding" if f else "confirmed" if c else "not confirmed") for f, c in zip(
+                _truthy(a["finding"]) if "finding" in a else [False] * len(a), _truthy(a["confirmed"]))],
         })
 
     # -- one concept -----------------------------------------------------------------------------------
@@ -965,8 +967,9 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                                               visible=data.has_findings)
                 table = gr.Dataframe(data.concept_table(), label="Concepts (click a header to sort, a row to open)",
                                      interactive=False, wrap=True, max_height=420, elem_id="concept-table")
-                gr.ScatterPlot(data.volcano(), x="win_rate", y="neg_log10_q", color="source",
-                               tooltip=["concept", "win_rate", "neg_log10_q", "confirmed"],
+                gr.ScatterPlot(data.volcano(), x="win_rate", y="neg_log10_q", color="status",
+                               color_map={"finding": "#d1242f", "confirmed": "#fb8500", "not confirmed": "#8c959f"},
+                               tooltip=["concept", "source", "win_rate", "neg_log10_q", "status"],
                                x_title="win-rate (chosen has more of the concept)", y_title="−log10 q",
                                title="Effect plot", x_lim=[0, 1], height=360, elem_id="volcano")
             with gr.Tab("Concept", id="concept"):
