@@ -12,7 +12,8 @@
 
 **Layer convention.** ``layer=L`` is the residual stream after ``L`` decoder blocks, i.e.
 ``hidden_states[L]`` of ``model(..., output_hidden_states=True)``; the hook sits on the output of block
-``L − 1`` (``curate.models.decoder_layers(model)[L - 1]``), so every later block reads the edited stream.
+``L − 1`` (``curate.models.decoder_layers(model)[L - 1]``, registered first so output recorders such as
+``output_hidden_states`` see the edited stream), so every later block reads the edited stream.
 
 Example:
 
@@ -239,7 +240,7 @@ def ablate(model, directions: Directions, layer: int | None = None):
         q = Qt.to(h.device, h.dtype)
         return h - (h @ q.T) @ q
 
-    handle = module.register_forward_hook(lambda _m, _i, out: _edit_output(out, fn))
+    handle = module.register_forward_hook(lambda _m, _i, out: _edit_output(out, fn), prepend=True)
     try:
         yield model
     finally:
@@ -262,7 +263,7 @@ def steer(model, directions: Directions, alpha: float | Sequence[float] = 4.0, l
     def fn(h):
         return h + v.to(h.device, h.dtype)
 
-    handle = module.register_forward_hook(lambda _m, _i, out: _edit_output(out, fn))
+    handle = module.register_forward_hook(lambda _m, _i, out: _edit_output(out, fn), prepend=True)
     try:
         yield model
     finally:
