@@ -241,6 +241,8 @@ class AppData:
         else:
             self._weight = self._kept.astype(float)
         self._usable = self._reason == "" if C.KEEP not in names else self._kept | (self._reason == "")
+        # the source pairs before any intervention: every row not unusable at ingestion
+        self._source = ~pd.Series(self._reason).str.startswith(C.INVALID_PREFIX).to_numpy(dtype=bool)
         self._delta_cache: dict[str, np.ndarray | None] = {}
         self._index_cache: dict[tuple, np.ndarray] = {}
         self.audit = self._ordered_audit(self.audit)
@@ -533,7 +535,7 @@ class AppData:
         confirmed = self.audit.loc[_truthy(self.audit["confirmed"]), "concept"].astype(str)
         marked = [c for c in block + amplify if self.delta(c) is not None]
         allow = [c for c in confirmed if c not in block + amplify and self.delta(c) is not None][:show]
-        w0 = self._weight
+        w0 = self._source.astype(float)  # the recipe acts on the source pairs (a published folder's too)
         out = {"rows_before": int((w0 > 0).sum()), "ess_before": _ess(w0)}
         if not marked and not allow:
             return {**out, "rows_kept": out["rows_before"], "ess_after": out["ess_before"], "concepts": []}
@@ -548,8 +550,9 @@ class AppData:
         n = self.n_rows
         state = PairState(
             concepts=ids, chosen=np.column_stack([self._side(c, C.CHOSEN) for c in ids]),
-            rejected=np.column_stack([self._side(c, C.REJECTED) for c in ids]), usable=self._usable.copy(),
-            keep=self._kept.copy(), reason=self._reason.copy(), weight=w0.copy(), margin=np.zeros(n),
+            rejected=np.column_stack([self._side(c, C.REJECTED) for c in ids]), usable=self._source.copy(),
+            keep=self._source.copy(), reason=np.where(self._source, "", self._reason).astype(object),
+            weight=w0.copy(), margin=np.zeros(n),
             swapped=np.zeros(n, bool), copies=np.ones(n, np.int64), instructions=[[] for _ in range(n)],
             labels={c: c for c in ids})
         res = preview(None, recipe=recipe, state=state)
@@ -568,7 +571,7 @@ class AppData:
         """Fallback without :mod:`curate.interventions`: each blocked concept's imbalance removed in turn."""
         from .stats import paired_win_stats
 
-        w0 = self._weight
+        w0 = self._source.astype(float)
         w = w0.copy()
         rng = np.random.default_rng(0)
         for c in block:

@@ -199,3 +199,30 @@ def test_group_card_lists_members_and_escapes_token_examples():
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt; words" in html
     assert "<script" not in html
     assert "&lt;b&gt;" in html and "&lt;" in html and 'title="2.5"' in html
+
+
+# -- a published folder (curate publish) ---------------------------------------------------------------------
+def test_published_folder(folder, tmp_path):
+    publish = pytest.importorskip("curate.publish").publish
+    from datasets import load_from_disk
+
+    from curate.app import load_app_data
+    from curate.interventions import apply_recipe
+    from curate.recipe import Recipe
+
+    recipe = Recipe.from_ids(block=["flattery"], block_with=["filter"])
+    dd, _ = apply_recipe(load_from_disk(str(folder / "annotated")), recipe, audit=False)
+    curated = tmp_path / "curated"
+    dd.save_to_disk(str(curated))
+    recipe.save(curated / "recipe.yaml")
+    out = publish(curated, repo_id="me/test", local_dir=tmp_path / "published", upload=False, audit_dir=folder)
+    data = load_app_data(out)
+    s = data.summary()
+    assert s["kind"] == "published folder" and s["rows"] == 242 and s["dropped"] > 2
+    assert "filter:flattery" in data.reasons()
+    assert data.pairs_page(None, "dropped", "filter:flattery").n_matching == s["dropped_by_reason"]["filter:flattery"]
+    from curate.app import _preset
+
+    assert _preset(data, set(data.concepts)) == (["flattery"], [])
+    row = data.preview(["flattery"], [])["concepts"][0]  # the preview starts from the source pairs
+    assert row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
