@@ -26,7 +26,7 @@ def run_apply(data, *, recipe: str | None = None, block: list[str] | None = None
         ``{"out", "dataset", "report", "recipe"}``.
     """
     from .ingest import load_pairs
-    from .interventions import apply_recipe
+    from .interventions import apply_recipe, save_curated
     from .recipe import Recipe, load_recipe
 
     if (recipe is None) == (not (block or amplify)):
@@ -41,7 +41,7 @@ def run_apply(data, *, recipe: str | None = None, block: list[str] | None = None
         report.proxy = proxy_check(dataset, dd, rec.blocked() + rec.amplified(), embedder=proxy, n_pairs=proxy_pairs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dd.save_to_disk(str(out))
+    save_curated(dd, out)
     report.save(out)
     rec.save(out / "recipe.yaml")
     if console is not None:

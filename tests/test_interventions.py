@@ -237,3 +237,40 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
+
+
+def test_proxy_probe_moves_toward_half(generated):
+    from curate.interventions import apply_recipe
+    from curate.proxy import proxy_check
+
+    dd, _ = apply_recipe(generated.dataset, Recipe.from_ids(block=BLOCK), audit=False)
+    res = proxy_check(generated.dataset, dd, BLOCK + ["agreement"], embedder="hash", n_pairs=100).set_index("concept")
+    for c in BLOCK:
+        assert res.loc[c, "before"] > 0.9
+        assert abs(res.loc[c, "after"] - 0.5) < abs(res.loc[c, "before"] - 0.5)
+        assert abs(res.loc[c, "after_logit"]) < 0.5 * abs(res.loc[c, "before_logit"])
+    assert res.loc["agreement", "after"] > 0.9  # not blocked: still preferred
+
+
+def test_cli_apply(tmp_path, generated):
+    from datasets import load_from_disk
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    src = tmp_path / "pairs.jsonl"
+    generated.dataset.to_json(str(src), lines=True)
+    out = tmp_path / "curated"
+    res = CliRunner().invoke(app, ["apply", str(src), "--block", "flattery,markdown", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Before vs after" in res.output and "effective sample size" in res.output
+    dd = load_from_disk(str(out))
+    assert set(dd) == {C.TRAIN_SPLIT, C.DROPPED_SPLIT}
+    assert {C.ID, C.KEEP, C.REASON, C.WEIGHT, C.MARGIN} <= set(dd[C.TRAIN_SPLIT].column_names)
+    assert (out / "before_after.parquet").exists() and (out / "apply.json").exists()
+    assert (out / "recipe.yaml").exists()
+    bad = CliRunner().invoke(app, ["apply", str(src), "--block", "flatery", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "flattery" in bad.output
+    both = CliRunner().invoke(app, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji",
+                                    "--out", str(tmp_path / "y")])
+    assert both.exit_code == 2

@@ -18,6 +18,9 @@ blocked concepts, ``A`` the amplified ones.
   ``min Σ wᵢ²/pᵢ  s.t.  Σ w = Σ p,  Σᵢ wᵢ sᵢc = (1 − strength_c) Σᵢ pᵢ sᵢc  ∀c∈B,  w ≥ 0``:
   all blocked concepts balanced jointly (win-rate 0.5) with the largest Kish effective sample size
   ``(Σw)²/Σw²``; ``method="entropy"`` gives the raking solution ``wᵢ = pᵢ exp(μ·aᵢ)`` instead.
+  Scores are counts, so the presence difference ``[score_c(y_c) > 0] − [score_c(y_r) > 0]`` gets the
+  same constraint where its sign differs from ``sᵢc`` (filter and relabel balance the two groups
+  "only one response shows c" / "both do" separately, to the same effect).
 * ``resample`` — the same weights realised as integer copies by systematic sampling,
   ``countᵢ = ⌊Cᵢ + u⌋ − ⌊Cᵢ₋₁ + u⌋``, ``C`` the cumulative sum of ``N wᵢ/Σw``.
 * ``upweight`` (amplify) — ``wᵢ ← wᵢ (1 + strength)`` where ``score_c(y_c) > 0 = score_c(y_r)``, c ∈ A.
@@ -62,7 +65,7 @@ Example:
 """
 
 from ._state import PairState, state_from_dataset
-from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention
+from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention, save_curated
 from .base import Intervention
 from .dpo import WeightedPreferenceCollator
 from .filter import Filter
@@ -77,7 +80,7 @@ __all__ = [
     "Ablate", "ApplyReport", "DEFAULT_INSTRUCTIONS", "Filter", "Inoculate", "Intervention", "Margin", "PairState",
     "Rebalance", "Relabel", "Resample", "Steer", "Upweight", "WeightedDPOTrainer", "WeightedPreferenceCollator",
     "apply_recipe", "balance_weights", "before_after", "entropy_weights", "instruction_for", "materialize", "plan",
-    "preview", "retention", "state_from_dataset",
+    "preview", "retention", "save_curated", "state_from_dataset",
 ]
 
 

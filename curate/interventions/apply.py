@@ -189,6 +189,14 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     return dd, report
 
 
+def save_curated(dd, folder: str | Path) -> Path:
+    """``dd.save_to_disk(folder)`` that also works for an empty split (datasets 5.2 writes no shard for an
+    empty split and then cannot load it back); at most 500 MB per shard otherwise."""
+    num_shards = {k: max(1, int(v.data.nbytes // 500_000_000) + 1) for k, v in dd.items()}
+    dd.save_to_disk(str(folder), num_shards=num_shards)
+    return Path(folder)
+
+
 def ensure_annotated(dataset, concepts: Iterable[str], *, annotate_missing: bool = True):
     """Score the named concepts in ``concepts`` that have no ``chosen__<id>`` column yet."""
     names = set(dataset.column_names)
