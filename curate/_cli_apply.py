@@ -20,7 +20,8 @@ def run_apply(data, *, recipe: str | None = None, block: list[str] | None = None
     the recipe (a YAML path / shipped recipe name, or ``block``/``amplify`` ids), runs
     :func:`curate.interventions.apply_recipe`, optionally the proxy reward check, and writes to ``out``:
     the ``DatasetDict`` (``save_to_disk``: ``train`` and ``dropped``), ``before_after.parquet``,
-    ``apply.json`` (every step's ``to_dict()``, retention, the table, the proxy check) and ``recipe.yaml``.
+    ``apply.json`` (every step's ``to_dict()``, retention, the table, the proxy check) and ``recipe.yaml``;
+    when a rule uses ``ablate`` or ``steer``, also ``directions.safetensors`` (:func:`curate.directions.export_directions`).
 
     Returns:
         ``{"out", "dataset", "report", "recipe"}``.
@@ -44,6 +45,15 @@ def run_apply(data, *, recipe: str | None = None, block: list[str] | None = None
     save_curated(dd, out)
     report.save(out)
     rec.save(out / "recipe.yaml")
+    if rec.with_intervention("ablate") or rec.with_intervention("steer"):
+        try:
+            from .directions import export_directions
+
+            d = export_directions(rec, dataset if len(dataset) else None, path=out / "directions.safetensors")
+            report.extra["directions"] = d.to_dict()
+        except Exception as err:  # the data is written; directions are an extra for training
+            report.extra["directions_error"] = f"{type(err).__name__}: {err}"
+        report.save(out)
     if console is not None:
         print_before_after(report, console)
         console.print(f"Wrote {out} (splits {C.TRAIN_SPLIT}: {len(dd[C.TRAIN_SPLIT])} rows, {C.DROPPED_SPLIT}: "

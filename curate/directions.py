@@ -44,7 +44,10 @@ import torch
 
 from .errors import ModelError
 
-__all__ = ["Directions", "ablate", "load_directions", "mean_difference_directions", "sae_directions", "steer"]
+__all__ = ["Directions", "ablate", "export_directions", "load_directions", "mean_difference_directions",
+           "sae_directions", "steer"]
+
+DEFAULT_LAYER = 15
 
 
 @dataclass
@@ -178,6 +181,65 @@ def mean_difference_directions(model, tokenizer, texts_with: dict[str, list[str]
         ids.append(c)
     return Directions(torch.stack(vecs), ids, layer, {"kind": "mean_difference",
                                                       "model": getattr(model.config, "_name_or_path", "")})
+
+
+def export_directions(recipe, dataset=None, *, concepts: Sequence[str] | None = None, model=None, tokenizer=None,
+                      sae=None, layer: int | None = None, path: str | Path | None = None,
+                      max_texts: int = 64) -> Directions:
+    """The directions of a recipe's concepts, ready for :func:`ablate` / :func:`steer`.
+
+    Args:
+        recipe: a :class:`~curate.recipe.Recipe`.
+        dataset: the annotated pairs (needed for named concepts: mean differences of responses with and
+            without the concept).
+        concepts: which ids; default: those whose rule lists ``ablate`` or ``steer``, else every blocked
+            and amplified concept.
+        model, tokenizer: the transformers model for named concepts (default: ``curate.models.load_model``
+            of the named source's ``model``, i.e. SmolLM2-135M-Instruct offline).
+        sae: the SAE for ``sae:<source>:<f>`` ids (default: the ``path`` of that source in the recipe),
+            anything :func:`curate.concepts.sae_source.load_sae` reads.
+        layer: residual-stream layer (default: the source's ``layer``, else 15).
+        path: if given, also save to this safetensors file.
+    """
+    from .recipe import Recipe  # noqa: F401  (type only)
+
+    ids = list(concepts) if concepts is not None else (
+        recipe.with_intervention("ablate") + recipe.with_intervention("steer")
+        or recipe.blocked() + recipe.amplified())
+    ids = list(dict.fromkeys(ids))
+    sae_ids = [c for c in ids if c.startswith("sae:")]
+    named = [c for c in ids if not c.startswith("sae:")]
+    parts: list[Directions] = []
+    for src in sorted({c.split(":")[1] for c in sae_ids}):
+        spec = next((s for s in recipe.concepts if s.kind == "sae" and s.source == src), None)
+        obj = sae if sae is not None else (spec.path if spec is not None else None)
+        if obj is None:
+            raise ModelError(f"No SAE for source {src!r}: pass sae=... or set `path` of that source in the recipe.")
+        from .concepts.sae_source import load_sae
+
+        lay = layer if layer is not None else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
+        parts.append(sae_directions(load_sae(obj), [c for c in sae_ids if c.split(":")[1] == src], layer=lay, source=src))
+    if named:
+        if dataset is None:
+            raise ValueError(f"Named concepts {named} need the annotated dataset for mean-difference directions.")
+        spec = next((s for s in recipe.concepts if s.kind == "named"), None)
+        lay = layer if layer is not None else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
+        if model is None:
+            from .models import load_model
+
+            model, tokenizer, _ = load_model(spec.model if spec is not None else None)
+        parts.append(mean_difference_directions(model, tokenizer, dataset=dataset, concepts=named, layer=lay,
+                                                max_texts=max_texts))
+    if not parts:
+        raise ValueError("No concepts to export directions for.")
+    layers = {p.layer for p in parts}
+    if len(layers) > 1:
+        raise ValueError(f"Directions come from different layers {sorted(layers)}; export them separately.")
+    out = Directions(torch.cat([p.vectors for p in parts]), sum((p.concepts for p in parts), []), parts[0].layer,
+                     {"parts": [p.meta for p in parts], "recipe": recipe.name})
+    if path is not None:
+        out.save(path)
+    return out
 
 
 def _mean_activation(model, tokenizer, texts, layer, batch_size, max_length) -> torch.Tensor:

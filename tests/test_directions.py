@@ -144,3 +144,23 @@ def test_ablation_on_smollm2():
     assert not torch.allclose(ref, ablated_logits)
     assert torch.equal(ref, after)
     assert hooks(model) == before_hooks
+
+
+def test_export_directions_from_recipe(tmp_path, annotated):
+    from curate.recipe import Recipe
+
+    from test_trl import build_tokenizer, tiny_config  # noqa: E402  (same tiny model helpers)
+
+    from transformers import LlamaForCausalLM
+
+    recipe = Recipe.from_dict({"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["ablate"]},
+                                         {"concepts": ["markdown"], "action": "block"}]})
+    small = annotated.select(range(40))
+    tok = build_tokenizer(small)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_config(len(tok))).eval()
+    from curate.directions import export_directions
+
+    d = export_directions(recipe, small, model=model, tokenizer=tok, layer=1, path=tmp_path / "d.safetensors")
+    assert d.concepts == ["flattery"] and d.layer == 1
+    assert load_directions(tmp_path / "d.safetensors").concepts == ["flattery"]
