@@ -968,7 +968,7 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
                     find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
                                               visible=data.has_findings)
-                table = gr.Dataframe(data.concept_table(), label="Concepts (click a header to sort, a row to open)",
+                table = gr.Dataframe(data.concept_table(), label="Concepts (a header's menu sorts; click a row to open it)",
                                      interactive=False, wrap=True, max_height=420, elem_id="concept-table")
                 gr.ScatterPlot(data.volcano(), x="win_rate", y="neg_log10_q", color="status",
                                color_map={"finding": "#d1242f", "confirmed": "#fb8500", "not confirmed": "#8c959f"},

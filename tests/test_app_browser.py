@@ -59,6 +59,12 @@ def test_overview(page):
     page.get_by_label("Confirmed only").uncheck()
     page.wait_for_function("document.querySelector('#concept-table').innerText.includes('apology')")
     assert XSS_LABEL in table.inner_text()  # the hostile label shows as text
+    text = table.inner_text()
+    assert text.index("log_length") < text.index("disclaimer")
+    table.locator("thead th").filter(has_text="n_differ").first.click()  # sortable: the header's menu
+    page.get_by_text("Sort ascending").click()
+    page.wait_for_function("(t => t.indexOf('disclaimer') < t.indexOf('log_length'))"
+                           "(document.querySelector('#concept-table').innerText)")
     _no_script_ran(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
 
