@@ -393,6 +393,12 @@ def _dataset_info(dataset) -> dict:
     return info
 
 
+def _is_hub_id(source) -> bool:
+    """``owner/name`` that is not a local path or a data file."""
+    return (isinstance(source, str) and bool(_REPO_ID.match(source)) and not Path(source).exists()
+            and not re.search(r"\.(jsonl?|parquet|csv|tsv|gz|arrow|txt)$", source, re.I))
+
+
 def _size_category(n: int) -> str:
     bounds = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12]
     return SIZE_CATEGORIES[int(np.searchsorted(bounds, n, side="right"))]
@@ -728,8 +734,7 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
                                    *blocked]))
     n_total = sum(data.dataset[s].num_rows for s in SPLITS)
     source = (recipe.get("data") or {}).get("source") or (data.audit_summary or {}).get("source")
-    source_datasets = [source] if isinstance(source, str) and _REPO_ID.match(source) and not Path(source).exists() \
-        else ["original"]
+    source_datasets = [source] if _is_hub_id(source) else ["original"]
     card_data = DatasetCardData(
         license=license, pretty_name=title, task_categories=["text-generation"], tags=all_tags,
         size_categories=[_size_category(n_total)], source_datasets=source_datasets,

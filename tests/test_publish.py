@@ -274,3 +274,10 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_source_datasets_names_hub_sources_only():
+    from curate.publish import _is_hub_id
+
+    assert _is_hub_id("Anthropic/hh-rlhf")
+    assert not any(_is_hub_id(s) for s in ("data/pairs.jsonl", "outputs/demo/pairs.jsonl", "Dataset", None))
