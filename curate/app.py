@@ -23,11 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import html
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -921,6 +924,7 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
     choices = [(f"{c} — {label_of[c][:60]}" if label_of[c] and label_of[c] != c else c, c) for c in concepts]
     first = concepts[0] if concepts else None
     recipe_dir = Path(tempfile.mkdtemp(prefix="curate-app-"))
+    atexit.register(shutil.rmtree, recipe_dir, True)
     preset_block, preset_amplify = _preset(data, set(concepts))
 
     def table_fn(source_filter, confirmed_only, findings_only=False):
@@ -945,7 +949,9 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
             text = data.recipe_yaml(block, amplify, method=method, strength=float(strength))
         except ValueError as err:  # RecipeError: a concept both blocked and amplified
             return CSS + f'<p class="cu-no">{_esc(err)}</p>', "", None
-        path = recipe_dir / "recipe.yaml"
+        # one file per distinct recipe: concurrent sessions never overwrite each other's download
+        path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
+        path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return render_preview(result), text, str(path)
 
