@@ -352,6 +352,8 @@ class SAEConcepts:
         return prefix + response, len(prefix), len(prefix) + len(response)
 
     def _tokenize(self, pairs: list[tuple[list[dict], str]], keep_offsets: bool = False) -> list[_Item]:
+        if not pairs:
+            return []
         rendered = [self._render(m, r) for m, r in pairs]
         has_template = bool(getattr(self.tokenizer_, "chat_template", None))
         enc = self.tokenizer_([t for t, _, _ in rendered], add_special_tokens=not has_template,
@@ -547,7 +549,10 @@ class SAEConcepts:
             for b, j in enumerate(group):
                 it = items[j]
                 f = self._encode(resid[b, it.start:it.end]).cpu()
-                toks = [it.text[a:e] for a, e in it.offsets[it.start:it.end]]
+                toks, last = [], 0
+                for a, e in it.offsets[it.start:it.end]:  # a multi-token character goes to its first token
+                    toks.append(it.text[max(a, last):e] if e > last else "")
+                    last = max(last, e)
                 results[j] = (toks, (f if cols is None else f[:, cols]).numpy())
         return results
 

@@ -1,0 +1,196 @@
+"""SAE annotation throughput: curate vs a bare truncated forward vs a naive TransformerLens pipeline.
+
+All three run on the same responses (generated pairs, or --data) with the same SAE (a TopK SAE with the
+default fit's shape, d_sae 2048, k 32, at --layer):
+
+* curate: ``SAEConcepts`` as called by ``datasets.map`` (length-bucketed micro-batches, forward stopped
+  at the layer, SAE on response tokens, pooled, sparse top-k);
+* forward: the same padded micro-batches through the model, stopped at the same layer, nothing else;
+* naive: TransformerLens ``HookedSAETransformer.run_with_cache_with_saes`` on the full model, one
+  example at a time, dense SAE activations kept and max-pooled over the response tokens (first
+  --naive-n responses).
+
+Throughput is real (non-pad) tokens per second. The pooled features of curate and naive are compared.
+Prints padding waste and peak RSS of the curate stage (measured before the other pipelines load).
+Last line: ``ratio_vs_forward=X ratio_vs_naive=Y``.
+
+    python benchmarks/bench_sae_annotation.py --n 400
+    python benchmarks/bench_sae_annotation.py --n 10000 --naive-n 64   # the 10k-response RSS figure
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import torch
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_sae(d_in: int, layer: int, d_sae: int = 2048, k: int = 32):
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    torch.manual_seed(0)
+    cfg = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k)
+    cfg.metadata.hook_name = f"blocks.{layer - 1}.hook_resid_post"
+    sae = TopKSAE(cfg)
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 0.05)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def hooked_smollm2(hf_model):
+    """SmolLM2 in TransformerLens, which does not know it by name: convert its config from a local folder,
+    then its weights from the loaded HF model (no LayerNorm folding, so activations match HF)."""
+    import tempfile
+
+    from sae_lens import HookedSAETransformer
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config, get_pretrained_state_dict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "smol")
+        config = hf_model.config.to_dict()
+        config.pop("quantization_config", None)
+        os.makedirs(folder)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            import json
+
+            json.dump(config, f)
+        cfg_dict = convert_hf_model_config(folder)
+        cfg_dict = {**cfg_dict, "dtype": torch.float32, "device": "cpu"}
+        cfg = HookedTransformerConfig(**{k: v for k, v in cfg_dict.items()
+                                         if k in HookedTransformerConfig.__dataclass_fields__})
+        state = get_pretrained_state_dict(folder, cfg, hf_model=hf_model)
+    model = HookedSAETransformer(cfg)
+    model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
+                                      fold_value_biases=False)
+    return model.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=400, help="responses to annotate (pairs = n / 2)")
+    ap.add_argument("--naive-n", type=int, default=48, help="responses for the naive pipeline")
+    ap.add_argument("--layer", type=int, default=15)
+    ap.add_argument("--batch-size", type=int, default=256, help="rows per datasets.map batch")
+    ap.add_argument("--data", default=None, help="preference data to use instead of generated pairs")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from curate import _columns as C
+    from curate.concepts.sae import SAEConcepts
+    from curate.generate import make_preference_pairs
+    from curate.models import decoder_layers, load_model
+
+    if args.data:
+        from curate.ingest import load_pairs
+
+        ds = load_pairs(args.data, limit=(args.n + 1) // 2)
+    else:
+        ds = make_preference_pairs((args.n + 1) // 2, seed=0).dataset
+    model, tok, model_id = load_model()
+    sae = build_sae(model.config.hidden_size, args.layer)
+    ann = SAEConcepts(sae, layer=args.layer, source="bench")
+    ann(ds[:2])  # warm-up (lazy setup, first-call allocations)
+    ann.stats_ = {k: 0 for k in ann.stats_}
+
+    # 1. curate
+    t0 = time.perf_counter()
+    outputs = []
+    for start in range(0, len(ds), args.batch_size):
+        outputs.append(ann(ds[start:start + args.batch_size]))
+    t_curate = time.perf_counter() - t0
+    st = dict(ann.stats_)
+    rss_curate = rss_mb()
+    tps_curate = st["tokens"] / t_curate
+    waste = 1 - st["tokens"] / max(st["padded_tokens"], 1)
+    print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
+          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s; {st['micro_batches']} micro-batches; "
+          f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
+
+    # 2. bare forward, same micro-batches
+    class Stop(Exception):
+        pass
+
+    def hook(m, a, o):
+        raise Stop
+
+    batches = []
+    for start in range(0, len(ds), args.batch_size):
+        targets = ann._targets(ds[start:start + args.batch_size])
+        items = ann._tokenize([(m, r) for _, _, m, r in targets])
+        for group in ann._micro_batches([len(it.ids) for it in items]):
+            ids = [items[j].ids for j in group]
+            T = max(map(len, ids))
+            x = torch.full((len(ids), T), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(x)
+            for b, s in enumerate(ids):
+                x[b, :len(s)] = torch.tensor(s)
+                mask[b, :len(s)] = 1
+            batches.append((x, mask))
+    handle = decoder_layers(model)[args.layer - 1].register_forward_hook(hook)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for x, mask in batches:
+            try:
+                model(input_ids=x, attention_mask=mask, use_cache=False)
+            except Stop:
+                pass
+    t_fwd = time.perf_counter() - t0
+    handle.remove()
+    tps_fwd = sum(int(m.sum()) for _, m in batches) / t_fwd
+    print(f"forward: truncated at layer {args.layer}, same {len(batches)} micro-batches in {t_fwd:.1f}s -> "
+          f"{tps_fwd:,.0f} tok/s", flush=True)
+
+    # 3. naive: TransformerLens, full model, one example at a time, dense activations kept
+    hooked = hooked_smollm2(model)
+    hook_name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
+    targets = ann._targets(ds[:])[: args.naive_n]
+    items = ann._tokenize([(m, r) for _, _, m, r in targets])
+    dense, n_tok = [], 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for it in items:
+            _, cache = hooked.run_with_cache_with_saes(torch.tensor([it.ids]), saes=[sae])
+            acts = cache[hook_name][0]  # [T, d_sae], dense
+            dense.append(acts[it.start:it.end].max(0).values.clone())
+            n_tok += len(it.ids)
+    t_naive = time.perf_counter() - t0
+    tps_naive = n_tok / t_naive
+    print(f"naive:   TransformerLens run_with_cache_with_saes, {len(items)} responses one at a time, {n_tok} tokens "
+          f"in {t_naive:.1f}s -> {tps_naive:,.0f} tok/s", flush=True)
+
+    # identical pooled features?
+    ours = {}
+    for start_batch, out in zip(range(0, len(ds), args.batch_size), outputs):
+        for side in C.SIDES:
+            for i, (idx, val) in enumerate(zip(out[C.sae_index_column(side, "bench")], out[C.sae_value_column(side, "bench")])):
+                ours[(start_batch + i, side)] = (idx, val)
+    worst = 0.0
+    for (side, i, _, _), ref in zip(targets, dense):
+        idx, val = ours[(i, side)]
+        top = torch.topk(ref, len(idx)).values.numpy() if idx else np.zeros(0)
+        worst = max(worst, float(np.abs(ref.numpy()[idx] - np.asarray(val)).max()) if idx else 0.0,
+                    float(np.abs(np.sort(top) - np.sort(val)).max()) if idx else 0.0)
+    print(f"pooled features, curate vs naive on {len(dense)} responses: max abs diff {worst:.2e}")
+    print(f"padding_waste={100 * waste:.1f}% peak_rss_mb={rss_curate:.0f} (n={st['responses']}) model={model_id}")
+    print(f"ratio_vs_forward={tps_curate / tps_fwd:.3f} ratio_vs_naive={tps_curate / tps_naive:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

