@@ -58,13 +58,24 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     if by:
         audit.results_by_.to_parquet(out / "audit_by.parquet", index=False)
     if labels is not None:
-        labels.to_parquet(out / LABELS_FILE, index=False)
+        _to_parquet_safe(labels, out / LABELS_FILE)
     ds.save_to_disk(str(out / ANNOTATED_DIR))
     record = {"source": str(data) if isinstance(data, (str, Path)) else type(data).__name__, "ingestion": summary,
               "audit": audit.to_dict(), **info, "fingerprint": getattr(pairs, "_fingerprint", None),
               "seconds": round(time.perf_counter() - t0, 2)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2, default=str))
     return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record}
+
+
+def _to_parquet_safe(df, path) -> None:
+    """Write ``df`` to parquet, storing nested mixed-type values (e.g. ``[["great question", 2.1]]``) as JSON."""
+    import pandas as pd
+
+    df = df.copy()
+    for col in df.columns:
+        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, tuple, dict))).any():
+            df[col] = df[col].map(lambda v: json.dumps(v, default=float) if isinstance(v, (list, tuple, dict)) else v)
+    pd.DataFrame(df).to_parquet(path, index=False)
 
 
 def run_demo(*, out, n_pairs=1000, sae=True, seed=0, card_example=None, console=None):
