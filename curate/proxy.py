@@ -46,7 +46,7 @@ COUNTERFACTUAL_OF = {"flattery": "flattery", "agreement": "agreement", "markdown
 class HashEmbedder:
     """A cheap embedding: hashed counts of words and word bigrams, L2-normalised (no model)."""
 
-    def __init__(self, n_features: int = 2**14):
+    def __init__(self, n_features: int = 2**12):
         self.n_features = n_features
         self.name = f"hash-{n_features}"
 
