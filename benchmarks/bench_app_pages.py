@@ -6,7 +6,9 @@ several filters (none, a concept, kept/dropped, a reason, combined) and pages (f
 * ``first``: the first page of a new filter (computes the matching rows, a concept's Δ if needed);
 * ``page``: a further page of the same filter (the matching rows are cached);
 * ``html``: building the escaped HTML of a page;
-* ``client``: the full round trip through the running Gradio server (``gradio_client`` → HTML back).
+* ``client``: the full round trip through the running Gradio server (``gradio_client`` → HTML back);
+
+and the Recipe view's preview (rows kept, ESS, before/after win-rates) for a few block/amplify choices.
 
     python benchmarks/bench_app_pages.py [--n 100000] [--page-size 10] [--no-client]
 
@@ -88,6 +90,14 @@ def main() -> int:
               f"page median {statistics.median(later) * 1e3:6.1f} ms max {max(later) * 1e3:6.1f} ms | "
               f"html {statistics.median(html) * 1e3:5.1f} ms")
     result = {"n_pairs": data.n_rows, "page_size": args.page_size, "filters": rows, "worst_local_s": round(worst, 4)}
+    previews = {}
+    for name, kw in [("block flattery (rebalance)", dict(block=["flattery"])),
+                     ("block flattery+markdown (filter)", dict(block=["flattery", "markdown"], method="filter")),
+                     ("block agreement, amplify refusal", dict(block=["agreement"], amplify=["refusal"]))]:
+        t = timed(lambda: data.preview(**kw), 3)
+        previews[name] = round(statistics.median(t), 4)
+        print(f"recipe preview: {name:34s} median {statistics.median(t) * 1e3:6.0f} ms")
+    result["preview_median_s"] = previews
     if not args.no_client:
         from gradio_client import Client
 

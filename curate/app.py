@@ -246,6 +246,8 @@ class AppData:
         self._usable = self._reason == "" if C.KEEP not in names else self._kept | (self._reason == "")
         # the source pairs before any intervention: every row not unusable at ingestion
         self._source = ~pd.Series(self._reason).str.startswith(C.INVALID_PREFIX).to_numpy(dtype=bool)
+        self._source_reason = np.where(self._source, "", self._reason).astype(object)
+        self._no_instructions: list[list[str]] = []
         self._delta_cache: dict[str, np.ndarray | None] = {}
         self._index_cache: dict[tuple, np.ndarray] = {}
         self.audit = self._ordered_audit(self.audit)
@@ -524,7 +526,7 @@ class AppData:
                 amplify_strength: float = 1.0, show: int = 8) -> dict:
         """The effect of a draft recipe: rows kept, effective sample size, win-rates before and after.
 
-        Runs the recipe's interventions with :func:`curate.interventions.preview` on the cached scores of
+        Runs the recipe's interventions (:func:`curate.interventions.plan`) on the cached scores of
         the marked concepts, plus up to ``show`` confirmed concepts reported as ``allow`` (to show side
         effects). Returns ``rows_before``, ``rows_kept``, ``ess_before``, ``ess_after`` and ``concepts``
         (one dict per concept: ``concept``, ``action``, ``win_rate_before``, ``win_rate_after``).
@@ -543,7 +545,7 @@ class AppData:
         if not marked and not allow:
             return {**out, "rows_kept": out["rows_before"], "ess_after": out["ess_before"], "concepts": []}
         try:
-            from .interventions import PairState, preview
+            from .interventions import PairState, before_after, plan, retention
             from .recipe import Recipe
         except ImportError:  # pragma: no cover - interventions ship with curate
             return {**out, **self._quick_preview(block, amplify, allow, method, strength, amplify_strength)}
@@ -551,18 +553,27 @@ class AppData:
                                                     method, strength, amplify_strength, allow=allow), validate_ids=False)
         ids = recipe.concept_ids()
         n = self.n_rows
-        state = PairState(
-            concepts=ids, chosen=np.column_stack([self._side(c, C.CHOSEN) for c in ids]),
-            rejected=np.column_stack([self._side(c, C.REJECTED) for c in ids]), usable=self._source.copy(),
-            keep=self._source.copy(), reason=np.where(self._source, "", self._reason).astype(object),
-            weight=w0.copy(), margin=np.zeros(n),
-            swapped=np.zeros(n, bool), copies=np.ones(n, np.int64), instructions=[[] for _ in range(n)],
-            labels={c: c for c in ids})
-        res = preview(None, recipe=recipe, state=state)
+        chosen = np.column_stack([self._side(c, C.CHOSEN) for c in ids])
+        rejected = np.column_stack([self._side(c, C.REJECTED) for c in ids])
+        if len(self._no_instructions) != n:  # shared: the app offers no `inoculate`, so nothing appends to it
+            self._no_instructions = [[] for _ in range(n)]
+
+        def state():
+            return PairState(
+                concepts=list(ids), chosen=chosen.copy(), rejected=rejected.copy(), usable=self._source.copy(),
+                keep=self._source.copy(), reason=self._source_reason.copy(), weight=w0.copy(), margin=np.zeros(n),
+                swapped=np.zeros(n, bool), copies=np.ones(n, np.int64), instructions=self._no_instructions,
+                labels={c: c for c in ids})
+
+        # what curate.interventions.preview does, without its per-call copies of 100k-row Python lists
+        before, after = state(), state()
+        for step in plan(recipe):
+            step.apply(after)
+        kept = retention(after)
         rows = [{"concept": r["concept"], "action": r["action"] or "allow",
                  "win_rate_before": _round(r["win_rate_before"]), "win_rate_after": _round(r["win_rate_after"])}
-                for r in res["table"].to_dict("records")]
-        return {**out, "rows_kept": int(res["rows_kept"]), "ess_after": round(float(res["ess"]), 1), "concepts": rows}
+                for r in before_after(before, after, recipe).to_dict("records")]
+        return {**out, "rows_kept": int(kept["rows_kept"]), "ess_after": round(float(kept["ess"]), 1), "concepts": rows}
 
     def _side(self, concept: str, side: str) -> np.ndarray:
         key = f"{side}|{concept}"
