@@ -243,7 +243,6 @@ class AppData:
             self._weight = np.where(self._kept, np.nan_to_num(w), 0.0)
         else:
             self._weight = self._kept.astype(float)
-        self._usable = self._reason == "" if C.KEEP not in names else self._kept | (self._reason == "")
         # the source pairs before any intervention: every row not unusable at ingestion
         self._source = ~pd.Series(self._reason).str.startswith(C.INVALID_PREFIX).to_numpy(dtype=bool)
         self._source_reason = np.where(self._source, "", self._reason).astype(object)
@@ -288,6 +287,7 @@ class AppData:
             "concepts": len(self.audit),
             "significant": int((self.audit["q_value"] < aud.get("alpha", 0.05)).sum()) if "q_value" in self.audit else None,
             "confirmed": int(self.audit["confirmed"].fillna(False).astype(bool).sum()) if "confirmed" in self.audit else None,
+            "findings": int(_truthy(self.audit["finding"]).sum()) if "finding" in self.audit else None,
             "heldout_auc": aud.get("heldout_auc"),
             "concept_sources": self.record.get("concept_sources"),
         }
@@ -383,7 +383,7 @@ class AppData:
         delta = self.delta(concept)
         if delta is None:
             return PairPage([], 1, 1, 0, concept)
-        cand = np.flatnonzero(self._usable & (delta != 0))
+        cand = np.flatnonzero(self._source & (delta != 0))
         order = cand[np.argsort(-np.abs(delta[cand]), kind="stable")][:k]
         return PairPage(self._rows(order, concept), 1, 1, len(cand), concept)
 
@@ -449,10 +449,10 @@ class AppData:
             fv = vals.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
             hit = np.isin(fi, feats)
             flat[s] = (rows[hit], np.searchsorted(feats, fi[hit]), fv[hit])
-        n_usable = max(1, int(self._usable.sum()))
+        n_usable = max(1, int(self._source.sum()))
         sumsq = np.zeros(len(feats))
         for rows, pos, val in flat.values():
-            ok = self._usable[rows]
+            ok = self._source[rows]
             sumsq += np.bincount(pos[ok], weights=val[ok] ** 2, minlength=len(feats))
         rms = np.sqrt(sumsq / (2 * n_usable))
         rms[rms == 0] = 1.0
@@ -715,6 +715,8 @@ def render_summary(data: AppData) -> str:
     s = data.summary()
     stats = [("rows", s["rows"]), ("kept", s["kept"]), ("dropped", s["dropped"]), ("concepts", s["concepts"]),
              ("significant", s["significant"]), ("confirmed", s["confirmed"])]
+    if s["findings"] is not None:
+        stats.append(("findings", s["findings"]))
     if s["heldout_auc"] is not None:
         stats.append(("held-out AUC", s["heldout_auc"]))
     lines = [f"<p><b>Source:</b> {_esc(s['source'])} ({_esc(s['kind'])})"]
