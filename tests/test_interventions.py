@@ -274,3 +274,16 @@ def test_cli_apply(tmp_path, generated):
     both = CliRunner().invoke(app, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji",
                                     "--out", str(tmp_path / "y")])
     assert both.exit_code == 2
+
+
+@pytest.mark.parametrize("how", ["filter", "relabel"])
+def test_filter_and_relabel_balance_jointly(generated, annotated, how):
+    from curate.interventions import apply_recipe
+
+    dd, _ = apply_recipe(annotated, Recipe.from_ids(block=BLOCK, block_with=[how]), audit=False)
+    train = dd[C.TRAIN_SPLIT]
+    sw = np.asarray(train[C.SWAPPED]) if C.SWAPPED in train.column_names else np.zeros(len(train), bool)
+    t = generated.truth.iloc[train[C.ID]]
+    for c in BLOCK:
+        d = np.where(sw, -1, 1) * (t[f"chosen__{c}"].to_numpy() - t[f"rejected__{c}"].to_numpy())
+        assert abs((d > 0).sum() / (d != 0).sum() - 0.5) < 0.02, (how, c)

@@ -11,8 +11,9 @@ blocked concepts, ``A`` the amplified ones.
 
 **Which pairs the reward sees** (the weights ``wᵢ``)
 
-* ``filter`` — ``wᵢ ← 0`` (``keep=False``, row moved to the ``dropped`` split) for the fewest pairs with
-  ``sᵢc = +1`` such that ``Σ_kept sᵢc = 0`` (mode ``balance``), or for every pair with ``sᵢc ≠ 0``
+* ``filter`` — ``wᵢ ← 0`` (``keep=False``, row moved to the ``dropped`` split) for the fewest pairs on
+  the winning side (``sᵢc = sign(Σ s)``) such that ``Σ_kept sᵢc = 0`` (mode ``balance``; cyclic passes over
+  the blocked concepts, like iterative proportional fitting), or for every pair with ``sᵢc ≠ 0``
   (mode ``differ``).
 * ``rebalance`` — ``wᵢ = pᵢ · max(0, μ₀ + Σ_{c∈B} μ_c sᵢc)``, the solution of
   ``min Σ wᵢ²/pᵢ  s.t.  Σ w = Σ p,  Σᵢ wᵢ sᵢc = (1 − strength_c) Σᵢ pᵢ sᵢc  ∀c∈B,  w ≥ 0``:
@@ -27,9 +28,10 @@ blocked concepts, ``A`` the amplified ones.
 
 **What each pair rewards** (the labels, the margin ``mᵢ`` and the prompt ``xᵢ``)
 
-* ``relabel`` — ``(y_c, y_r) ← (y_r, y_c)`` for the ``round(strength·(n₊ − n₋)/2)`` pairs with
-  ``sᵢc = +1`` whose preference is most attributable to c (fewest other concepts favouring ``y_c``), so
-  ``sᵢc`` flips sign and the win-rate becomes 0.5; recorded in ``swapped``.
+* ``relabel`` — ``(y_c, y_r) ← (y_r, y_c)`` for the ``round(strength·|n₊ − n₋|/2)`` pairs on the winning
+  side whose preference is most attributable to c (no other blocked concept differs, fewest other
+  concepts pointing the same way), so ``sᵢc`` flips sign and the win-rate becomes 0.5; recorded in
+  ``swapped``.
 * ``margin`` — ``mᵢ = − Σ_{c∈B} strength_c · logit(win-rate_c) · sᵢc + Σ_{c∈A} strength_c · sᵢc``: a
   product of experts with a bias-only model for blocked concepts (the reward gets the part the concept
   explains for free, so it does not learn it) and a larger required gap for amplified ones. TRL's

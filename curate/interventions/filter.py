@@ -14,20 +14,24 @@ class Filter(Intervention):
 
     Two modes:
 
-    * ``"balance"`` (default): drop the fewest pairs whose chosen response shows *more* of the concept
-      (Δ > 0) so that the concept's win-rate over kept pairs becomes ``0.5`` (or moves ``strength`` of
-      the way there): ``n_drop = round(strength · (n₊ − n₋))`` (weighted by the current weights),
-      separately among pairs where only one response shows the concept and pairs where both do (so the
-      count and the presence win-rates are both balanced). Which
-      ones: pairs where the fewest *other* recipe concepts also favour the chosen response go first (the
-      preference is most attributable to this concept), ties broken by a seeded shuffle;
+    * ``"balance"`` (default): drop the fewest pairs from the winning side (for a preferred concept,
+      pairs whose chosen response shows *more* of it) so that the concept's win-rate over kept pairs
+      becomes ``0.5`` (or moves ``strength`` of the way there): ``n_drop = round(strength · |n₊ − n₋|)``
+      (weighted by the current weights), separately among pairs where only one response shows the
+      concept and pairs where both do (so the count and the presence win-rates are both balanced).
+      Which pairs: those where no other blocked concept differs go first (dropping them leaves the
+      others' balance alone), then those where the fewest other recipe concepts point the same way (the
+      preference is most attributable to this concept), ties broken by a seeded shuffle. Several
+      concepts are handled in cyclic passes, like iterative proportional fitting, until none needs
+      more than half a pair dropped;
     * ``"differ"``: drop every pair where the concept differs (Δ ≠ 0): nothing about it is left to learn.
 
     Args:
-        concepts: blocked concept ids (handled one after the other).
+        concepts: blocked concept ids.
         strength: share of the imbalance removed, in (0, 1].
         mode: ``"balance"`` or ``"differ"``.
         seed: seed of the tie-breaking shuffle.
+        max_rounds: most cyclic passes over the concepts.
 
     Example:
 
@@ -41,10 +45,12 @@ class Filter(Intervention):
 
     name = "filter"
 
-    def __init__(self, concepts: Iterable[str], strength: float = 1.0, mode: str = "balance", seed: int = 0):
+    def __init__(self, concepts: Iterable[str], strength: float = 1.0, mode: str = "balance", seed: int = 0,
+                 max_rounds: int = 10):
         super().__init__(concepts, strength)
         self.mode = mode
         self.seed = seed
+        self.max_rounds = max_rounds
 
     def params(self):
         return {**super().params(), "mode": self.mode, "seed": self.seed}
@@ -53,28 +59,51 @@ class Filter(Intervention):
         if self.mode not in ("balance", "differ"):
             raise ValueError(f"Filter mode {self.mode!r} is unknown. Allowed: ['balance', 'differ'].")
         rng = np.random.default_rng(self.seed)
-        dropped = {}
-        for c in self.concepts:
-            d = state.delta(c)
-            kept = state.keep
-            if self.mode == "differ":
-                dropped[c] = state.drop(kept & (d != 0), f"filter:{c}")
-                continue
-            w = state.weight
-            others = [j for j, o in enumerate(state.concepts) if o != c]
-            n = 0
-            for group in state.groups(c):
-                excess = float((w * kept * group * (d > 0)).sum() - (w * kept * group * (d < 0)).sum())
-                target = self.strength * excess
-                if target <= 0:
-                    continue
-                cand = np.flatnonzero(kept & group & (d > 0))
-                n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
-                order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
-                cum = np.concatenate([[0.0], np.cumsum(w[order])])
-                n_drop = int(np.argmin(np.abs(cum - target)))  # dropping a pair moves the balance by its weight
-                mask = np.zeros(state.n, bool)
-                mask[order[:n_drop]] = True
-                n += state.drop(mask, f"filter:{c}")
-            dropped[c] = n
+        dropped = {c: 0 for c in self.concepts}
+        if self.mode == "differ":
+            for c in self.concepts:
+                dropped[c] = state.drop(state.keep & (state.delta(c) != 0), f"filter:{c}")
+        else:
+            # cyclic passes (like iterative proportional fitting): dropping pairs for one concept can
+            # unbalance another, so repeat until no concept needs more than half a pair dropped
+            for _ in range(self.max_rounds):
+                changed = 0
+                for c in self.concepts:
+                    for group in state.groups(c):
+                        mask = _pick(state, c, group, self.strength, rng, self.concepts, swap=False)
+                        n = state.drop(mask, f"filter:{c}")
+                        dropped[c] += n
+                        changed += n
+                if not changed:
+                    break
         return {"rows_dropped": dropped, "rows_kept": int(state.keep.sum())}
+
+
+def _pick(state, c, group, strength, rng, blocked, *, swap: bool) -> np.ndarray:
+    """Which pairs of ``group`` to drop (or swap) so concept ``c`` is balanced within the group.
+
+    The imbalance is ``E = Σw[Δ>0] − Σw[Δ<0]``; dropping a pair on the winning side moves it by the
+    pair's weight, swapping it by twice that. Pairs are taken in order of (other blocked concepts that
+    differ, other concepts pointing the same way, a seeded shuffle) until the running total is closest
+    to ``strength · E`` (or half of it when swapping).
+    """
+    d = state.delta(c)
+    w = state.weight * state.keep
+    excess = float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
+    target = abs(strength * excess) / (2 if swap else 1)
+    mask = np.zeros(state.n, bool)
+    live = w[state.keep & group & (d != 0)]
+    if not len(live) or target < 0.5 * live.min():
+        return mask
+    direction = np.sign(excess)
+    cand = np.flatnonzero(state.keep & group & (np.sign(d) == direction))
+    others_blocked = [state.index(o) for o in blocked if o != c]
+    others = [j for j, o in enumerate(state.concepts) if o != c]
+    D = state.delta()[cand]
+    n_blocked = (D[:, others_blocked] != 0).sum(axis=1) if others_blocked else np.zeros(len(cand))
+    n_same = (np.sign(D[:, others]) == direction).sum(axis=1) if others else np.zeros(len(cand))
+    order = cand[np.lexsort((rng.permutation(len(cand)), n_same, n_blocked))]
+    cum = np.concatenate([[0.0], np.cumsum(w[order])])
+    m = int(np.argmin(np.abs(cum - target)))
+    mask[order[:m]] = True
+    return mask

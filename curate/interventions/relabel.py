@@ -7,22 +7,23 @@ from typing import Iterable
 import numpy as np
 
 from .base import Intervention
+from .filter import _pick
 
 
 class Relabel(Intervention):
     """Swap chosen and rejected in the pairs most attributable to a blocked concept (``swapped`` column).
 
-    **Rule.** For a blocked concept c, a pair is a *candidate* when the chosen response shows more of c
-    (Δc > 0) and no other blocked concept favours the rejected response (swapping it would teach that
-    concept instead). Candidates are ranked by how attributable the preference is to c: first the pairs
-    where the fewest other recipe concepts also favour the chosen response (c is the only visible
-    reason it won), ties broken by a seeded shuffle. The top ``m = round(strength · (n₊ − n₋) / 2)``
-    candidates are swapped (weighted counts) — separately among pairs where only one response shows c and
-    pairs where both do, so count and presence win-rates are both balanced — which brings c's win-rate to 0.5 at ``strength=1``: each
-    swap turns one c-win into one c-loss. Concepts are processed in order, each on the already-relabelled
-    data. Relabelling assumes the swapped pairs carried no other preference; where they did (e.g. a
-    correct answer that also flattered), that signal is inverted — rebalancing avoids this at the cost
-    of ESS.
+    **Rule.** For a blocked concept c with imbalance ``E = n₊ − n₋`` (weighted; ``n₊`` pairs whose chosen
+    response shows more of c), swap ``round(strength · |E| / 2)`` pairs from the winning side: each swap
+    turns one c-win into one c-loss, so at ``strength=1`` the win-rate becomes 0.5. Which pairs: the
+    ones whose preference is most attributable to c — first those where no other blocked concept
+    differs (a swap leaves their balance alone), then those where the fewest other recipe concepts
+    point the same way (c is the only visible reason the pair was decided), ties broken by a seeded
+    shuffle. This is done separately among pairs where only one response shows c and pairs where both
+    do (so count and presence win-rates are both balanced), for each concept in cyclic passes until no
+    concept needs a swap. Relabelling assumes the swapped pairs carried no other preference; where they
+    did (e.g. a correct answer that also flattered), that signal is inverted — rebalancing avoids this
+    at the cost of ESS.
 
     Args:
         concepts: blocked concept ids.
@@ -41,9 +42,10 @@ class Relabel(Intervention):
 
     name = "relabel"
 
-    def __init__(self, concepts: Iterable[str], strength: float = 1.0, seed: int = 0):
+    def __init__(self, concepts: Iterable[str], strength: float = 1.0, seed: int = 0, max_rounds: int = 10):
         super().__init__(concepts, strength)
         self.seed = seed
+        self.max_rounds = max_rounds
 
     def params(self):
         return {**super().params(), "seed": self.seed}
@@ -51,31 +53,17 @@ class Relabel(Intervention):
     def _apply(self, state):
         rng = np.random.default_rng(self.seed)
         before = state.win_rates()
-        swapped = {}
-        for c in self.concepts:
-            d = state.delta(c)
-            w = state.weight * state.keep
-            base = state.keep & (d > 0)
-            for o in self.concepts:
-                if o != c:
-                    base &= state.delta(o) <= 0
-            others = [j for j, o in enumerate(state.concepts) if o != c]
-            n = 0
-            for group in state.groups(c):
-                excess = float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
-                target = self.strength * excess / 2
-                if target <= 0:
-                    continue
-                cand = np.flatnonzero(base & group)
-                n_other = (state.delta()[cand][:, others] > 0).sum(axis=1) if others else np.zeros(len(cand))
-                order = cand[np.lexsort((rng.permutation(len(cand)), n_other))]
-                cum = np.concatenate([[0.0], np.cumsum(w[order])])
-                m = int(np.argmin(np.abs(cum - target)))
-                mask = np.zeros(state.n, bool)
-                mask[order[:m]] = True
-                state.swap(mask)
-                n += m
-            swapped[c] = n
+        swapped = {c: 0 for c in self.concepts}
+        for _ in range(self.max_rounds):  # cyclic passes: a swap for one concept flips the others too
+            changed = 0
+            for c in self.concepts:
+                for group in state.groups(c):
+                    mask = _pick(state, c, group, self.strength, rng, self.concepts, swap=True)
+                    state.swap(mask)
+                    swapped[c] += int(mask.sum())
+                    changed += int(mask.sum())
+            if not changed:
+                break
         after = state.win_rates()
         return {"swapped": swapped, "rows_swapped": int(state.swapped.sum()),
                 "win_rate_before": {c: before[c] for c in self.concepts},
