@@ -109,52 +109,58 @@ def main() -> None:
     ann(ds[:2])  # warm-up (lazy setup, first-call allocations)
     ann.stats_ = {k: 0 for k in ann.stats_}
 
-    # 1. curate
-    t0 = time.perf_counter()
-    outputs = []
-    for start in range(0, len(ds), args.batch_size):
-        outputs.append(ann(ds[start:start + args.batch_size]))
-    t_curate = time.perf_counter() - t0
-    st = dict(ann.stats_)
-    rss_curate = rss_mb()
-    tps_curate = st["tokens"] / t_curate
-    waste = 1 - st["tokens"] / max(st["padded_tokens"], 1)
-    print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
-          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s; {st['micro_batches']} micro-batches; "
-          f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
-
-    # 2. bare forward, same micro-batches
+    # 1 + 2. curate, and the bare forward on the same micro-batches, interleaved batch by batch so that
+    # load from other processes on the machine hits both alike
     class Stop(Exception):
         pass
 
     def hook(m, a, o):
         raise Stop
 
-    batches = []
-    for start in range(0, len(ds), args.batch_size):
-        targets = ann._targets(ds[start:start + args.batch_size])
+    def bare_forward(batch) -> tuple[float, int]:
+        targets = ann._targets(batch)
         items = ann._tokenize([(m, r) for _, _, m, r in targets])
+        padded = []
         for group in ann._micro_batches([len(it.ids) for it in items]):
             ids = [items[j].ids for j in group]
-            T = max(map(len, ids))
-            x = torch.full((len(ids), T), tok.pad_token_id, dtype=torch.long)
+            x = torch.full((len(ids), max(map(len, ids))), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(x)
             for b, s in enumerate(ids):
                 x[b, :len(s)] = torch.tensor(s)
                 mask[b, :len(s)] = 1
-            batches.append((x, mask))
-    handle = decoder_layers(model)[args.layer - 1].register_forward_hook(hook)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for x, mask in batches:
-            try:
-                model(input_ids=x, attention_mask=mask, use_cache=False)
-            except Stop:
-                pass
-    t_fwd = time.perf_counter() - t0
-    handle.remove()
-    tps_fwd = sum(int(m.sum()) for _, m in batches) / t_fwd
-    print(f"forward: truncated at layer {args.layer}, same {len(batches)} micro-batches in {t_fwd:.1f}s -> "
+            padded.append((x, mask))
+        handle = decoder_layers(model)[args.layer - 1].register_forward_hook(hook)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for x, mask in padded:
+                try:
+                    model(input_ids=x, attention_mask=mask, use_cache=False)
+                except Stop:
+                    pass
+        dt = time.perf_counter() - t
+        handle.remove()
+        return dt, sum(int(m.sum()) for _, m in padded)
+
+    t_curate = t_fwd = 0.0
+    fwd_tokens = 0
+    outputs = []
+    for start in range(0, len(ds), args.batch_size):
+        batch = ds[start:start + args.batch_size]
+        t0 = time.perf_counter()
+        outputs.append(ann(batch))
+        t_curate += time.perf_counter() - t0
+        rss_curate = rss_mb()
+        dt, n = bare_forward(batch)
+        t_fwd += dt
+        fwd_tokens += n
+    st = dict(ann.stats_)
+    tps_curate = st["tokens"] / t_curate
+    waste = 1 - st["tokens"] / max(st["padded_tokens"], 1)
+    print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
+          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s; {st['micro_batches']} micro-batches; "
+          f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
+    tps_fwd = fwd_tokens / t_fwd
+    print(f"forward: truncated at layer {args.layer}, same micro-batches, {fwd_tokens} tokens in {t_fwd:.1f}s -> "
           f"{tps_fwd:,.0f} tok/s", flush=True)
 
     # 3. naive: TransformerLens, full model, one example at a time, dense activations kept

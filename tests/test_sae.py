@@ -355,3 +355,37 @@ def test_embedding_backend_writes_the_same_columns():
     idx = out[C.sae_index_column("chosen", "minilm")]
     assert idx[0] == [] and all(0 < len(x) <= 4 for x in idx[1:])
     assert out.features[C.sae_value_column("rejected", "minilm")].feature.dtype == "float32"
+
+
+def test_label_features_on_synthetic_columns():
+    import pandas as pd
+
+    from curate.concepts.labels import LABEL_COLUMNS, label_features
+
+    rng = np.random.default_rng(0)
+    rows = {"prompt": [], "chosen": [], "rejected": [], "reason": [], "chosen__flattery": [], "rejected__flattery": []}
+    for side in C.SIDES:
+        rows[C.sae_index_column(side, SRC)] = []
+        rows[C.sae_value_column(side, SRC)] = []
+    for i in range(60):
+        rows["prompt"].append("q")
+        rows["reason"].append("" if i else "invalid:x")
+        for side in C.SIDES:
+            flat = rng.random() < 0.4
+            text = ("What a great question! " if flat else "") + f"The answer is {rng.integers(100)}."
+            rows[side].append(text)
+            rows[f"{side}__flattery"].append(float(flat))
+            idx, val = [7], [1.0 + rng.random()]
+            if flat:
+                idx, val = [3, 7], [2.0 + rng.random(), 1.0]
+            rows[C.sae_index_column(side, SRC)].append(idx)
+            rows[C.sae_value_column(side, SRC)].append(val)
+    labels = label_features(pd.DataFrame(rows), SRC, min_active=5)
+    assert list(labels.columns) == LABEL_COLUMNS
+    row = labels.set_index("feature").loc[3]
+    assert row["concept"] == C.sae_concept_id(SRC, 3)
+    assert row["nearest_named"] == "flattery" and row["nearest_r"] > 0.99
+    assert "great question" in row["label"] or "what a great" in row["label"]
+    assert json.loads(row["top_examples"])[0]["text"].startswith("What a great question!")
+    with pytest.raises(KeyError, match="SAE sources in the dataset"):
+        label_features(pd.DataFrame(rows), "nope")
