@@ -313,7 +313,7 @@ class AppData:
             mask &= src.str.startswith("sae").to_numpy()
         if confirmed_only and "confirmed" in a:
             mask &= a["confirmed"].fillna(False).astype(bool).to_numpy()
-        a = a[mask]
+        a = a[mask].reset_index(drop=True)
         out = pd.DataFrame()
         if "finding" in a.columns:
             rank = a["finding_rank"] if "finding_rank" in a else pd.Series(np.nan, index=a.index)
@@ -322,7 +322,7 @@ class AppData:
             out["group"] = a["group"].fillna("").astype(str)
         out["concept"] = a["concept"].astype(str)
         out["label"] = [t if len(t) <= 56 else t[:55] + "…" for t in a["label"].fillna("").astype(str)]
-        out["source"] = src[mask]
+        out["source"] = src[mask].to_numpy()
         if "n_members" in a.columns and (a["n_members"].fillna(1) > 1).any():
             out["n_members"] = a["n_members"].fillna(1).astype(int)
         out["n_differ"] = a["n_differ"].astype(int)
@@ -531,7 +531,10 @@ class AppData:
         effects). Returns ``rows_before``, ``rows_kept``, ``ess_before``, ``ess_after`` and ``concepts``
         (one dict per concept: ``concept``, ``action``, ``win_rate_before``, ``win_rate_after``).
         """
-        block, amplify = _ids(block), _ids(amplify)
+        shown_block, shown_amplify = _ids(block), _ids(amplify)
+        groups = {c: ("block" if c in shown_block else "amplify") for c in shown_block + shown_amplify
+                  if _GROUP_ID.match(c)}
+        block, amplify = self.expand_groups(shown_block), self.expand_groups(shown_amplify)
         both = sorted(set(block) & set(amplify))
         if both:
             from .errors import RecipeError
@@ -539,7 +542,8 @@ class AppData:
             raise RecipeError(f"Concepts {both} are both blocked and amplified; choose one action per concept.")
         confirmed = self.audit.loc[_truthy(self.audit["confirmed"]), "concept"].astype(str)
         marked = [c for c in block + amplify if self.delta(c) is not None]
-        allow = [c for c in confirmed if c not in block + amplify and self.delta(c) is not None][:show]
+        allow = [c for c in groups if self.delta(c) is not None]  # a group is acted on through its members
+        allow += [c for c in confirmed if c not in block + amplify + allow and self.delta(c) is not None][:show]
         w0 = self._source.astype(float)  # the recipe acts on the source pairs (a published folder's too)
         out = {"rows_before": int((w0 > 0).sum()), "ess_before": _ess(w0)}
         if not marked and not allow:
@@ -570,9 +574,11 @@ class AppData:
         for step in plan(recipe):
             step.apply(after)
         kept = retention(after)
-        rows = [{"concept": r["concept"], "action": r["action"] or "allow",
+        hidden = set(block + amplify) - set(shown_block + shown_amplify)  # members of a marked group
+        rows = [{"concept": r["concept"], "action": groups.get(r["concept"]) or r["action"] or "allow",
                  "win_rate_before": _round(r["win_rate_before"]), "win_rate_after": _round(r["win_rate_after"])}
-                for r in before_after(before, after, recipe).to_dict("records")]
+                for r in before_after(before, after, recipe).to_dict("records") if r["concept"] not in hidden]
+        rows.sort(key=lambda r: r["action"] == "allow")
         return {**out, "rows_kept": int(kept["rows_kept"]), "ess_after": round(float(kept["ess"]), 1), "concepts": rows}
 
     def _side(self, concept: str, side: str) -> np.ndarray:
@@ -612,6 +618,17 @@ class AppData:
                          "win_rate_after": _round(paired_win_stats(d, w)["win_rate"][0])})
         return {"rows_kept": int((w > 0).sum()), "ess_after": _ess(w), "concepts": rows}
 
+    def expand_groups(self, ids) -> list[str]:
+        """Concept ids with each SAE feature group (``group:<source>:<n>``) replaced by its member features,
+        which recipes and interventions know (``sae:<source>:<feature>``)."""
+        out = []
+        for c in _ids(ids):
+            if _GROUP_ID.match(c) and self.members is not None and "group" in self.members:
+                out += self.members.loc[self.members["group"].astype(str) == c, "concept"].astype(str).tolist()
+            else:
+                out.append(c)
+        return list(dict.fromkeys(out))
+
     def _recipe_dict(self, block, amplify, method="rebalance", strength=1.0, amplify_strength=1.0, *, allow=(),
                      name="space-recipe") -> dict:
         rules = []
@@ -631,7 +648,12 @@ class AppData:
     def recipe_yaml(self, block=(), amplify=(), *, method: str = "rebalance", strength: float = 1.0,
                     amplify_strength: float = 1.0, name: str = "space-recipe") -> str:
         """The draft recipe as YAML, written by :class:`curate.recipe.Recipe` (loads with ``curate apply``)."""
-        data = self._recipe_dict(_ids(block), _ids(amplify), method, strength, amplify_strength, name=name)
+        data = self._recipe_dict(self.expand_groups(block), self.expand_groups(amplify), method, strength,
+                                 amplify_strength, name=name)
+        groups = [c for c in _ids(block) + _ids(amplify) if _GROUP_ID.match(c)]
+        if groups:
+            data["description"] += " SAE feature groups are written as their member features: " + "; ".join(
+                f"{g} = {', '.join(self.expand_groups([g]))}" for g in groups) + "."
         try:
             from .recipe import Recipe
         except ImportError:  # pragma: no cover - the recipe module ships with curate

@@ -226,3 +226,16 @@ def test_published_folder(folder, tmp_path):
     assert _preset(data, set(data.concepts)) == (["flattery"], [])
     row = data.preview(["flattery"], [])["concepts"][0]  # the preview starts from the source pairs
     assert row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
+
+
+def test_sae_table_and_group_recipes():
+    import yaml
+
+    data, _ = _sae_data()
+    table = data.concept_table("SAE")
+    assert table["concept"].tolist() == ["group:toy:0", "sae:toy:3"] and not table.isna().any().any()
+    assert data.expand_groups(["group:toy:0", "flattery"]) == ["sae:toy:1", "sae:toy:2", "flattery"]
+    rule = yaml.safe_load(data.recipe_yaml(["group:toy:0"]))["rules"][0]
+    assert rule["concepts"] == ["sae:toy:1", "sae:toy:2"]  # ids that `curate apply` knows
+    rows = data.preview(["group:toy:0"])["concepts"]
+    assert [(r["concept"], r["action"]) for r in rows] == [("group:toy:0", "block")]
