@@ -866,7 +866,8 @@ def render_concept(data: AppData, concept: str | None) -> str:
     body += f"<p><b>Nearest named concept:</b> {_esc(near or '—')}</p>"
     body += render_feature_labels(det["labels"], det.get("members"))
     top = data.top_pairs(concept, k=5)
-    how = "activation Δ shown per pair" if _SAE_ID.match(concept) else "matched spans highlighted"
+    how = ("activation Δ shown per pair" if _SAE_ID.match(concept) or _GROUP_ID.match(concept)
+           else "matched spans highlighted")
     body += (f"<h4>Pairs where it differs most</h4><p>{top.n_matching} usable pairs differ; top 5 by |Δ| "
              f"({how}).</p>" + render_pairs(top))
     return CSS + head + body
@@ -902,7 +903,8 @@ def render_feature_labels(labels: dict, members: list[dict] | None = None) -> st
         out.append(f"<p><b>n-gram label:</b> {', '.join(terms)}</p>")
     for key in ("n_active", "nearest_named", "nearest_r"):
         if labels.get(key) is not None and labels.get(key) == labels.get(key):
-            out.append(f"<span class='cu-badge'>{_esc(key)}: {_esc(labels[key])}</span> ")
+            value = f"{labels[key]:+.2f}" if key == "nearest_r" else labels[key]
+            out.append(f"<span class='cu-badge'>{_esc(key)}: {_esc(value)}</span> ")
     examples = _parse_json(labels.get("top_examples"))
     if isinstance(examples, list) and examples:
         out.append("<p><b>Top-activating responses</b> (token-level activations where stored):</p>")
