@@ -305,9 +305,11 @@ def test_planted_concept_found_by_a_confirmed_sae_feature(planted):
     assert ann.source_ == "smollm2-l15"
     res = ConceptAudit().fit(ds).results_
     sae = res[res["source"] == "sae:smollm2-l15"]
-    hits = sae[sae["confirmed"] & (sae["nearest_named"] == "flattery") & (sae["nearest_r"].abs() >= 0.5)]
+    # planted in the better response (higher rate) and detectable by a named concept of the same name
+    planted_ids = [c for c in gen.unequal if c != "quality"]
+    hits = sae[sae["confirmed"] & sae["nearest_named"].isin(planted_ids) & (sae["nearest_r"].abs() >= 0.5)]
     assert len(hits) > 0, sae.head(20).to_string()
-    assert (hits["win_rate"] > 0.5).all()  # flattery was planted in the better response
+    assert (hits["win_rate"] > 0.5).all()
 
 
 @pytest.mark.slow
@@ -334,8 +336,9 @@ def test_labels_name_the_planted_concept(planted):
     labels = label_features(ds, ann.source_, annotator=ann, max_token_responses=16)
     assert list(labels.columns) == LABEL_COLUMNS
     assert labels["concept"].str.startswith("sae:smollm2-l15:").all()
-    flat = labels[(labels["nearest_named"] == "flattery")].sort_values("nearest_r", key=abs, ascending=False)
-    assert len(flat) and abs(flat.iloc[0]["nearest_r"]) >= 0.5
+    planted_ids = [c for c in gen.unequal if c != "quality"]
+    flat = labels[labels["nearest_named"].isin(planted_ids)].sort_values("nearest_r", key=abs, ascending=False)
+    assert len(flat) and abs(flat.iloc[0]["nearest_r"]) >= 0.8
     ex = json.loads(flat.iloc[0]["top_examples"])
     assert ex and {"row", "side", "value", "text"} <= set(ex[0])
     with_tokens = [json.loads(e) for e in labels["top_examples"]]
