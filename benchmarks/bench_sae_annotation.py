@@ -51,7 +51,7 @@ def build_sae(d_in: int, layer: int, d_sae: int = 2048, k: int = 32):
     return sae.eval()
 
 
-def hooked_smollm2(hf_model):
+def hooked_smollm2(hf_model, tokenizer):
     """SmolLM2 in TransformerLens, which does not know it by name: convert its config from a local folder,
     then its weights from the loaded HF model (no LayerNorm folding, so activations match HF)."""
     import tempfile
@@ -64,6 +64,7 @@ def hooked_smollm2(hf_model):
         folder = os.path.join(tmp, "smol")
         config = hf_model.config.to_dict()
         config.pop("quantization_config", None)
+        config["architectures"] = config.get("architectures") or ["LlamaForCausalLM"]
         os.makedirs(folder)
         with open(os.path.join(folder, "config.json"), "w") as f:
             import json
@@ -74,7 +75,7 @@ def hooked_smollm2(hf_model):
         cfg = HookedTransformerConfig(**{k: v for k, v in cfg_dict.items()
                                          if k in HookedTransformerConfig.__dataclass_fields__})
         state = get_pretrained_state_dict(folder, cfg, hf_model=hf_model)
-    model = HookedSAETransformer(cfg)
+    model = HookedSAETransformer(cfg, tokenizer=tokenizer)
     model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
                                       fold_value_biases=False)
     return model.eval()
@@ -85,7 +86,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="responses to annotate (pairs = n / 2)")
     ap.add_argument("--naive-n", type=int, default=48, help="responses for the naive pipeline")
     ap.add_argument("--layer", type=int, default=15)
-    ap.add_argument("--batch-size", type=int, default=256, help="rows per datasets.map batch")
+    ap.add_argument("--batch-size", type=int, default=128, help="rows per annotator call (a datasets.map batch)")
     ap.add_argument("--data", default=None, help="preference data to use instead of generated pairs")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -141,45 +142,54 @@ def main() -> None:
         handle.remove()
         return dt, sum(int(m.sum()) for _, m in padded)
 
-    t_curate = t_fwd = 0.0
+    # time each map batch with both pipelines back to back, alternating which goes first; wall-clock and
+    # this process's CPU time (less sensitive to other processes on a shared machine) are both kept
+    t_curate = t_fwd = c_curate = c_fwd = 0.0
     fwd_tokens = 0
     outputs = []
-    for start in range(0, len(ds), args.batch_size):
+    rss_curate = rss_mb()
+    for b, start in enumerate(range(0, len(ds), args.batch_size)):
         batch = ds[start:start + args.batch_size]
-        t0 = time.perf_counter()
-        outputs.append(ann(batch))
-        t_curate += time.perf_counter() - t0
-        rss_curate = rss_mb()
-        dt, n = bare_forward(batch)
-        t_fwd += dt
-        fwd_tokens += n
+        for first in ((True, False) if b % 2 == 0 else (False, True)):
+            if first:
+                t0, c0 = time.perf_counter(), time.process_time()
+                outputs.append(ann(batch))
+                t_curate += time.perf_counter() - t0
+                c_curate += time.process_time() - c0
+                rss_curate = rss_mb()
+            else:
+                c0 = time.process_time()
+                dt, n = bare_forward(batch)
+                c_fwd += time.process_time() - c0
+                t_fwd += dt
+                fwd_tokens += n
     st = dict(ann.stats_)
     tps_curate = st["tokens"] / t_curate
     waste = 1 - st["tokens"] / max(st["padded_tokens"], 1)
     print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
-          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s; {st['micro_batches']} micro-batches; "
+          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s (CPU {c_curate:.1f}s); {st['micro_batches']} micro-batches; "
           f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
     tps_fwd = fwd_tokens / t_fwd
     print(f"forward: truncated at layer {args.layer}, same micro-batches, {fwd_tokens} tokens in {t_fwd:.1f}s -> "
-          f"{tps_fwd:,.0f} tok/s", flush=True)
+          f"{tps_fwd:,.0f} tok/s (CPU {c_fwd:.1f}s)", flush=True)
 
     # 3. naive: TransformerLens, full model, one example at a time, dense activations kept
-    hooked = hooked_smollm2(model)
+    hooked = hooked_smollm2(model, tok)
     hook_name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
     targets = ann._targets(ds[:])[: args.naive_n]
     items = ann._tokenize([(m, r) for _, _, m, r in targets])
     dense, n_tok = [], 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for it in items:
             _, cache = hooked.run_with_cache_with_saes(torch.tensor([it.ids]), saes=[sae])
             acts = cache[hook_name][0]  # [T, d_sae], dense
             dense.append(acts[it.start:it.end].max(0).values.clone())
             n_tok += len(it.ids)
-    t_naive = time.perf_counter() - t0
+    t_naive, c_naive = time.perf_counter() - t0, time.process_time() - c0
     tps_naive = n_tok / t_naive
     print(f"naive:   TransformerLens run_with_cache_with_saes, {len(items)} responses one at a time, {n_tok} tokens "
-          f"in {t_naive:.1f}s -> {tps_naive:,.0f} tok/s", flush=True)
+          f"in {t_naive:.1f}s -> {tps_naive:,.0f} tok/s (CPU {c_naive:.1f}s)", flush=True)
 
     # identical pooled features?
     ours = {}
@@ -195,6 +205,9 @@ def main() -> None:
                     float(np.abs(np.sort(top) - np.sort(val)).max()) if idx else 0.0)
     print(f"pooled features, curate vs naive on {len(dense)} responses: max abs diff {worst:.2e}")
     print(f"padding_waste={100 * waste:.1f}% peak_rss_mb={rss_curate:.0f} (n={st['responses']}) model={model_id}")
+    cpu_fwd = (st["tokens"] / c_curate) / (fwd_tokens / c_fwd)
+    cpu_naive = (st["tokens"] / c_curate) / (n_tok / c_naive)
+    print(f"by CPU time: ratio_vs_forward={cpu_fwd:.3f} ratio_vs_naive={cpu_naive:.2f}")
     print(f"ratio_vs_forward={tps_curate / tps_fwd:.3f} ratio_vs_naive={tps_curate / tps_naive:.2f}")
 
 

@@ -392,3 +392,23 @@ def test_label_features_on_synthetic_columns():
     assert json.loads(row["top_examples"])[0]["text"].startswith("What a great question!")
     with pytest.raises(KeyError, match="SAE sources in the dataset"):
         label_features(pd.DataFrame(rows), "nope")
+
+
+@pytest.mark.slow
+def test_fit_sae_cli_writes_a_sae_lens_folder(tmp_path):
+    from sae_lens import SAE
+    from typer.testing import CliRunner
+
+    from curate import make_preference_pairs
+    from curate.cli import app
+
+    data = tmp_path / "pairs.jsonl"
+    make_preference_pairs(40, seed=2).dataset.to_json(str(data))
+    out = tmp_path / "sae"
+    res = CliRunner().invoke(app, ["fit-sae", str(data), "--out", str(out), "--backend", "embedding",
+                                   "--d-sae", "32", "--k", "4", "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    sae = SAE.load_from_disk(str(out))
+    assert (sae.cfg.d_in, sae.cfg.d_sae) == (384, 32) and sae.cfg.metadata.curate_backend == "embedding"
+    bad = CliRunner().invoke(app, ["fit-sae", str(data), "--out", str(out), "--layer", "99", "--limit", "2"])
+    assert bad.exit_code == 2 and "1..30" in bad.output
