@@ -5,7 +5,10 @@ import importlib
 
 import pytest
 
-MODULES = ["curate", "curate.generate", "curate.ingest", "curate.concepts.named", "curate.scores", "curate.audit"]
+# recipes/interventions and publish/plots run theirs in test_interventions.py and test_publish.py
+MODULES = ["curate", "curate.generate", "curate.ingest", "curate.concepts.named", "curate.scores", "curate.audit",
+           "curate.concepts.sae", "curate.concepts.sae_source", "curate.concepts.labels", "curate.models",
+           "curate.directions", "curate.proxy", "curate.app"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SPACE = Path(__file__).resolve().parents[1] / "spaces_app"
 
 
@@ -27,3 +29,14 @@ def test_space_imports_only_public_names():
         if isinstance(node, ast.Import):
             assert not any(a.name.startswith("curate.") for a in node.names)
     assert used and set(used) <= set(curate.app.__all__)
+
+
+def test_requirements_are_the_package_dependencies():
+    """The Space installs curate's dependencies, never the unrelated PyPI project named `curate`."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    deps = tomllib.loads((SPACE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [ln.strip() for ln in (SPACE / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines == deps
+    assert not any(ln.split(">")[0].split("=")[0].split("@")[0].strip() == "curate" for ln in lines)
