@@ -3,8 +3,9 @@
 Before: every SAE feature is its own row, ranked by q (the prototype's behaviour). After: features grouped,
 rows ranked by the length-controlled effect, at most 20 findings. Prints the number of SAE features
 confirmed, the number of findings, the rank at which each planted concept is first reached (a row whose
-concept is the planted one, or whose nearest named concept is, with |r| ≥ 0.3), and whether any top-10
-finding is nearest to an equal-rate concept.
+concept is the planted one, or whose nearest named concept is, with |r| ≥ 0.3; and by an SAE group alone),
+and whether any top-10 finding is nearest to an equal-rate concept. Acceptance: every planted concept reached
+by a top-10 SAE group, no top-10 finding nearest to a control.
 
     python benchmarks/bench_findings.py [--n 2000]
 """
@@ -26,8 +27,10 @@ def reaches(row, named: str) -> bool:
     return row["nearest_named"] in family and abs(row["nearest_r"]) >= 0.3
 
 
-def first_rank(table, named: str):
+def first_rank(table, named: str, sae_only: bool = False):
     for i, (_, row) in enumerate(table.iterrows(), 1):
+        if sae_only and (row["source"] == "named" or abs(row["nearest_r"]) < 0.3):
+            continue
         if reaches(row, named):
             return i
     return None
@@ -37,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None, help="SAE fit learning rate (default: fit_sae's)")
     args = parser.parse_args()
 
     from curate import ConceptAudit, annotate, make_preference_pairs
@@ -44,7 +48,7 @@ def main() -> None:
 
     gen = make_preference_pairs(args.n, seed=args.seed)
     t = time.perf_counter()
-    ds, annotator = annotate_sae(annotate(gen.dataset))
+    ds, annotator = annotate_sae(annotate(gen.dataset), fit_kwargs={"lr": args.lr} if args.lr else None)
     t_sae = time.perf_counter() - t
     planted = [c for c in gen.unequal if c in NAMED_OF and c != "padding"]
     equal = [NAMED_OF[c] for c in gen.equal]
@@ -61,20 +65,26 @@ def main() -> None:
     bad = [r["concept"] for _, r in top10.iterrows()
            if r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3 and r["concept"] not in NAMED_OF.values()]
 
-    print(f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}")
+    fit = annotator.to_dict().get("fit", {})
+    print(f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}; fit: "
+          f"{fit.get('n_samples')} tokens, FVU {fit.get('fvu')}, dead latents {fit.get('dead_latents')} of "
+          f"{annotator.sae_.cfg.d_sae}")
     print(f"before: {n_conf} of {n_feat} active SAE features confirmed ({100 * n_conf / max(n_feat, 1):.0f}%); "
           f"every confirmed feature is a candidate finding")
     print(f"after:  {len(findings)} findings ({int(after.members_['confirmed'].sum())} confirmed member features in "
           f"{(after.results_['source'] != 'named').sum()} groups); sparse-model held-out AUC {after.sparse_auc_:.3f}")
     for c in planted:
         print(f"  planted {c:10s} first reached at rank before={first_rank(raw, NAMED_OF[c])} "
-              f"(SAE features by q) after={first_rank(findings, NAMED_OF[c])} (findings)")
+              f"(SAE features by q) after={first_rank(findings, NAMED_OF[c])} (findings; "
+              f"by an SAE group: {first_rank(findings, NAMED_OF[c], sae_only=True)})")
     print("  top-10 findings:")
     for _, r in top10.iterrows():
         print(f"    {int(r['finding_rank']):2d} {r['concept']:22s} win={r['win_rate']:.2f} lc_q={r['length_controlled_q']:.1e} "
               f"n={int(r['n_members'])} nearest={r['nearest_named']} r={r['nearest_r']:+.2f} purity={r['purity']:.2f}")
-    ok = all(first_rank(top10, NAMED_OF[c]) for c in planted) and not bad
-    print(f"planted_reached_in_top10={all(first_rank(top10, NAMED_OF[c]) for c in planted)} "
+    reached = all(first_rank(top10, NAMED_OF[c]) for c in planted)
+    reached_sae = all(first_rank(top10, NAMED_OF[c], sae_only=True) for c in planted)
+    ok = reached_sae and not bad
+    print(f"planted_reached_in_top10={reached} (by SAE groups alone: {reached_sae}) "
           f"equal_rate_in_top10={bad or 'none'} acceptance={'pass' if ok else 'fail'}")
 
 

@@ -15,7 +15,7 @@ Prints padding waste and peak RSS of the curate stage (measured before the other
 Last line: ``ratio_vs_forward=X ratio_vs_naive=Y``.
 
     python benchmarks/bench_sae_annotation.py --n 400
-    python benchmarks/bench_sae_annotation.py --n 10000 --naive-n 64   # the 10k-response RSS figure
+    python benchmarks/bench_sae_annotation.py --n 10000 --rss-only     # the 10k-response RSS figure (curate only)
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128, help="rows per annotator call (a datasets.map batch)")
     ap.add_argument("--data", default=None, help="preference data to use instead of generated pairs")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rss-only", action="store_true",
+                    help="run the curate stage only (throughput, padding waste, peak RSS); no baselines, no ratios")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,7 +159,7 @@ def main() -> None:
                 t_curate += time.perf_counter() - t0
                 c_curate += time.process_time() - c0
                 rss_curate = rss_mb()
-            else:
+            elif not args.rss_only:
                 c0 = time.process_time()
                 dt, n = bare_forward(batch)
                 c_fwd += time.process_time() - c0
@@ -169,6 +171,9 @@ def main() -> None:
     print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
           f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s (CPU {c_curate:.1f}s); {st['micro_batches']} micro-batches; "
           f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
+    if args.rss_only:
+        print(f"padding_waste={100 * waste:.1f}% peak_rss_mb={rss_curate:.0f} (n={st['responses']}) model={model_id}")
+        return
     tps_fwd = fwd_tokens / t_fwd
     print(f"forward: truncated at layer {args.layer}, same micro-batches, {fwd_tokens} tokens in {t_fwd:.1f}s -> "
           f"{tps_fwd:,.0f} tok/s (CPU {c_fwd:.1f}s)", flush=True)

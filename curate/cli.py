@@ -129,7 +129,8 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", help="Output folder."),
-    n_pairs: int = typer.Option(1000, "--n-pairs", help="Generated pairs."),
+    n_pairs: int = typer.Option(600, "--n-pairs", help="Generated pairs (600: the demo with SAE concepts takes "
+                                                      "under 5 minutes on 2 CPU cores)."),
     sae: bool = typer.Option(True, "--sae/--no-sae", help="Include SAE concepts on the offline default model."),
     seed: int = typer.Option(0, help="Random seed."),
     card_example: Optional[Path] = typer.Option(None, help="Also copy the published card here (dataset_cards/example)."),

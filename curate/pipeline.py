@@ -33,7 +33,8 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
         from .concepts.labels import label_features
 
         ds, annotator = annotate_sae(ds, model=model, layer=layer, sae=sae, **(sae_kwargs or {}))
-        labels = label_features(ds, annotator.source)
+        # the annotator gives the top examples token-level activations (one short extra forward)
+        labels = label_features(ds, annotator.source, annotator=annotator)
         info["sae"] = annotator.to_dict() if hasattr(annotator, "to_dict") else {"source": annotator.source}
     return ds, labels, info
 
@@ -78,7 +79,7 @@ def _to_parquet_safe(df, path) -> None:
     pd.DataFrame(df).to_parquet(path, index=False)
 
 
-def run_demo(*, out, n_pairs=1000, sae=True, seed=0, card_example=None, console=None):
+def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=None):
     """Generate pairs with planted concepts, audit them, apply a shipped recipe and publish locally."""
     from rich.console import Console
 

@@ -67,3 +67,17 @@ def test_generate_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 20
     assert (tmp_path / "g.truth.csv").exists()
+
+
+def test_demo_applies_a_recipe_and_ends_with_the_published_folder(tmp_path):
+    """`make demo` without the SAE part (that part is covered in test_sae.py): generate → audit → apply
+    the shipped recipe (before/after table) → publish locally, printing the folder last."""
+    proc = _curate("demo", "--out", str(tmp_path / "demo"), "--n-pairs", "300", "--no-sae")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "win-rate before" in out and "win-rate after" in out and "flattery" in out
+    last = [ln for ln in out.splitlines() if ln.strip()][-1]
+    assert last.startswith("Published folder: ")
+    folder = Path(last.split(": ", 1)[1].strip())
+    assert folder == (tmp_path / "demo" / "published").resolve()
+    assert (folder / "README.md").exists() and list((folder / "data").glob("train-*.parquet"))

@@ -290,10 +290,11 @@ def planted(lm, tmp_path_factory):
     from curate.concepts.named import annotate
     from curate.concepts.sae import annotate_sae
 
-    gen = make_preference_pairs(300, seed=0)
+    # the offline default (SmolLM2, layer 15, a fitted 2048-latent TopK SAE, max pooling) at the smallest
+    # size issue 6's acceptance names (600 pairs); benchmarks/bench_findings.py runs it on 2,000
+    gen = make_preference_pairs(600, seed=0)
     cache = tmp_path_factory.mktemp("sae-cache")
-    ds, ann = annotate_sae(annotate(gen.dataset), sae="fit", layer=15, cache_dir=cache,
-                           fit_kwargs={"d_sae": 1024, "epochs": 3})
+    ds, ann = annotate_sae(annotate(gen.dataset), sae="fit", cache_dir=cache)
     return gen, ds, ann, cache
 
 
@@ -312,6 +313,38 @@ def test_planted_concept_found_by_a_confirmed_sae_feature(planted):
     assert (hits["win_rate"] > 0.5).all()
 
 
+# what a planted concept is detected by: its named concept (markdown: any of its forms)
+NAMED_OF = {"flattery": {"flattery"}, "agreement": {"agreement"}, "markdown": {"markdown", "heading", "list", "bold"},
+            "emoji": {"emoji"}, "hedging": {"hedging"}, "sign_off": {"sign_off"}, "apology": {"apology"}}
+
+
+@pytest.mark.slow
+def test_top_sae_findings_reach_every_planted_concept_and_no_control(planted):
+    """Issue 6: each planted concept (other than length) is reached by a top-10 finding that is an SAE
+    feature group (its nearest named concept, |r| >= 0.3); no top-10 finding is nearest to a control."""
+    from curate.audit import ConceptAudit
+
+    gen, ds, ann, _ = planted
+    audit = ConceptAudit().fit(ds)
+    findings = audit.findings().sort_values("finding_rank")
+    assert 0 < len(findings) <= 20
+    top10 = findings.head(10)
+    table = top10[["concept", "win_rate", "length_controlled_q", "nearest_named", "nearest_r"]].to_string()
+    sae_top = top10[top10["source"] != "named"]
+    strong = sae_top[sae_top["nearest_r"].abs() >= 0.3]
+    planted = [c for c in gen.unequal if c in NAMED_OF]
+    assert planted and "padding" not in planted
+    for c in planted:
+        assert strong["nearest_named"].isin(NAMED_OF[c]).any(), f"{c} not reached by a top-10 SAE finding:\n{table}"
+    controls = set().union(*(NAMED_OF[c] for c in gen.equal if c in NAMED_OF))
+    near_control = top10[(top10["nearest_r"].abs() >= 0.3) & top10["nearest_named"].isin(controls)]
+    assert near_control.empty, table
+    # every finding is confirmed, length-controlled and practically large, one per group
+    assert findings["confirmed"].all() and (findings["length_controlled_q"] < 0.05).all()
+    assert ((findings["win_rate"] - 0.5).abs() >= 0.1).all()
+    assert not findings["concept"].str.startswith("sae:").any()  # SAE features appear as groups
+
+
 @pytest.mark.slow
 def test_fitted_sae_is_saved_and_reused(planted):
     from sae_lens import SAE
@@ -324,7 +357,7 @@ def test_fitted_sae_is_saved_and_reused(planted):
     x = torch.randn(4, 576) * 50
     assert torch.allclose(loaded.encode(x), ann.sae_.encode(x), atol=1e-5)
     meta = loaded.cfg.metadata
-    assert meta.curate_layer == 15 and meta.curate_fit["dead_latents"] < 0.5 * 1024
+    assert meta.curate_layer == 15 and meta.curate_fit["dead_latents"] < 0.5 * ann.sae_.cfg.d_sae
     assert ann.to_dict()["fit"]["fvu"] < 0.5
 
 
