@@ -65,6 +65,7 @@ _LAZY = {
     "fit_sae": "curate.concepts.sae_source",
     "load_sae": "curate.concepts.sae_source",
     "label_features": "curate.concepts.labels",
+    "OpenAICompatibleLabeller": "curate.concepts.labels",
     "load_model": "curate.models",
     # publishing and the Space
     "publish": "curate.publish",

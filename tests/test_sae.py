@@ -445,3 +445,51 @@ def test_fit_sae_cli_writes_a_sae_lens_folder(tmp_path):
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (384, 32) and sae.cfg.metadata.curate_backend == "embedding"
     bad = CliRunner().invoke(app, ["fit-sae", str(data), "--out", str(out), "--layer", "99", "--limit", "2"])
     assert bad.exit_code == 2 and "1..30" in bad.output
+
+
+def test_openai_compatible_labeller_up_to_the_network_boundary(monkeypatch):
+    """The optional LLM labeller: request shape and key handling through a mock transport; clear errors."""
+    import httpx
+
+    from curate.concepts.labels import OpenAICompatibleLabeller, label_features
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"choices": [{"message": {"content": '"Praise of the user"\nmore'}}]})
+
+    lab = OpenAICompatibleLabeller("m", base_url="http://llm.local/v1/", api_key="sk-SECRET",
+                                   transport=httpx.MockTransport(handler), max_examples=2)
+    assert lab(["Great question! " * 50, "You are so smart.", "third"], ["great question"]) == "Praise of the user"
+    req = seen[0]
+    assert str(req.url) == "http://llm.local/v1/chat/completions"
+    assert req.headers["authorization"] == "Bearer sk-SECRET"
+    body = json.loads(req.content)
+    assert body["model"] == "m" and "great question" in body["messages"][1]["content"]
+    assert "third" not in body["messages"][1]["content"]  # max_examples
+    assert "SECRET" not in repr(lab)
+
+    # through label_features: every label comes from the endpoint
+    from curate.generate import make_preference_pairs
+
+    ds = make_preference_pairs(40, seed=0).dataset
+    rng = np.random.default_rng(0)
+    for side in C.SIDES:
+        idx = [sorted(rng.choice(16, 3, replace=False).tolist()) for _ in range(len(ds))]
+        ds = ds.add_column(C.sae_index_column(side, SRC), idx)
+        ds = ds.add_column(C.sae_value_column(side, SRC), [[1.0, 0.5, 0.2]] * len(ds))
+    labels = label_features(ds, SRC, labeller=lab, min_active=1)
+    assert len(labels) and (labels["label"] == "Praise of the user").all()
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
+        OpenAICompatibleLabeller("m")(["x"], [])
+    down = OpenAICompatibleLabeller("m", api_key="", transport=httpx.MockTransport(
+        lambda r: (_ for _ in ()).throw(httpx.ConnectError("offline"))))
+    with pytest.raises(ModelError, match="could not reach"):
+        down(["x"], [])
+    bad = OpenAICompatibleLabeller("m", api_key="k", transport=httpx.MockTransport(
+        lambda r: httpx.Response(401, text="invalid key")))
+    with pytest.raises(ModelError, match="HTTP 401"):
+        bad(["x"], [])

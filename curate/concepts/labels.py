@@ -9,8 +9,8 @@ For each feature of an SAE source written by :func:`~curate.concepts.sae.annotat
 * ``nearest_named`` / ``nearest_r``: the named concept whose scores correlate most with the feature over
   all responses (Pearson r), when the dataset also carries named-concept columns.
 
-An optional ``labeller(examples, ngrams) -> str`` (e.g. a call to an LLM endpoint) can replace the n-gram
-label.
+An optional ``labeller(examples, ngrams) -> str`` can replace the n-gram label: any callable, or
+:class:`OpenAICompatibleLabeller` for a chat-completions endpoint (OpenAI, vLLM, TGI, Ollama, ...).
 
 Example:
 
@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from ..errors import ModelError
 
-__all__ = ["label_features", "LABEL_COLUMNS"]
+__all__ = ["label_features", "LABEL_COLUMNS", "OpenAICompatibleLabeller"]
 
 LABEL_COLUMNS = ["concept", "feature", "source", "label", "n_active", "nearest_named", "nearest_r", "top_ngrams",
                  "top_examples"]
@@ -263,3 +264,88 @@ def label_features(dataset, source: str, *, annotator=None, features: Sequence[i
         "top_ngrams": [[list(x) for x in ng] for ng in ngrams],
         "top_examples": [json.dumps(ex, ensure_ascii=False) for ex in top_examples],
     })[LABEL_COLUMNS]
+
+
+class OpenAICompatibleLabeller:
+    """Write a feature's label with an OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint.
+
+    Pass it as ``label_features(..., labeller=OpenAICompatibleLabeller(model=...))``. The request holds the
+    feature's top-activating responses (cut to ``max_chars`` each) and its contrastive n-grams; the first
+    line of the reply, cut to ``max_label_chars``, is the label. The key comes from ``api_key`` or the
+    environment variable ``api_key_env``; it is sent as a bearer header only, never logged or stored.
+
+    Args:
+        model: the endpoint's model name (e.g. ``"gpt-4o-mini"``, or the model a local vLLM server serves).
+        base_url: the API root, e.g. ``"https://api.openai.com/v1"`` or ``"http://localhost:8000/v1"``.
+        api_key: the key; ``None`` reads ``api_key_env`` (a local server may need none: pass ``""``).
+        api_key_env: environment variable holding the key.
+        max_examples, max_chars: how many top examples are sent, and how many characters of each.
+        max_label_chars: longest label kept.
+        timeout: seconds per request.
+        transport: an ``httpx`` transport (tests pass ``httpx.MockTransport``).
+
+    Example:
+
+        >>> import httpx
+        >>> reply = {"choices": [{"message": {"content": "Praise of the user's question"}}]}
+        >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, json=reply))
+        >>> labeller = OpenAICompatibleLabeller("some-model", api_key="sk-test", transport=mock)
+        >>> labeller(["Great question! Paris."], ["great question"])
+        "Praise of the user's question"
+    """
+
+    def __init__(self, model: str, *, base_url: str = "https://api.openai.com/v1", api_key: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", max_examples: int = 5, max_chars: int = 400,
+                 max_label_chars: int = 80, timeout: float = 30.0, transport=None):
+        self.model = model
+        self.base_url = base_url
+        self.api_key = api_key
+        self.api_key_env = api_key_env
+        self.max_examples = max_examples
+        self.max_chars = max_chars
+        self.max_label_chars = max_label_chars
+        self.timeout = timeout
+        self.transport = transport
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAICompatibleLabeller(model={self.model!r}, base_url={self.base_url!r})"
+
+    def messages(self, texts: list[str], ngrams: list[str]) -> list[dict]:
+        """The chat messages sent for one feature."""
+        shown = "\n".join(f"{i + 1}. {t[:self.max_chars]}" for i, t in enumerate(texts[:self.max_examples]))
+        return [
+            {"role": "system", "content": "You name features of a sparse autoencoder read from a language model. "
+                                          "Answer with one short noun phrase (at most 8 words), nothing else."},
+            {"role": "user", "content": f"Responses on which the feature fires most strongly:\n{shown}\n\n"
+                                        f"Words over-represented in them: {', '.join(ngrams) or '(none)'}\n\n"
+                                        "What does the feature detect?"},
+        ]
+
+    def __call__(self, texts: list[str], ngrams: list[str]) -> str:
+        import os
+
+        import httpx
+
+        key = self.api_key if self.api_key is not None else os.environ.get(self.api_key_env)
+        if key is None:
+            raise ModelError(f"No API key for the labeller: set the environment variable {self.api_key_env} or pass "
+                             f"api_key=... (api_key='' for a local server that needs none).")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = self.base_url.rstrip("/") + "/chat/completions"
+        body = {"model": self.model, "messages": self.messages(texts, ngrams), "temperature": 0, "max_tokens": 32}
+        try:
+            with httpx.Client(transport=self.transport, timeout=self.timeout) as client:
+                resp = client.post(url, json=body, headers=headers)
+        except httpx.HTTPError as err:
+            raise ModelError(f"The labeller could not reach {url}: {type(err).__name__}. Check base_url and the "
+                             f"network, or label without an endpoint (labeller=None: contrastive n-grams).") from None
+        if resp.status_code != 200:
+            raise ModelError(f"The labeller's endpoint {url} answered HTTP {resp.status_code}: "
+                             f"{resp.text[:200]!r}. Check model={self.model!r} and the API key.")
+        try:
+            content = resp.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise ModelError(f"The labeller's endpoint {url} did not answer in the chat-completions format "
+                             f"(choices[0].message.content): {resp.text[:200]!r}") from None
+        lines = [ln.strip().strip('"') for ln in str(content).strip().splitlines() if ln.strip()]
+        return (lines[0] if lines else "")[:self.max_label_chars]
