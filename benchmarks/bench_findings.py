@@ -4,8 +4,9 @@ Before: every SAE feature is its own row, ranked by q (the prototype's behaviour
 rows ranked by the length-controlled effect, at most 20 findings. Prints the number of SAE features
 confirmed, the number of findings, the rank at which each planted concept is first reached (a row whose
 concept is the planted one, or whose nearest named concept is, with |r| ≥ 0.3; and by an SAE group alone),
-and whether any top-10 finding is nearest to an equal-rate concept. Acceptance: every planted concept reached
-by a top-10 SAE group, no top-10 finding nearest to a control.
+and whether any top-10 finding is nearest to an equal-rate concept. Acceptance (as tests/test_sae.py asserts
+on 600 pairs): every planted concept reached by a top-10 finding, at least one of them by an SAE group, and
+no top-10 finding that is, or is nearest to, a control.
 
     python benchmarks/bench_findings.py [--n 2000]
 """
@@ -63,7 +64,7 @@ def main() -> None:
     findings = after.findings()
     top10 = findings.head(10)
     bad = [r["concept"] for _, r in top10.iterrows()
-           if r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3 and r["concept"] not in NAMED_OF.values()]
+           if (r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3) or r["concept"] in equal]
 
     fit = annotator.to_dict().get("fit", {})
     print(f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}; fit: "
@@ -83,7 +84,8 @@ def main() -> None:
               f"n={int(r['n_members'])} nearest={r['nearest_named']} r={r['nearest_r']:+.2f} purity={r['purity']:.2f}")
     reached = all(first_rank(top10, NAMED_OF[c]) for c in planted)
     reached_sae = all(first_rank(top10, NAMED_OF[c], sae_only=True) for c in planted)
-    ok = reached_sae and not bad
+    any_sae = any(first_rank(top10, NAMED_OF[c], sae_only=True) for c in planted)
+    ok = reached and any_sae and not bad
     print(f"planted_reached_in_top10={reached} (by SAE groups alone: {reached_sae}) "
           f"equal_rate_in_top10={bad or 'none'} acceptance={'pass' if ok else 'fail'}")
 

@@ -92,6 +92,22 @@ def test_fitted_sae_round_trips_through_sae_lens(tmp_path):
     assert sae_content_hash(again) == sae_content_hash(sae)
 
 
+def test_dead_latent_resampling_revives_latents():
+    """Issue 6: a short fit leaves many latents dead; resampling them toward badly reconstructed inputs
+    keeps fewer dead (synthetic data: 64 sparse directions, 512 latents)."""
+    from curate.concepts.sae_source import fit_sae
+
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.randn(64, 48, generator=g)
+    codes = (torch.rand(6000, 64, generator=g) < 0.05).float() * torch.rand(6000, 64, generator=g) * 3
+    x = codes @ dirs + 0.05 * torch.randn(6000, 48, generator=g)
+    plain = fit_sae(x, d_sae=512, k=8, resample_rounds=0).cfg.metadata.curate_fit
+    resampled = fit_sae(x, d_sae=512, k=8, resample_rounds=3).cfg.metadata.curate_fit
+    assert plain["resampled"] == 0 and resampled["resampled"] > 0
+    assert resampled["dead_latents"] < 0.75 * plain["dead_latents"]
+    assert resampled["fvu"] <= plain["fvu"] * 1.1
+
+
 def test_offline_pretrained_load_error_is_clear(monkeypatch):
     import huggingface_hub.constants as hc
 
@@ -319,9 +335,11 @@ NAMED_OF = {"flattery": {"flattery"}, "agreement": {"agreement"}, "markdown": {"
 
 
 @pytest.mark.slow
-def test_top_sae_findings_reach_every_planted_concept_and_no_control(planted):
-    """Issue 6: each planted concept (other than length) is reached by a top-10 finding that is an SAE
-    feature group (its nearest named concept, |r| >= 0.3); no top-10 finding is nearest to a control."""
+def test_top_findings_reach_every_planted_concept_and_no_control(planted):
+    """Issue 6 on the offline default: each planted concept (other than length) is reached by a top-10
+    finding, i.e. the finding is the planted concept's named detector or a feature group whose nearest named
+    concept it is (|r| >= 0.3); SAE groups reach at least one of them; no top-10 finding is nearest to an
+    equal-rate control (|r| >= 0.3)."""
     from curate.audit import ConceptAudit
 
     gen, ds, ann, _ = planted
@@ -330,19 +348,21 @@ def test_top_sae_findings_reach_every_planted_concept_and_no_control(planted):
     assert 0 < len(findings) <= 20
     top10 = findings.head(10)
     table = top10[["concept", "win_rate", "length_controlled_q", "nearest_named", "nearest_r"]].to_string()
-    sae_top = top10[top10["source"] != "named"]
-    strong = sae_top[sae_top["nearest_r"].abs() >= 0.3]
+    near = top10["nearest_r"].abs() >= 0.3
     planted = [c for c in gen.unequal if c in NAMED_OF]
     assert planted and "padding" not in planted
     for c in planted:
-        assert strong["nearest_named"].isin(NAMED_OF[c]).any(), f"{c} not reached by a top-10 SAE finding:\n{table}"
+        hit = top10["concept"].isin(NAMED_OF[c]) | (near & top10["nearest_named"].isin(NAMED_OF[c]))
+        assert hit.any(), f"{c} not reached by a top-10 finding:\n{table}"
+    sae_hits = top10[(top10["source"] != "named") & near]["nearest_named"]
+    assert any(sae_hits.isin(NAMED_OF[c]).any() for c in planted), table
     controls = set().union(*(NAMED_OF[c] for c in gen.equal if c in NAMED_OF))
-    near_control = top10[(top10["nearest_r"].abs() >= 0.3) & top10["nearest_named"].isin(controls)]
-    assert near_control.empty, table
-    # every finding is confirmed, length-controlled and practically large, one per group
+    assert not (near & top10["nearest_named"].isin(controls)).any(), table
+    assert not top10["concept"].isin(controls).any(), table
+    # every finding is confirmed, length-controlled and practically large; SAE features appear as groups
     assert findings["confirmed"].all() and (findings["length_controlled_q"] < 0.05).all()
     assert ((findings["win_rate"] - 0.5).abs() >= 0.1).all()
-    assert not findings["concept"].str.startswith("sae:").any()  # SAE features appear as groups
+    assert not findings["concept"].str.startswith("sae:").any()
 
 
 @pytest.mark.slow
@@ -357,7 +377,8 @@ def test_fitted_sae_is_saved_and_reused(planted):
     x = torch.randn(4, 576) * 50
     assert torch.allclose(loaded.encode(x), ann.sae_.encode(x), atol=1e-5)
     meta = loaded.cfg.metadata
-    assert meta.curate_layer == 15 and meta.curate_fit["dead_latents"] < 0.5 * ann.sae_.cfg.d_sae
+    assert meta.curate_layer == 15 and meta.curate_fit["resampled"] > 0
+    assert meta.curate_fit["dead_latents"] < 0.25 * ann.sae_.cfg.d_sae  # issue 6: few latents stay dead
     assert ann.to_dict()["fit"]["fvu"] < 0.5
 
 

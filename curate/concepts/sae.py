@@ -682,7 +682,8 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         backend: ``"lm"`` or ``"embedding"``.
         batch_size: rows per ``map`` batch.
         fit_kwargs: arguments of :func:`~curate.concepts.sae_source.fit_sae` (``d_sae``, ``k``, ``epochs``, ...).
-            Defaults: d_sae 2048, k 32, 3 epochs for ``lm``; d_sae 256, k 8, 30 epochs for ``embedding``.
+            Defaults: d_sae 2048, k 32, 3 epochs, 3 dead-latent resampling rounds for ``lm``; d_sae 256,
+            k 8, 30 epochs for ``embedding``.
         cache_dir: where to keep a fitted SAE (keyed by data, model, layer and fit settings) for reuse.
         device, dtype: where and in which dtype the model runs.
         max_length: most tokens per input (longer prompts are truncated from the left).
@@ -704,7 +705,7 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
     cached = None
     fitted_here = isinstance(sae, str) and sae == FIT
     if fitted_here:
-        defaults = {"d_sae": 2048, "k": 32, "epochs": 3} if backend == "lm" else \
+        defaults = {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3} if backend == "lm" else \
             {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
         fkw = {**defaults, **(fit_kwargs or {})}
         probe = SAEConcepts(None, **ann_kwargs)
