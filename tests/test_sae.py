@@ -338,8 +338,8 @@ NAMED_OF = {"flattery": {"flattery"}, "agreement": {"agreement"}, "markdown": {"
 def test_top_findings_reach_every_planted_concept_and_no_control(planted):
     """Issue 6 on the offline default: each planted concept (other than length) is reached by a top-10
     finding, i.e. the finding is the planted concept's named detector or a feature group whose nearest named
-    concept it is (|r| >= 0.3); SAE groups reach at least one of them; no top-10 finding is nearest to an
-    equal-rate control (|r| >= 0.3)."""
+    concept it is (|r| >= 0.3); SAE groups among the findings reach at least one of them; no top-10 finding
+    is, or is nearest to, an equal-rate control (|r| >= 0.3)."""
     from curate.audit import ConceptAudit
 
     gen, ds, ann, _ = planted
@@ -354,8 +354,9 @@ def test_top_findings_reach_every_planted_concept_and_no_control(planted):
     for c in planted:
         hit = top10["concept"].isin(NAMED_OF[c]) | (near & top10["nearest_named"].isin(NAMED_OF[c]))
         assert hit.any(), f"{c} not reached by a top-10 finding:\n{table}"
-    sae_hits = top10[(top10["source"] != "named") & near]["nearest_named"]
-    assert any(sae_hits.isin(NAMED_OF[c]).any() for c in planted), table
+    # SAE groups among the findings reach planted concepts too (not only the named detectors)
+    sae_f = findings[(findings["source"] != "named") & (findings["nearest_r"].abs() >= 0.3)]["nearest_named"]
+    assert any(sae_f.isin(NAMED_OF[c]).any() for c in planted), findings.to_string()
     controls = set().union(*(NAMED_OF[c] for c in gen.equal if c in NAMED_OF))
     assert not (near & top10["nearest_named"].isin(controls)).any(), table
     assert not top10["concept"].isin(controls).any(), table
