@@ -106,6 +106,8 @@ def test_dead_latent_resampling_revives_latents():
     assert plain["resampled"] == 0 and resampled["resampled"] > 0
     assert resampled["dead_latents"] < 0.75 * plain["dead_latents"]
     assert resampled["fvu"] <= plain["fvu"] * 1.1
+    with pytest.raises(ValueError, match="resample_rounds must be between 0 and 3"):
+        fit_sae(x, d_sae=512, k=8, resample_rounds=5)
 
 
 def test_offline_pretrained_load_error_is_clear(monkeypatch):

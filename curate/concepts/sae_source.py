@@ -184,7 +184,8 @@ def fit_sae(
 
     Returns:
         The fitted sae-lens ``TopKSAE`` (inference class), in eval mode. ``sae.cfg.metadata`` records
-        ``curate_fit`` (samples, outliers dropped, steps, fraction of variance unexplained, dead latents).
+        ``curate_fit`` (samples, outliers dropped, steps, latents resampled, fraction of variance unexplained,
+        dead latents).
 
     Example:
 
@@ -219,6 +220,9 @@ def fit_sae(
     )
     sae = TopKTrainingSAE(cfg)
 
+    if not 0 <= resample_rounds <= len(RESAMPLE_AT):
+        raise ValueError(f"resample_rounds must be between 0 and {len(RESAMPLE_AT)} (resampling happens at "
+                         f"{[f'{f:.0%}' for f in RESAMPLE_AT]} of the steps), got {resample_rounds}.")
     n_norm_batches = max(1, min(50, math.ceil(n / batch_size)))
     resample_at = {n_norm_batches + int(steps * f) for f in RESAMPLE_AT[:resample_rounds]}
     holder: dict = {}
