@@ -66,12 +66,12 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
               sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
     """Load, annotate and audit ``data``; write the audit folder ``out`` in one step (:mod:`curate.folders`:
     ``audit.parquet``, ``annotated/``, ``summary.json``, ``curate.json``)."""
-    from .folders import atomic_folder, write_audit_files
+    from .folders import atomic_folder, check_target, write_audit_files
 
-    out = Path(out)
-    with atomic_folder(out, kind="audit") as tmp:  # refuses a foreign --out before the work starts
-        result = audit_pairs(data, split=split, limit=limit, format=format, concepts=concepts, model=model,
-                             layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs)
+    out = check_target(out, "audit")  # refuses a foreign --out before the work starts
+    result = audit_pairs(data, split=split, limit=limit, format=format, concepts=concepts, model=model,
+                         layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs)
+    with atomic_folder(out, kind="audit") as tmp:
         write_audit_files(tmp, **result["files"])
     return result
 

@@ -373,3 +373,136 @@ def test_learning_folder_api(tmp_path):
         with F.atomic_folder(out, kind="learning") as tmp:
             (tmp / "x").write_text("no manifest")
     assert F.open_folder(out).manifest["files"] == ["adapter.bin"]  # the old folder is still there
+
+
+# -- property: random mixes of valid and invalid rows through audit → apply → publish -------------------
+INTERVENTIONS = ("filter", "rebalance", "resample", "relabel", "margin", "inoculate", "upweight")
+INPUTS = ("raw", "annotated", "audit", "curated")
+BAD = {
+    "identical": lambda i: {"prompt": f"Same {i}?", "chosen": "Same.", "rejected": "Same."},
+    "empty": lambda i: {"prompt": f"Empty {i}?", "chosen": "   ", "rejected": "Something."},
+    "missing": lambda i: {"prompt": f"None {i}?", "chosen": f"Only one {i}.", "rejected": None},
+    "number": lambda i: {"prompt": f"Int {i}?", "chosen": 42 + i, "rejected": "Text."},
+    "list": lambda i: {"prompt": f"List {i}?", "chosen": "Text.", "rejected": ["a", i]},
+}
+
+
+def _published_rows(pub: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    splits = {}
+    for split in (C.TRAIN_SPLIT, C.DROPPED_SPLIT):
+        files = sorted((pub / "data").glob(f"{split}-*.parquet"))
+        splits[split] = datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files])) if files else \
+            datasets.Dataset.from_dict({C.ID: [], C.REASON: []})
+    return splits
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    given = None
+
+if given is not None:
+    @pytest.mark.parametrize("intervention", INTERVENTIONS)
+    @settings(max_examples=4, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=8, max_size=24),
+           bad=st.lists(st.sampled_from(sorted(BAD)), min_size=1, max_size=8), seed=st.integers(0, 10_000),
+           given_as=st.sampled_from(INPUTS))
+    def test_property_rows_in_equal_train_plus_dropped(tmp_path_factory, intervention, flags, bad, seed, given_as):
+        """Every intervention, on raw data / annotated/ / the audit root / a curated folder, then published:
+        rows in = train + dropped, each id once, no invalid row in train (4 random row mixes each)."""
+        from curate import load_pairs
+
+        root = tmp_path_factory.mktemp("prop")
+        rows = []
+        for i, (flatter, bold) in enumerate(flags):
+            r = _good(i)
+            r["chosen"] = ("Great question! " if flatter else "") + f"Answer {i}." + (" **Bold**." if bold else "")
+            rows.append(r)
+        rows += [BAD[kind](j) for j, kind in enumerate(bad)]
+        random.Random(seed).shuffle(rows)
+        data = _write_jsonl(root / "pairs.jsonl", rows)
+        action = "amplify" if intervention == "upweight" else "block"
+        recipe = root / "r.yaml"
+        recipe.write_text(f"name: prop\nrules:\n  - concepts: [flattery]\n    action: {action}\n"
+                          f"    interventions: [{intervention}]\n")
+        source = str(data)
+        if given_as in ("annotated", "audit", "curated"):
+            run_audit(str(data), out=root / "audit")
+            source = str(root / "audit" / "annotated") if given_as == "annotated" else str(root / "audit")
+        if given_as == "curated":
+            run_apply(source, recipe=str(_filter_recipe(root)), out=root / "first")
+            source = str(root / "first")
+        res = run_apply(source, recipe=str(recipe), out=root / "cur")
+        pub = publish(root / "cur", repo_id="a/b", local_dir=root / "pub", upload=False)
+        ingested = load_pairs(str(data))
+        assert len(_invalid_ids(ingested)) == len(bad)
+        _assert_accounting(res["dataset"], ingested)
+        _assert_accounting(_published_rows(pub), ingested)
+        assert F.read_manifest(pub)["rows"]["in"] == len(rows)
+
+
+# -- kill: SIGKILL `curate audit` / `curate apply` while they write into an existing folder ---------------
+def _cli(*args):
+    exe = Path(sys.executable).with_name("curate")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "curate.cli"]
+    return [*cmd, *args]
+
+
+def _run_and_kill(args, folder: Path, delay: float) -> str:
+    """Run the command and SIGKILL it ``delay`` seconds after it starts writing (its temporary folder beside
+    ``folder`` appears). Returns "killed" or "finished"."""
+    env = {**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    proc = subprocess.Popen(_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    t0 = time.perf_counter()
+    while proc.poll() is None and not list(folder.parent.glob(f".{folder.name}.tmp-{proc.pid}-*")):
+        assert time.perf_counter() - t0 < 120
+        time.sleep(0.002)
+    time.sleep(delay)
+    if proc.poll() is not None:
+        assert proc.returncode == 0
+        return "finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return "killed"
+
+
+def test_kill_audit_and_apply_leave_the_old_folder_or_the_new_one(tmp_path):
+    from curate import make_preference_pairs
+
+    old_data, new_data = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    make_preference_pairs(120, seed=0).dataset.to_json(str(old_data))
+    make_preference_pairs(400, seed=1).dataset.to_json(str(new_data))
+    audit, cur = tmp_path / "audit", tmp_path / "cur"
+    run_audit(str(old_data), out=audit)
+    run_apply(str(audit), block=["flattery"], out=cur)
+    rng = random.Random(12)
+    outcomes = []
+    for command, folder in ((["audit", str(new_data), "--out", str(audit)], audit),
+                            (["apply", str(new_data), "--block", "flattery", "--out", str(cur)], cur)):
+        saved = tmp_path / f"saved-{folder.name}"
+        shutil.copytree(folder, saved)
+        for delay in (rng.uniform(0.0, 0.05), rng.uniform(0.05, 0.4)):  # kill points inside the writes
+            outcome = _run_and_kill(command, folder, delay)
+            rows_in = F.read_manifest(folder)["rows"]["in"]
+            outcomes.append((folder.name, outcome, rows_in))
+            # the old folder, or the new one (a kill after the swap, while the old copy is being removed)
+            assert rows_in in (120, 400) and (outcome == "killed" or rows_in == 400)
+            if folder == audit:
+                a = F.load_audit(audit)  # complete, or this raises
+                assert len(a.annotated()) == rows_in and a.summary["ingestion"]["n_rows"] == rows_in
+            else:
+                c = F.load_curated(cur)  # complete and its rows account, or this raises
+                assert len(c.audit.annotated()) == rows_in
+                pub = publish(cur, repo_id="a/b", local_dir=tmp_path / "pub", upload=False)
+                assert F.read_manifest(pub)["rows"]["in"] == rows_in
+            shutil.rmtree(folder)  # back to the old folder for the next kill
+            shutil.copytree(saved, folder)
+    print("kill outcomes:", outcomes)
+    assert any(o == "killed" for _, o, _ in outcomes)
+    run_audit(str(old_data), out=audit)  # a later write clears what killed runs left beside the folder
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".audit.tmp-")]
