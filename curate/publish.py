@@ -240,59 +240,18 @@ def _recipe_dict(text: str) -> dict | None:
         return value if isinstance(value, dict) else None
 
 
-_STAGES = ("before", "after")
-_STAT_ALIASES = {"q_value": "q", "q": "q", "win_rate": "win_rate", "ci_low": "ci_low", "ci_high": "ci_high",
-                 "p_value": "p", "n_differ": "n_differ", "effect_size": "effect_size"}
-
-
 def _normalize_before_after(table: pd.DataFrame) -> pd.DataFrame | None:
-    """One row per concept with ``<stat>_before``/``<stat>_after`` columns, or None if not such a table."""
-    if "concept" not in table.columns:
+    """The before/after table as ``curate apply`` writes it (:data:`curate.interventions.apply.BEFORE_AFTER_COLUMNS`),
+    or None when it is not that table."""
+    if not {"concept", "win_rate_before", "win_rate_after"} <= set(table.columns):
         return None
-    cols = list(table.columns)
-    stage_col = next((c for c in ("stage", "when", "phase", "state", "which") if c in cols), None)
-    if stage_col is not None and set(map(str, table[stage_col].unique())) & set(_STAGES):
-        keep = [c for c in cols if c in _STAT_ALIASES]
-        wide = table.pivot_table(index="concept", columns=stage_col, values=keep, aggfunc="first")
-        wide.columns = [f"{_STAT_ALIASES[s]}_{st}" for s, st in wide.columns]
-        extra = table.drop_duplicates("concept").set_index("concept")
-        for c in ("action", "label"):
-            if c in extra:
-                wide[c] = extra[c]
-        order = list(dict.fromkeys(table["concept"]))
-        return wide.reindex(order).reset_index()
-    rename = {}
-    for c in cols:
-        for st in _STAGES:
-            for alias, std in _STAT_ALIASES.items():
-                if c in (f"{alias}_{st}", f"{st}_{alias}"):
-                    rename[c] = f"{std}_{st}"
-    if not any(v.startswith("win_rate_") for v in rename.values()):
-        return None
-    return table.rename(columns=rename)
+    return table.rename(columns={"q_value_before": "q_before", "q_value_after": "q_after"})
 
 
 def _before_after_from_report(report: dict) -> pd.DataFrame | None:
-    for key in ("before_after", "verification", "reaudit"):
-        value = report.get(key)
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            return _normalize_before_after(pd.DataFrame(value))
-        if isinstance(value, dict) and isinstance(value.get("rows"), list):
-            return _normalize_before_after(pd.DataFrame(value["rows"]))
-    return None
-
-
-def _find(report: dict, *keys):
-    """The first value under one of ``keys`` in ``report`` or one level below."""
-    for k in keys:
-        if k in report and report[k] not in (None, {}, []):
-            return report[k]
-    for v in report.values():
-        if isinstance(v, dict):
-            for k in keys:
-                if k in v and v[k] not in (None, {}, []):
-                    return v[k]
-    return None
+    """The table from ``apply.json``'s ``before_after`` records (when ``before_after.parquet`` is absent)."""
+    value = report.get("before_after")
+    return _normalize_before_after(pd.DataFrame(value)) if isinstance(value, list) and value else None
 
 
 # -- the card ------------------------------------------------------------------------------------------
@@ -474,19 +433,14 @@ def _examples(data: CuratedData, concepts: list[str], n: int = 3) -> list[dict]:
 
 
 def _interventions(report: dict) -> list[dict]:
-    items = _find(report, "interventions", "steps")
-    if isinstance(items, dict):
-        items = [{"intervention": k, **v} if isinstance(v, dict) else {"intervention": k, "value": v}
-                 for k, v in items.items()]
+    """One row per step of ``apply.json``'s ``steps`` (each intervention's ``to_dict()``)."""
     out = []
-    for item in items or []:
-        if not isinstance(item, dict):
-            continue
-        name = item.get("intervention") or item.get("name") or item.get("type") or "intervention"
+    for item in report.get("steps") or []:
+        name = item["intervention"]
         concepts = item.get("concepts")
         parts = []
         for k, v in item.items():
-            if k in ("intervention", "name", "type", "concepts", "strata"):
+            if k in ("intervention", "concepts", "strata"):
                 continue
             if isinstance(v, (list, dict)) and any(isinstance(x, (dict, list)) for x in
                                                    (v.values() if isinstance(v, dict) else v)):
@@ -522,7 +476,7 @@ def _before_after_rows(table: pd.DataFrame | None, actions: dict) -> list[dict]:
 
 def _proxy(report: dict, table: pd.DataFrame | None = None) -> dict | None:
     """The proxy reward check as a text and a small table, or None when it was not run."""
-    value = table if table is not None else _find(report, "proxy", "proxy_check", "proxy_reward")
+    value = table if table is not None else report.get("proxy")
     text = ("A Bradley–Terry probe on frozen response embeddings, fitted once on the original and once on the "
             "curated data, scored on counterfactual pairs that differ only in one concept: how often each probe "
             "prefers the variant that shows the concept (0.5 = indifferent).")
@@ -567,7 +521,7 @@ def _repro(data: CuratedData, fingerprints: dict) -> list[dict]:
         rows.append(("source data", source))
     if summary.get("concept_sources"):
         rows.append(("concept sources", ", ".join(summary["concept_sources"])))
-    sae = summary.get("sae") or _find(data.report, "sae") or {}
+    sae = summary.get("sae") or {}
     if isinstance(sae, dict) and sae:
         names = {"backend": "SAE backend", "model": "model", "layer": "layer", "sae": "SAE", "release": "SAE release",
                  "sae_id": "SAE id", "source": "SAE source name", "pooling": "pooling", "k": "top-k kept per response",

@@ -506,3 +506,10 @@ def test_kill_audit_and_apply_leave_the_old_folder_or_the_new_one(tmp_path):
     assert any(o == "killed" for _, o, _ in outcomes)
     run_audit(str(old_data), out=audit)  # a later write clears what killed runs left beside the folder
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".audit.tmp-")]
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(F, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
