@@ -59,20 +59,49 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import _columns as C
 from .errors import CurateError
 
 __all__ = [
-    "ANNOTATED", "APPLY_RECORD", "AUDIT_BY", "AUDIT_MEMBERS", "AUDIT_TABLE", "BEFORE_AFTER", "DIRECTIONS",
-    "FEATURE_LABELS", "FolderError", "Folder", "AuditFolder", "CuratedFolder", "PublishedFolder", "KINDS",
-    "MANIFEST", "PROXY", "RECIPE", "RowAccountingError", "SOURCE_AUDIT", "SUMMARY", "account_rows",
-    "atomic_folder", "load_audit", "load_curated", "load_published", "open_folder", "read_manifest",
-    "resolve_input", "save_audit", "save_curated", "write_manifest",
+    "ANNOTATED",
+    "APPLY_RECORD",
+    "AUDIT_BY",
+    "AUDIT_MEMBERS",
+    "AUDIT_TABLE",
+    "BEFORE_AFTER",
+    "DIRECTIONS",
+    "FEATURE_LABELS",
+    "KINDS",
+    "MANIFEST",
+    "PROXY",
+    "RECIPE",
+    "SOURCE_AUDIT",
+    "SUMMARY",
+    "AuditFolder",
+    "CuratedFolder",
+    "Folder",
+    "FolderError",
+    "PublishedFolder",
+    "RowAccountingError",
+    "account_rows",
+    "atomic_folder",
+    "check_target",
+    "load_audit",
+    "load_curated",
+    "load_published",
+    "open_folder",
+    "read_manifest",
+    "resolve_input",
+    "save_audit",
+    "save_curated",
+    "write_audit_files",
+    "write_manifest",
 ]
 
 MANIFEST = "curate.json"
@@ -583,13 +612,21 @@ def save_curated(out: str | Path, dataset, *, report=None, recipe=None, source_a
         if audit_result is not None:
             write_audit_files(tmp / SOURCE_AUDIT, **audit_result)
         elif source_audit is not None:
-            shutil.copytree(source_audit.path, tmp / SOURCE_AUDIT)
+            shutil.copytree(source_audit.path, tmp / SOURCE_AUDIT, copy_function=_link_or_copy)
         if (tmp / SOURCE_AUDIT / MANIFEST).exists():
             sm = json.loads((tmp / SOURCE_AUDIT / MANIFEST).read_text())
             fp, source = sm.get("source_fingerprint"), source or sm.get("source")
         return_manifest = write_manifest(tmp, kind="curated", source=source, source_fingerprint=fp, rows=rows,
                                          made_from=made_from)
     return return_manifest
+
+
+def _link_or_copy(src, dst) -> None:
+    """Hard-link a file (curate never rewrites a written file in place), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def load_curated(path: str | Path) -> CuratedFolder:

@@ -291,7 +291,6 @@ def test_p7_misspelt_local_path_is_not_a_hub_download(tmp_path, capsys, monkeypa
 
 def test_p7_debug_shows_the_traceback_and_ctrl_c_says_so(tmp_path, capsys, monkeypatch):
     import curate.pipeline
-
     from curate.cli import main
 
     with pytest.raises(CurateError, match="No such file"):
@@ -369,9 +368,8 @@ def test_learning_folder_api(tmp_path):
     assert f.manifest["files"] == ["adapter.bin"] and f.manifest["rows"] == {"train": 3}
     with pytest.raises(F.FolderError, match="learning folder"):
         F.open_folder(out, kind="curated")
-    with pytest.raises(F.FolderError, match="wrote no curate.json"):
-        with F.atomic_folder(out, kind="learning") as tmp:
-            (tmp / "x").write_text("no manifest")
+    with pytest.raises(F.FolderError, match="wrote no curate.json"), F.atomic_folder(out, kind="learning") as tmp:
+        (tmp / "x").write_text("no manifest")
     assert F.open_folder(out).manifest["files"] == ["adapter.bin"]  # the old folder is still there
 
 
