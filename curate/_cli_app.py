@@ -40,9 +40,11 @@ def app_command(
             source = default_source()
         except FileNotFoundError:
             source = _quick_demo()
+    from .errors import CurateError
+
     try:
         demo = build_app(source)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, CurateError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
     demo.launch(server_name=host, server_port=port)

@@ -16,49 +16,90 @@ def run_apply(data, *, recipe: str | None = None, block: list[str] | None = None
               proxy_pairs: int = 200, console=None) -> dict:
     """What ``curate apply`` does, callable from Python (the demo uses it).
 
-    Loads ``data`` (anything :func:`curate.load_pairs` reads; annotated score columns are carried), builds
-    the recipe (a YAML path / shipped recipe name, or ``block``/``amplify`` ids), runs
-    :func:`curate.interventions.apply_recipe`, optionally the proxy reward check, and writes to ``out``:
-    the ``DatasetDict`` (``save_to_disk``: ``train`` and ``dropped``), ``before_after.parquet``,
-    ``apply.json`` (every step's ``to_dict()``, retention, the table, the proxy check) and ``recipe.yaml``;
-    when a rule uses ``ablate`` or ``steer``, also ``directions.safetensors`` (:func:`curate.directions.export_directions`).
+    ``data`` is raw pairs (anything :func:`curate.load_pairs` reads), an audit folder (or its
+    ``annotated/``) or a curated folder (:func:`curate.folders.resolve_input`). Raw data is audited first,
+    exactly as ``curate audit`` does, and that audit is saved in the curated folder's ``source_audit/``;
+    an audit folder is copied there; a curated folder's rows (``train`` once each, then ``dropped``, which
+    stay dropped) are the input and its source audit is carried. Builds the recipe (a YAML path / shipped
+    recipe name, or ``block``/``amplify`` ids), runs :func:`curate.interventions.apply_recipe`, optionally
+    the proxy reward check, checks the row accounting (:func:`curate.folders.account_rows`) and writes the
+    curated folder ``out`` in one step (:func:`curate.folders.save_curated`): ``train``/``dropped``,
+    ``before_after.parquet``, ``apply.json``, ``recipe.yaml``, ``source_audit/``, ``curate.json``; when a
+    rule uses ``ablate`` or ``steer``, also ``directions.safetensors``.
 
     Returns:
-        ``{"out", "dataset", "report", "recipe"}``.
+        ``{"out", "dataset", "report", "recipe", "warnings", "rows"}``.
     """
-    from .ingest import load_pairs
-    from .interventions import apply_recipe, save_curated
+    from .folders import FolderError, check_target, resolve_input, save_curated
+    from .interventions import apply_recipe
+    from .pipeline import audit_pairs
     from .recipe import Recipe, load_recipe
 
     if (recipe is None) == (not (block or amplify)):
         raise ValueError("Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both.")
     rec = load_recipe(recipe) if recipe else Recipe.from_ids(block=block or [], amplify=amplify or [])
-    dataset = load_pairs(data, split=split or rec.data.split, limit=limit or rec.data.limit) if data is not None else \
-        load_pairs(rec.data.source, split=rec.data.split, limit=rec.data.limit)
+    out = check_target(out, "curated")
+    source = data if data is not None else rec.data.source
+    kind, opened = resolve_input(source)
+    audit_files = source_audit = made_from = None
+    if kind == "raw":
+        audited = audit_pairs(source, split=split or rec.data.split, limit=limit or rec.data.limit)
+        dataset, audit_files = audited["dataset"], audited["files"]
+    else:
+        if split or limit:
+            raise FolderError(f"--split/--limit select rows of raw data; {source!r} is a {kind} folder whose rows "
+                              "are fixed. Pass the data file instead, or leave them out.")
+        made_from = opened.manifest
+        if kind == "audit":
+            dataset, source_audit = opened.annotated(), opened
+        else:
+            dataset, source_audit = opened.source_rows(), opened.audit
     dd, report = apply_recipe(dataset, rec)
+    warnings = recipe_warnings(rec, report)
+    report.extra["warnings"] = warnings
     if proxy and proxy != "none":
         from .proxy import proxy_check
 
         report.proxy = proxy_check(dataset, dd, rec.blocked() + rec.amplified(), embedder=proxy, n_pairs=proxy_pairs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_curated(dd, out)
-    report.save(out)
-    rec.save(out / "recipe.yaml")
-    if rec.with_intervention("ablate") or rec.with_intervention("steer"):
-        try:
-            from .directions import export_directions
 
-            d = export_directions(rec, dataset if len(dataset) else None, path=out / "directions.safetensors")
-            report.extra["directions"] = d.to_dict()
-        except Exception as err:  # the data is written; directions are an extra for training
-            report.extra["directions_error"] = f"{type(err).__name__}: {err}"
-        report.save(out)
+    def directions(tmp: Path) -> None:
+        if rec.with_intervention("ablate") or rec.with_intervention("steer"):
+            try:
+                from .directions import export_directions
+
+                d = export_directions(rec, dataset if len(dataset) else None, path=tmp / "directions.safetensors")
+                report.extra["directions"] = d.to_dict()
+            except Exception as err:  # the data is written; directions are an extra for training
+                report.extra["directions_error"] = f"{type(err).__name__}: {err}"
+
+    manifest = save_curated(out, dd, report=report, recipe=rec, source_audit=source_audit, audit_result=audit_files,
+                            input_rows=dataset, source=str(source), made_from=made_from, before_write=directions)
     if console is not None:
+        for w in warnings:
+            console.print(f"[yellow]warning:[/] {w}", highlight=False)
         print_before_after(report, console)
+        rows = manifest["rows"]
+        console.print(f"Rows: {rows['in']} in = {rows['train']} in {C.TRAIN_SPLIT} + {rows['dropped']} in "
+                      f"{C.DROPPED_SPLIT} ({rows['invalid']} unusable at ingestion, all in {C.DROPPED_SPLIT})",
+                      highlight=False)
         console.print(f"Wrote {out} (splits {C.TRAIN_SPLIT}: {len(dd[C.TRAIN_SPLIT])} rows, {C.DROPPED_SPLIT}: "
-                      f"{len(dd[C.DROPPED_SPLIT])} rows), before_after.parquet, apply.json, recipe.yaml", highlight=False)
-    return {"out": out, "dataset": dd, "report": report, "recipe": rec}
+                      f"{len(dd[C.DROPPED_SPLIT])} rows), before_after.parquet, apply.json, recipe.yaml, "
+                      "source_audit/", highlight=False)
+    return {"out": out, "dataset": dd, "report": report, "recipe": rec, "warnings": warnings,
+            "rows": manifest["rows"]}
+
+
+def recipe_warnings(rec, report) -> list[str]:
+    """What a recipe did not do: no rules at all, or a concept that never differs between chosen and rejected."""
+    out = []
+    if not rec.rules:
+        out.append("the recipe has no rules: every usable row is kept unchanged.")
+    table = report.before_after
+    for r in table.itertuples():
+        if r.n_differ_before == 0:
+            out.append(f"{r.action} {r.concept!r}: no usable pair differs in this concept (it never occurs, or "
+                       "occurs equally on both sides), so this rule changes nothing.")
+    return out
 
 
 def print_before_after(report, console) -> None:
@@ -136,4 +177,4 @@ def register(app: typer.Typer) -> None:
             run_apply(data, recipe=recipe, block=_ids(block), amplify=_ids(amplify), out=out, split=split,
                       limit=limit, proxy=proxy, proxy_pairs=proxy_pairs, console=_console())
         except (CurateError, ValueError, KeyError, FileNotFoundError, ImportError) as err:
-            _fail(str(err))
+            _fail(str(err))  # other errors reach curate.cli.main, which prints one line (traceback with --debug)

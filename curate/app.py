@@ -42,10 +42,6 @@ from . import _columns as C
 
 __all__ = ["AppData", "PairPage", "build_app", "default_source", "load_app_data"]
 
-AUDIT_FILE = "audit.parquet"
-ANNOTATED_DIR = "annotated"
-SUMMARY_FILE = "summary.json"
-LABELS_FILE = "feature_labels.parquet"
 DEMO_DIRS = ("outputs/demo/published", "outputs/demo/audit")
 
 STATUS_CHOICES = ("all", "kept", "dropped")
@@ -56,7 +52,6 @@ MAX_CHARS = 3000  # characters of one response shown on a page
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
 _GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
-MEMBERS_FILE = "audit_members.parquet"
 # function concepts whose spans are the union of their regex parts
 _SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
 
@@ -115,14 +110,46 @@ def _download(repo_id: str) -> Path:
 
 
 def _load_folder(path: Path, label: str) -> "AppData":
-    if (path / AUDIT_FILE).exists() and (path / ANNOTATED_DIR).exists():
-        return _load_audit_folder(path, label)
-    if (path / "data").is_dir():
-        return _load_published_folder(path, label)
-    found = sorted(p.name for p in path.iterdir())[:20] if path.is_dir() else []
-    raise FileNotFoundError(
-        f"{label!r} is not a folder curate can show. Expected either {AUDIT_FILE} + {ANNOTATED_DIR}/ "
-        f"(from `curate audit DATA --out DIR`) or data/*.parquet + audit/ (from `curate publish`). Found: {found}.")
+    """Open any folder curate wrote (:mod:`curate.folders`); what it lacks is said in ``record["missing"]``."""
+    from . import folders as F
+
+    kind = F.read_manifest(path)["kind"]
+    if kind == "audit":
+        af = F.load_audit(path)
+        return AppData(source=label, kind="audit folder", audit=af.results,
+                       table=af.annotated().with_format("arrow")[:], record=dict(af.summary), labels=af.labels,
+                       members=af.members)
+    if kind == "curated":
+        cf = F.load_curated(path)
+        table = _concat([cf.dataset[s].with_format("arrow")[:] for s in (C.TRAIN_SPLIT, C.DROPPED_SPLIT)])
+        af = cf.audit
+        return _with_audit(AppData, label, "curated folder", table, cf.report, cf.recipe_text,
+                           af.results if af else None, dict(af.summary) if af else {}, af.labels if af else None,
+                           af.members if af else None)
+    if kind == "published":
+        return _load_published_folder(F.load_published(path), label)
+    made_from = (F.read_manifest(path).get("made_from") or {}).get("path")
+    raise F.FolderError(f"{label!r} is a {kind} folder: it has no pairs to browse. Open the folder it was made from"
+                        + (f" ({made_from!r})" if made_from else "") + ", or an audit, curated or published folder.")
+
+
+def _concat(parts):
+    import pyarrow as pa
+
+    parts = [t for t in parts if t.num_rows] or parts[:1]
+    return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+
+
+def _with_audit(cls, label, kind, table, apply_record, recipe_text, audit, summary, labels, members) -> "AppData":
+    from .audit import RESULT_COLUMNS
+
+    record = {**(apply_record or {}), **(summary or {})}
+    if audit is None:
+        record["missing"] = ["the audit of the source data (made by `curate audit`, or saved by `curate apply` "
+                             "from this version on): the concept views are empty"]
+        audit = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
+    return cls(source=label, kind=kind, audit=audit, table=table, record=record, labels=labels,
+               recipe_text=recipe_text, members=members)
 
 
 def _read_json(path: Path) -> dict:
@@ -132,61 +159,34 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _load_audit_folder(path: Path, label: str) -> "AppData":
-    from datasets import load_from_disk
-
-    ds = load_from_disk(str(path / ANNOTATED_DIR))
-    table = ds.with_format("arrow")[:]
-    labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
-    members = pd.read_parquet(path / MEMBERS_FILE) if (path / MEMBERS_FILE).exists() else None
-    return AppData(source=label, kind="audit folder", audit=pd.read_parquet(path / AUDIT_FILE), table=table,
-                   record=_read_json(path / SUMMARY_FILE), labels=labels, members=members)
-
-
-def _audit_table_file(folder: Path) -> Path | None:
-    """The audit table in a published ``audit/`` folder: the after-intervention one when there are several."""
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    ranked = sorted(files, key=lambda p: next((i for i, k in enumerate(("after", "audit", "before"))
-                                                if k in p.stem.lower()), 9))
-    for f in ranked:
-        import pyarrow.parquet as pq
-
-        names = set(pq.read_schema(f).names)
-        if {"concept", "win_rate"} <= names:
-            return f
-    return None
-
-
-def _load_published_folder(path: Path, label: str) -> "AppData":
+def _load_published_folder(pf, label: str) -> "AppData":
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from . import folders as F
+
     parts = []
-    for split, pattern in ((C.TRAIN_SPLIT, f"{C.TRAIN_SPLIT}-*.parquet"), (C.DROPPED_SPLIT, f"{C.DROPPED_SPLIT}-*.parquet")):
-        for f in sorted((path / "data").glob(pattern)):
+    for split, files in pf.split_files().items():
+        for f in files:
             t = pq.read_table(f)
             if C.KEEP not in t.column_names:
                 t = t.append_column(C.KEEP, pa.array(np.full(t.num_rows, split == C.TRAIN_SPLIT)))
             parts.append(t)
     if not parts:
-        raise FileNotFoundError(f"{label!r}: data/ holds no {C.TRAIN_SPLIT}-*.parquet or {C.DROPPED_SPLIT}-*.parquet files.")
-    table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    audit_dir = path / "audit"
-    audit_file = _audit_table_file(audit_dir)
-    if audit_file is None:
-        raise FileNotFoundError(f"{label!r}: no audit table (a parquet file with `concept` and `win_rate`) under audit/.")
-    labels = members = None
-    for f in sorted(audit_dir.glob("*label*.parquet")):
-        labels = pd.read_parquet(f)
-    for f in sorted(audit_dir.glob("*members*.parquet")):
-        members = pd.read_parquet(f)
-    record = {}
-    for f in sorted(audit_dir.glob("*.json")):
-        record.update(_read_json(f))
-    recipes = sorted(audit_dir.glob("recipe*.yaml")) or sorted(audit_dir.glob("*.yaml"))
-    recipe = recipes[0].read_text(encoding="utf-8") if recipes else None
-    return AppData(source=label, kind="published folder", audit=pd.read_parquet(audit_file), table=table,
-                   record=record, labels=labels, recipe_text=recipe, members=members)
+        raise F.FolderError(f"{label!r}: data/ holds no {C.TRAIN_SPLIT}-*.parquet or {C.DROPPED_SPLIT}-*.parquet "
+                            f"files; re-run `{F.KINDS['published']}`.")
+    table = _concat(parts)
+
+    def opt(name):
+        f = pf.audit_file(name)
+        return pd.read_parquet(f) if f is not None else None
+
+    apply_record = _read_json(pf.audit_file(F.APPLY_RECORD)) if pf.audit_file(F.APPLY_RECORD) else {}
+    summary = _read_json(pf.audit_file(F.AUDIT_SUMMARY)) if pf.audit_file(F.AUDIT_SUMMARY) else {}
+    recipe = pf.audit_file(F.RECIPE)
+    return _with_audit(AppData, label, "published folder", table, apply_record,
+                       recipe.read_text(encoding="utf-8") if recipe else None, opt(F.AUDIT_TABLE), summary,
+                       opt(F.FEATURE_LABELS), opt(F.AUDIT_MEMBERS))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class AppData:
 
     Attributes:
         source: what was loaded (folder or Hub id), for display.
-        kind: ``"audit folder"`` or ``"published folder"``.
+        kind: ``"audit folder"``, ``"curated folder"`` or ``"published folder"``.
         audit: the audit table (:data:`curate.audit.RESULT_COLUMNS`, maybe ``finding``/``group`` too).
         table: every pair (kept and dropped) as a pyarrow Table, with its concept score columns.
         record: the run record (``summary.json``: ingestion counts, audit settings).
@@ -290,6 +290,7 @@ class AppData:
             "findings": int(_truthy(self.audit["finding"]).sum()) if "finding" in self.audit else None,
             "heldout_auc": aud.get("heldout_auc"),
             "concept_sources": self.record.get("concept_sources"),
+            "missing": list(self.record.get("missing") or []),
         }
 
     # -- concept table and volcano ---------------------------------------------------------------------
@@ -749,6 +750,8 @@ def render_summary(data: AppData) -> str:
         lines.append(f"<br><b>Dropped by reason:</b> {_counts(s['dropped_by_reason'])}")
     if s["concept_sources"]:
         lines.append(f"<br><b>Concept sources:</b> {_esc(', '.join(map(str, s['concept_sources'])))}")
+    for missing in s["missing"]:
+        lines.append(f"<br><b>Missing:</b> {_esc(missing)}")
     return (CSS + '<div class="cu-summary">' + "".join(_stat(k, v) for k, v in stats) + "</div>"
             + "".join(lines) + "</p>")
 

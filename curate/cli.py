@@ -4,6 +4,8 @@
     curate generate --out FILE         write the built-in generator's pairs (with planted concepts)
     curate demo --out DIR              generate → audit → apply a shipped recipe → publish locally
     curate apply / fit-sae / publish / app   (see ``curate COMMAND --help``)
+
+Errors are one line naming the fix; ``--debug`` (anywhere on the line) shows the traceback.
 """
 
 from __future__ import annotations
@@ -31,8 +33,16 @@ def _console():
     return Console(width=max(120, int(os.environ.get("COLUMNS", 120))))
 
 
+DEBUG = False  # set by main() from --debug / CURATE_DEBUG
+
+
 def _fail(message: str) -> None:
-    _console().print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``error: message`` and exit with code 2; with ``--debug``, re-raise the error being handled."""
+    from rich.markup import escape
+
+    if DEBUG and sys.exc_info()[1] is not None:
+        raise
+    _console().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -103,7 +113,7 @@ def audit(
     print_summary(result["summary"], console)
     print_audit(result["audit"].results_, console, top=top)
     console.print(f"held-out AUC of all concepts together: {result['audit'].auc_:.3f}")
-    console.print(f"Wrote {out / 'audit.parquet'}, {out / 'annotated'} and {out / 'summary.json'}")
+    console.print(f"Wrote the audit folder {out} (audit.parquet, annotated/, summary.json, curate.json)")
 
 
 @app.command()
@@ -157,8 +167,56 @@ def _register_plugins() -> None:
 _register_plugins()
 
 
-def main() -> None:
-    app()
+#: errors a user can meet with bad input or a wrong folder: printed as one line naming the fix
+EXPECTED_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, ImportError, OSError, EOFError)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``curate`` entry point: every expected error is one line (``error: …``, exit code 2), an
+    unexpected one a line asking for ``--debug`` (exit code 1), Ctrl-C a word (exit code 130).
+    ``--debug`` anywhere on the command line (or ``CURATE_DEBUG=1``) shows the traceback instead."""
+    from rich.markup import escape
+
+    from .errors import CurateError
+
+    global DEBUG
+    try:  # typer >= 0.24 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as click
+    from typer.exceptions import Abort
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CURATE_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    DEBUG = debug
+    try:
+        try:
+            code = app(args=args, prog_name="curate", standalone_mode=False)
+        except Abort as err:  # typer turns EOF (e.g. a truncated .gz) into Abort
+            raise (err.__cause__ or KeyboardInterrupt()) from None
+        if code == 130:  # typer's answer to Ctrl-C
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C): the step stopped; its output folder is left as it was.", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as err:  # usage errors: click's own message
+        err.show()
+        sys.exit(err.exit_code)
+    except (CurateError, *EXPECTED_ERRORS) as err:
+        if debug:
+            raise
+        message = " ".join(str(err.args[0] if isinstance(err, KeyError) and err.args else err).split())
+        _console().print(f"[bold red]error:[/] {escape(message or type(err).__name__)}", highlight=False,
+                         soft_wrap=True)
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if debug:
+            raise
+        print(f"error: unexpected {type(err).__name__}: {' '.join(str(err).split())[:300]} (run again with "
+              "--debug for the traceback, and please report it)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

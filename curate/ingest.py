@@ -21,7 +21,9 @@ Formats (detected by their columns, or forced with ``format=``):
 Problems marked per row: ``invalid:missing_<col>`` (None), ``invalid:empty_<col>``,
 ``invalid:non_string_<col>``, ``invalid:identical`` (chosen == rejected), ``invalid:tie``,
 ``invalid:prompt_mismatch`` (the two transcripts of an implicit pair have different prompts),
-``invalid:no_shared_prompt``, ``invalid:too_few_completions``, ``invalid:bad_preference``.
+``invalid:no_shared_prompt``, ``invalid:too_few_completions``, ``invalid:bad_preference``,
+``invalid:<side>_ends_with_<role>_turn`` (a conversational response whose last turn is not the assistant's).
+Data that already has curate's ``reason`` column keeps its ``invalid:`` reasons.
 
 Example:
 
@@ -95,8 +97,14 @@ def _read_source(source, split: str | None, **load_kwargs):
         builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(ext)
         if builder is None:
             raise FormatError(f"Unsupported file type {ext!r} for {path}. Supported: .jsonl, .json, .parquet, .csv (and .gz).")
-        return hf.load_dataset(builder, data_files=path, split="train", **load_kwargs)
+        return _load_file(hf, builder, path, **load_kwargs)
     looks_like_file = path.lower().endswith((".jsonl", ".json", ".parquet", ".csv", ".gz", ".arrow"))
+    head = path.split("/")[0]
+    if "/" not in path or (head and os.path.isdir(head)):  # not owner/name, or a local folder that exists
+        here = os.path.dirname(path) or "."
+        found = sorted(n for n in os.listdir(here) if not n.startswith("."))[:15] if os.path.isdir(here) else []
+        raise FormatError(f"No such file or folder: {path!r} (a Hub id looks like 'owner/name'). "
+                          f"Files in {here!r}: {found}.")
     if path.count("/") <= 1 and not path.startswith((".", "/")) and not looks_like_file:
         # a Hub id: real users have the Hub; offline this raises a clear error
         try:
@@ -104,10 +112,57 @@ def _read_source(source, split: str | None, **load_kwargs):
         except Exception as err:  # noqa: BLE001 - re-raised with the fix
             raise FormatError(
                 f"Could not load {path!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
-                "Check the id and your network/token, or pass a local file or folder."
+                "No local file or folder of that name exists either. Check the id and your network/token, "
+                "or pass a local file or folder."
             ) from err
         return _read_source(dd, split)
     raise FormatError(f"No such file or folder: {path!r}.")
+
+
+def _load_file(hf, builder: str, path: str, **load_kwargs):
+    """``load_dataset`` on one local file; a file it cannot read gets a message saying where and how to fix it."""
+    if os.path.getsize(path) == 0:
+        raise FormatError(f"{path} is empty: there are no pairs to read.")
+    try:
+        return hf.load_dataset(builder, data_files=path, split="train", **load_kwargs)
+    except Exception as err:  # noqa: BLE001 - diagnosed below, then re-raised with the fix
+        raise FormatError(_diagnose_file(builder, path, err)) from err
+
+
+def _diagnose_file(builder: str, path: str, err: BaseException) -> str:
+    import gzip
+    import io
+
+    opener = (lambda: io.TextIOWrapper(gzip.open(path), encoding="utf-8")) if path.endswith(".gz") else \
+        (lambda: open(path, encoding="utf-8"))
+    try:
+        with opener() as f:
+            text_lines = f.readlines() if builder in ("json", "csv") else None
+    except (EOFError, OSError) as gz_err:
+        return (f"{path} is truncated or not a valid gzip file ({type(gz_err).__name__}: {gz_err}); "
+                "download or compress it again.")
+    except UnicodeDecodeError as u_err:
+        return f"{path} is not UTF-8 text ({u_err}); save it as UTF-8."
+    if text_lines is not None:
+        if not any(line.strip() for line in text_lines):
+            return f"{path} is empty: there are no pairs to read."
+        if builder == "json":
+            first = next(line for line in text_lines if line.strip()).lstrip()
+            if first.startswith("["):  # one JSON document
+                try:
+                    json.loads("".join(text_lines))
+                except ValueError as j:
+                    return f"{path}, line {j.lineno}: not valid JSON ({j.msg}, column {j.colno}); fix that line."
+            for n, line in enumerate(text_lines, 1):
+                if line.strip():
+                    try:
+                        json.loads(line.rstrip("\r\n"))
+                    except ValueError as j:
+                        return (f"{path}, line {n}: not valid JSON ({j.msg}, column {j.colno}); fix or remove "
+                                "that line (JSON Lines: one object per line).")
+        if builder == "csv" and sum(bool(line.strip()) for line in text_lines) <= 1:
+            return f"{path} has a header but no rows: there are no pairs to read."
+    return f"Could not read {path} as {builder} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
 
 
 def _pick_split(dd, split: str | None):
@@ -222,6 +277,10 @@ def _from_conversational(ex, id_):
             return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}missing_{name}")]
         if not _is_messages(value):
             return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}non_string_{name}")]
+    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
+        if value[-1].get("role") != "assistant":  # the response would lose its last turn
+            return [_row(id_, None, [], _assistant_text(chosen), _assistant_text(rejected),
+                         f"{C.INVALID_PREFIX}{name}_ends_with_{value[-1].get('role') or 'no_role'}_turn")]
     if prompt is None:  # implicit prompt: shared leading messages
         k = 0
         while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
@@ -409,7 +468,15 @@ def load_pairs(
         id_ = ex[C.ID] if has_id else i
         if format == "rated":
             return _from_rated(ex, id_, rated_policy, np.random.default_rng([seed, i]))
-        return _CONVERTERS[format](ex, id_)
+        rows = _CONVERTERS[format](ex, id_)
+        known = ex.get(C.REASON) if has_reason else None
+        if isinstance(known, str) and known.startswith(C.INVALID_PREFIX):
+            # rows curate already read (an annotated/ or curated split): an unusable row stays unusable
+            for row in rows:
+                row[C.REASON] = known
+        return rows
+
+    has_reason = C.REASON in columns
 
     has_id = C.ID in columns
     carried = [] if format == "rated" else [

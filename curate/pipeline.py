@@ -8,12 +8,9 @@ from pathlib import Path
 
 from . import _columns as C
 
-AUDIT_FILE = "audit.parquet"
-MEMBERS_FILE = "audit_members.parquet"
-ANNOTATED_DIR = "annotated"
-SUMMARY_FILE = "summary.json"
-LABELS_FILE = "feature_labels.parquet"
-
+from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files live in curate.folders)
+from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
+from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
 
 def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int = 15, sae: str = "fit",
                       sae_kwargs: dict | None = None):
@@ -39,44 +36,44 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
     return ds, labels, info
 
 
-def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
-    """Load, annotate and audit ``data``; write ``audit.parquet``, ``annotated/`` and ``summary.json`` to ``out``."""
+def audit_pairs(data, *, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
+                sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
+    """Load, annotate and audit ``data`` without writing anything.
+
+    Returns:
+        ``{"dataset", "audit", "summary", "labels", "record", "files"}``; ``files`` are the keyword
+        arguments of :func:`curate.folders.write_audit_files` (what an audit folder holds).
+    """
     from .audit import ConceptAudit
     from .ingest import ingestion_summary, load_pairs
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
     summary = ingestion_summary(pairs)
     ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
                                          sae_kwargs=sae_kwargs)
     audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
-    audit.results_.to_parquet(out / AUDIT_FILE, index=False)
-    if len(audit.members_):
-        audit.members_.to_parquet(out / MEMBERS_FILE, index=False)
-    if by:
-        audit.results_by_.to_parquet(out / "audit_by.parquet", index=False)
-    if labels is not None:
-        _to_parquet_safe(labels, out / LABELS_FILE)
-    ds.save_to_disk(str(out / ANNOTATED_DIR))
-    record = {"source": str(data) if isinstance(data, (str, Path)) else type(data).__name__, "ingestion": summary,
-              "audit": audit.to_dict(), **info, "fingerprint": getattr(pairs, "_fingerprint", None),
-              "seconds": round(time.perf_counter() - t0, 2)}
-    (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2, default=str))
-    return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record}
+    source = str(data) if isinstance(data, (str, Path)) else type(data).__name__
+    record = {"source": source, "ingestion": summary, "audit": audit.to_dict(), **info,
+              "fingerprint": getattr(pairs, "_fingerprint", None), "seconds": round(time.perf_counter() - t0, 2)}
+    files = {"annotated": ds, "results": audit.results_, "summary": record,
+             "members": audit.members_ if len(audit.members_) else None,
+             "by": audit.results_by_ if by else None, "labels": labels, "source": source}
+    return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record, "files": files}
 
 
-def _to_parquet_safe(df, path) -> None:
-    """Write ``df`` to parquet, storing nested mixed-type values (e.g. ``[["great question", 2.1]]``) as JSON."""
-    import pandas as pd
+def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
+              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
+    """Load, annotate and audit ``data``; write the audit folder ``out`` in one step (:mod:`curate.folders`:
+    ``audit.parquet``, ``annotated/``, ``summary.json``, ``curate.json``)."""
+    from .folders import atomic_folder, check_target, write_audit_files
 
-    df = df.copy()
-    for col in df.columns:
-        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, tuple, dict))).any():
-            df[col] = df[col].map(lambda v: json.dumps(v, default=float) if isinstance(v, (list, tuple, dict)) else v)
-    pd.DataFrame(df).to_parquet(path, index=False)
+    out = check_target(out, "audit")  # refuses a foreign --out before the work starts
+    result = audit_pairs(data, split=split, limit=limit, format=format, concepts=concepts, model=model,
+                         layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs)
+    with atomic_folder(out, kind="audit") as tmp:
+        write_audit_files(tmp, **result["files"])
+    return result
 
 
 def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=None):
@@ -121,7 +118,7 @@ def _demo_apply(result, out: Path, console):
 
     recipe = Path(__file__).resolve().parent.parent / "recipes" / "anti_sycophancy.yaml"
     apply_dir = out / "curated"
-    return run_apply(str(out / "audit" / ANNOTATED_DIR), recipe=str(recipe), out=apply_dir, console=console)
+    return run_apply(str(out / "audit"), recipe=str(recipe), out=apply_dir, console=console)
 
 
 def _demo_publish(applied, out: Path, console, card_example):

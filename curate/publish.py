@@ -183,104 +183,46 @@ class CuratedData:
 
 
 def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None) -> CuratedData:
-    """Read what ``curate apply`` wrote, and the audit of the source data it started from.
+    """Read a curated folder (:func:`curate.folders.load_curated`) and the audit of its source rows.
 
-    The ``DatasetDict`` is ``curated_dir`` itself or a sub-folder of it (``save_to_disk`` layout). Other
-    files are optional: ``*.yaml`` (the recipe), ``*.json`` (the apply record), a ``*.parquet``/``*.csv``
-    with ``before``/``after`` columns (the re-audit). The source audit (``audit.parquet``,
-    ``summary.json``, ``feature_labels.parquet``) is read from ``audit_dir``, else from ``curated_dir``,
-    else from the folder the apply record names as its data (the parent of an ``annotated/`` folder).
+    The source audit is the one ``curate apply`` saved in the curated folder (``source_audit/``);
+    ``audit_dir`` (an audit folder) replaces it, and is refused when it audited other rows than the
+    curated folder was made from.
 
     Args:
         curated_dir: the output folder of ``curate apply``.
-        audit_dir: the output folder of ``curate audit`` on the source data (optional).
+        audit_dir: the output folder of ``curate audit`` on the same source data (optional).
 
     Returns:
         A :class:`CuratedData`.
     """
-    import datasets
+    from . import folders as F
 
-    folder = Path(curated_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Curated folder {str(folder)!r} does not exist (expected the --out folder of "
-                                "`curate apply`).")
-    ds_dir = _find_dataset_dir(folder)
-    dataset = datasets.load_from_disk(str(ds_dir))
-    if isinstance(dataset, datasets.Dataset):
-        dataset = datasets.DatasetDict({C.TRAIN_SPLIT: dataset})
-    if C.TRAIN_SPLIT not in dataset:
-        raise CurateError(f"The curated dataset in {str(ds_dir)!r} has no {C.TRAIN_SPLIT!r} split. "
-                          f"Splits found: {list(dataset)}.")
-    if C.DROPPED_SPLIT not in dataset:
-        dataset[C.DROPPED_SPLIT] = dataset[C.TRAIN_SPLIT].select([])
-    out = CuratedData(folder=folder, dataset=dataset)
-    skip = set(ds_dir.rglob("*")) if ds_dir != folder else set()
-
-    report: dict = {}
-    for path in sorted(folder.glob("*.json")):
-        if path in skip or path.name in ("dataset_dict.json", "state.json", "dataset_info.json"):
-            continue
-        try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            logger.warning("skipping %s: not readable JSON (%s)", path, err)
-            continue
-        if isinstance(value, dict):
-            if report:  # the first record is the apply record; others are kept under their file name
-                report.setdefault(path.stem, value)
-            else:
-                report.update(value)
-        out.files[path.name] = path
-    out.report = report
-
-    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        if out.recipe_text is None:
-            out.recipe_text = path.read_text(encoding="utf-8")
-            out.recipe = _recipe_dict(out.recipe_text)
-    if out.recipe is None and isinstance(report.get("recipe"), dict):
-        out.recipe = report["recipe"]
-
-    for path in sorted(folder.glob("*.parquet")) + sorted(folder.glob("*.csv")):
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        out.files[path.name] = path
-        if "proxy" in path.stem:
-            out.proxy = table
-            continue
-        normal = _normalize_before_after(table)
-        if normal is not None and out.before_after is None:
-            out.before_after = normal
+    cur = F.load_curated(curated_dir)
+    out = CuratedData(folder=cur.path, dataset=cur.dataset, report=cur.report, recipe_text=cur.recipe_text,
+                      proxy=cur.proxy)
+    out.files[F.APPLY_RECORD] = cur.path / F.APPLY_RECORD
+    if cur.proxy is not None:
+        out.files[F.PROXY] = cur.path / F.PROXY
+    out.recipe = _recipe_dict(cur.recipe_text) if cur.recipe_text else None
+    if out.recipe is None and isinstance(cur.report.get("recipe"), dict):
+        out.recipe = cur.report["recipe"]
+    out.before_after = _normalize_before_after(cur.before_after) if cur.before_after is not None else None
     if out.before_after is None:
-        out.before_after = _before_after_from_report(report)
-
-    for base in _audit_candidates(folder, audit_dir, report, out.recipe):
-        if (base / "audit.parquet").exists():
-            out.audit = pd.read_parquet(base / "audit.parquet")
-            out.files.setdefault("audit.parquet", base / "audit.parquet")
-            for extra in ("audit_by.parquet", "audit_members.parquet", "feature_labels.parquet"):
-                if (base / extra).exists():
-                    out.files.setdefault(extra, base / extra)
-            if (base / "feature_labels.parquet").exists():
-                out.labels = pd.read_parquet(base / "feature_labels.parquet")
-            if (base / "summary.json").exists():
-                out.audit_summary = json.loads((base / "summary.json").read_text(encoding="utf-8"))
-                out.files.setdefault("audit_summary.json", base / "summary.json")
-            if (base / "annotated").is_dir():
-                out.annotated_dir = base / "annotated"
-            break
+        out.before_after = _before_after_from_report(cur.report)
+    audit = cur.audit
+    if audit_dir is not None:
+        audit = F.load_audit(audit_dir)
+        ours, theirs = cur.manifest.get("source_fingerprint"), audit.manifest.get("source_fingerprint")
+        if ours and theirs and ours != theirs:
+            raise F.FolderError(f"{str(audit_dir)!r} audited other rows (fingerprint {theirs}) than "
+                                f"{str(cur.path)!r} was made from ({ours}); leave out --audit-dir to use the "
+                                "audit saved with it.")
+    if audit is not None:
+        out.audit, out.labels, out.audit_summary = audit.results, audit.labels, audit.summary
+        out.annotated_dir = audit.path / F.ANNOTATED
+        out.files.update(audit.files())
     return out
-
-
-def _find_dataset_dir(folder: Path) -> Path:
-    if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
-        return folder
-    found = sorted(p.parent for p in folder.glob("*/dataset_dict.json"))
-    if found:
-        return found[0]
-    found = sorted(p.parent for p in folder.glob("*/*/dataset_dict.json"))
-    if found:
-        return found[0]
-    raise FileNotFoundError(f"No saved DatasetDict (dataset_dict.json) in {str(folder)!r} or its sub-folders. "
-                            f"Files there: {sorted(p.name for p in folder.iterdir())}. Run `curate apply` first.")
 
 
 def _recipe_dict(text: str) -> dict | None:
@@ -298,74 +240,18 @@ def _recipe_dict(text: str) -> dict | None:
         return value if isinstance(value, dict) else None
 
 
-def _audit_candidates(folder: Path, audit_dir, report: dict, recipe: dict | None) -> list[Path]:
-    out = [Path(audit_dir)] if audit_dir else []
-    out += [folder, folder / "audit"]
-    sources = [report.get(k) for k in ("data", "source", "input", "data_source")]
-    sources.append(((recipe or {}).get("data") or {}).get("source"))
-    for s in sources:
-        if isinstance(s, dict):
-            s = s.get("source") or s.get("path")
-        if isinstance(s, str) and s:
-            p = Path(s)
-            out += [p, p.parent] if p.name != "annotated" else [p.parent]
-    out.append(folder.parent / "audit")
-    return out
-
-
-_STAGES = ("before", "after")
-_STAT_ALIASES = {"q_value": "q", "q": "q", "win_rate": "win_rate", "ci_low": "ci_low", "ci_high": "ci_high",
-                 "p_value": "p", "n_differ": "n_differ", "effect_size": "effect_size"}
-
-
 def _normalize_before_after(table: pd.DataFrame) -> pd.DataFrame | None:
-    """One row per concept with ``<stat>_before``/``<stat>_after`` columns, or None if not such a table."""
-    if "concept" not in table.columns:
+    """The before/after table as ``curate apply`` writes it (:data:`curate.interventions.apply.BEFORE_AFTER_COLUMNS`),
+    or None when it is not that table."""
+    if not {"concept", "win_rate_before", "win_rate_after"} <= set(table.columns):
         return None
-    cols = list(table.columns)
-    stage_col = next((c for c in ("stage", "when", "phase", "state", "which") if c in cols), None)
-    if stage_col is not None and set(map(str, table[stage_col].unique())) & set(_STAGES):
-        keep = [c for c in cols if c in _STAT_ALIASES]
-        wide = table.pivot_table(index="concept", columns=stage_col, values=keep, aggfunc="first")
-        wide.columns = [f"{_STAT_ALIASES[s]}_{st}" for s, st in wide.columns]
-        extra = table.drop_duplicates("concept").set_index("concept")
-        for c in ("action", "label"):
-            if c in extra:
-                wide[c] = extra[c]
-        order = list(dict.fromkeys(table["concept"]))
-        return wide.reindex(order).reset_index()
-    rename = {}
-    for c in cols:
-        for st in _STAGES:
-            for alias, std in _STAT_ALIASES.items():
-                if c in (f"{alias}_{st}", f"{st}_{alias}"):
-                    rename[c] = f"{std}_{st}"
-    if not any(v.startswith("win_rate_") for v in rename.values()):
-        return None
-    return table.rename(columns=rename)
+    return table.rename(columns={"q_value_before": "q_before", "q_value_after": "q_after"})
 
 
 def _before_after_from_report(report: dict) -> pd.DataFrame | None:
-    for key in ("before_after", "verification", "reaudit"):
-        value = report.get(key)
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            return _normalize_before_after(pd.DataFrame(value))
-        if isinstance(value, dict) and isinstance(value.get("rows"), list):
-            return _normalize_before_after(pd.DataFrame(value["rows"]))
-    return None
-
-
-def _find(report: dict, *keys):
-    """The first value under one of ``keys`` in ``report`` or one level below."""
-    for k in keys:
-        if k in report and report[k] not in (None, {}, []):
-            return report[k]
-    for v in report.values():
-        if isinstance(v, dict):
-            for k in keys:
-                if k in v and v[k] not in (None, {}, []):
-                    return v[k]
-    return None
+    """The table from ``apply.json``'s ``before_after`` records (when ``before_after.parquet`` is absent)."""
+    value = report.get("before_after")
+    return _normalize_before_after(pd.DataFrame(value)) if isinstance(value, list) and value else None
 
 
 # -- the card ------------------------------------------------------------------------------------------
@@ -547,19 +433,14 @@ def _examples(data: CuratedData, concepts: list[str], n: int = 3) -> list[dict]:
 
 
 def _interventions(report: dict) -> list[dict]:
-    items = _find(report, "interventions", "steps")
-    if isinstance(items, dict):
-        items = [{"intervention": k, **v} if isinstance(v, dict) else {"intervention": k, "value": v}
-                 for k, v in items.items()]
+    """One row per step of ``apply.json``'s ``steps`` (each intervention's ``to_dict()``)."""
     out = []
-    for item in items or []:
-        if not isinstance(item, dict):
-            continue
-        name = item.get("intervention") or item.get("name") or item.get("type") or "intervention"
+    for item in report.get("steps") or []:
+        name = item["intervention"]
         concepts = item.get("concepts")
         parts = []
         for k, v in item.items():
-            if k in ("intervention", "name", "type", "concepts", "strata"):
+            if k in ("intervention", "concepts", "strata"):
                 continue
             if isinstance(v, (list, dict)) and any(isinstance(x, (dict, list)) for x in
                                                    (v.values() if isinstance(v, dict) else v)):
@@ -595,7 +476,7 @@ def _before_after_rows(table: pd.DataFrame | None, actions: dict) -> list[dict]:
 
 def _proxy(report: dict, table: pd.DataFrame | None = None) -> dict | None:
     """The proxy reward check as a text and a small table, or None when it was not run."""
-    value = table if table is not None else _find(report, "proxy", "proxy_check", "proxy_reward")
+    value = table if table is not None else report.get("proxy")
     text = ("A Bradley–Terry probe on frozen response embeddings, fitted once on the original and once on the "
             "curated data, scored on counterfactual pairs that differ only in one concept: how often each probe "
             "prefers the variant that shows the concept (0.5 = indifferent).")
@@ -640,7 +521,7 @@ def _repro(data: CuratedData, fingerprints: dict) -> list[dict]:
         rows.append(("source data", source))
     if summary.get("concept_sources"):
         rows.append(("concept sources", ", ".join(summary["concept_sources"])))
-    sae = summary.get("sae") or _find(data.report, "sae") or {}
+    sae = summary.get("sae") or {}
     if isinstance(sae, dict) and sae:
         names = {"backend": "SAE backend", "model": "model", "layer": "layer", "sae": "SAE", "release": "SAE release",
                  "sae_id": "SAE id", "source": "SAE source name", "pooling": "pooling", "k": "top-k kept per response",
@@ -788,8 +669,12 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         dpo_pad=" " * (len(dpo_class) + 1),
         repro=_repro(data, fingerprints or {}), limitations=_limitations(data, actions, license_given),
     )
-    template = CARD_TEMPLATE.read_text(encoding="utf-8")
-    return DatasetCard.from_template(card_data, template_str=template, **context)
+    import jinja2
+
+    # text from the data is inserted as values, never parsed as template; so a response that quotes
+    # "{{ user.name }}" is data, and no check may read it as an unrendered variable
+    template = jinja2.Environment().from_string(CARD_TEMPLATE.read_text(encoding="utf-8"))
+    return DatasetCard(template.render(card_data=card_data.to_yaml(), **context))
 
 
 def check_card(folder: str | Path):
@@ -797,7 +682,8 @@ def check_card(folder: str | Path):
 
     Checks ``license``, ``tags`` (with ``curate``), ``task_categories``, ``size_categories`` (a known
     value), ``configs`` (valid for ``datasets``; every ``data_files`` pattern matches a file in the
-    folder), and that no ``{{ … }}`` template variable was left unrendered. The Hub's own validation
+    folder). Text quoted from the data is data: ``{{ … }}`` in a response is not a template variable, so
+    it is not checked for. The Hub's own validation
     (:meth:`huggingface_hub.RepoCard.validate`) needs the network; the Hub runs it on upload.
 
     Args:
@@ -835,28 +721,12 @@ def check_card(folder: str | Path):
         for entry in config.get("data_files", []):
             if not list(folder.glob(entry["path"])):
                 problems.append(f"configs[{name}].data_files: {entry['path']!r} matches no file in {folder}")
-    if re.search(r"\{\{.*?\}\}", card.text):
-        problems.append("text: unrendered template variables")
     if problems:
         raise ValueError(f"The dataset card in {folder} is not valid:\n- " + "\n- ".join(problems))
     return card
 
 
 # -- writing and uploading -----------------------------------------------------------------------------
-def _prepare_folder(folder: Path) -> None:
-    if folder.exists() and any(folder.iterdir()):
-        readme = folder / "README.md"
-        ours = readme.exists() and "- curate" in readme.read_text(encoding="utf-8", errors="replace")[:4000]
-        if not ours:
-            raise CurateError(f"{str(folder)!r} exists and is not a folder written by `curate publish` (no card with "
-                              f"the 'curate' tag); its files would be uploaded too. Choose an empty or new folder. "
-                              f"Files there: {sorted(p.name for p in folder.iterdir())[:20]}.")
-        for sub in (DATA_DIR, AUDIT_DIR, IMAGES_DIR):
-            shutil.rmtree(folder / sub, ignore_errors=True)
-        readme.unlink()
-    (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
-
-
 def _write_audit_files(data: CuratedData, folder: Path) -> None:
     audit = folder / AUDIT_DIR
     audit.mkdir(exist_ok=True)
@@ -960,18 +830,27 @@ def publish(curated_dir: str | Path, *, repo_id: str | None = None, local_dir: s
     if private is None:
         private = bool(pub.get("private", False))
     folder = Path(local_dir) if local_dir is not None else Path(curated_dir).resolve().parent / "published"
-    _prepare_folder(folder)
+    from . import folders as F
 
-    fingerprints = {}
-    for split in _written_splits(data.dataset):
-        path = folder / DATA_DIR / f"{split}-00000-of-00001.parquet"
-        data.dataset[split].to_parquet(str(path))
-        fingerprints[split] = _content_fingerprint(path)
-    _write_audit_files(data, folder)
-    images = _write_images(data, folder)
-    card = make_card(data, repo_id=repo_id, license=license, images=images, fingerprints=fingerprints)
-    card.save(folder / "README.md")
-    check_card(folder)
+    replacing = folder.exists() and any(folder.iterdir())
+    with F.atomic_folder(folder, kind="published") as tmp:
+        (tmp / DATA_DIR).mkdir()
+        fingerprints = {}
+        for split in _written_splits(data.dataset):
+            path = tmp / DATA_DIR / f"{split}-00000-of-00001.parquet"
+            data.dataset[split].to_parquet(str(path))
+            fingerprints[split] = _content_fingerprint(path)
+        _write_audit_files(data, tmp)
+        images = _write_images(data, tmp)
+        card = make_card(data, repo_id=repo_id, license=license, images=images, fingerprints=fingerprints)
+        card.save(tmp / "README.md")
+        check_card(tmp)
+        made_from = F.read_manifest(data.folder)
+        F.write_manifest(tmp, kind="published", source=made_from.get("source"),
+                         source_fingerprint=made_from.get("source_fingerprint"), rows=made_from.get("rows"),
+                         made_from=made_from, repo_id=repo_id, has_audit=data.audit is not None)
+    if replacing:
+        logger.info("replaced the earlier published folder %s (nothing of it is kept)", folder)
     logger.info("wrote %s", folder)
 
     later = f"upload later with `hf upload {repo_id} {folder} --repo-type dataset`"

@@ -99,7 +99,10 @@ def test_load_errors_are_clear(tmp_path, monkeypatch):
 
     with pytest.raises(FileNotFoundError, match="neither an existing folder"):
         load_app_data(str(tmp_path / "nope"))
-    with pytest.raises(FileNotFoundError, match="not a folder curate can show"):
+    from curate.folders import FolderError
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FolderError, match="has no curate.json"):
         load_app_data(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="Could not download the dataset 'someone/missing'"):
@@ -211,10 +214,11 @@ def test_published_folder(folder, tmp_path):
     from curate.recipe import Recipe
 
     recipe = Recipe.from_ids(block=["flattery"], block_with=["filter"])
-    dd, _ = apply_recipe(load_from_disk(str(folder / "annotated")), recipe, audit=False)
+    from curate.folders import load_audit, save_curated
+
+    dd, report = apply_recipe(load_from_disk(str(folder / "annotated")), recipe, audit=False)
     curated = tmp_path / "curated"
-    dd.save_to_disk(str(curated))
-    recipe.save(curated / "recipe.yaml")
+    save_curated(curated, dd, report=report, recipe=recipe, source_audit=load_audit(folder))
     out = publish(curated, repo_id="me/test", local_dir=tmp_path / "published", upload=False, audit_dir=folder)
     data = load_app_data(out)
     s = data.summary()

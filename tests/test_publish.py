@@ -37,10 +37,10 @@ def curated(tmp_path_factory):
     report.proxy = pd.DataFrame({"concept": ["flattery", "agreement"], "counterfactual": ["flattery", "agreement"],
                                  "n_pairs": [60, 60], "before": [0.9, 0.8], "after": [0.55, 0.5],
                                  "before_logit": [1.2, 0.9], "after_logit": [0.1, 0.0]})
+    from curate.folders import load_audit, save_curated
+
     folder = root / "curated"
-    dd.save_to_disk(str(folder))
-    report.save(folder)
-    recipe.save(folder / "recipe.yaml")
+    save_curated(folder, dd, report=report, recipe=recipe, source_audit=load_audit(root / "audit"))
     return folder
 
 
@@ -206,7 +206,9 @@ def test_missing_optional_pieces(tmp_path):
 
     ds = make_preference_pairs(40, seed=1).dataset
     ds = ds.add_column("weight", [1.0] * len(ds)).add_column("margin", [0.0] * len(ds))
-    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "cur" / "dataset"))
+    from curate.folders import save_curated
+
+    save_curated(tmp_path / "cur", datasets.DatasetDict({"train": ds, "dropped": ds.select([])}))
     folder = publish(tmp_path / "cur", repo_id="someone/bare", upload=False)
     assert folder == tmp_path / "published"
     text = (folder / "README.md").read_text()
@@ -223,11 +225,11 @@ def test_findings_text_column_leads(curated, tmp_path):
     import shutil
 
     src = tmp_path / "src"
-    shutil.copytree(curated.parent / "audit", src / "audit")
     shutil.copytree(curated, src / "curated")
-    audit = pd.read_parquet(src / "audit" / "audit.parquet")
+    table = src / "curated" / "source_audit" / "audit.parquet"  # the audit `curate apply` saved with the data
+    audit = pd.read_parquet(table)
     audit["finding"] = ["Chosen answers <em>flatter</em> the user" if c == "flattery" else "" for c in audit["concept"]]
-    audit.to_parquet(src / "audit" / "audit.parquet")
+    audit.to_parquet(table)
     folder = publish(src / "curated", repo_id="someone/x", upload=False)
     text = (folder / "README.md").read_text()
     assert "- Chosen answers &lt;em&gt;flatter&lt;/em&gt; the user" in text
