@@ -57,6 +57,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
 _GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
 MEMBERS_FILE = "audit_members.parquet"
+BY_FILE = "audit_by.parquet"
+ALL_SUBSETS = "all pairs"
 # function concepts whose spans are the union of their regex parts
 _SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
 
@@ -139,8 +141,9 @@ def _load_audit_folder(path: Path, label: str) -> "AppData":
     table = ds.with_format("arrow")[:]
     labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
     members = pd.read_parquet(path / MEMBERS_FILE) if (path / MEMBERS_FILE).exists() else None
+    by_audit = pd.read_parquet(path / BY_FILE) if (path / BY_FILE).exists() else None
     return AppData(source=label, kind="audit folder", audit=pd.read_parquet(path / AUDIT_FILE), table=table,
-                   record=_read_json(path / SUMMARY_FILE), labels=labels, members=members)
+                   record=_read_json(path / SUMMARY_FILE), labels=labels, members=members, by_audit=by_audit)
 
 
 def _audit_table_file(folder: Path) -> Path | None:
@@ -180,13 +183,14 @@ def _load_published_folder(path: Path, label: str) -> "AppData":
         labels = pd.read_parquet(f)
     for f in sorted(audit_dir.glob("*members*.parquet")):
         members = pd.read_parquet(f)
+    by_audit = pd.read_parquet(audit_dir / BY_FILE) if (audit_dir / BY_FILE).exists() else None
     record = {}
     for f in sorted(audit_dir.glob("*.json")):
         record.update(_read_json(f))
     recipes = sorted(audit_dir.glob("recipe*.yaml")) or sorted(audit_dir.glob("*.yaml"))
     recipe = recipes[0].read_text(encoding="utf-8") if recipes else None
     return AppData(source=label, kind="published folder", audit=pd.read_parquet(audit_file), table=table,
-                   record=record, labels=labels, recipe_text=recipe, members=members)
+                   record=record, labels=labels, recipe_text=recipe, members=members, by_audit=by_audit)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -216,6 +220,7 @@ class AppData:
         labels: SAE feature labels (``concept``, ``label`` and any n-gram/example columns), if any.
         recipe_text: the recipe YAML a published folder was made with, if any.
         members: for grouped SAE features, which feature (``concept``) belongs to which ``group``.
+        by_audit: the per-subset audit (``audit_by.parquet``: one row per subset and concept), if any.
     """
 
     source: str
@@ -226,6 +231,7 @@ class AppData:
     labels: pd.DataFrame | None = None
     recipe_text: str | None = None
     members: pd.DataFrame | None = None
+    by_audit: pd.DataFrame | None = None
 
     def __post_init__(self):
         names = self.table.column_names
@@ -297,12 +303,31 @@ class AppData:
     def has_findings(self) -> bool:
         return "finding" in self.audit.columns and bool(_truthy(self.audit["finding"]).any())
 
-    def concept_table(self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False) -> pd.DataFrame:
-        """The Overview's concept table, filtered by source (``all``, ``named``, ``SAE``), confirmation and findings.
+    @property
+    def subsets(self) -> list[str]:
+        """Subsets of the per-subset audit (empty without one)."""
+        if self.by_audit is None or C.SUBSET not in self.by_audit:
+            return []
+        return [str(v) for v in pd.unique(self.by_audit[C.SUBSET])]
+
+    def _subset_audit(self, subset: str) -> pd.DataFrame:
+        if subset not in self.subsets:
+            raise ValueError(f"Unknown subset {subset!r}. Subsets of this audit: {self.subsets or 'none'}.")
+        a = self.by_audit[self.by_audit[C.SUBSET].astype(str) == subset]
+        extra = [c for c in ("concept", "n_members", "nearest_named", "nearest_r", "group") if c in self.audit
+                 and (c == "concept" or c not in a)]
+        a = a.merge(self.audit[extra], on="concept", how="left")
+        rank = a["finding_rank"].fillna(np.inf) if "finding_rank" in a else pd.Series(np.inf, index=a.index)
+        return a.assign(_r=rank.to_numpy()).sort_values(["_r", "length_controlled_q"]).drop(columns="_r")
+
+    def concept_table(self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False,
+                      subset: str = ALL_SUBSETS) -> pd.DataFrame:
+        """The Overview's concept table, filtered by source (``all``, ``named``, ``SAE``), confirmation, findings
+        and subset (``all pairs``: the pooled audit; a subset: the tests within it).
 
         Findings (when the audit marks them) come first, with their rank in the ``finding`` column.
         """
-        a = self.audit
+        a = self.audit if subset in (None, "", ALL_SUBSETS) else self._subset_audit(subset)
         mask = np.ones(len(a), bool)
         if findings_only and "finding" in a:
             mask &= _truthy(a["finding"]).to_numpy()
@@ -964,8 +989,8 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
     atexit.register(shutil.rmtree, recipe_dir, True)
     preset_block, preset_amplify = _preset(data, set(concepts))
 
-    def table_fn(source_filter, confirmed_only, findings_only=False):
-        return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only))
+    def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
+        return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
 
     def concept_fn(concept):
         return render_concept(data, concept)
@@ -1011,6 +1036,8 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
                     find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
                                               visible=data.has_findings)
+                    sub_filter = gr.Dropdown([ALL_SUBSETS] + data.subsets, value=ALL_SUBSETS, label="Subset",
+                                             elem_id="subset-filter", visible=bool(data.subsets))
                 table = gr.Dataframe(data.concept_table(), label="Concepts (a header's menu sorts; click a row to open it)",
                                      interactive=False, wrap=True, max_height=420, elem_id="concept-table")
                 gr.ScatterPlot(data.volcano(), x="win_rate", y="neg_log10_q", color="status",
@@ -1054,9 +1081,9 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                 yaml_code = gr.Code(init[1], language="yaml", label="recipe.yaml", interactive=False,
                                     elem_id="recipe-yaml")
 
-        filters = [src_filter, conf_filter, find_filter]
+        filters = [src_filter, conf_filter, find_filter, sub_filter]
         src_filter.change(table_fn, filters, table, api_name="concept_table")
-        gr.on([conf_filter.change, find_filter.change], table_fn, filters, table, api_name=False)
+        gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
         concept_dd.change(concept_fn, concept_dd, concept_html, api_name="concept")
         inputs = [p_concept, p_status, p_reason, p_page, p_size]

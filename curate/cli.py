@@ -71,6 +71,46 @@ def print_audit(results, console=None, top: int = 20, title: str | None = None) 
     console.print(table)
 
 
+def print_result(audit, console=None, top: int = 20, by_reason: str | None = None) -> None:
+    """Findings (pooled and per subset, with readable labels and a marked example) and held-out AUCs."""
+    console = console or _console()
+    if by_reason:
+        console.print(f"[bold]Subsets[/]: {by_reason}", highlight=False)
+    findings = audit.findings()
+    if len(findings):
+        print_findings(findings, console, top=top)
+    else:
+        print_audit(audit.results_, console, top=top)
+    console.print(f"held-out AUC of all concepts together: {audit.auc_:.3f}")
+    auc_by = getattr(audit, "auc_by_", None)
+    if getattr(audit, "by_", None) and auc_by is not None:
+        parts = [f"{(r['subset'] or 'pooled')} {_fmt_auc(r['heldout_auc'])} / {_fmt_auc(r['heldout_auc_interactions'])}"
+                 for _, r in auc_by.iterrows()]
+        console.print("held-out AUC by subset (concepts / with concept × subset terms): " + "; ".join(parts),
+                      highlight=False)
+
+
+def print_findings(findings, console=None, top: int = 20) -> None:
+    """The findings table: where each holds, its readable label and a marked example context."""
+    from rich.table import Table
+
+    console = console or _console()
+    table = Table(title="Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor (pooled and per subset)")
+    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q", "example"):
+        table.add_column(col, overflow="fold")
+    for _, r in findings.head(top).iterrows():
+        wr = r["win_rate"]
+        example = r.get("example") or ""
+        table.add_row(str(int(r["finding_rank"])), str(r["where"]), str(r["concept"]), str(r["label"]),
+                      "chosen ↑" if wr > 0.5 else "rejected ↑", f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                      _fmt_q(r["length_controlled_q"]), str(example))
+    console.print(table)
+
+
+def _fmt_auc(x) -> str:
+    return "—" if x is None or x != x else f"{x:.3f}"
+
+
 def _fmt_q(q) -> str:
     if q != q:
         return "—"
@@ -88,7 +128,9 @@ def audit(
     model: Optional[str] = typer.Option(None, help="Model for SAE concepts (default: SmolLM2-135M-Instruct shipped offline)."),
     layer: int = typer.Option(15, help="Residual-stream layer for SAE concepts."),
     sae: str = typer.Option("fit", help="SAE: 'fit' (train on this data), RELEASE/ID (sae-lens pretrained) or a local folder."),
-    by: Optional[str] = typer.Option(None, help="Column for a per-subset breakdown."),
+    by: Optional[str] = typer.Option(None, help="Subset column: every concept is also tested within each subset "
+                                           "(default: the first of source, subset, split, dataset, category "
+                                           "the data has; 'none' for no subsets)."),
     top: int = typer.Option(20, help="Rows of the table to print."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
@@ -101,8 +143,7 @@ def audit(
         _fail(str(err))
     console = _console()
     print_summary(result["summary"], console)
-    print_audit(result["audit"].results_, console, top=top)
-    console.print(f"held-out AUC of all concepts together: {result['audit'].auc_:.3f}")
+    print_result(result["audit"], console, top=top, by_reason=result["summary"].get("by_reason"))
     console.print(f"Wrote {out / 'audit.parquet'}, {out / 'annotated'} and {out / 'summary.json'}")
 
 

@@ -13,6 +13,10 @@ MEMBERS_FILE = "audit_members.parquet"
 ANNOTATED_DIR = "annotated"
 SUMMARY_FILE = "summary.json"
 LABELS_FILE = "feature_labels.parquet"
+BY_FILE = "audit_by.parquet"
+FINDINGS_FILE = "audit_findings.parquet"
+AUC_BY_FILE = "audit_auc_by.parquet"
+NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
 
 
 def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int = 15, sae: str = "fit",
@@ -50,14 +54,17 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     t0 = time.perf_counter()
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
     summary = ingestion_summary(pairs)
+    by, summary["by_reason"] = resolve_by(by, pairs.column_names)
     ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
                                          sae_kwargs=sae_kwargs)
     audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
     audit.results_.to_parquet(out / AUDIT_FILE, index=False)
     if len(audit.members_):
         audit.members_.to_parquet(out / MEMBERS_FILE, index=False)
+    audit.findings_.to_parquet(out / FINDINGS_FILE, index=False)
     if by:
-        audit.results_by_.to_parquet(out / "audit_by.parquet", index=False)
+        audit.results_by_.to_parquet(out / BY_FILE, index=False)
+        audit.auc_by_.to_parquet(out / AUC_BY_FILE, index=False)
     if labels is not None:
         _to_parquet_safe(labels, out / LABELS_FILE)
     ds.save_to_disk(str(out / ANNOTATED_DIR))
@@ -66,6 +73,27 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
               "seconds": round(time.perf_counter() - t0, 2)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2, default=str))
     return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record}
+
+
+def resolve_by(by, columns) -> tuple[str | None, str]:
+    """The subset column to audit by and why: the user's ``by``, ``none`` for no subsets, or detected.
+
+    Raises:
+        KeyError: ``by`` names a column the data does not have (the message lists the columns).
+    """
+    from .subsets import detect_subset_column
+
+    if by is not None and str(by).lower() == NO_SUBSET:
+        return None, "--by none: no per-subset audit"
+    if by:
+        if by not in columns:
+            raise KeyError(f"--by {by!r}: no such column. Columns of the data: {list(columns)}; "
+                           f"or --by {NO_SUBSET} for no per-subset audit.")
+        return by, f"--by {by}"
+    found = detect_subset_column(columns)
+    if found:
+        return found, f"subset column {found!r} detected (one of {', '.join(C.SUBSET_CANDIDATES)}; --by none turns it off)"
+    return None, "no subset column (none of: " + ", ".join(C.SUBSET_CANDIDATES) + "); pass --by COLUMN for one"
 
 
 def _to_parquet_safe(df, path) -> None:
