@@ -96,15 +96,20 @@ def print_findings(findings, console=None, top: int = 20) -> None:
 
     console = console or _console()
     table = Table(title="Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor (pooled and per subset)")
-    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q", "example"):
+    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q"):
         table.add_column(col, overflow="fold")
-    for _, r in findings.head(top).iterrows():
+    shown = findings.head(top)
+    for _, r in shown.iterrows():
         wr = r["win_rate"]
-        example = r.get("example") or ""
         table.add_row(str(int(r["finding_rank"])), str(r["where"]), str(r["concept"]), str(r["label"]),
                       "chosen ↑" if wr > 0.5 else "rejected ↑", f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-                      _fmt_q(r["length_controlled_q"]), str(example))
+                      _fmt_q(r["length_controlled_q"]))
     console.print(table)
+    if "example" in shown:
+        console.print("[bold]Examples[/] (the strongest word or the matched phrase «marked»):")
+        for _, r in shown.iterrows():
+            if r.get("example"):
+                console.print(f"  #{int(r['finding_rank'])} {r['example']}", highlight=False, markup=False)
 
 
 def _fmt_auc(x) -> str:

@@ -58,10 +58,11 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
                                          sae_kwargs=sae_kwargs)
     audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
+    label_findings(ds, audit, labels)
     audit.results_.to_parquet(out / AUDIT_FILE, index=False)
     if len(audit.members_):
         audit.members_.to_parquet(out / MEMBERS_FILE, index=False)
-    audit.findings_.to_parquet(out / FINDINGS_FILE, index=False)
+    _to_parquet_safe(audit.findings_, out / FINDINGS_FILE)
     if by:
         audit.results_by_.to_parquet(out / BY_FILE, index=False)
         audit.auc_by_.to_parquet(out / AUC_BY_FILE, index=False)
@@ -73,6 +74,16 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
               "seconds": round(time.perf_counter() - t0, 2)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2, default=str))
     return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record}
+
+
+def label_findings(ds, audit, labels) -> None:
+    """Give every finding a readable label and marked example contexts (:func:`describe_findings`), in place."""
+    from .concepts.labels import describe_findings
+
+    audit.findings_ = describe_findings(ds, audit, labels)
+    readable = dict(zip(audit.findings_["concept"], audit.findings_["label"]))
+    if readable:
+        audit.results_["label"] = [readable.get(c, l) for c, l in zip(audit.results_["concept"], audit.results_["label"])]
 
 
 def resolve_by(by, columns) -> tuple[str | None, str]:
@@ -111,7 +122,7 @@ def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=N
     """Generate pairs with planted concepts, audit them, apply a shipped recipe and publish locally."""
     from rich.console import Console
 
-    from .cli import print_audit, print_summary
+    from .cli import print_result, print_summary
     from .generate import make_preference_pairs
 
     console = console or Console()
@@ -129,8 +140,8 @@ def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=N
     result = run_audit(str(data_file), out=audit_dir, concepts="named,sae" if sae else "named")
     console.print(f"[bold]2/4 audit[/] ({result['record']['seconds']} s)")
     print_summary(result["summary"], console)
-    print_audit(result["audit"].results_, console, top=15)
-    console.print(f"    held-out AUC of all concepts together: {result['audit'].auc_:.3f}; outputs in {audit_dir}")
+    print_result(result["audit"], console, top=15)
+    console.print(f"    outputs in {audit_dir}")
     applied = _demo_apply(result, out, console)
     published = _demo_publish(applied, out, console, card_example)
     console.print(f"[bold green]Demo finished in {time.perf_counter() - t0:.0f} s.[/] Outputs under {out.resolve()}")

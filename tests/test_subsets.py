@@ -122,3 +122,21 @@ def test_card_subset_section(audit_dir):
     assert ctx["subset_by"] == "subset"
     wheres = [r["where"] for r in ctx["subset_findings"] if r["concept"] == "flattery"]
     assert any("opposite in" in w for w in wheres) and len(ctx["subset_auc"]) == 3
+
+
+def test_cli_prints_subset_findings_with_labels_and_marked_examples(audit_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    data = audit_dir[0].parent / "pairs.jsonl"
+    res = CliRunner().invoke(app, ["audit", str(data), "--out", str(tmp_path / "a")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "subset column 'subset' detected" in res.output
+    assert "opposite in" in res.output and "held-out AUC by subset" in res.output
+    import pandas as pd
+
+    f = pd.read_parquet(tmp_path / "a" / "audit_findings.parquet")
+    assert len(f) and f["label"].str.len().gt(5).all()
+    examples = [ln for ln in res.output.splitlines() if ln.strip().startswith("#") and "«" in ln and "»" in ln]
+    assert len(examples) == len(f)
