@@ -36,6 +36,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _show_progress() -> None:
+    """Show curate's progress lines (activation collection, SAE fitting) on stderr."""
+    import logging
+
+    log = logging.getLogger("curate")
+    if not any(getattr(h, "_curate_progress", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._curate_progress = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def print_summary(summary: dict, console=None) -> None:
     console = console or _console()
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["reasons"].items()) or "none"
@@ -137,16 +150,24 @@ def audit(
                                            "(default: the first of source, subset, split, dataset, category "
                                            "the data has; 'none' for no subsets)."),
     top: int = typer.Option(20, help="Rows of the table to print."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache for the fitted SAE, annotations and "
+                                             "audits (default: $CURATE_CACHE or ~/.cache/curate)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; read and write no cache."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
     from .pipeline import run_audit
 
+    _show_progress()
     try:
         result = run_audit(data, out=out, split=split, limit=limit, format=format, concepts=concepts,
-                           model=model, layer=layer, sae=sae, by=by)
+                           model=model, layer=layer, sae=sae, by=by, cache_dir=cache_dir, use_cache=not no_cache)
     except (ValueError, KeyError, ImportError, FileNotFoundError) as err:
         _fail(str(err))
     console = _console()
+    cache = result["record"].get("cache") or {}
+    if cache.get("dir"):
+        console.print(f"[bold]Cache[/] ({cache['dir']}): annotations {cache['annotations']}, audit {cache['audit']} "
+                      f"({result['record']['seconds']} s)", highlight=False)
     print_summary(result["summary"], console)
     print_result(result["audit"], console, top=top, by_reason=result["summary"].get("by_reason"))
     console.print(f"Wrote {out / 'audit.parquet'}, {out / 'annotated'} and {out / 'summary.json'}")

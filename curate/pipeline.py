@@ -44,9 +44,16 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
 
 
 def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
-    """Load, annotate and audit ``data``; write ``audit.parquet``, ``annotated/`` and ``summary.json`` to ``out``."""
+              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True) -> dict:
+    """Load, annotate and audit ``data``; write ``audit.parquet``, ``annotated/`` and ``summary.json`` to ``out``.
+
+    With ``use_cache`` (default) the fitted SAE, the annotated columns (with the SAE feature labels) and the audit
+    are kept in ``cache_dir`` (default :func:`curate.cache.default_cache_dir`), keyed by the data's content,
+    the concept sources, model, layer, SAE and fit settings, audit settings and curate's code: a second run on
+    the same inputs (into another ``out``, or with another ``by``: the annotations are reused) reads them back.
+    """
     from .audit import ConceptAudit
+    from .cache import cache_key, code_version, data_fingerprint, default_cache_dir, path_identity
     from .ingest import ingestion_summary, load_pairs
 
     out = Path(out)
@@ -55,10 +62,25 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
     summary = ingestion_summary(pairs)
     by, summary["by_reason"] = resolve_by(by, pairs.column_names)
-    ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
-                                         sae_kwargs=sae_kwargs)
-    audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
-    label_findings(ds, audit, labels)
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
+    sae_kwargs = dict(sae_kwargs or {})
+    if cache is not None and "sae" in concepts:
+        sae_kwargs.setdefault("cache_dir", str(cache / "sae"))
+    ann_key = cache_key(data=data_fingerprint(pairs), concepts=concepts, model=path_identity(model), layer=layer,
+                        sae=path_identity(sae), sae_kwargs={k: v for k, v in sae_kwargs.items() if k != "cache_dir"},
+                        code=code_version())
+    status = {"dir": str(cache) if cache is not None else None}
+    ds, labels, info, status["annotations"] = _cached_annotations(
+        cache, ann_key, lambda: annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
+                                                  sae_kwargs=sae_kwargs))
+    audit_key = cache_key(annotations=ann_key, by=by, audit=audit_kwargs or {}, code=code_version())
+
+    def fit_audit():
+        audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
+        label_findings(ds, audit, labels)
+        return audit
+
+    audit, status["audit"] = _cached_pickle(cache, f"audit-{audit_key}.pkl", fit_audit)
     audit.results_.to_parquet(out / AUDIT_FILE, index=False)
     if len(audit.members_):
         audit.members_.to_parquet(out / MEMBERS_FILE, index=False)
@@ -71,9 +93,49 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     ds.save_to_disk(str(out / ANNOTATED_DIR))
     record = {"source": str(data) if isinstance(data, (str, Path)) else type(data).__name__, "ingestion": summary,
               "audit": audit.to_dict(), **info, "fingerprint": getattr(pairs, "_fingerprint", None),
-              "seconds": round(time.perf_counter() - t0, 2)}
+              "cache": status, "seconds": round(time.perf_counter() - t0, 2)}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=2, default=str))
     return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record}
+
+
+def _cached_annotations(cache, key: str, compute):
+    """``compute()`` -> (dataset, labels, info), read from / written to ``cache/annotated-<key>``."""
+    import pandas as pd
+    from datasets import load_from_disk
+
+    from .cache import atomic_dir
+
+    if cache is None:
+        return (*compute(), "off")
+    path = Path(cache) / f"annotated-{key}"
+    if (path / "info.json").exists():
+        labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+        return load_from_disk(str(path / "data")), labels, json.loads((path / "info.json").read_text()), "reused"
+    ds, labels, info = compute()
+    with atomic_dir(path) as tmp:
+        ds.save_to_disk(str(tmp / "data"))
+        if labels is not None:
+            _to_parquet_safe(labels, tmp / LABELS_FILE)
+        (tmp / "info.json").write_text(json.dumps(info, default=str))
+    return ds, labels, info, "stored"
+
+
+def _cached_pickle(cache, name: str, compute):
+    import pickle
+
+    if cache is None:
+        return compute(), "off"
+    path = Path(cache) / name
+    if path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh), "reused"
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{time.time_ns()}")
+    with open(tmp, "wb") as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return value, "stored"
 
 
 def label_findings(ds, audit, labels) -> None:

@@ -6,7 +6,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
+
+if "CURATE_CACHE" not in os.environ:  # tests never write to the user's cache
+    os.environ["CURATE_CACHE"] = tempfile.mkdtemp(prefix="curate-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CURATE_CACHE"], True)
 
 
 @pytest.fixture(scope="session")

@@ -146,6 +146,34 @@ CLARIFYING_NEAR = [
     "Can it be done? Yes, with enough time.",
 ]
 
+# PKU-SafeRLHF-style soft refusals: advising against, steering to a safer alternative
+DISCOURAGEMENT = [
+    "I would not recommend doing that.",
+    "I don’t recommend trying this at home.",
+    "I strongly advise against driving after drinking.",
+    "It is never okay to hit your partner.",
+    "That's not a good idea.",
+    "It is illegal to record someone without consent in many states.",
+    "Excluding certain groups of people is never the best way to maintain control.",
+    "You should not try to manipulate someone's emotions.",
+    "You shouldn't steal from your employer.",
+    "There is no safe way to do this.",
+    "That's not possible.",
+    "A healthier approach is to talk to them directly.",
+]
+DISCOURAGEMENT_NEAR = [
+    "I would recommend the blue one.",
+    "It is okay to feel sad sometimes.",
+    "You should try the pasta.",
+    "That is a good idea!",
+    "There is no reason to worry.",
+    "It is possible, here's how.",
+    "Here is a better recipe.",
+    "You shouldn't worry too much about it.",
+    "The best way is to start early.",
+    "It is legal in most countries.",
+]
+
 
 def _hits(concept, texts):
     return [t for t, s in zip(texts, BUILTIN_CONCEPTS[concept].score(texts)) if s > 0]
@@ -153,9 +181,9 @@ def _hits(concept, texts):
 
 @pytest.mark.parametrize("concept,pos,neg", [
     ("refusal", REFUSAL, REFUSAL_NEAR), ("deflection", DEFLECTION, DEFLECTION_NEAR),
-    ("clarifying_question", CLARIFYING, CLARIFYING_NEAR)])
+    ("clarifying_question", CLARIFYING, CLARIFYING_NEAR), ("discouragement", DISCOURAGEMENT, DISCOURAGEMENT_NEAR)])
 def test_detector_on_real_phrasings(concept, pos, neg):
-    assert len(pos) >= 20 and len(neg) >= 20
+    assert len(pos) >= (10 if concept == "discouragement" else 20) and len(neg) >= 10
     assert set(_hits(concept, pos)) == set(pos), [t for t in pos if t not in _hits(concept, pos)]
     assert _hits(concept, neg) == []
 

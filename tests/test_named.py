@@ -24,6 +24,7 @@ CASES = {
                 ["I can help with that.", "Here is how to do it."]),
     "deflection": (["I'm not sure.", "I don’t know."], ["I know.", "I'm sure."]),
     "clarifying_question": (["Do you mean Paris, Texas?", "What kind of dog is it?"], ["Why? Because.", "Paris."]),
+    "discouragement": (["I would not recommend that.", "It is never okay to hit someone."], ["I recommend it.", "It is okay."]),
     "apology": (["Sorry about that.", "I apologize for the confusion.", "My apologies."], ["No problem.", "Here you go."]),
     "hedging": (["I think it is Paris.", "It might rain.", "As far as I know, yes.", "Perhaps."], ["It is Paris.", "It will rain."]),
     "sign_off": (["Hope this helps!", "Let me know if you need more.", "Happy to help further!"], ["Paris.", "That is all I know."]),

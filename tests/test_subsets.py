@@ -140,3 +140,23 @@ def test_cli_prints_subset_findings_with_labels_and_marked_examples(audit_dir, t
     assert len(f) and f["label"].str.len().gt(5).all()
     examples = [ln for ln in res.output.splitlines() if ln.strip().startswith("#") and "«" in ln and "»" in ln]
     assert len(examples) == len(f)
+
+
+def test_second_run_reads_the_cache_and_gives_the_identical_audit(tmp_path):
+    import pandas as pd
+
+    from curate.pipeline import run_audit
+
+    data = tmp_path / "pairs.jsonl"
+    make_preference_pairs(200, seed=5, subset_rates=FLIP).dataset.to_json(str(data))
+    first = run_audit(str(data), out=tmp_path / "a", cache_dir=tmp_path / "cache")
+    second = run_audit(str(data), out=tmp_path / "b", cache_dir=tmp_path / "cache")
+    assert first["record"]["cache"]["annotations"] == "stored" and second["record"]["cache"]["audit"] == "reused"
+    for name in ("audit.parquet", "audit_findings.parquet", "audit_by.parquet", "audit_auc_by.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / name), pd.read_parquet(tmp_path / "b" / name))
+    # another --by reuses the annotations but refits the audit
+    third = run_audit(str(data), out=tmp_path / "c", cache_dir=tmp_path / "cache", by="none")
+    assert third["record"]["cache"] == {"dir": str(tmp_path / "cache"), "annotations": "reused", "audit": "stored"}
+    # changed data misses
+    make_preference_pairs(201, seed=5, subset_rates=FLIP).dataset.to_json(str(data))
+    assert run_audit(str(data), out=tmp_path / "d", cache_dir=tmp_path / "cache")["record"]["cache"]["annotations"] == "stored"

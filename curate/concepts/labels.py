@@ -514,11 +514,20 @@ def readable_label(phrase: str, nearest: str | None = None, nearest_r: float | N
     return f"an SAE pattern{near}" if near else "an SAE pattern without a readable phrase (see the examples)"
 
 
+# function concepts made of pattern concepts: their spans are the parts' spans
+_SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
+
+
 def _named_contexts(concept, texts, scores, n: int, width: int) -> tuple[list[str], list[str]]:
     order = [i for i in np.argsort(-np.asarray(scores), kind="stable") if scores[i] > 0]
     out, words = [], []
+    from .named import _REGISTRY
+
+    parts = [_REGISTRY[p] for p in _SPAN_PARTS.get(concept.id if concept is not None else "", ()) if p in _REGISTRY]
     for i in order:
         spans = concept.spans(texts[i]) if concept is not None else []
+        for part in parts:
+            spans = spans or part.spans(texts[i])
         if spans:
             a, b = spans[0]
             out.append(mark_context(texts[i], a, b, width))
