@@ -83,7 +83,7 @@ def strongest(table, dataset: str, concept: str):
     return t.loc[t["logit_coef"].abs().idxmax()]
 
 
-def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False):
+def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False, datasets: list[str] | None = None):
     """Audit the demo pairs by dataset and compare signs. Returns (comparison table, audit, seconds)."""
     import tempfile
 
@@ -95,6 +95,8 @@ def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False):
     from curate.pipeline import run_audit
 
     pairs, feats = load_pairs_table(folder)
+    if datasets:
+        pairs, feats = pairs[pairs["dataset"].isin(datasets)], feats[feats["dataset"].isin(datasets)]
     unique = pairs.drop_duplicates(["dataset", "prompt", "chosen", "rejected"])
     out = Path(out or tempfile.mkdtemp(prefix="wimhf-"))
     data = out / "wimhf_pairs.jsonl"
@@ -142,10 +144,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--sae", action="store_true")
+    ap.add_argument("--datasets", nargs="*", default=None, help="only these datasets (e.g. HH-RLHF PKU)")
     args = ap.parse_args()
     import pandas as pd
 
-    table, audit, seconds = run(args.data, args.out, args.sae)
+    table, audit, seconds = run(args.data, args.out, args.sae, args.datasets)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_colwidth", 60)
     print(f"audit --by dataset of {audit.n_pairs_} unique pairs ({'named,sae' if args.sae else 'named'}): {seconds:.1f} s")
@@ -154,12 +157,15 @@ def main() -> None:
                  "own_pairs_differ"]].to_string(index=False))
     print(f"\nsigns agree: {int(table['agree'].sum())}/{len(table)} matched features")
     for ds, concept in REQUIRED:
+        if not ((table["dataset"] == ds) & (table["concept"] == concept)).any():
+            continue
         t = strongest(table, ds, concept)
         print(f"  required {ds} / {concept}: authors' strongest matched feature {t['feature']} "
               f"({t['interpretation']!r}, coef {t['logit_coef']:+.3f}) sign {t['authors_sign']:+d}; ours "
               f"{t['ours_sign']:+d} (win rate {t['ours_win_rate']}, {t['ours_n_differ']} pairs differ, q {t['ours_q']:.2g})"
               f" -> {'agree' if t['agree'] else 'DISAGREE'}")
-    print("\nheld-out AUC (L2 model on all concept deltas; without / with concept x dataset terms):")
+    print(f"\nheld-out AUC of the sparse (L1) model, pooled: {audit.sparse_auc_:.3f}")
+    print("held-out AUC (L2 model on all concept deltas; without / with concept x dataset terms):")
     for _, r in audit.auc_by_.iterrows():
         print(f"  {r['subset'] or 'pooled':14s} n_heldout={r['n_heldout']:4d}  {r['heldout_auc']:.3f} / "
               f"{r['heldout_auc_interactions']:.3f}")
