@@ -117,7 +117,8 @@ def _cached_annotations(cache, key: str, compute):
         if labels is not None:
             _to_parquet_safe(labels, tmp / LABELS_FILE)
         (tmp / "info.json").write_text(json.dumps(info, default=str))
-    return ds, labels, info, "stored"
+    # the first run reads back the same files as every later one (same fingerprint and cache files)
+    return load_from_disk(str(path / "data")), labels, info, "stored"
 
 
 def _cached_pickle(cache, name: str, compute):
