@@ -87,11 +87,8 @@ def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False, data
     """Audit the demo pairs by dataset and compare signs. Returns (comparison table, audit, seconds)."""
     import tempfile
 
-    import numpy as np
     import pandas as pd
 
-    from curate import annotate
-    from curate.concepts.named import BUILTIN_CONCEPTS
     from curate.pipeline import run_audit
 
     pairs, feats = load_pairs_table(folder)
@@ -107,6 +104,8 @@ def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False, data
     seconds = time.perf_counter() - t0
     audit = result["audit"]
     by = audit.results_by_.set_index(["subset", "concept"])
+    res = audit.results_
+    groups = res[(res["source"] != "named") & (res["nearest_r"].abs() >= 0.3)] if sae else None
     rows = []
     for _, f in feats.iterrows():
         m = match(f["interpretation"])
@@ -114,29 +113,38 @@ def run(folder: Path = DEFAULT, out: Path | None = None, sae: bool = False, data
             continue
         concepts, polarity = m
         for concept in concepts.split("+"):
-            rows.append(_compare(f, concept, polarity, by, pairs))
+            rows.append(_compare(f, concept, polarity, by, pairs, groups))
     return pd.DataFrame(rows), audit, seconds
 
 
-def _compare(f, concept, polarity, by, pairs) -> dict:
+def _compare(f, concept, polarity, by, pairs, groups=None) -> dict:
+    """One comparison row: the authors' sign vs the named concept's (and, with SAE, the nearest SAE group's)."""
     import numpy as np
 
     from curate.concepts.named import BUILTIN_CONCEPTS
 
-    if True:
-        r = by.loc[(f["dataset"], concept)]
-        own = pairs[(pairs["dataset"] == f["dataset"]) & (pairs["feature"] == f["feature"])]
-        d = (BUILTIN_CONCEPTS[concept].score(own["chosen"].tolist())
-             - BUILTIN_CONCEPTS[concept].score(own["rejected"].tolist()))
-        own_wr = float((d > 0).sum() / (d != 0).sum()) if (d != 0).any() else np.nan
-        theirs = int(np.sign(f["logit_coef"]) * polarity)
-        ours = int(np.sign(r["win_rate"] - 0.5)) if r["n_differ"] > 0 else 0
-        return {"dataset": f["dataset"], "feature": int(f["feature"]), "interpretation": f["interpretation"],
-                     "logit_coef": f["logit_coef"], "win_rate_pp": round(f["win_rate_pp"], 1),
-                     "concept": concept, "polarity": polarity, "authors_sign": theirs,
-                     "ours_win_rate": round(float(r["win_rate"]), 3), "ours_n_differ": int(r["n_differ"]),
-                     "ours_q": float(r["q_value"]), "ours_sign": ours, "agree": ours == theirs,
-                "own_pairs_win_rate": round(own_wr, 3), "own_pairs_differ": int((d != 0).sum())}
+    r = by.loc[(f["dataset"], concept)]
+    own = pairs[(pairs["dataset"] == f["dataset"]) & (pairs["feature"] == f["feature"])]
+    d = (BUILTIN_CONCEPTS[concept].score(own["chosen"].tolist())
+         - BUILTIN_CONCEPTS[concept].score(own["rejected"].tolist()))
+    own_wr = float((d > 0).sum() / (d != 0).sum()) if (d != 0).any() else np.nan
+    theirs = int(np.sign(f["logit_coef"]) * polarity)
+    ours = int(np.sign(r["win_rate"] - 0.5)) if r["n_differ"] > 0 else 0
+    row = {"dataset": f["dataset"], "feature": int(f["feature"]), "interpretation": f["interpretation"],
+           "logit_coef": f["logit_coef"], "win_rate_pp": round(f["win_rate_pp"], 1),
+           "concept": concept, "polarity": polarity, "authors_sign": theirs,
+           "ours_win_rate": round(float(r["win_rate"]), 3), "ours_n_differ": int(r["n_differ"]),
+           "ours_q": float(r["q_value"]), "ours_sign": ours, "agree": ours == theirs,
+           "own_pairs_win_rate": round(own_wr, 3), "own_pairs_differ": int((d != 0).sum())}
+    if groups is not None:  # the SAE group nearest to this named concept (|r| >= 0.3), most pairs differing
+        g = groups[groups["nearest_named"] == concept]
+        cand = [(by.loc[(f["dataset"], c), "n_differ"], c) for c in g["concept"] if (f["dataset"], c) in by.index]
+        if cand:
+            _, c = max(cand)
+            gr = by.loc[(f["dataset"], c)]
+            row.update({"sae_group": c, "sae_label": str(gr["label"])[:50], "sae_win_rate": round(float(gr["win_rate"]), 3),
+                        "sae_n_differ": int(gr["n_differ"]), "sae_sign": int(np.sign(gr["win_rate"] - 0.5))})
+    return row
 
 
 def main() -> None:
@@ -154,7 +162,12 @@ def main() -> None:
     print(f"audit --by dataset of {audit.n_pairs_} unique pairs ({'named,sae' if args.sae else 'named'}): {seconds:.1f} s")
     print(table[["dataset", "feature", "interpretation", "logit_coef", "win_rate_pp", "concept", "authors_sign",
                  "ours_win_rate", "ours_n_differ", "ours_q", "ours_sign", "agree", "own_pairs_win_rate",
-                 "own_pairs_differ"]].to_string(index=False))
+                 "own_pairs_differ"] + [c for c in ("sae_group", "sae_label", "sae_win_rate", "sae_n_differ", "sae_sign")
+                                        if c in table]].to_string(index=False))
+    if "sae_sign" in table:
+        t = table.dropna(subset=["sae_sign"])
+        print(f"SAE groups nearest a matched named concept: signs agree {int((t['sae_sign'] == t['authors_sign']).sum())}"
+              f"/{len(t)}")
     print(f"\nsigns agree: {int(table['agree'].sum())}/{len(table)} matched features")
     for ds, concept in REQUIRED:
         if not ((table["dataset"] == ds) & (table["concept"] == concept)).any():
