@@ -28,6 +28,8 @@ REAL = [
     ("Hm, I can't say. Do you know anyone who has tried it?", "'t", "can't"),
     ("Is it for a school project? I can suggest some books.", " school", "school"),
     ("## Steps\n\n1. Preheat the oven.\n2. Mix the flour.", " Preheat", "Preheat"),
+    ("If I'm not mistaken, water freezes at 32 degrees.", " water", "water"),
+    ("What a great question! The answer is Paris.", "What", "What a great"),
 ]
 
 
@@ -45,6 +47,7 @@ def test_token_context_marks_the_whole_word_around_the_strongest_token(text, pea
     assert acts.max() == 3.0
     marked, got = token_context(toks, acts)
     assert word in got and not is_fragment(got)
+    assert got[0].isalnum() and len(got.split()) <= 3
     assert marked.count(MARK_OPEN) == 1 and marked.count(MARK_CLOSE) == 1
     inner = marked.split(MARK_OPEN)[1].split(MARK_CLOSE)[0]
     assert inner == got and "\n" not in marked

@@ -358,6 +358,8 @@ _SHORT_WORDS = {"i", "a", "an", "to", "is", "it", "no", "do", "be", "go", "so", 
                 "up", "on", "in", "at", "of", "or", "if", "as", "by", "am", "hi", "oh"}
 _STUBS = {"t", "s", "d", "m", "ll", "re", "ve", "don", "won", "isn", "doesn", "didn", "wasn", "aren", "couldn",
           "wouldn", "shouldn", "haven", "hasn", "weren"}
+_FUNCTION_WORDS = {"what", "the", "a", "an", "and", "is", "it", "to", "of", "you", "i", "that", "this", "in", "for",
+                   "on", "with", "as", "be", "are", "was", "so", "but", "or", "if", "at", "by", "my", "your", "we"}
 _SYMBOLS = [("#", "Markdown headings (#)"), ("*", "bold text or list markers (*)"), ("`", "code (`)"),
             ("|", "tables (|)"), ("?", "questions (?)"), ("!", "exclamations (!)"), ("-", "list items (-)"),
             (":", "colons introducing lists or steps")]
@@ -459,11 +461,16 @@ def token_context(tokens: list[str], acts, width: int = 60) -> tuple[str, str]:
     while start < end and text[start].isspace():
         start += 1
     a, b = _word_span(text, start, end)
-    # a contraction piece or a one/two-letter word is read with its neighbour ("I don't", "can't help")
-    if len(text[a:b].strip()) <= 5 and k > 0:
-        pa, _ = _word_span(text, max(0, a - 2), max(0, a - 1))
-        if text[pa:a].strip():
-            a = pa
+    # a contraction is read with the word before it ("I don't"); a function word with the two after it
+    # ("what a great"), so the phrase says something on its own
+    import re
+
+    if re.search(r"['’]", text[a:b]) and a > 1 and text[a - 1] == " " and text[a - 2].isalnum():
+        a, _ = _word_span(text, a - 2, a - 1)
+    if text[a:b].strip().lower() in _FUNCTION_WORDS:
+        m = re.match(r"(?:\W*[\w'’]+){1,2}", text[b:])
+        if m:
+            b += m.end()
     word = " ".join(text[a:b].split())
     return mark_context(text, a, b, width), word
 
