@@ -84,3 +84,11 @@ def parse_sae_column(name: str) -> tuple[str, str, str] | None:
             source = name[len(prefix):-len(SEP + "idx")]
             return side, source, name[-3:]
     return None
+
+# -- subsets (per-subset audit) --------------------------------------------------------------------------
+SUBSET = "subset"            # the subset a result / finding row is about; "" (POOLED) for all pairs together
+POOLED = ""
+WHERE = "where"              # a finding's one-line "where it holds"
+MISSING_SUBSET = "(missing)"  # subset value given to rows whose subset column is empty
+# columns taken as the subset column when the user gives none, in this order of preference
+SUBSET_CANDIDATES = ("source", "subset", "split", "dataset", "category")

@@ -52,6 +52,7 @@ MAX_CHARS = 3000  # characters of one response shown on a page
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
 _GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
+ALL_SUBSETS = "all pairs"
 # function concepts whose spans are the union of their regex parts
 _SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
 
@@ -118,14 +119,14 @@ def _load_folder(path: Path, label: str) -> "AppData":
         af = F.load_audit(path)
         return AppData(source=label, kind="audit folder", audit=af.results,
                        table=af.annotated().with_format("arrow")[:], record=dict(af.summary), labels=af.labels,
-                       members=af.members)
+                       members=af.members, by_audit=af.by)
     if kind == "curated":
         cf = F.load_curated(path)
         table = _concat([cf.dataset[s].with_format("arrow")[:] for s in (C.TRAIN_SPLIT, C.DROPPED_SPLIT)])
         af = cf.audit
         return _with_audit(AppData, label, "curated folder", table, cf.report, cf.recipe_text,
                            af.results if af else None, dict(af.summary) if af else {}, af.labels if af else None,
-                           af.members if af else None)
+                           af.members if af else None, af.by if af else None)
     if kind == "published":
         return _load_published_folder(F.load_published(path), label)
     made_from = (F.read_manifest(path).get("made_from") or {}).get("path")
@@ -140,7 +141,8 @@ def _concat(parts):
     return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
 
 
-def _with_audit(cls, label, kind, table, apply_record, recipe_text, audit, summary, labels, members) -> "AppData":
+def _with_audit(cls, label, kind, table, apply_record, recipe_text, audit, summary, labels, members,
+                by_audit=None) -> "AppData":
     from .audit import RESULT_COLUMNS
 
     record = {**(apply_record or {}), **(summary or {})}
@@ -149,7 +151,7 @@ def _with_audit(cls, label, kind, table, apply_record, recipe_text, audit, summa
                              "from this version on): the concept views are empty"]
         audit = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
     return cls(source=label, kind=kind, audit=audit, table=table, record=record, labels=labels,
-               recipe_text=recipe_text, members=members)
+               recipe_text=recipe_text, members=members, by_audit=by_audit)
 
 
 def _read_json(path: Path) -> dict:
@@ -186,7 +188,7 @@ def _load_published_folder(pf, label: str) -> "AppData":
     recipe = pf.audit_file(F.RECIPE)
     return _with_audit(AppData, label, "published folder", table, apply_record,
                        recipe.read_text(encoding="utf-8") if recipe else None, opt(F.AUDIT_TABLE), summary,
-                       opt(F.FEATURE_LABELS), opt(F.AUDIT_MEMBERS))
+                       opt(F.FEATURE_LABELS), opt(F.AUDIT_MEMBERS), opt(F.AUDIT_BY))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -216,6 +218,7 @@ class AppData:
         labels: SAE feature labels (``concept``, ``label`` and any n-gram/example columns), if any.
         recipe_text: the recipe YAML a published folder was made with, if any.
         members: for grouped SAE features, which feature (``concept``) belongs to which ``group``.
+        by_audit: the per-subset audit (``audit_by.parquet``: one row per subset and concept), if any.
     """
 
     source: str
@@ -226,6 +229,7 @@ class AppData:
     labels: pd.DataFrame | None = None
     recipe_text: str | None = None
     members: pd.DataFrame | None = None
+    by_audit: pd.DataFrame | None = None
 
     def __post_init__(self):
         names = self.table.column_names
@@ -298,12 +302,31 @@ class AppData:
     def has_findings(self) -> bool:
         return "finding" in self.audit.columns and bool(_truthy(self.audit["finding"]).any())
 
-    def concept_table(self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False) -> pd.DataFrame:
-        """The Overview's concept table, filtered by source (``all``, ``named``, ``SAE``), confirmation and findings.
+    @property
+    def subsets(self) -> list[str]:
+        """Subsets of the per-subset audit (empty without one)."""
+        if self.by_audit is None or C.SUBSET not in self.by_audit:
+            return []
+        return [str(v) for v in pd.unique(self.by_audit[C.SUBSET])]
+
+    def _subset_audit(self, subset: str) -> pd.DataFrame:
+        if subset not in self.subsets:
+            raise ValueError(f"Unknown subset {subset!r}. Subsets of this audit: {self.subsets or 'none'}.")
+        a = self.by_audit[self.by_audit[C.SUBSET].astype(str) == subset]
+        extra = [c for c in ("concept", "n_members", "nearest_named", "nearest_r", "group") if c in self.audit
+                 and (c == "concept" or c not in a)]
+        a = a.merge(self.audit[extra], on="concept", how="left")
+        rank = a["finding_rank"].fillna(np.inf) if "finding_rank" in a else pd.Series(np.inf, index=a.index)
+        return a.assign(_r=rank.to_numpy()).sort_values(["_r", "length_controlled_q"]).drop(columns="_r")
+
+    def concept_table(self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False,
+                      subset: str = ALL_SUBSETS) -> pd.DataFrame:
+        """The Overview's concept table, filtered by source (``all``, ``named``, ``SAE``), confirmation, findings
+        and subset (``all pairs``: the pooled audit; a subset: the tests within it).
 
         Findings (when the audit marks them) come first, with their rank in the ``finding`` column.
         """
-        a = self.audit
+        a = self.audit if subset in (None, "", ALL_SUBSETS) else self._subset_audit(subset)
         mask = np.ones(len(a), bool)
         if findings_only and "finding" in a:
             mask &= _truthy(a["finding"]).to_numpy()
@@ -967,8 +990,8 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
     atexit.register(shutil.rmtree, recipe_dir, True)
     preset_block, preset_amplify = _preset(data, set(concepts))
 
-    def table_fn(source_filter, confirmed_only, findings_only=False):
-        return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only))
+    def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
+        return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
 
     def concept_fn(concept):
         return render_concept(data, concept)
@@ -1014,6 +1037,8 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
                     find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
                                               visible=data.has_findings)
+                    sub_filter = gr.Dropdown([ALL_SUBSETS] + data.subsets, value=ALL_SUBSETS, label="Subset",
+                                             elem_id="subset-filter", visible=bool(data.subsets))
                 table = gr.Dataframe(data.concept_table(), label="Concepts (a header's menu sorts; click a row to open it)",
                                      interactive=False, wrap=True, max_height=420, elem_id="concept-table")
                 gr.ScatterPlot(data.volcano(), x="win_rate", y="neg_log10_q", color="status",
@@ -1057,9 +1082,9 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                 yaml_code = gr.Code(init[1], language="yaml", label="recipe.yaml", interactive=False,
                                     elem_id="recipe-yaml")
 
-        filters = [src_filter, conf_filter, find_filter]
+        filters = [src_filter, conf_filter, find_filter, sub_filter]
         src_filter.change(table_fn, filters, table, api_name="concept_table")
-        gr.on([conf_filter.change, find_filter.change], table_fn, filters, table, api_name=False)
+        gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
         concept_dd.change(concept_fn, concept_dd, concept_html, api_name="concept")
         inputs = [p_concept, p_status, p_reason, p_page, p_size]

@@ -55,6 +55,7 @@ from . import stats as S
 from .errors import NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
+from .subsets import SUBSET_COLUMNS
 
 RESULT_COLUMNS = [
     "concept", "label", "source", "finding", "finding_rank", "n_members", "n_pairs", "n_differ", "win_rate",
@@ -81,7 +82,11 @@ class ConceptAudit:
             first.
         auc_: held-out AUC of predicting the preference from all concept Δs together.
         n_pairs_: number of usable pairs audited; ``n_discovery_``, ``n_confirmation_`` their halves.
-        results_by_: per-subset results when ``fit(..., by=column)`` was used.
+        findings_: the findings (pooled and, with ``by``, within subsets), see :meth:`findings`.
+        results_by_: with ``by``, one row per (subset, concept) (:data:`curate.subsets.SUBSET_COLUMNS`):
+            tests within the subset, q-values BH over all (concept, subset) tests, held-out confirmation
+            within the subset, heterogeneity across subsets and ``sign_flip``.
+        auc_by_: with ``by``, held-out AUC pooled and per subset, without and with concept × subset terms.
     """
 
     def __init__(
@@ -113,7 +118,8 @@ class ConceptAudit:
         Args:
             data: a `datasets.Dataset` annotated by curate, a DataFrame with its columns, or ConceptScores.
             weights: per-pair weights (column name or array over all rows) for a weighted re-audit.
-            by: a column for a per-subset breakdown in ``results_by_``.
+            by: a subset column (e.g. ``split``, ``dataset``): every concept is also tested within each
+                subset, and findings are chosen from pooled and subset rows (see :mod:`curate.subsets`).
             labels: optional DataFrame with ``concept`` and ``label`` (e.g. SAE feature labels) that
                 replaces the default labels.
 
@@ -154,15 +160,25 @@ class ConceptAudit:
         rank = res["finding_rank"].fillna(np.inf).to_numpy()
         order = np.lexsort((lc_abs, lc_q, rank))
         self.results_ = res.iloc[order][RESULT_COLUMNS].reset_index(drop=True)
+        self.by_ = by
         if by:
-            parts = []
-            values = np.asarray(scores.extra[by], dtype=object)
-            for value in pd.unique(values):
-                mask = values == value
-                sub = self._univariate(_subset(scores, mask), scores.weights[mask])
-                sub.insert(0, "by", value)
-                parts.append(sub)
-            self.results_by_ = pd.concat(parts, ignore_index=True)
+            from .subsets import select_findings, subset_auc, subset_table, subset_values
+
+            subsets = subset_values(scores.extra[by])
+            by_table = subset_table(self, scores, half, subsets)
+            pooled, by_table, self.findings_ = select_findings(self, scores, res, by_table)
+            pooled = pooled.merge(by_table.drop_duplicates("concept")[
+                ["concept", "heterogeneity_q", "sign_flip"]], on="concept", how="left")
+            rank = pooled["finding_rank"].fillna(np.inf).to_numpy()
+            order = np.lexsort((lc_abs, lc_q, rank))
+            self.results_ = pooled.iloc[order][RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]].reset_index(drop=True)
+            self.results_by_ = by_table.sort_values(
+                ["finding_rank", "length_controlled_q"], na_position="last")[SUBSET_COLUMNS].reset_index(drop=True)
+            self.auc_by_ = subset_auc(scores, half, subsets, seed=self.seed)
+        else:
+            from .subsets import pooled_findings
+
+            self.findings_ = pooled_findings(self.results_)
         return self
 
     def _table(self, scores: ConceptScores, half: np.ndarray, labels) -> pd.DataFrame:
@@ -240,9 +256,13 @@ class ConceptAudit:
         return res
 
     def findings(self) -> pd.DataFrame:
-        """The short list: confirmed, length-controlled, practically large concepts, one per group."""
+        """The short list: confirmed, length-controlled, practically large concepts, one per group.
+
+        One row per finding (:data:`curate.subsets.FINDING_COLUMNS`), best first: ``subset`` is empty for a
+        pooled finding and names the subset for a within-subset one; ``where`` says where it holds.
+        """
         self._check_fitted()
-        return self.results_[self.results_["finding"]]
+        return self.findings_
 
     def _univariate(self, scores: ConceptScores, w: np.ndarray) -> pd.DataFrame:
         delta = scores.delta
@@ -354,11 +374,18 @@ class ConceptAudit:
                         "n_confirmation": self.n_confirmation_, "n_concepts": len(self.results_),
                         "n_significant": int((self.results_["q_value"] < self.alpha).sum()),
                         "n_confirmed": int(self.results_["confirmed"].sum()),
-                        "n_findings": int(self.results_["finding"].sum()),
+                        "n_findings": int(len(self.findings_)),
+                        "by": self.by_,
                         "n_features": int(len(self.members_)),
                         "n_features_confirmed": int(self.members_["confirmed"].sum()) if len(self.members_) else 0,
                         "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4),
                         "heldout_auc": None if np.isnan(self.auc_) else round(self.auc_, 4)})
+            if self.by_:
+                out["n_subset_findings"] = int((self.findings_["subset"] != "").sum())
+                out["heldout_auc_by_subset"] = {
+                    (r["subset"] or "pooled"): {k: (None if r[k] != r[k] else round(float(r[k]), 4))
+                                                for k in ("heldout_auc", "heldout_auc_interactions")}
+                    for _, r in self.auc_by_.iterrows()}
         return out
 
     def __repr__(self) -> str:

@@ -46,6 +46,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _show_progress() -> None:
+    """Show curate's progress lines (activation collection, SAE fitting) on stderr."""
+    import logging
+
+    log = logging.getLogger("curate")
+    if not any(getattr(h, "_curate_progress", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._curate_progress = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def print_summary(summary: dict, console=None) -> None:
     console = console or _console()
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["reasons"].items()) or "none"
@@ -81,6 +94,51 @@ def print_audit(results, console=None, top: int = 20, title: str | None = None) 
     console.print(table)
 
 
+def print_result(audit, console=None, top: int = 20, by_reason: str | None = None) -> None:
+    """Findings (pooled and per subset, with readable labels and a marked example) and held-out AUCs."""
+    console = console or _console()
+    if by_reason:
+        console.print(f"[bold]Subsets[/]: {by_reason}", highlight=False)
+    findings = audit.findings()
+    if len(findings):
+        print_findings(findings, console, top=top)
+    else:
+        print_audit(audit.results_, console, top=top)
+    console.print(f"held-out AUC of all concepts together: {audit.auc_:.3f}")
+    auc_by = getattr(audit, "auc_by_", None)
+    if getattr(audit, "by_", None) and auc_by is not None:
+        parts = [f"{(r['subset'] or 'pooled')} {_fmt_auc(r['heldout_auc'])} / {_fmt_auc(r['heldout_auc_interactions'])}"
+                 for _, r in auc_by.iterrows()]
+        console.print("held-out AUC by subset (concepts / with concept × subset terms): " + "; ".join(parts),
+                      highlight=False)
+
+
+def print_findings(findings, console=None, top: int = 20) -> None:
+    """The findings table: where each holds, its readable label and a marked example context."""
+    from rich.table import Table
+
+    console = console or _console()
+    table = Table(title="Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor (pooled and per subset)")
+    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q"):
+        table.add_column(col, overflow="fold")
+    shown = findings.head(top)
+    for _, r in shown.iterrows():
+        wr = r["win_rate"]
+        table.add_row(str(int(r["finding_rank"])), str(r["where"]), str(r["concept"]), str(r["label"]),
+                      "chosen ↑" if wr > 0.5 else "rejected ↑", f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                      _fmt_q(r["length_controlled_q"]))
+    console.print(table)
+    if "example" in shown:
+        console.print("[bold]Examples[/] (the strongest word or the matched phrase «marked»):")
+        for _, r in shown.iterrows():
+            if r.get("example"):
+                console.print(f"  #{int(r['finding_rank'])} {r['example']}", highlight=False, markup=False)
+
+
+def _fmt_auc(x) -> str:
+    return "—" if x is None or x != x else f"{x:.3f}"
+
+
 def _fmt_q(q) -> str:
     if q != q:
         return "—"
@@ -98,21 +156,30 @@ def audit(
     model: Optional[str] = typer.Option(None, help="Model for SAE concepts (default: SmolLM2-135M-Instruct shipped offline)."),
     layer: int = typer.Option(15, help="Residual-stream layer for SAE concepts."),
     sae: str = typer.Option("fit", help="SAE: 'fit' (train on this data), RELEASE/ID (sae-lens pretrained) or a local folder."),
-    by: Optional[str] = typer.Option(None, help="Column for a per-subset breakdown."),
+    by: Optional[str] = typer.Option(None, help="Subset column: every concept is also tested within each subset "
+                                           "(default: the first of source, subset, split, dataset, category "
+                                           "the data has; 'none' for no subsets)."),
     top: int = typer.Option(20, help="Rows of the table to print."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache for the fitted SAE, annotations and "
+                                             "audits (default: $CURATE_CACHE or ~/.cache/curate)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; read and write no cache."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
     from .pipeline import run_audit
 
+    _show_progress()
     try:
         result = run_audit(data, out=out, split=split, limit=limit, format=format, concepts=concepts,
-                           model=model, layer=layer, sae=sae, by=by)
+                           model=model, layer=layer, sae=sae, by=by, cache_dir=cache_dir, use_cache=not no_cache)
     except (ValueError, KeyError, ImportError, FileNotFoundError) as err:
         _fail(str(err))
     console = _console()
+    cache = result["record"].get("cache") or {}
+    if cache.get("dir"):
+        console.print(f"[bold]Cache[/] ({cache['dir']}): annotations {cache['annotations']}, audit {cache['audit']} "
+                      f"({result['record']['seconds']} s)", highlight=False)
     print_summary(result["summary"], console)
-    print_audit(result["audit"].results_, console, top=top)
-    console.print(f"held-out AUC of all concepts together: {result['audit'].auc_:.3f}")
+    print_result(result["audit"], console, top=top, by_reason=result["summary"].get("by_reason"))
     console.print(f"Wrote the audit folder {out} (audit.parquet, annotated/, summary.json, curate.json)")
 
 

@@ -119,6 +119,8 @@ KINDS: dict[str, str] = {
 AUDIT_TABLE = "audit.parquet"
 AUDIT_MEMBERS = "audit_members.parquet"
 AUDIT_BY = "audit_by.parquet"
+AUDIT_FINDINGS = "audit_findings.parquet"  # the findings with readable labels and marked example contexts
+AUDIT_AUC_BY = "audit_auc_by.parquet"  # held-out AUC pooled and per subset (with a subset column only)
 FEATURE_LABELS = "feature_labels.parquet"
 ANNOTATED = "annotated"
 SUMMARY = "summary.json"
@@ -447,6 +449,7 @@ class AuditFolder(Folder):
         results: the audit table (:data:`curate.audit.RESULT_COLUMNS`).
         summary: the run record (``summary.json``: ingestion counts, audit settings, concept sources).
         members, by, labels: SAE group members, per-subset table, SAE feature labels (or None).
+        findings, auc_by: the findings with readable labels and examples; held-out AUC per subset (or None).
     """
 
     results: Any = None
@@ -454,6 +457,8 @@ class AuditFolder(Folder):
     members: Any = None
     by: Any = None
     labels: Any = None
+    findings: Any = None
+    auc_by: Any = None
 
     def annotated(self):
         """The annotated pairs (every input row, ``reason`` kept) as a ``datasets.Dataset``."""
@@ -463,24 +468,25 @@ class AuditFolder(Folder):
 
     def files(self) -> dict[str, Path]:
         """Table files to copy when publishing (name → path); the run record as ``audit_summary.json``."""
-        out = {n: self.path / n for n in (AUDIT_TABLE, AUDIT_MEMBERS, AUDIT_BY, FEATURE_LABELS)
+        out = {n: self.path / n for n in (AUDIT_TABLE, AUDIT_MEMBERS, AUDIT_BY, FEATURE_LABELS, AUDIT_FINDINGS,
+                                          AUDIT_AUC_BY)
                if (self.path / n).exists()}
         out[AUDIT_SUMMARY] = self.path / SUMMARY
         return out
 
 
 def save_audit(out: str | Path, *, annotated, results, summary: dict, members=None, by=None, labels=None,
-               source: str | None = None, made_from: dict | None = None) -> Path:
+               findings=None, auc_by=None, source: str | None = None, made_from: dict | None = None) -> Path:
     """Write an audit folder to ``out`` in one step (see :func:`atomic_folder`). Returns ``out``."""
     out = Path(out)
     with atomic_folder(out, kind="audit") as tmp:
         write_audit_files(tmp, annotated=annotated, results=results, summary=summary, members=members, by=by,
-                          labels=labels, source=source, made_from=made_from)
+                          labels=labels, findings=findings, auc_by=auc_by, source=source, made_from=made_from)
     return out
 
 
 def write_audit_files(tmp: Path, *, annotated, results, summary: dict, members=None, by=None, labels=None,
-                      source: str | None = None, made_from: dict | None = None) -> dict:
+                      findings=None, auc_by=None, source: str | None = None, made_from: dict | None = None) -> dict:
     """Write an audit folder's files and manifest into ``tmp`` (already inside an atomic write)."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -489,6 +495,10 @@ def write_audit_files(tmp: Path, *, annotated, results, summary: dict, members=N
         members.to_parquet(tmp / AUDIT_MEMBERS, index=False)
     if by is not None:
         by.to_parquet(tmp / AUDIT_BY, index=False)
+    if auc_by is not None:
+        auc_by.to_parquet(tmp / AUDIT_AUC_BY, index=False)
+    if findings is not None:
+        _to_parquet_safe(findings, tmp / AUDIT_FINDINGS)
     if labels is not None:
         _to_parquet_safe(labels, tmp / FEATURE_LABELS)
     annotated.save_to_disk(str(tmp / ANNOTATED))
@@ -512,7 +522,8 @@ def load_audit(path: str | Path) -> AuditFolder:
 
     summary = json.loads((p / SUMMARY).read_text(encoding="utf-8"))
     return AuditFolder(p, f.manifest, results=pd.read_parquet(p / AUDIT_TABLE), summary=summary,
-                       members=opt(AUDIT_MEMBERS), by=opt(AUDIT_BY), labels=opt(FEATURE_LABELS))
+                       members=opt(AUDIT_MEMBERS), by=opt(AUDIT_BY), labels=opt(FEATURE_LABELS),
+                       findings=opt(AUDIT_FINDINGS), auc_by=opt(AUDIT_AUC_BY))
 
 
 def _to_parquet_safe(df, path) -> None:

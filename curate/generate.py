@@ -123,12 +123,14 @@ class GeneratedPairs:
             label noise flipped the pair.
         planted: concept -> (rate in the better response, rate in the worse response).
         seed: the seed used.
+        subset_rates: subset -> the rates that differ there (empty without subsets).
     """
 
     dataset: "object"
     truth: pd.DataFrame
     planted: dict[str, tuple[float, float]] = field(default_factory=dict)
     seed: int = 0
+    subset_rates: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def unequal(self) -> list[str]:
@@ -183,6 +185,7 @@ def make_preference_pairs(
     quality_rates: tuple[float, float] = QUALITY_RATES,
     label_noise: float = 0.1,
     seed: int = 0,
+    subset_rates: dict[str, dict[str, tuple[float, float]]] | None = None,
 ) -> GeneratedPairs:
     """Generate preference pairs with planted concepts and their ground truth.
 
@@ -198,6 +201,10 @@ def make_preference_pairs(
         quality_rates: P(correct answer) in the better and in the worse response.
         label_noise: probability that a pair's label is flipped.
         seed: random seed; the same seed gives the same pairs.
+        subset_rates: subset name -> concept -> (rate in better, rate in worse) overriding ``rates`` in that
+            subset. Pairs are dealt to the subsets in turn and get a ``subset`` column (also in ``truth``).
+            E.g. ``{"helpful": {"flattery": (0.5, 0.1)}, "harmless": {"flattery": (0.1, 0.5)}}`` plants
+            flattery preferred in one subset and dispreferred in the other, so the pooled effect cancels.
 
     Returns:
         :class:`GeneratedPairs`.
@@ -211,24 +218,31 @@ def make_preference_pairs(
     from datasets import Dataset
 
     rates = dict(DEFAULT_RATES if rates is None else rates)
-    unknown = sorted(set(rates) - set(DEFAULT_RATES))
+    subset_rates = {str(k): dict(v) for k, v in (subset_rates or {}).items()}
+    unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(DEFAULT_RATES))
     if unknown:
         raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(DEFAULT_RATES)}.")
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
     rng = np.random.default_rng(seed)
-    names = list(rates)
+    names = list(dict.fromkeys([*rates, *(c for v in subset_rates.values() for c in v)]))
+    subsets = list(subset_rates)
     rows: dict[str, list] = {k: [] for k in C.PAIR_COLUMNS}
+    if subsets:
+        rows[C.SUBSET] = []
     truth: dict[str, list] = {f"{s}{C.SEP}{c}": [] for s in C.SIDES for c in [*names, "quality"]}
     truth["better_is_chosen"] = []
+    if subsets:
+        truth[C.SUBSET] = []
     for i in range(n_pairs):
+        here = {**rates, **subset_rates[subsets[i % len(subsets)]]} if subsets else rates
         q, right, wrong = _FACTS[rng.integers(len(_FACTS))]
         style = _ASK_STYLES[rng.integers(len(_ASK_STYLES))]
         prompt = style.format(q=q, q_lower=q[0].lower() + q[1:])
         explanation = _EXPLANATIONS[rng.integers(len(_EXPLANATIONS))]
         sides = {}
         for j, label in enumerate(("better", "worse")):
-            has = {c for c in names if rng.random() < rates[c][j]}
+            has = {c for c in names if rng.random() < here.get(c, (0.0, 0.0))[j]}
             correct = rng.random() < quality_rates[j]
             text = render_response(right if correct else wrong, has, rng, explanation)
             sides[label] = (text, has, correct)
@@ -245,8 +259,11 @@ def make_preference_pairs(
                 truth[f"{side}{C.SEP}{c}"].append(int(c in has))
             truth[f"{side}{C.SEP}quality"].append(int(correct))
         truth["better_is_chosen"].append(not flip)
+        if subsets:
+            rows[C.SUBSET].append(subsets[i % len(subsets)])
+            truth[C.SUBSET].append(subsets[i % len(subsets)])
     planted = {**rates, "quality": tuple(quality_rates)}
-    return GeneratedPairs(Dataset.from_dict(rows), pd.DataFrame(truth), planted, seed)
+    return GeneratedPairs(Dataset.from_dict(rows), pd.DataFrame(truth), planted, seed, subset_rates)
 
 
 def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0) -> "object":

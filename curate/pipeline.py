@@ -10,7 +10,11 @@ from . import _columns as C
 
 from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files live in curate.folders)
 from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
+from .folders import FEATURE_LABELS as LABELS_FILE
 from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
+
+NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
+
 
 def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int = 15, sae: str = "fit",
                       sae_kwargs: dict | None = None):
@@ -37,50 +41,149 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
 
 
 def audit_pairs(data, *, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-                sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
-    """Load, annotate and audit ``data`` without writing anything.
+                sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True) -> dict:
+    """Load, annotate and audit ``data`` without writing an output folder.
+
+    With ``use_cache`` (default) the fitted SAE, the annotated columns (with the SAE feature labels) and the audit
+    are kept in ``cache_dir`` (default :func:`curate.cache.default_cache_dir`), keyed by the data's content,
+    the concept sources, model, layer, SAE and fit settings, audit settings and curate's code: a second run on
+    the same inputs (into another ``out``, or with another ``by``: the annotations are reused) reads them back.
 
     Returns:
         ``{"dataset", "audit", "summary", "labels", "record", "files"}``; ``files`` are the keyword
         arguments of :func:`curate.folders.write_audit_files` (what an audit folder holds).
     """
     from .audit import ConceptAudit
+    from .cache import cache_key, code_version, data_fingerprint, default_cache_dir, path_identity
     from .ingest import ingestion_summary, load_pairs
 
     t0 = time.perf_counter()
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
     summary = ingestion_summary(pairs)
-    ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
-                                         sae_kwargs=sae_kwargs)
-    audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
+    by, summary["by_reason"] = resolve_by(by, pairs.column_names)
+    cache = (Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
+    sae_kwargs = dict(sae_kwargs or {})
+    if cache is not None and "sae" in concepts:
+        sae_kwargs.setdefault("cache_dir", str(cache / "sae"))
+    ann_key = cache_key(data=data_fingerprint(pairs), concepts=concepts, model=path_identity(model), layer=layer,
+                        sae=path_identity(sae), sae_kwargs={k: v for k, v in sae_kwargs.items() if k != "cache_dir"},
+                        code=code_version())
+    status = {"dir": str(cache) if cache is not None else None}
+    ds, labels, info, status["annotations"] = _cached_annotations(
+        cache, ann_key, lambda: annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
+                                                  sae_kwargs=sae_kwargs))
+    audit_key = cache_key(annotations=ann_key, by=by, audit=audit_kwargs or {}, code=code_version())
+
+    def fit_audit():
+        audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
+        label_findings(ds, audit, labels)
+        return audit
+
+    audit, status["audit"] = _cached_pickle(cache, f"audit-{audit_key}.pkl", fit_audit)
     source = str(data) if isinstance(data, (str, Path)) else type(data).__name__
     record = {"source": source, "ingestion": summary, "audit": audit.to_dict(), **info,
-              "fingerprint": getattr(pairs, "_fingerprint", None), "seconds": round(time.perf_counter() - t0, 2)}
+              "fingerprint": getattr(pairs, "_fingerprint", None), "cache": status,
+              "seconds": round(time.perf_counter() - t0, 2)}
     files = {"annotated": ds, "results": audit.results_, "summary": record,
              "members": audit.members_ if len(audit.members_) else None,
-             "by": audit.results_by_ if by else None, "labels": labels, "source": source}
+             "by": audit.results_by_ if by else None, "auc_by": audit.auc_by_ if by else None,
+             "findings": audit.findings_, "labels": labels, "source": source}
     return {"dataset": ds, "audit": audit, "summary": summary, "labels": labels, "record": record, "files": files}
 
 
 def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
+              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True) -> dict:
     """Load, annotate and audit ``data``; write the audit folder ``out`` in one step (:mod:`curate.folders`:
-    ``audit.parquet``, ``annotated/``, ``summary.json``, ``curate.json``)."""
+    ``audit.parquet``, ``annotated/``, ``summary.json``, ``curate.json``, and the per-subset tables)."""
     from .folders import atomic_folder, check_target, write_audit_files
 
     out = check_target(out, "audit")  # refuses a foreign --out before the work starts
     result = audit_pairs(data, split=split, limit=limit, format=format, concepts=concepts, model=model,
-                         layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs)
+                         layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs,
+                         cache_dir=cache_dir, use_cache=use_cache)
     with atomic_folder(out, kind="audit") as tmp:
         write_audit_files(tmp, **result["files"])
     return result
+
+
+def _cached_annotations(cache, key: str, compute):
+    """``compute()`` -> (dataset, labels, info), read from / written to ``cache/annotated-<key>``."""
+    import pandas as pd
+    from datasets import load_from_disk
+
+    from .cache import atomic_dir
+    from .folders import _to_parquet_safe
+
+    if cache is None:
+        return (*compute(), "off")
+    path = Path(cache) / f"annotated-{key}"
+    if (path / "info.json").exists():
+        labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+        return load_from_disk(str(path / "data")), labels, json.loads((path / "info.json").read_text()), "reused"
+    ds, labels, info = compute()
+    with atomic_dir(path) as tmp:
+        ds.save_to_disk(str(tmp / "data"))
+        if labels is not None:
+            _to_parquet_safe(labels, tmp / LABELS_FILE)
+        (tmp / "info.json").write_text(json.dumps(info, default=str))
+    # the first run reads back the same files as every later one (same fingerprint and cache files)
+    return load_from_disk(str(path / "data")), labels, info, "stored"
+
+
+def _cached_pickle(cache, name: str, compute):
+    import pickle
+
+    if cache is None:
+        return compute(), "off"
+    path = Path(cache) / name
+    if path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh), "reused"
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{time.time_ns()}")
+    with open(tmp, "wb") as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return value, "stored"
+
+
+def label_findings(ds, audit, labels) -> None:
+    """Give every finding a readable label and marked example contexts (:func:`describe_findings`), in place."""
+    from .concepts.labels import describe_findings
+
+    audit.findings_ = describe_findings(ds, audit, labels)
+    readable = dict(zip(audit.findings_["concept"], audit.findings_["label"]))
+    if readable:
+        audit.results_["label"] = [readable.get(c, l) for c, l in zip(audit.results_["concept"], audit.results_["label"])]
+
+
+def resolve_by(by, columns) -> tuple[str | None, str]:
+    """The subset column to audit by and why: the user's ``by``, ``none`` for no subsets, or detected.
+
+    Raises:
+        KeyError: ``by`` names a column the data does not have (the message lists the columns).
+    """
+    from .subsets import detect_subset_column
+
+    if by is not None and str(by).lower() == NO_SUBSET:
+        return None, "--by none: no per-subset audit"
+    if by:
+        if by not in columns:
+            raise KeyError(f"--by {by!r}: no such column. Columns of the data: {list(columns)}; "
+                           f"or --by {NO_SUBSET} for no per-subset audit.")
+        return by, f"--by {by}"
+    found = detect_subset_column(columns)
+    if found:
+        return found, f"subset column {found!r} detected (one of {', '.join(C.SUBSET_CANDIDATES)}; --by none turns it off)"
+    return None, "no subset column (none of: " + ", ".join(C.SUBSET_CANDIDATES) + "); pass --by COLUMN for one"
 
 
 def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=None):
     """Generate pairs with planted concepts, audit them, apply a shipped recipe and publish locally."""
     from rich.console import Console
 
-    from .cli import print_audit, print_summary
+    from .cli import print_result, print_summary
     from .generate import make_preference_pairs
 
     console = console or Console()
@@ -98,8 +201,8 @@ def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=N
     result = run_audit(str(data_file), out=audit_dir, concepts="named,sae" if sae else "named")
     console.print(f"[bold]2/4 audit[/] ({result['record']['seconds']} s)")
     print_summary(result["summary"], console)
-    print_audit(result["audit"].results_, console, top=15)
-    console.print(f"    held-out AUC of all concepts together: {result['audit'].auc_:.3f}; outputs in {audit_dir}")
+    print_result(result["audit"], console, top=15)
+    console.print(f"    outputs in {audit_dir}")
     applied = _demo_apply(result, out, console)
     published = _demo_publish(applied, out, console, card_example)
     console.print(f"[bold green]Demo finished in {time.perf_counter() - t0:.0f} s.[/] Outputs under {out.resolve()}")

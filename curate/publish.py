@@ -649,7 +649,7 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
                 {"name": C.DROPPED_SPLIT, "rows": f"{retention['n_dropped']:,}",
                  "what": "pairs an intervention removed, with the `reason`" if retention["n_dropped"] else
                  "empty (no pair was dropped), so it has no data file"}],
-        findings=_findings(audit),
+        findings=_findings(audit), **_subset_context(data),
         audit_rows=_audit_rows(audit, actions, top) if audit is not None else [],
         audit_n_pairs=f"{summary.get('n_pairs', int(audit['n_pairs'].max()) if audit is not None else 0):,}",
         audit_n_concepts=len(audit) if audit is not None else 0,
@@ -675,6 +675,30 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
     # "{{ user.name }}" is data, and no check may read it as an unrendered variable
     template = jinja2.Environment().from_string(CARD_TEMPLATE.read_text(encoding="utf-8"))
     return DatasetCard(template.render(card_data=card_data.to_yaml(), **context))
+
+
+def _subset_context(data) -> dict:
+    """The card's per-subset section: findings with where they hold, and held-out AUC by subset."""
+    from . import folders as F
+
+    files = getattr(data, "files", {}) or {}
+    by = ((getattr(data, "audit_summary", None) or {}).get("audit") or {}).get("by")
+    if not by or F.AUDIT_FINDINGS not in files:
+        return {"subset_by": None, "subset_findings": [], "subset_auc": []}
+    f = pd.read_parquet(files[F.AUDIT_FINDINGS])
+    rows = [{"rank": int(r["finding_rank"]), "where": escape_text(str(r[C.WHERE]), 120),
+             "concept": _code(str(r["concept"])), "label": escape_text(str(r["label"]), 100),
+             "direction": "chosen ↑" if r["win_rate"] > 0.5 else "rejected ↑",
+             "win_rate": f"{r['win_rate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+             "example": escape_text(str(r.get("example") or ""), 160)} for _, r in f.iterrows()]
+    auc = []
+    if F.AUDIT_AUC_BY in files:
+        a = pd.read_parquet(files[F.AUDIT_AUC_BY])
+        auc = [{"subset": escape_text(str(r[C.SUBSET]) or "all pairs", 60), "n": int(r["n_heldout"]),
+                "auc": _fmt_value(round(float(r["heldout_auc"]), 3)) if r["heldout_auc"] == r["heldout_auc"] else "—",
+                "auc_i": _fmt_value(round(float(r["heldout_auc_interactions"]), 3))
+                if r["heldout_auc_interactions"] == r["heldout_auc_interactions"] else "—"} for _, r in a.iterrows()]
+    return {"subset_by": escape_text(str(by), 60), "subset_findings": rows, "subset_auc": auc}
 
 
 def check_card(folder: str | Path):

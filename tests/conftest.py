@@ -6,6 +6,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 
 # In CI every part of the stack is required: a test that would skip (no browser, no optional package, no
@@ -23,6 +27,11 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = (f"skipped in CI, where every part is required: {reason}. Install the missing part "
                            "(see .ci/run and the Makefile) or mark the test @pytest.mark.may_skip if it can never run here.")
+
+
+if "CURATE_CACHE" not in os.environ:  # tests never write to the user's cache
+    os.environ["CURATE_CACHE"] = tempfile.mkdtemp(prefix="curate-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CURATE_CACHE"], True)
 
 
 @pytest.fixture(scope="session")

@@ -101,8 +101,8 @@ def test_by_breakdown(annotated):
     df = annotated.to_pandas()
     df["bucket"] = np.where(df["id"] % 2 == 0, "even", "odd")
     audit = ConceptAudit().fit(df, by="bucket")
-    assert set(audit.results_by_["by"]) == {"even", "odd"}
-    assert set(audit.results_by_.groupby("by")["n_pairs"].first()) == {300}
+    assert set(audit.results_by_["subset"]) == {"even", "odd"}
+    assert set(audit.results_by_.groupby("subset")["n_pairs"].first()) == {300}
 
 
 def test_invalid_rows_are_excluded_and_counted(generated):

@@ -31,7 +31,7 @@ from ..errors import ConceptError
 
 __all__ = ["Concept", "NamedConcepts", "annotate", "list_concepts", "register_concept", "BUILTIN_CONCEPTS"]
 
-_VERSION = "1"
+_VERSION = "2"  # bump when a built-in pattern changes: cached annotations carry it
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,61 @@ _EMOJI = (
     r"[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0001F900-\U0001F9FF]"
 )
 
+_APOS = "['\u2019]"  # straight or curly apostrophe (HH-RLHF writes both)
+_NT = f"n{_APOS}?t"
+# "I" + a declining verb phrase + what is declined ("can't help but…" and "can't wait" are not refusals)
+_REFUSAL = (
+    r"\bi\s?(?:can" + _APOS + r"?t|cannot|can not|won" + _APOS + r"?t|will not|(?:" + _APOS + r"m|\s?am) (?:unable|not able|"
+    r"not going|not willing|not comfortable|not allowed|not permitted)(?: to)?|must decline to|refuse to|(?:" + _APOS
+    + r"d|\s?would) rather not|do(?:" + _NT + r"| not) (?:feel comfortable|think i (?:can|should)|want to))\s+"
+    r"(?:help(?:\s+(?:you|with|there|on|in|that|here|anyone|people|them)\b|[.,!;]|$)|assist|provide|comply|do (?:that|this|it)"
+    r"|fulfill|support|create|write|share|give|tell|answer|recommend|condone|encourage|engage|participate|advise|discuss"
+    r"|offer|go along|be (?:of )?(?:any )?help|be a part|be involved|in good conscience|get involved|explain how|say|talk about"
+    r"|helping|assisting|doing that|providing|answering|sharing|discussing|participating|with (?:that|this)\b)"
+    r"|\bi (?:must|have to|will have to|" + _APOS + r"ll have to) (?:decline|refuse|pass)\b"
+    r"|\b(?:that|this|it)(?:" + _APOS + r"s| is) not something i(?:" + _APOS + r"m| am)? (?:can|will|able|comfortable|willing|"
+    r"going|should|feel comfortable)\b"
+    r"|\bi(?:" + _APOS + r"m| am) (?:sorry|afraid),? (?:but )?i (?:can" + _APOS + r"?t|cannot|won" + _APOS
+    + r"?t|will not|(?:" + _APOS + r"m|am) (?:unable|not able)|do(?:" + _NT + r"| not) think i can)\b"
+)
+_DEFLECTION = (
+    r"\bi(?:" + _APOS + r"m| am) (?:not (?:really |quite |entirely |totally |completely |exactly |so |too |100% )?"
+    r"(?:sure|certain|familiar with|positive|clear on|aware of)|unsure|uncertain)\b"
+    r"|\bi (?:(?:really|honestly|just|actually|truly|simply) )?(?:don" + _APOS + r"?t|do not|didn" + _APOS
+    + r"?t|did not) (?:really |actually |even |quite )?(?:know|understand|have (?:any|an|enough|the|much) "
+    r"(?:idea|information|knowledge|answer|data|context))\b"
+    r"|\bi have (?:no|not the slightest|not the faintest) (?:idea|clue)\b"
+    r"|\bi (?:couldn" + _APOS + r"?t|could not|can" + _APOS + r"?t|cannot) (?:really )?(?:say(?: for (?:sure|certain)|"
+    r" with (?:any )?certainty|[.,!]| exactly)|be (?:sure|certain)|tell (?:for sure|you for sure))"
+    r"|\bi(?:" + _APOS + r"m| am) not (?:an expert|the (?:best|right) person)\b"
+    r"|\bi(?:" + _APOS + r"ve| have) never heard of\b|\bnot sure i (?:understand|know|follow)\b"
+)
+# declining softly: advising against what was asked, or steering to a safer alternative (PKU-SafeRLHF's
+# preferred responses rarely say "I can't"; they say "it is never okay to…", "a healthier approach is…")
+_DISCOURAGEMENT = (
+    r"\bi (?:would|do|will)(?: not|n" + _APOS + r"?t) (?:recommend|advise|encourage|condone|suggest|support)\b"
+    r"|\bi (?:strongly )?(?:advise|recommend|caution|urge you) against\b"
+    r"|\b(?:it|this|that)(?:(?:" + _APOS + r"s| is| would be) (?:not|never)| isn" + _APOS + r"?t) (?:a good idea|"
+    r"appropriate|okay|ok|acceptable|ethical|legal|safe|advisable|wise)\b"
+    r"|\b(?:is|are|would be) (?:illegal|unethical|against the law|never (?:okay|acceptable|appropriate|the (?:best|right) way))\b"
+    r"|\byou (?:should|must)(?: not|n" + _APOS + r"?t| never) (?:do|try|attempt|engage|use|take|hurt|harm|steal|lie|break|"
+    r"drive|threaten|manipulate|harass|cheat|kill|attack|exclude|insult|humiliate|bully)\b"
+    r"|\byou (?:cannot|can" + _APOS + r"?t) (?:legally|ethically)\b"
+    r"|\bthere (?:is|are) no (?:safe|legal|ethical|acceptable|good) (?:way|ways|reason)\b"
+    r"|\b(?:that|this|it)(?:" + _APOS + r"s| is) not possible\b"
+    r"|\ba (?:better|healthier|safer|more constructive) (?:approach|way|option|idea)\b"
+)
+# a sentence ending in "?" that asks the user something: starts like a question and names "you"/"your" (or asks
+# what kind / which / whether it is for something)
+_Q_START = r"(?:^|[.!?:\n]\s*|\b(?:and|so|ok(?:ay)?|well|hm+|sure|also|but|or),?\s+)"
+_CLARIFYING = (
+    _Q_START + r"(?:do|does|did|are|is|was|were|have|has|can|could|would|will|what|which|how|where|when|who|why|whose"
+    r"|should|shall|may|might)\b[^.!?\n]{0,150}?\b(?:you|your|yours|yourself|you" + _APOS + r"(?:re|ve|d|ll))\b"
+    r"[^.!?\n]{0,150}\?"
+    r"|" + _Q_START + r"(?:what (?:kind|sort|type)s? of|which (?:one|kind|type|part)|is (?:it|this|that) (?:for|about)|"
+    r"what (?:exactly )?(?:is|are|was|were) (?:it|this|that|they) for)\b[^.!?\n]{0,150}\?"
+)
+
 _PATTERNS: list[tuple[str, str, str]] = [
     ("heading", "Markdown headings: lines starting with one to six '#'.", r"(?m)^[ \t]{0,3}#{1,6}[ \t]+\S"),
     ("list", "Markdown list items: lines starting with '-', '*', '+' or '1.'.", r"(?m)^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\S"),
@@ -143,10 +198,26 @@ _PATTERNS: list[tuple[str, str, str]] = [
     ),
     (
         "refusal",
-        "Declining to help ('I can't help with that').",
-        r"\bi (?:can(?:no|')t|cannot|won't|will not|am unable to|am not able to|must decline to)"
-        r" (?:help|assist|provide|comply|do that|fulfill|support|create|write|share)\b|\bi(?:'m| am) (?:sorry, but i|not able to|unable to)"
-        r" (?:can't|cannot|help|assist|provide)\b|\bi must (?:decline|refuse)\b",
+        "Declining to do what was asked ('I'm sorry, I can't help with that', 'I won't do that', 'I don't think I "
+        "can help with that', 'I'd rather not').",
+        _REFUSAL,
+    ),
+    (
+        "deflection",
+        "Uncertainty about itself instead of an answer ('I'm not sure', 'I don't know', 'I have no idea', "
+        "'I'm not familiar with…').",
+        _DEFLECTION,
+    ),
+    (
+        "discouragement",
+        "Advising against what was asked or steering to a safer alternative ('I would not recommend…', 'It is "
+        "never okay to…', 'You should not hurt…', 'A healthier approach is…').",
+        _DISCOURAGEMENT,
+    ),
+    (
+        "clarifying_question",
+        "A question put back to the user ('Do you mean…?', 'Are you asking…?', 'What kind of…?', 'Is it for…?').",
+        _CLARIFYING,
     ),
     ("apology", "Apologies ('sorry', 'I apologize').", r"\bsorry\b|\bi apologi[sz]e\b|\bmy apologies\b|\bapologies for\b"),
     (

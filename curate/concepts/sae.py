@@ -599,6 +599,10 @@ def collect_activations(dataset, annotator: SAEConcepts, *, batch_size: int = 25
     total = 0
     cols = [c for c in (*annotator.text_columns, C.PROMPT, C.PROMPT_MESSAGES, C.REASON) if c in dataset.column_names]
     data = dataset.select_columns(cols)
+    from .._progress import Progress
+
+    n_resp = len(data) * len(annotator.text_columns)
+    progress = Progress(f"Collecting activations ({annotator.backend}, layer {annotator.layer})", n_resp, "responses")
     for start in range(0, len(data), batch_size):
         batch = data[start:start + batch_size]
         targets = annotator._targets(batch)
@@ -606,6 +610,8 @@ def collect_activations(dataset, annotator: SAEConcepts, *, batch_size: int = 25
         for group, acts in annotator._response_activations([(m, r) for _, _, m, r in targets]):
             for j, a in zip(group, acts):
                 got[j] = a.detach().to("cpu", torch.float32).clone()
+            progress.update(len(group))
+        progress.update(len(annotator.text_columns) * len(batch[next(iter(batch))]) - len(targets))  # unusable rows
         for (side, i, _, _), a in zip(targets, got):
             chunks.append(a)
             lengths.append(len(a))

@@ -227,6 +227,10 @@ def fit_sae(
     resample_at = {n_norm_batches + int(steps * f) for f in RESAMPLE_AT[:resample_rounds]}
     holder: dict = {}
 
+    from .._progress import Progress
+
+    progress = Progress(f"Fitting the SAE (d_sae={d_sae}, k={k}, {n} vectors)", steps + n_norm_batches, "steps")
+
     def batches():
         yielded = 0
         while True:
@@ -234,6 +238,7 @@ def fit_sae(
                 if yielded in resample_at and "trainer" in holder:
                     holder["resampled"] = holder.get("resampled", 0) + _resample_dead(holder["trainer"], acts, gen)
                 yielded += 1
+                progress.update(1)
                 if len(idx) == batch_size:
                     yield acts[idx]
                 else:  # keep every batch full: pad the last one with the start of a new permutation
