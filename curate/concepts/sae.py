@@ -660,7 +660,8 @@ def _fit_key(dataset, model_identity: str, layer: int, backend: str, fit_kwargs:
 def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT, pooling: str = "max", k: int = 32,
                  source: str | None = None, backend: str = "lm", batch_size: int = 256, fit_kwargs: dict | None = None,
                  cache_dir: str | Path | None = None, device: str = "cpu", dtype=None, max_length: int = 1024,
-                 max_cache_tokens: int = 500_000, desc: str = "SAE concepts"):
+                 max_cache_tokens: int = 500_000, desc: str = "SAE concepts", engine: str = "local",
+                 engine_options: dict | None = None):
     """Add sparse SAE feature columns to a pair dataset; fit the SAE on the data first when ``sae="fit"``.
 
     With ``sae="fit"`` the model runs **once**: the response-token activations are kept (up to
@@ -688,6 +689,9 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         device, dtype: where and in which dtype the model runs.
         max_length: most tokens per input (longer prompts are truncated from the left).
         max_cache_tokens: most response tokens kept in memory for a fit.
+        engine: ``"local"`` (``Dataset.map``) or ``"ray"`` (Ray Data actors; a fitted SAE is trained once on
+            the first ``max_cache_tokens`` tokens and shipped to the workers; see :mod:`curate.ray_engine`).
+        engine_options: for ``engine="ray"``: ``out``, ``address``, ``workers``, ``gpus_per_worker``, ...
 
     Returns:
         ``(annotated dataset, annotator)``; ``annotator.sae_`` is the SAE used, ``annotator.to_dict()``
@@ -700,6 +704,15 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         >>> ann.source_, len(out[0]["chosen__sae:minilm__idx"]) > 0
         ('minilm', True)
     """
+    if engine != "local":
+        if engine != "ray":
+            raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
+        from ..ray_engine import annotate_sae_ray
+
+        return annotate_sae_ray(dataset, model=model, layer=layer, sae=sae, pooling=pooling, k=k, source=source,
+                                backend=backend, batch_size=batch_size, fit_kwargs=fit_kwargs, cache_dir=cache_dir,
+                                device=device, dtype=dtype, max_length=max_length, max_cache_tokens=max_cache_tokens,
+                                **(engine_options or {}))
     ann_kwargs = dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
                       max_length=max_length)
     cached = None
