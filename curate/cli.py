@@ -90,13 +90,22 @@ def audit(
     sae: str = typer.Option("fit", help="SAE: 'fit' (train on this data), RELEASE/ID (sae-lens pretrained) or a local folder."),
     by: Optional[str] = typer.Option(None, help="Column for a per-subset breakdown."),
     top: int = typer.Option(20, help="Rows of the table to print."),
+    engine: str = typer.Option("local", help="Annotation engine: local (datasets.map) or ray (Ray Data actors; "
+                                             "pip install 'curate[ray]')."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (--engine ray; default: a local instance)."),
+    workers: int = typer.Option(2, help="Ray actors, each loading the model once (--engine ray)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per Ray actor (--engine ray)."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
     from .pipeline import run_audit
 
+    engine_options = None
+    if engine != "local":
+        engine_options = {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                          "out": str(out / "ray")}
     try:
         result = run_audit(data, out=out, split=split, limit=limit, format=format, concepts=concepts,
-                           model=model, layer=layer, sae=sae, by=by)
+                           model=model, layer=layer, sae=sae, by=by, engine=engine, engine_options=engine_options)
     except (ValueError, KeyError, ImportError, FileNotFoundError) as err:
         _fail(str(err))
     console = _console()

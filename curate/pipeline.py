@@ -16,8 +16,11 @@ LABELS_FILE = "feature_labels.parquet"
 
 
 def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int = 15, sae: str = "fit",
-                      sae_kwargs: dict | None = None):
-    """Add every requested concept source to a pair dataset. Returns (dataset, labels DataFrame or None, info)."""
+                      sae_kwargs: dict | None = None, engine: str = "local", engine_options: dict | None = None):
+    """Add every requested concept source to a pair dataset. Returns (dataset, labels DataFrame or None, info).
+
+    With ``engine="ray"`` each step runs on Ray Data (:mod:`curate.ray_engine`); ``engine_options["out"]``
+    is the folder of the resumable jobs (``<out>/named``, ``<out>/sae``)."""
     from .concepts.named import annotate
 
     sources = [s.strip() for s in concepts.split(",") if s.strip()]
@@ -26,13 +29,21 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
         raise ValueError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
     info: dict = {"concept_sources": sources}
     # named concepts are always scored: length control and nearest_named need them
-    ds = annotate(pairs)
+    def opts(step):
+        if engine == "local":
+            return {}
+        o = dict(engine_options or {})
+        if o.get("out"):
+            o["out"] = str(Path(o["out"]) / step)
+        return {"engine": engine, "engine_options": o}
+
+    ds = annotate(pairs, **opts("named"))
     labels = None
     if "sae" in sources:
         from .concepts.sae import annotate_sae
         from .concepts.labels import label_features
 
-        ds, annotator = annotate_sae(ds, model=model, layer=layer, sae=sae, **(sae_kwargs or {}))
+        ds, annotator = annotate_sae(ds, model=model, layer=layer, sae=sae, **(sae_kwargs or {}), **opts("sae"))
         # the annotator gives the top examples token-level activations (one short extra forward)
         labels = label_features(ds, annotator.source, annotator=annotator)
         info["sae"] = annotator.to_dict() if hasattr(annotator, "to_dict") else {"source": annotator.source}
@@ -40,7 +51,7 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
 
 
 def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None) -> dict:
+              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, engine="local", engine_options=None) -> dict:
     """Load, annotate and audit ``data``; write ``audit.parquet``, ``annotated/`` and ``summary.json`` to ``out``."""
     from .audit import ConceptAudit
     from .ingest import ingestion_summary, load_pairs
@@ -51,7 +62,11 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
     summary = ingestion_summary(pairs)
     ds, labels, info = annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
-                                         sae_kwargs=sae_kwargs)
+                                         sae_kwargs=sae_kwargs, engine=engine, engine_options=engine_options)
+    if engine != "local":
+        from .ray_engine import last_engine
+
+        info["engine"] = last_engine().to_dict() if last_engine() is not None else {"engine": engine}
     audit = ConceptAudit(**(audit_kwargs or {})).fit(ds, by=by, labels=labels)
     audit.results_.to_parquet(out / AUDIT_FILE, index=False)
     if len(audit.members_):

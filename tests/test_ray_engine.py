@@ -118,3 +118,21 @@ def test_missing_ray_gives_the_install_hint(monkeypatch):
         require_ray()
     with pytest.raises(MissingDependencyError, match="curate\\[ray\\]"):
         curate.annotate(curate.make_preference_pairs(5).dataset, engine="ray")
+
+
+def test_cli_audit_engine_ray(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    data = tmp_path / "pairs.jsonl"
+    curate.make_preference_pairs(200, seed=4).dataset.to_json(str(data), lines=True)
+    runs = {}
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(app, ["audit", str(data), "--out", str(tmp_path / engine), "--engine", engine,
+                                       "--workers", "2"])
+        assert res.exit_code == 0, res.output
+        runs[engine] = pd.read_parquet(tmp_path / engine / "audit.parquet")
+    pd.testing.assert_frame_equal(runs["ray"], runs["local"])
+    assert (tmp_path / "ray" / "ray" / "named" / "shards" / "part-00000.parquet").exists()
