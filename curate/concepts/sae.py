@@ -158,6 +158,8 @@ class SAEConcepts:
         batch_tokens: most (padded) tokens per micro-batch.
         max_batch_rows: most sequences per micro-batch.
         text_columns: the response columns.
+        share_prompt: forward each prompt once and run its responses on its key/value cache (same
+            activations within float rounding; see :mod:`curate.concepts._shared_prefix`).
 
     Attributes (after the first call):
         model_, tokenizer_, model_id_, sae_; ``stats_`` counts responses, micro-batches, tokens, padding
@@ -172,7 +174,7 @@ class SAEConcepts:
     def __init__(self, sae, *, model: str | None = None, layer: int = 15, pooling: str = "max", k: int = 32,
                  source: str | None = None, backend: str = "lm", device: str = "cpu", dtype=None,
                  max_length: int = 1024, batch_tokens: int = 4096, max_batch_rows: int = 32,
-                 text_columns: Sequence[str] = C.SIDES):
+                 text_columns: Sequence[str] = C.SIDES, share_prompt: bool = True):
         self.sae = sae
         self.model = model
         self.layer = layer
@@ -186,6 +188,7 @@ class SAEConcepts:
         self.batch_tokens = batch_tokens
         self.max_batch_rows = max_batch_rows
         self.text_columns = tuple(text_columns)
+        self.share_prompt = share_prompt
 
     # -- identity --------------------------------------------------------------------------------------
     @property
@@ -508,7 +511,14 @@ class SAEConcepts:
         out = {c: [[] for _ in range(n)] for c in self.output_columns}
         targets = self._targets(batch)
         before = self.stats_["truncated"]
-        for group, acts in self._response_activations([(m, r) for _, _, m, r in targets]):
+        pairs = [(m, r) for _, _, m, r in targets]
+        if self.backend == "lm" and getattr(self, "share_prompt", True):
+            from ._shared_prefix import shared_prefix_activations
+
+            activations = shared_prefix_activations(self, pairs)
+        else:
+            activations = self._response_activations(pairs)
+        for group, acts in activations:
             for j, (idx, val) in zip(group, self.pool(acts)):
                 side, i = targets[j][0], targets[j][1]
                 out[C.sae_index_column(side, src)][i] = idx.tolist()
