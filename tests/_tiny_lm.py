@@ -42,21 +42,8 @@ def build_tiny_sae(d_in: int = 64, d_sae: int = 128, k: int = 16, seed: int = 0)
     return sae.eval()
 
 
+
 def multiturn(dataset, *, turns: int = 2, seed: int = 0):
-    """HH-style multi-turn prompts: each pair's prompt is preceded by ``turns`` earlier user/assistant
-    exchanges taken from other pairs of ``dataset`` (the generator's pairs)."""
-    import numpy as np
+    from curate.generate import add_history
 
-    rng = np.random.default_rng(seed)
-    n = len(dataset)
-    prompts, chosen = dataset["prompt"], dataset["chosen"]
-
-    def add_history(row, i):
-        msgs = []
-        for j in rng.integers(0, n, size=turns):
-            msgs += [{"role": "user", "content": prompts[int(j)]}, {"role": "assistant", "content": chosen[int(j)]}]
-        msgs += list(row["prompt_messages"])
-        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in msgs)
-        return {"prompt_messages": msgs, "prompt": text}
-
-    return dataset.map(add_history, with_indices=True)
+    return add_history(dataset, turns=turns, seed=seed)
