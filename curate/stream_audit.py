@@ -113,7 +113,7 @@ class StreamingAudit:
     """
 
     def __init__(self, alpha: float = 0.05, min_active: int = 5, split_salt: str = "curate",
-                 sample_pairs: int = 20_000, sample_concepts: int = 256, group_threshold: float = 0.5,
+                 sample_pairs: int = 10_000, sample_concepts: int = 256, group_threshold: float = 0.5,
                  max_findings: int = 20, min_effect: float = 0.1, batch_rows: int = 65_536, seed: int = 0):
         self.alpha = alpha
         self.min_active = min_active
@@ -256,11 +256,17 @@ class StreamingAudit:
             acc.grow(top)
             acc.act_c += np.bincount(parts[0][1], minlength=acc.act_c.shape[0])
             acc.act_r += np.bincount(parts[1][1], minlength=acc.act_r.shape[0])
-            ri = np.concatenate([parts[0][0], parts[1][0]])
-            key = (ri << 32) | np.concatenate([parts[0][1], parts[1][1]])
-            vals = np.concatenate([parts[0][2], parts[1][2]])
-            uniq, inv = np.unique(key, return_inverse=True)
-            d = np.bincount(inv, weights=vals, minlength=len(uniq))
+            # match each rejected entry to the chosen entry of the same (pair, feature): sort + searchsorted
+            (rc, fc, vc), (rr, fr, vr) = parts
+            ck = (rc << 32) | fc
+            order = np.argsort(ck, kind="stable")
+            ck, dc = ck[order], vc[order]
+            rk = (rr << 32) | fr
+            pos = np.minimum(np.searchsorted(ck, rk), max(len(ck) - 1, 0))
+            hit = (ck[pos] == rk) if len(ck) else np.zeros(len(rk), bool)
+            dc[pos[hit]] += vr[hit]  # vr is stored negative, so this is Δ = c − r; keys are unique per side
+            uniq = np.concatenate([ck, rk[~hit]])
+            d = np.concatenate([dc, vr[~hit]])
             r_of, f_of = (uniq >> 32), (uniq & _MASK32)
             acc.add(half_all[r_of], f_of, d)
             sparse[src] = parts
