@@ -5,7 +5,8 @@ Three measurements from one run; the last line is
     prompt_share_ratio=… ray_vs_local=… audit_1m_s=… audit_1m_rss_mb=…
 
 * ``prompt_share_ratio``: SAE annotation throughput (tokens of prompt + response per response, per second —
-  the same numerator both ways) with each prompt forwarded once vs forwarded per response, SmolLM2-135M
+  the same numerator both ways; wall clock, best of interleaved repeats, 1 torch thread by default; CPU-time
+  ratio printed too) with each prompt forwarded once vs forwarded per response, SmolLM2-135M
   layer 15 on HH-style multi-turn pairs from the generator (``add_history``), interleaved repeats, best of
   each; the SAE is a random TopK SAE of the default size (encoding cost is what matters here).
 * ``ray_vs_local``: named-concept annotation pairs/s on Ray Data (2 CPU actors, local cluster, cluster
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 
-def bench_share(n_pairs: int, turns: int, repeats: int) -> dict:
+def bench_share(n_pairs: int, turns: int, repeats: int, threads: int = 1) -> dict:
     import torch
     from sae_lens import TopKSAE, TopKSAEConfig
 
@@ -39,6 +40,7 @@ def bench_share(n_pairs: int, turns: int, repeats: int) -> dict:
     from curate.concepts.sae import SAEConcepts
     from curate.generate import add_history
 
+    torch.set_num_threads(threads)  # on a shared 2-core machine, 1 thread gives stable timings (no spin-waits)
     ds = add_history(curate.make_preference_pairs(n_pairs, seed=11).dataset, turns=turns, seed=11)
     batch = ds[:]
     torch.manual_seed(0)
@@ -50,14 +52,16 @@ def bench_share(n_pairs: int, turns: int, repeats: int) -> dict:
     load_s = time.perf_counter() - t
     plain_tokens = None
     best = {True: float("inf"), False: float("inf")}
+    best_cpu = {True: float("inf"), False: float("inf")}
     outs = {}
     for _ in range(repeats):
         for share in (False, True):  # interleaved
             ann = anns[share]
             before = dict(ann.stats_)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             outs[share] = ann(batch)
             best[share] = min(best[share], time.perf_counter() - t)
+            best_cpu[share] = min(best_cpu[share], time.process_time() - c)
             forwarded = ann.stats_["tokens"] - before["tokens"]
             if not share:
                 plain_tokens = forwarded
@@ -71,6 +75,8 @@ def bench_share(n_pairs: int, turns: int, repeats: int) -> dict:
             "seconds_plain": round(best[False], 2), "seconds_shared": round(best[True], 2),
             "tok_per_s_plain": round(plain_tokens / best[False], 1), "tok_per_s_shared": round(plain_tokens / best[True], 1),
             "forward_tok_per_s_shared": round(shared_tokens / best[True], 1),
+            "cpu_s_plain": round(best_cpu[False], 2), "cpu_s_shared": round(best_cpu[True], 2),
+            "cpu_ratio": round(best_cpu[False] / best_cpu[True], 3), "torch_threads": threads,
             "max_abs_diff_chosen_val": float(diff), "ratio": round(best[False] / best[True], 3)}
 
 
@@ -169,6 +175,7 @@ def main() -> None:
     p.add_argument("--pairs-share", type=int, default=32)
     p.add_argument("--turns", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pairs-ray", type=int, default=20_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--pairs-audit", type=int, default=1_000_000)
@@ -180,7 +187,7 @@ def main() -> None:
     print("audit", json.dumps(audit), flush=True)
     ray_res = bench_ray(args.pairs_ray, args.workers)
     print("ray", json.dumps(ray_res), flush=True)
-    share = bench_share(args.pairs_share, args.turns, args.repeats)
+    share = bench_share(args.pairs_share, args.turns, args.repeats, args.threads)
     print("share", json.dumps(share), flush=True)
     load = os.getloadavg()
     print(f"loadavg_at_end={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} total_s={time.perf_counter() - t0:.0f}", flush=True)
