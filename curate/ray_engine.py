@@ -423,9 +423,13 @@ def annotate_sae_ray(dataset, *, model=None, layer: int = 15, sae="fit", pooling
             paths = [str(p) for p in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
             kind = "parquet" if all(p.endswith(".parquet") or Path(p).is_dir() for p in paths) else "json"
             dataset = load_dataset(kind, data_files=paths, split="train")
+        import torch
+
+        # the driver fits on its own GPU when it has one (the workers' device may not exist here)
+        fit_device = device if not device.startswith("cuda") or torch.cuda.is_available() else "cpu"
         sae = fit_sae_on_sample(dataset, model=model, layer=layer, backend=backend, batch_size=batch_size,
-                                fit_kwargs=fit_kwargs, cache_dir=cache_dir, device="cpu" if device == "cuda" else device,
-                                dtype=None if device == "cuda" else dtype, max_length=max_length,
+                                fit_kwargs=fit_kwargs, cache_dir=cache_dir, device=fit_device,
+                                dtype=dtype if fit_device == device else None, max_length=max_length,
                                 max_cache_tokens=max_cache_tokens)
     ann = SAEConcepts(sae, source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
                       model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
