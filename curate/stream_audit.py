@@ -191,7 +191,6 @@ class StreamingAudit:
         return self
 
     def _update(self, batch) -> None:
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         names = batch.schema.names

@@ -136,3 +136,20 @@ def test_cli_audit_engine_ray(tmp_path):
         runs[engine] = pd.read_parquet(tmp_path / engine / "audit.parquet")
     pd.testing.assert_frame_equal(runs["ray"], runs["local"])
     assert (tmp_path / "ray" / "ray" / "named" / "shards" / "part-00000.parquet").exists()
+
+
+def test_fitted_sae_is_trained_once_on_a_sample_and_shipped(pairs, tiny_lm, tmp_path):
+    from curate.concepts.sae_source import sae_metadata
+
+    data = pairs.select(range(40))
+    fit = {"d_sae": 64, "k": 8, "epochs": 1, "min_steps": 20, "resample_rounds": 0, "batch_size": 256}
+    out, ann = curate.annotate_sae(data, model=tiny_lm, layer=2, k=64, fit_kwargs=fit, max_cache_tokens=800, batch_size=8,
+                                   engine="ray", engine_options={"out": tmp_path / "job", "rows_per_shard": 20})
+    meta = sae_metadata(ann.sae)
+    assert 800 <= meta["curate_fit_sample_tokens"] < 2000  # fitted on a sample, not on every response
+    src = ann.source_
+    local, _ = curate.annotate_sae(data, model=tiny_lm, layer=2, k=64, sae=ann.sae, source=src)
+    for side in C.SIDES:  # the workers used exactly the SAE fitted on the driver
+        a, b = _dense(out, side, src, 64), _dense(local, side, src, 64)
+        assert a.max() > 0.1
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)

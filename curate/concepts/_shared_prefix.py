@@ -116,7 +116,7 @@ def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Itera
         else:
             plain.append(j)
     groups = []
-    for gi, (key, js) in enumerate(by_prompt.items()):
+    for gi, js in enumerate(by_prompt.values()):
         if len(js) < 2:
             plain.extend(js)
         else:
