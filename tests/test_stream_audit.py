@@ -88,3 +88,18 @@ def test_no_usable_pairs_is_an_error(data):
     bad = data.select(range(50)).map(lambda r: {"reason": "invalid:x"})
     with pytest.raises(ValueError, match="No usable pairs"):
         StreamingAudit().fit(bad)
+
+
+def test_cli_stream_audit(data, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    data.to_parquet(str(tmp_path / "part-00000.parquet"))
+    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(tmp_path / "out" / "audit.parquet")
+    assert "sae:x:0" in set(table["concept"]) and table["confirmed"].any()
+    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "does not exist" in res.output
