@@ -156,7 +156,9 @@ class RayEngine:
             paths = [str(p) for p in (data if isinstance(data, (list, tuple)) else [data])]
             table = _read_with_ray(ray, paths)
             fp = hashlib.sha256(json.dumps([_path_identity(p) for p in paths]).encode()).hexdigest()[:32]
-            features = None
+            from datasets import Features
+
+            features = Features.from_arrow_schema(table.schema)
         missing = [c for c in C.SIDES if c not in table.column_names]
         if missing:
             raise ValueError(f"Columns {missing} not in the input. Columns in the input: {table.column_names}. "

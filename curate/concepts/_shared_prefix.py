@@ -13,7 +13,7 @@ Causal attention makes a response token's activation depend only on the tokens b
 the full prompt + response forward of :meth:`SAEConcepts._response_activations` up to float rounding
 (tested within 1e-4). A response is run the plain way when its tokenization does not start with the
 prompt's own tokenization (a merge across the boundary), when the input was truncated, or when it is the
-only response of its prompt (nothing to share). Micro-batches are length-bucketed: prompts are sorted by
+only response of its prompt (nothing to share); with ``max_batch_rows < 2`` nothing is shared. Micro-batches are length-bucketed: prompts are sorted by
 total length and packed up to ``batch_tokens`` padded tokens / ``max_batch_rows`` responses.
 """
 
@@ -99,6 +99,9 @@ def _pack(groups: list[tuple[int, list[int]]], prefix_len: dict, suffix_len: dic
 def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
     """Drop-in for :meth:`SAEConcepts._response_activations` (``backend="lm"``) that forwards each distinct
     prompt once: yields ``(positions, [n_tokens, d] response activations)`` per micro-batch."""
+    if int(ann.max_batch_rows) < 2:  # one sequence per micro-batch was asked for: nothing can share a forward
+        yield from ann._response_activations(pairs)
+        return
     items = ann._tokenize(pairs)
     keys = [json.dumps(m, sort_keys=True) for m, _ in pairs]
     has_template = bool(getattr(ann.tokenizer_, "chat_template", None))
