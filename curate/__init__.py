@@ -67,6 +67,9 @@ _LAZY = {
     "label_features": "curate.concepts.labels",
     "OpenAICompatibleLabeller": "curate.concepts.labels",
     "load_model": "curate.models",
+    # scale: the Ray engine and the streaming audit
+    "StreamingAudit": "curate.stream_audit",
+    "RayEngine": "curate.ray_engine",
     # publishing and the Space
     "publish": "curate.publish",
     "read_curated": "curate.publish",

@@ -163,14 +163,23 @@ def audit(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache for the fitted SAE, annotations and "
                                              "audits (default: $CURATE_CACHE or ~/.cache/curate)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; read and write no cache."),
+    engine: str = typer.Option("local", help="Annotation engine: local (datasets.map) or ray (Ray Data actors; "
+                                             "pip install 'curate[ray]')."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (--engine ray; default: a local instance)."),
+    workers: int = typer.Option(2, help="Ray actors, each loading the model once (--engine ray)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per Ray actor (--engine ray)."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
     from .pipeline import run_audit
 
     _show_progress()
+    engine_options = None
+    if engine != "local":
+        engine_options = {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker}
     try:
         result = run_audit(data, out=out, split=split, limit=limit, format=format, concepts=concepts,
-                           model=model, layer=layer, sae=sae, by=by, cache_dir=cache_dir, use_cache=not no_cache)
+                           model=model, layer=layer, sae=sae, by=by, cache_dir=cache_dir, use_cache=not no_cache,
+                           engine=engine, engine_options=engine_options)
     except (ValueError, KeyError, ImportError, FileNotFoundError) as err:
         _fail(str(err))
     console = _console()
@@ -221,7 +230,7 @@ def demo(
 def _register_plugins() -> None:
     import importlib
 
-    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app"):
+    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app", "_cli_scale"):
         try:
             module = importlib.import_module(f"curate.{name}")
         except ModuleNotFoundError as err:

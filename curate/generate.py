@@ -300,3 +300,29 @@ def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0
         rows[C.REJECTED].append(without)
         rows[C.REASON].append("")
     return Dataset.from_dict(rows)
+
+
+def add_history(dataset, *, turns: int = 2, seed: int = 0):
+    """Make prompts multi-turn, HH-style: each pair's prompt is preceded by ``turns`` earlier user/assistant
+    exchanges taken from other pairs of ``dataset``. ``prompt`` and ``prompt_messages`` are rewritten;
+    responses are unchanged.
+
+    Example:
+
+        >>> ds = add_history(make_preference_pairs(10, seed=0).dataset, turns=2)
+        >>> [m["role"] for m in ds[0]["prompt_messages"]]
+        ['user', 'assistant', 'user', 'assistant', 'user']
+    """
+    rng = np.random.default_rng(seed)
+    n = len(dataset)
+    history = rng.integers(0, n, size=(n, turns))
+    prompts, chosen = dataset[C.PROMPT], dataset[C.CHOSEN]
+
+    def add(row, i):
+        msgs = []
+        for j in history[i]:
+            msgs += [{"role": "user", "content": prompts[int(j)]}, {"role": "assistant", "content": chosen[int(j)]}]
+        msgs += list(row[C.PROMPT_MESSAGES] or [{"role": "user", "content": row[C.PROMPT]}])
+        return {C.PROMPT_MESSAGES: msgs, C.PROMPT: "\n\n".join(f"{m['role']}: {m['content']}" for m in msgs)}
+
+    return dataset.map(add, with_indices=True, desc="Adding turns")

@@ -17,8 +17,11 @@ NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a su
 
 
 def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int = 15, sae: str = "fit",
-                      sae_kwargs: dict | None = None):
-    """Add every requested concept source to a pair dataset. Returns (dataset, labels DataFrame or None, info)."""
+                      sae_kwargs: dict | None = None, engine: str = "local", engine_options: dict | None = None):
+    """Add every requested concept source to a pair dataset. Returns (dataset, labels DataFrame or None, info).
+
+    With ``engine="ray"`` each step runs on Ray Data (:mod:`curate.ray_engine`); ``engine_options["out"]``
+    is the folder of the resumable jobs (``<out>/named``, ``<out>/sae``)."""
     from .concepts.named import annotate
 
     sources = [s.strip() for s in concepts.split(",") if s.strip()]
@@ -27,13 +30,21 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
         raise ValueError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
     info: dict = {"concept_sources": sources}
     # named concepts are always scored: length control and nearest_named need them
-    ds = annotate(pairs)
+    def opts(step):
+        if engine == "local":
+            return {}
+        o = dict(engine_options or {})
+        if o.get("out"):
+            o["out"] = str(Path(o["out"]) / step)
+        return {"engine": engine, "engine_options": o}
+
+    ds = annotate(pairs, **opts("named"))
     labels = None
     if "sae" in sources:
         from .concepts.sae import annotate_sae
         from .concepts.labels import label_features
 
-        ds, annotator = annotate_sae(ds, model=model, layer=layer, sae=sae, **(sae_kwargs or {}))
+        ds, annotator = annotate_sae(ds, model=model, layer=layer, sae=sae, **(sae_kwargs or {}), **opts("sae"))
         # the annotator gives the top examples token-level activations (one short extra forward)
         labels = label_features(ds, annotator.source, annotator=annotator)
         info["sae"] = annotator.to_dict() if hasattr(annotator, "to_dict") else {"source": annotator.source}
@@ -41,13 +52,16 @@ def annotate_concepts(pairs, *, concepts: str = "named", model=None, layer: int 
 
 
 def audit_pairs(data, *, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-                sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True) -> dict:
+                sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True,
+                engine: str = "local", engine_options: dict | None = None) -> dict:
     """Load, annotate and audit ``data`` without writing an output folder.
 
     With ``use_cache`` (default) the fitted SAE, the annotated columns (with the SAE feature labels) and the audit
     are kept in ``cache_dir`` (default :func:`curate.cache.default_cache_dir`), keyed by the data's content,
     the concept sources, model, layer, SAE and fit settings, audit settings and curate's code: a second run on
     the same inputs (into another ``out``, or with another ``by``: the annotations are reused) reads them back.
+    ``engine="ray"`` runs the annotation steps on Ray Data (:mod:`curate.ray_engine`, ``engine_options``:
+    address, workers, gpus_per_worker, out); the columns are the same as the local engine's.
 
     Returns:
         ``{"dataset", "audit", "summary", "labels", "record", "files"}``; ``files`` are the keyword
@@ -69,9 +83,16 @@ def audit_pairs(data, *, split=None, limit=None, format=None, concepts="named", 
                         sae=path_identity(sae), sae_kwargs={k: v for k, v in sae_kwargs.items() if k != "cache_dir"},
                         code=code_version())
     status = {"dir": str(cache) if cache is not None else None}
+    if engine != "local" and not (engine_options or {}).get("out"):
+        # the engine's resumable shards live in the cache (a killed run resumes), else in a temporary folder
+        import tempfile
+
+        shards = cache / f"{engine}-{ann_key}" if cache is not None else Path(tempfile.mkdtemp(prefix="curate-ray-"))
+        engine_options = {**(engine_options or {}), "out": str(shards)}
     ds, labels, info, status["annotations"] = _cached_annotations(
-        cache, ann_key, lambda: annotate_concepts(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
-                                                  sae_kwargs=sae_kwargs))
+        cache, ann_key, lambda: _annotate_with_engine(pairs, concepts=concepts, model=model, layer=layer, sae=sae,
+                                                      sae_kwargs=sae_kwargs, engine=engine,
+                                                      engine_options=engine_options))
     audit_key = cache_key(annotations=ann_key, by=by, audit=audit_kwargs or {}, code=code_version())
 
     def fit_audit():
@@ -92,7 +113,8 @@ def audit_pairs(data, *, split=None, limit=None, format=None, concepts="named", 
 
 
 def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named", model=None, layer=15,
-              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True) -> dict:
+              sae="fit", by=None, sae_kwargs=None, audit_kwargs=None, cache_dir=None, use_cache: bool = True,
+              engine: str = "local", engine_options: dict | None = None) -> dict:
     """Load, annotate and audit ``data``; write the audit folder ``out`` in one step (:mod:`curate.folders`:
     ``audit.parquet``, ``annotated/``, ``summary.json``, ``curate.json``, and the per-subset tables)."""
     from .folders import atomic_folder, check_target, write_audit_files
@@ -100,10 +122,19 @@ def run_audit(data, *, out, split=None, limit=None, format=None, concepts="named
     out = check_target(out, "audit")  # refuses a foreign --out before the work starts
     result = audit_pairs(data, split=split, limit=limit, format=format, concepts=concepts, model=model,
                          layer=layer, sae=sae, by=by, sae_kwargs=sae_kwargs, audit_kwargs=audit_kwargs,
-                         cache_dir=cache_dir, use_cache=use_cache)
+                         cache_dir=cache_dir, use_cache=use_cache, engine=engine, engine_options=engine_options)
     with atomic_folder(out, kind="audit") as tmp:
         write_audit_files(tmp, **result["files"])
     return result
+
+
+def _annotate_with_engine(pairs, *, engine="local", engine_options=None, **kwargs):
+    ds, labels, info = annotate_concepts(pairs, engine=engine, engine_options=engine_options, **kwargs)
+    if engine != "local":
+        from .ray_engine import last_engine
+
+        info["engine"] = last_engine().to_dict() if last_engine() is not None else {"engine": engine}
+    return ds, labels, info
 
 
 def _cached_annotations(cache, key: str, compute):

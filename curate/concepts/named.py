@@ -377,7 +377,8 @@ class NamedConcepts:
 
 
 def annotate(dataset, concepts: NamedConcepts | Iterable[str] | None = None, *, batch_size: int = 1000,
-             num_proc: int | None = None, desc: str = "Scoring named concepts"):
+             num_proc: int | None = None, desc: str = "Scoring named concepts", engine: str = "local",
+             engine_options: dict | None = None):
     """Add named-concept scores to a pair dataset with ``Dataset.map(batched=True)``.
 
     Row order and count are preserved. The map gets a deterministic fingerprint from the annotator's
@@ -388,6 +389,9 @@ def annotate(dataset, concepts: NamedConcepts | Iterable[str] | None = None, *, 
         concepts: a :class:`NamedConcepts`, or concept ids; all registered concepts by default.
         batch_size: rows per batch.
         num_proc: processes for ``map``.
+        engine: ``"local"`` (``Dataset.map``) or ``"ray"`` (Ray Data actors, resumable parquet shards; see
+            :mod:`curate.ray_engine`).
+        engine_options: for ``engine="ray"``: ``out``, ``address``, ``workers``, ``rows_per_shard``, ...
 
     Example:
 
@@ -397,6 +401,12 @@ def annotate(dataset, concepts: NamedConcepts | Iterable[str] | None = None, *, 
         ['chosen__flattery', 'rejected__flattery']
     """
     ann = concepts if isinstance(concepts, NamedConcepts) else NamedConcepts(concepts)
+    if engine != "local":
+        if engine != "ray":
+            raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
+        from ..ray_engine import annotate_ray
+
+        return annotate_ray(dataset, ann, batch_size=batch_size, **(engine_options or {}))
     existing = [c for c in ann.output_columns if c in dataset.column_names]
     if existing:
         dataset = dataset.remove_columns(existing)

@@ -158,6 +158,8 @@ class SAEConcepts:
         batch_tokens: most (padded) tokens per micro-batch.
         max_batch_rows: most sequences per micro-batch.
         text_columns: the response columns.
+        share_prompt: forward each prompt once and run its responses on its key/value cache (same
+            activations within float rounding; see :mod:`curate.concepts._shared_prefix`).
 
     Attributes (after the first call):
         model_, tokenizer_, model_id_, sae_; ``stats_`` counts responses, micro-batches, tokens, padding
@@ -172,7 +174,7 @@ class SAEConcepts:
     def __init__(self, sae, *, model: str | None = None, layer: int = 15, pooling: str = "max", k: int = 32,
                  source: str | None = None, backend: str = "lm", device: str = "cpu", dtype=None,
                  max_length: int = 1024, batch_tokens: int = 4096, max_batch_rows: int = 32,
-                 text_columns: Sequence[str] = C.SIDES):
+                 text_columns: Sequence[str] = C.SIDES, share_prompt: bool = True):
         self.sae = sae
         self.model = model
         self.layer = layer
@@ -186,6 +188,7 @@ class SAEConcepts:
         self.batch_tokens = batch_tokens
         self.max_batch_rows = max_batch_rows
         self.text_columns = tuple(text_columns)
+        self.share_prompt = share_prompt
 
     # -- identity --------------------------------------------------------------------------------------
     @property
@@ -508,7 +511,14 @@ class SAEConcepts:
         out = {c: [[] for _ in range(n)] for c in self.output_columns}
         targets = self._targets(batch)
         before = self.stats_["truncated"]
-        for group, acts in self._response_activations([(m, r) for _, _, m, r in targets]):
+        pairs = [(m, r) for _, _, m, r in targets]
+        if self.backend == "lm" and getattr(self, "share_prompt", True):
+            from ._shared_prefix import shared_prefix_activations
+
+            activations = shared_prefix_activations(self, pairs)
+        else:
+            activations = self._response_activations(pairs)
+        for group, acts in activations:
             for j, (idx, val) in zip(group, self.pool(acts)):
                 side, i = targets[j][0], targets[j][1]
                 out[C.sae_index_column(side, src)][i] = idx.tolist()
@@ -666,7 +676,8 @@ def _fit_key(dataset, model_identity: str, layer: int, backend: str, fit_kwargs:
 def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT, pooling: str = "max", k: int = 32,
                  source: str | None = None, backend: str = "lm", batch_size: int = 256, fit_kwargs: dict | None = None,
                  cache_dir: str | Path | None = None, device: str = "cpu", dtype=None, max_length: int = 1024,
-                 max_cache_tokens: int = 500_000, desc: str = "SAE concepts"):
+                 max_cache_tokens: int = 500_000, desc: str = "SAE concepts", engine: str = "local",
+                 engine_options: dict | None = None):
     """Add sparse SAE feature columns to a pair dataset; fit the SAE on the data first when ``sae="fit"``.
 
     With ``sae="fit"`` the model runs **once**: the response-token activations are kept (up to
@@ -694,6 +705,9 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         device, dtype: where and in which dtype the model runs.
         max_length: most tokens per input (longer prompts are truncated from the left).
         max_cache_tokens: most response tokens kept in memory for a fit.
+        engine: ``"local"`` (``Dataset.map``) or ``"ray"`` (Ray Data actors; a fitted SAE is trained once on
+            the first ``max_cache_tokens`` tokens and shipped to the workers; see :mod:`curate.ray_engine`).
+        engine_options: for ``engine="ray"``: ``out``, ``address``, ``workers``, ``gpus_per_worker``, ...
 
     Returns:
         ``(annotated dataset, annotator)``; ``annotator.sae_`` is the SAE used, ``annotator.to_dict()``
@@ -706,6 +720,15 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         >>> ann.source_, len(out[0]["chosen__sae:minilm__idx"]) > 0
         ('minilm', True)
     """
+    if engine != "local":
+        if engine != "ray":
+            raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
+        from ..ray_engine import annotate_sae_ray
+
+        return annotate_sae_ray(dataset, model=model, layer=layer, sae=sae, pooling=pooling, k=k, source=source,
+                                backend=backend, batch_size=batch_size, fit_kwargs=fit_kwargs, cache_dir=cache_dir,
+                                device=device, dtype=dtype, max_length=max_length, max_cache_tokens=max_cache_tokens,
+                                **(engine_options or {}))
     ann_kwargs = dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
                       max_length=max_length)
     cached = None

@@ -1,0 +1,105 @@
+"""The streaming audit: the same statistics as ConceptAudit, from one pass over shards, O(concepts) state."""
+
+import numpy as np
+import pytest
+
+import curate
+from curate import _columns as C
+from curate.stream_audit import StreamingAudit
+
+STREAMED = ["n_differ", "win_rate", "ci_low", "ci_high", "p_value", "q_value", "effect_size", "mean_delta",
+            "discovery_win_rate", "discovery_q", "confirmation_win_rate", "confirmation_p", "confirmed",
+            "prevalence_chosen", "prevalence_rejected"]
+
+
+def _with_sae(ds, D=300, k=8, seed=0):
+    """Synthetic sparse SAE columns: features 0..4 fire more often in chosen responses."""
+    rng = np.random.default_rng(seed)
+    for side, boost in ((C.CHOSEN, 0.3), (C.REJECTED, 0.0)):
+        idx, val = [], []
+        for _ in range(len(ds)):
+            f = rng.choice(D, size=k, replace=False)
+            if rng.random() < boost:
+                f[0] = rng.integers(0, 5)
+            f = np.unique(f)
+            idx.append(f.astype(np.int32).tolist())
+            val.append(rng.random(len(f)).astype(np.float32).tolist())
+        ds = ds.add_column(C.sae_index_column(side, "x"), idx).add_column(C.sae_value_column(side, "x"), val)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = curate.annotate(curate.make_preference_pairs(2000, seed=1).dataset)
+    ds = _with_sae(ds)
+    return ds.map(lambda r, i: {"reason": "invalid:x" if i % 97 == 0 else ""}, with_indices=True)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    return curate.ConceptAudit(group_features=False).fit(data).results_.set_index("concept")
+
+
+def _check_equal(res, ref, cols=STREAMED):
+    res = res.set_index("concept")
+    assert set(res.index) == set(ref.index)  # same concepts (named + SAE features with >= min_active)
+    assert res["n_differ"].sum() > 0 and res["confirmed"].any()
+    for col in cols:
+        a = res.loc[ref.index, col].astype(float).to_numpy()
+        b = ref[col].astype(float).to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, err_msg=col)
+
+
+def test_stream_equals_in_memory_audit(data, reference):
+    audit = StreamingAudit(batch_rows=300).fit(data)  # 7 record batches
+    assert audit.n_pairs_ == reference["n_pairs"].iloc[0] == 2000 - 21
+    # the sample covers every pair here, so the length-controlled effect of the sampled concepts matches too
+    _check_equal(audit.results_, reference)
+    res = audit.results_.set_index("concept")
+    sampled = res.index[res["in_sample"]]
+    assert len(sampled) == 256 + (res["source"] == "named").sum()
+    np.testing.assert_allclose(res.loc[sampled, "length_controlled_coef"].astype(float),
+                               reference.loc[sampled, "length_controlled_coef"].astype(float), rtol=1e-6, atol=1e-9)
+    planted = {C.sae_concept_id("x", f) for f in range(5)}
+    assert planted <= set(audit.findings()["concept"]) | set(res.index[res["confirmed"]])
+
+
+def test_bounded_sample_and_state(data, reference):
+    audit = StreamingAudit(batch_rows=500, sample_pairs=400, sample_concepts=50).fit(data)
+    assert audit.n_sample_ == 400
+    _check_equal(audit.results_, reference)  # streamed statistics do not depend on the sample
+    acc = audit._sae_acc["x"]
+    assert acc.nd.shape == (2, 300) and acc.s1.shape == (2, 300)  # state: halves x SAE width, not pairs
+    assert sum(len(v[0]) for k, v in audit._sample.items() if "|" in k) <= 400 * 2 * 8
+
+
+def test_reads_parquet_shards(data, reference, tmp_path):
+    shards = tmp_path / "job" / "shards"
+    shards.mkdir(parents=True)
+    for i, s in enumerate(range(0, len(data), 600)):
+        data.select(range(s, min(s + 600, len(data)))).to_parquet(str(shards / f"part-{i:05d}.parquet"))
+    audit = StreamingAudit(batch_rows=256).fit(tmp_path / "job")
+    _check_equal(audit.results_, reference)
+    with pytest.raises(FileNotFoundError, match="parquet"):
+        StreamingAudit().fit(tmp_path / "nothing-here")
+
+
+def test_no_usable_pairs_is_an_error(data):
+    bad = data.select(range(50)).map(lambda r: {"reason": "invalid:x"})
+    with pytest.raises(ValueError, match="No usable pairs"):
+        StreamingAudit().fit(bad)
+
+
+def test_cli_stream_audit(data, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    data.to_parquet(str(tmp_path / "part-00000.parquet"))
+    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(tmp_path / "out" / "audit.parquet")
+    assert "sae:x:0" in set(table["concept"]) and table["confirmed"].any()
+    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "does not exist" in res.output
