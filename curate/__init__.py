@@ -67,6 +67,10 @@ _LAZY = {
     "label_features": "curate.concepts.labels",
     "OpenAICompatibleLabeller": "curate.concepts.labels",
     "load_model": "curate.models",
+    # what a model learns
+    "predict_learning": "curate.learning",
+    "learning_check": "curate.learning",
+    "LearnConfig": "curate.learning",
     # publishing and the Space
     "publish": "curate.publish",
     "read_curated": "curate.publish",
