@@ -144,7 +144,7 @@ def demo(
 def _register_plugins() -> None:
     import importlib
 
-    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app"):
+    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app", "_cli_learn"):
         try:
             module = importlib.import_module(f"curate.{name}")
         except ModuleNotFoundError as err:

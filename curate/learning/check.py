@@ -213,14 +213,16 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     log(f"held out {len(held)} prompts ({len(usable) - len(train_orig)} pairs); training pairs: original "
         f"{len(train_orig)}, curated {len(train_cur)} (dropped split: {len(dropped)} rows)")
 
-    # predictions from the audit of each arm's training pairs
+    # predictions from the audit of the pairs each arm trains on
+    n_used = config.steps * config.batch_size
+    train_orig_used, train_cur_used = (_first_by_rank(d, n_used, config.seed) for d in (train_orig, train_cur))
     known = list_concepts()
     names = [c for c in (concepts or known) if c in known and c != "log_length"]
     unknown = [c for c in (concepts or []) if c not in known]
     if unknown:
         raise CurateError(f"Unknown concepts {unknown}. Named concepts: {sorted(known)}.")
-    ann_orig = annotate(train_orig, names)
-    ann_cur = annotate(train_cur, names)
+    ann_orig = annotate(train_orig_used, names)
+    ann_cur = annotate(train_cur_used, names)
     pred_o = predict_learning(ConceptAudit(group_features=False).fit(ann_orig), estimator)
     pred_c = predict_learning(ConceptAudit(group_features=False).fit(
         ann_cur, weights=C.WEIGHT if C.WEIGHT in ann_cur.column_names else None), estimator)
@@ -234,8 +236,8 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     timing["load_model"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     recipe_dict = recipe.to_dict() if recipe is not None else None
-    ds_o = training_pairs(train_orig, tok, weights=True)
-    ds_c = training_pairs(train_cur, tok, weights=True)
+    ds_o = training_pairs(train_orig_used, tok, weights=True)
+    ds_c = training_pairs(train_cur_used, tok, weights=True)
     intervention, inter_rec = _intervention(recipe, folder)
     cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if isinstance(model, tuple):
@@ -312,7 +314,8 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
         "n_concepts_supported": int(table["supported"].sum()), "estimators": estimators,
         "eval_prompts": len(held), "samples_per_prompt": samples, "max_new_tokens": max_new_tokens,
         "temperature": temperature, "counterfactual_pairs": counterfactual_pairs,
-        "n_train_original": len(ds_o), "n_train_curated": len(ds_c), "n_dropped": len(dropped),
+        "n_train_original": len(train_orig), "n_train_curated": len(train_cur), "n_dropped": len(dropped),
+        "n_used_original": len(ds_o), "n_used_curated": len(ds_c),
         "recipe": recipe_dict, "training_time_intervention": inter_rec,
         "arms": {a: info for a, (_, info) in arms.items()},
         "reference_logps": {"computed": memo.n_computed, "reused": memo.n_reused},
@@ -322,6 +325,17 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     if out is not None:
         result.out = _save_learning_folder(result, out)
     return result
+
+
+def _first_by_rank(dataset, n: int, seed: int):
+    """The ``n`` rows that ``n`` training examples use: rows ordered by a seeded rank of their ``id`` (the same
+    rank in both arms, so they train on the same pairs where the curation kept them), then the first ``n``.
+    Only these get reference log-probs (TRL would otherwise precompute them for every row)."""
+    if len(dataset) <= n:
+        return dataset
+    ranks = [hashlib.md5(f"{seed}|{i}".encode()).hexdigest() for i in dataset[C.ID]]
+    order = sorted(range(len(dataset)), key=lambda j: (ranks[j], j))
+    return dataset.select(order[:n])
 
 
 def _progress(items, desc, on):

@@ -1,0 +1,154 @@
+"""What a model learns: predict_learning, the learning check's errors, and a CI-sized training run.
+
+The training test builds a tiny randomly initialised Llama with a word-level tokenizer (as test_trl does),
+plants flattery as a strong marker of the chosen side, and trains both arms for a few LoRA DPO steps.
+"""
+
+import numpy as np
+import pytest
+
+from curate import _columns as C
+from curate.errors import CurateError, ModelError, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def planted():
+    from curate import make_preference_pairs
+
+    return make_preference_pairs(160, rates={"flattery": (0.9, 0.05), "hedging": (0.3, 0.3)}, label_noise=0.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def curated_dir(planted, tmp_path_factory):
+    from curate._cli_apply import run_apply
+
+    out = tmp_path_factory.mktemp("curated")
+    run_apply(planted.dataset, block=["flattery"], out=out)
+    return out
+
+
+# -- prediction ------------------------------------------------------------------------------------------
+
+def test_predict_learning_follows_the_planted_preference(annotated, generated):
+    from curate import ConceptAudit, predict_learning
+
+    pred = predict_learning(ConceptAudit().fit(annotated)).set_index("concept")
+    unequal = [c for c in ("flattery", "agreement", "markdown") if c in pred.index]
+    controls = [c for c in ("emoji", "hedging", "sign_off") if c in pred.index]
+    assert len(unequal) == 3 and len(controls) == 3
+    assert pred.loc[unequal, "predicted"].min() > 3 * pred.loc[controls, "predicted"].abs().max()
+    for col in ("pred_delta_std", "pred_win_share", "pred_length_controlled"):
+        assert (pred.loc[unequal, col] > 0).all(), col
+    assert (pred["predicted"] == pred["pred_delta_std"]).all()
+    other = predict_learning(ConceptAudit().fit(annotated), estimator="win_share")
+    assert (other["predicted"].to_numpy() == other["pred_win_share"].to_numpy()).all()
+
+
+def test_predict_learning_under_curated_weights(annotated):
+    from curate import ConceptAudit, predict_learning
+    from curate.interventions import apply_recipe
+    from curate.recipe import Recipe
+
+    dd, _ = apply_recipe(annotated, Recipe.from_ids(block=["flattery"]), audit=False)
+    train = dd[C.TRAIN_SPLIT]
+    before = predict_learning(ConceptAudit().fit(annotated)).set_index("concept")
+    after = predict_learning(ConceptAudit().fit(train, weights=C.WEIGHT)).set_index("concept")
+    assert before.loc["flattery", "predicted"] > 0.3
+    assert abs(after.loc["flattery", "predicted"]) < 0.25 * before.loc["flattery", "predicted"]
+    # an allowed planted concept keeps most of its predicted push
+    assert after.loc["agreement", "predicted"] > 0.5 * before.loc["agreement", "predicted"]
+
+
+def test_predict_learning_errors(annotated):
+    from curate import ConceptAudit, predict_learning
+
+    with pytest.raises(NotFittedError, match="fit"):
+        predict_learning(ConceptAudit())
+    with pytest.raises(ValueError, match="delta_std"):
+        predict_learning(ConceptAudit().fit(annotated), estimator="nope")
+
+
+# -- errors of the check ---------------------------------------------------------------------------------
+
+def test_too_few_held_out_prompts():
+    from curate.learning import split_by_prompt
+
+    prompts = [f"q{i}" for i in range(12)]
+    assert len(split_by_prompt(prompts, 5)) == 5
+    with pytest.raises(CurateError, match=r"--eval-prompts \(at most 7\)|at most 7"):
+        split_by_prompt(prompts, 10)
+    with pytest.raises(CurateError, match="--eval-prompts 5"):
+        split_by_prompt(prompts, 2)
+
+
+def test_curated_ids_must_match_the_data(curated_dir):
+    from curate import make_preference_pairs
+    from curate.learning import learning_check
+
+    other = make_preference_pairs(40, seed=9).dataset  # ids 0..39, the curated folder has ids up to 159
+    with pytest.raises(CurateError, match="does not match the data"):
+        learning_check(other, curated_dir, model=("unused", None), progress=False, log=lambda m: None)
+
+
+def test_model_that_cannot_be_loaded(planted, curated_dir, tmp_path):
+    from curate.learning import learning_check
+
+    with pytest.raises(ModelError, match="offline default"):
+        learning_check(planted.dataset, curated_dir, model=str(tmp_path / "no-such-model"), eval_prompts=10,
+                       samples=0, progress=False, log=lambda m: None)
+
+
+def test_cli_learn_reports_mismatch(curated_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate import make_preference_pairs
+    from curate.cli import app
+
+    data = tmp_path / "other.jsonl"
+    make_preference_pairs(30, seed=4).dataset.to_json(str(data), lines=True)
+    res = CliRunner().invoke(app, ["learn", str(data), "--curated", str(curated_dir), "--out", str(tmp_path / "l")])
+    assert res.exit_code == 2
+    assert "does not match the data" in res.output
+
+
+# -- the CI training run ---------------------------------------------------------------------------------
+
+def _tiny_model(datasets_):
+    import torch
+    from datasets import concatenate_datasets
+    from transformers import LlamaForCausalLM
+
+    from tests.test_trl import build_tokenizer, tiny_config
+
+    tok = build_tokenizer(concatenate_datasets([d.select_columns([C.PROMPT, C.CHOSEN, C.REJECTED]) for d in datasets_]))
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_config(len(tok))), tok
+
+
+def test_learning_check_original_learns_marker_curated_much_less(planted, curated_dir, tmp_path):
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    from curate import make_counterfactual_pairs
+    from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
+
+    model = _tiny_model([planted.dataset, make_counterfactual_pairs("flattery", 32, seed=1)])
+    res = learning_check(planted.dataset, curated_dir, out=tmp_path / "learn", model=model,
+                         config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8),
+                         eval_prompts=10, samples=1, max_new_tokens=6, counterfactual_pairs=32,
+                         concepts=["flattery", "exclamation", "length"], progress=False, log=lambda m: None)
+    t = res.table.set_index("concept")
+    orig, cur = t.loc["flattery", "reward_original"], t.loc["flattery", "reward_curated"]
+    assert t.loc["flattery", "action"] == "block"
+    # one epoch of each arm (18 x 8 >= 139 pairs), so the curated weights act as they would in training
+    assert t.loc["flattery", "reward_original_low"] > 0.6, orig  # the original policy prefers the marker
+    assert cur - 0.5 < 0.5 * (orig - 0.5), (orig, cur)  # the curated one at most half as much
+    assert t.loc["flattery", "predicted"] > 2 * abs(t.loc["flattery", "predicted_curated"])
+    # both arms trained the same number of steps; the reference log-probs of the curated arm were reused
+    assert {a["steps"] for a in res.record["arms"].values()} == {18}
+    assert res.record["reference_logps"]["reused"] > 0
+    table, record = read_learning(tmp_path / "learn")
+    assert list(table.columns) == LEARNING_COLUMNS and len(table) == 3
+    assert {"r2", "spearman", "r2_curated", "spearman_curated", "model", "steps", "seconds"} <= set(record)
+    assert (tmp_path / "learn" / "learning_scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / ".learn.tmp").exists()
+    assert np.isfinite(table["observed_original"]).all()
