@@ -5,6 +5,7 @@ plants flattery as a strong marker of the chosen side, and trains both arms for 
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from curate import _columns as C
@@ -152,3 +153,48 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     assert (tmp_path / "learn" / "learning_scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / ".learn.tmp").exists()
     assert np.isfinite(table["observed_original"]).all()
+
+
+# -- the card and the Space ------------------------------------------------------------------------------
+
+def _fake_learning(folder):
+    from curate.learning.check import LEARNING_COLUMNS, LearningResult, _save_learning_folder
+
+    rows = []
+    for i, (c, a) in enumerate((("flattery", "block"), ("agreement", "block"), ("length", ""), ("markdown", ""))):
+        rows.append({"concept": c, "label": c, "source": "named", "action": a, "predicted": 0.5 - 0.1 * i,
+                     "predicted_curated": 0.0, "scale": 1.0, "observed_original": 0.4 - 0.1 * i,
+                     "observed_original_low": 0.3 - 0.1 * i, "observed_original_high": 0.5 - 0.1 * i,
+                     "observed_curated": 0.01, "observed_curated_low": -0.05, "observed_curated_high": 0.07,
+                     "reward_original": 0.9, "reward_curated": 0.55, "n_differ": 10, "supported": True})
+    table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
+    record = {"model": "tiny", "steps": 3, "r2": 0.98, "spearman": 1.0, "r2_curated": 0.1, "spearman_curated": 0.2,
+              "n_concepts_supported": 4, "seconds": 1.0, "device": "cpu", "eval_prompts": 5}
+    return _save_learning_folder(LearningResult(table, record), folder)
+
+
+def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
+    from curate._cli_apply import run_apply
+    from curate.app import build_app
+    from curate.pipeline import ANNOTATED_DIR, run_audit
+    from curate.publish import publish
+
+    planted.dataset.to_json(str(tmp_path / "pairs.jsonl"), lines=True)
+    run_audit(str(tmp_path / "pairs.jsonl"), out=tmp_path / "audit", concepts="named")
+    curated_dir = tmp_path / "curated"
+    run_apply(str(tmp_path / "audit" / ANNOTATED_DIR), block=["flattery"], out=curated_dir)
+
+    learn = _fake_learning(tmp_path / "elsewhere" / "check1")
+    assert sorted(p.name for p in learn.iterdir()) == ["learning.json", "learning.parquet",
+                                                       "learning_before_after.png", "learning_scatter.png"]
+    folder = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub", upload=False, learning_dir=learn)
+    card = (folder / "README.md").read_text()
+    assert "## What a model learned from it" in card and "R² 0.98" in card and "`flattery` | block" in card
+    assert (folder / "learning" / "learning_scatter.png").exists()
+    demo = build_app(folder)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"learned-table", "learned-scatter"} <= ids
+    # without a learning folder: no section, no tab
+    plain = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub2", upload=False)
+    assert "What a model learned" not in (plain / "README.md").read_text()
+    assert "learned-table" not in {getattr(b, "elem_id", None) for b in build_app(plain).blocks.values()}
