@@ -52,7 +52,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--n-pairs", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--eval-prompts", type=int, default=None)
     p.add_argument("--samples", type=int, default=None)
@@ -65,11 +65,11 @@ def main() -> int:
     a = p.parse_args()
     q = a.quick
     n_pairs = a.n_pairs or (1000 if q else 1200)
-    steps = a.steps or (6 if q else 60)
-    eval_prompts = a.eval_prompts or (10 if q else 40)
+    steps = a.steps or (4 if q else 60)
+    eval_prompts = a.eval_prompts or (8 if q else 40)
     samples = a.samples or (2 if q else 4)
-    max_new = a.max_new_tokens or (32 if q else 48)
-    cf = a.counterfactual_pairs or (16 if q else 64)
+    max_new = a.max_new_tokens or (24 if q else 48)
+    cf = a.counterfactual_pairs or (8 if q else 64)
 
     from curate import make_preference_pairs
     from curate._cli_apply import run_apply
@@ -80,10 +80,10 @@ def main() -> int:
     out = Path(a.out)
     gen = make_preference_pairs(n_pairs, seed=0)
     data = gen.dataset
-    config = LearnConfig(steps=steps, batch_size=a.batch_size, learning_rate=a.lr)
+    config = LearnConfig(steps=steps, batch_size=a.batch_size or (4 if q else 8), learning_rate=a.lr)
     kw = dict(config=config, eval_prompts=eval_prompts, samples=samples, max_new_tokens=max_new,
               counterfactual_pairs=cf, progress=False)
-    print(f"{n_pairs} generated pairs; {steps} steps of {a.batch_size}; {eval_prompts} held-out prompts x {samples} "
+    print(f"{n_pairs} generated pairs; {steps} steps of {config.batch_size}; {eval_prompts} held-out prompts x {samples} "
           f"samples of {max_new} tokens; {cf} counterfactual pairs per concept")
 
     block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy")

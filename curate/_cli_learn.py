@@ -4,7 +4,6 @@ measure what each policy learned (see :func:`curate.learning_check`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ def register(app: typer.Typer) -> None:
         data: str = typer.Argument(..., help="The original pairs (what `curate apply` was run on)."),
         curated: Path = typer.Option(..., "--curated", help="The --out folder of `curate apply` on DATA."),
         out: Path = typer.Option(..., "--out", help="Learning folder: learning.parquet, learning.json, PNGs."),
-        model: Optional[str] = typer.Option(None, help="Reference causal LM id or folder (default: SmolLM2-135M-Instruct offline)."),
+        model: str | None = typer.Option(None, help="Reference causal LM id or folder (default: SmolLM2-135M-Instruct offline)."),
         steps: int = typer.Option(40, "--steps", help="DPO steps per policy (same for both)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Pairs per step."),
         learning_rate: float = typer.Option(3e-4, "--lr", help="LoRA learning rate."),
@@ -69,7 +68,7 @@ def print_learning(res, console) -> None:
                       "—" if r.reward_curated != r.reward_curated else f"{r.reward_curated:.2f}")
     console.print(table)
     rec = res.record
-    fmt = lambda v: "—" if v is None or v != v else f"{v:.3f}"  # noqa: E731
+    fmt = lambda v: "—" if v is None or v != v else f"{v:.3f}"
     console.print(f"prediction quality over {rec['n_concepts_supported']} concepts: original-data policy R² "
                   f"{fmt(rec['r2'])}, Spearman {fmt(rec['spearman'])}; curated-data policy R² {fmt(rec['r2_curated'])}, "
                   f"Spearman {fmt(rec['spearman_curated'])}", highlight=False)

@@ -130,7 +130,12 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     pytest.importorskip("trl")
     pytest.importorskip("peft")
     from curate import make_counterfactual_pairs
-    from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
+    from curate.learning import (
+        LEARNING_COLUMNS,
+        LearnConfig,
+        learning_check,
+        read_learning,
+    )
 
     model = _tiny_model([planted.dataset, make_counterfactual_pairs("flattery", 32, seed=1)])
     res = learning_check(planted.dataset, curated_dir, out=tmp_path / "learn", model=model,
@@ -158,7 +163,11 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
 # -- the card and the Space ------------------------------------------------------------------------------
 
 def _fake_learning(folder):
-    from curate.learning.check import LEARNING_COLUMNS, LearningResult, _save_learning_folder
+    from curate.learning.check import (
+        LEARNING_COLUMNS,
+        LearningResult,
+        _save_learning_folder,
+    )
 
     rows = []
     for i, (c, a) in enumerate((("flattery", "block"), ("agreement", "block"), ("length", ""), ("markdown", ""))):

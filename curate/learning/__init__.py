@@ -2,7 +2,13 @@
 (:mod:`.predict`), train LoRA DPO on the original and the curated pairs (:mod:`.train`), and measure what
 each policy learned (:mod:`.measure`); :func:`learning_check` (:mod:`.check`) runs all three."""
 
-from .check import LEARNING_COLUMNS, LearningResult, learning_check, read_learning, split_by_prompt
+from .check import (
+           LEARNING_COLUMNS,
+           LearningResult,
+           learning_check,
+           read_learning,
+           split_by_prompt,
+)
 from .predict import DEFAULT_ESTIMATOR, ESTIMATORS, predict_learning
 from .train import LearnConfig
 

@@ -29,9 +29,23 @@ import pandas as pd
 
 from .. import _columns as C
 from ..errors import CurateError
-from .measure import generate, generation_shift, implicit_reward_preference, prediction_quality, score_texts
+from .measure import (
+    generate,
+    generation_shift,
+    implicit_reward_preference,
+    prediction_quality,
+    score_texts,
+)
 from .predict import DEFAULT_ESTIMATOR, predict_learning
-from .train import LearnConfig, RefLogpMemo, default_cache_dir, fingerprint, load_reference, train_policy, training_pairs
+from .train import (
+    LearnConfig,
+    RefLogpMemo,
+    default_cache_dir,
+    fingerprint,
+    load_reference,
+    train_policy,
+    training_pairs,
+)
 
 __all__ = ["LEARNING_COLUMNS", "LEARNING_FILE", "LEARNING_JSON", "LearningResult", "learning_check",
            "read_learning", "split_by_prompt"]

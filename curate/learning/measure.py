@@ -19,8 +19,16 @@ import pandas as pd
 from .. import _columns as C
 from .train import uses_chat_template
 
-__all__ = ["encode", "sequence_logps", "generate", "score_texts", "bootstrap_shift",
-           "implicit_reward_preference", "generation_shift", "prediction_quality"]
+__all__ = [
+    "bootstrap_shift",
+    "encode",
+    "generate",
+    "generation_shift",
+    "implicit_reward_preference",
+    "prediction_quality",
+    "score_texts",
+    "sequence_logps",
+]
 
 
 def encode(tokenizer, messages: list[dict], response: str | None = None) -> tuple[list[int], list[int]]:

@@ -35,7 +35,7 @@ import numpy as np
 from .. import _columns as C
 from ..errors import ModelError
 
-__all__ = ["LearnConfig", "load_reference", "training_pairs", "train_policy", "RefLogpMemo"]
+__all__ = ["LearnConfig", "RefLogpMemo", "load_reference", "train_policy", "training_pairs"]
 
 
 @dataclass
