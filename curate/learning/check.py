@@ -176,6 +176,7 @@ def _intervention(recipe, folder):
 def learning_check(data, curated, *, out: str | Path | None = None, model=None, config: LearnConfig | None = None,
                    eval_prompts: int = 40, samples: int = 4, max_new_tokens: int = 48, temperature: float = 1.0,
                    counterfactual_pairs: int = 64, concepts: list[str] | None = None,
+                   reward_concepts: list[str] | None = None,
                    estimator: str = DEFAULT_ESTIMATOR, cache_dir: str | Path | None = "default",
                    device: str | None = None, limit: int | None = None, progress: bool = True,
                    log=print) -> LearningResult:
@@ -193,6 +194,9 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
             ``samples=0`` skips generation (implicit reward only).
         counterfactual_pairs: pairs per concept for the implicit-reward preference (generator concepts only;
             0 skips it).
+        reward_concepts: concepts to measure the implicit reward for (default: the recipe's blocked and
+            amplified concepts when it has any, else every generator concept measured); each costs
+            ``3 × 2 × counterfactual_pairs`` sequence forwards.
         concepts: named concepts to measure (default: every named concept with support in the data).
         estimator: which prediction fills ``predicted`` (see :mod:`curate.learning.predict`).
         cache_dir: adapter cache ("default" = ``~/.cache/curate/learning``; None disables it).
@@ -271,7 +275,10 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
 
     # implicit reward on counterfactual pairs
     reward = {}
-    cf_concepts = [c for c in names if c in DEFAULT_RATES] if counterfactual_pairs else []
+    targeted = reward_concepts if reward_concepts is not None else (
+        [c for c, a in recipe.actions().items() if a in ("block", "amplify")] if recipe is not None else [])
+    cf_concepts = [c for c in names if c in DEFAULT_RATES and (not targeted or c in targeted)] \
+        if counterfactual_pairs else []
     for c in _progress(cf_concepts, "implicit reward (counterfactual pairs)", progress):
         pairs = make_counterfactual_pairs(c, counterfactual_pairs, seed=config.seed + 1)
         ref_lp = None
