@@ -207,3 +207,34 @@ def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_pat
     plain = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub2", upload=False)
     assert "What a model learned" not in (plain / "README.md").read_text()
     assert "learned-table" not in {getattr(b, "elem_id", None) for b in build_app(plain).blocks.values()}
+
+
+def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
+    """An `ablate` rule of the recipe is honoured in the curated arm as a hook on the policy during training
+    (and only then): the hidden state at the recipe's layer has no component along the direction."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from curate.directions import Directions
+    from curate.learning.check import _intervention
+    from curate.recipe import Recipe
+
+    recipe = Recipe.from_ids(block=["flattery"], block_with=["ablate"])
+    with pytest.raises(CurateError, match="directions.safetensors"):
+        _intervention(recipe, tmp_path)
+    torch.manual_seed(0)
+    d = Directions(torch.randn(1, 16), ["flattery"], layer=1)
+    d.save(tmp_path / "directions.safetensors")
+    ctx, record = _intervention(recipe, tmp_path)
+    assert record["ablate"] == ["flattery"] and record["layer"] == 1
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        with ctx(model):
+            h = model(ids, output_hidden_states=True).hidden_states[1]
+        after = model(ids, output_hidden_states=True).hidden_states[1]
+    u = d.unit()[0]
+    assert float((h @ u).abs().max()) < 1e-4
+    assert float((after @ u).abs().max()) > 1e-2  # removed after training
+    assert _intervention(Recipe.from_ids(block=["flattery"]), tmp_path) == (None, None)
