@@ -70,6 +70,10 @@ _LAZY = {
     # scale: the Ray engine and the streaming audit
     "StreamingAudit": "curate.stream_audit",
     "RayEngine": "curate.ray_engine",
+    # what a model learns
+    "predict_learning": "curate.learning",
+    "learning_check": "curate.learning",
+    "LearnConfig": "curate.learning",
     # publishing and the Space
     "publish": "curate.publish",
     "read_curated": "curate.publish",

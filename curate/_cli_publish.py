@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         audit_dir: Optional[Path] = typer.Option(None, "--audit-dir",
                                                  help="`curate audit` folder of the source data, if not found next to DIR."),
         license: Optional[str] = typer.Option(None, "--license", help="License id for the card, e.g. cc-by-4.0."),
+        learning_dir: Optional[Path] = typer.Option(None, "--learning-dir",
+                                                    help="`curate learn` folder (default: DIR/learning or a learning* sibling)."),
     ) -> None:
         """Write a Hub-ready folder (data/, README.md card, audit/, images/) and upload it when possible."""
         from .cli import _console, _fail
@@ -42,7 +44,8 @@ def register(app: typer.Typer) -> None:
         log.setLevel(logging.INFO)
         try:
             folder = run_publish(curated, repo_id=repo_id, local_dir=local_dir, private=private, upload=upload,
-                                 token=token, audit_dir=audit_dir, license=license)
+                                 token=token, audit_dir=audit_dir, license=license,
+                                 learning_dir=learning_dir)
         except (CurateError, FileNotFoundError, ValueError) as err:
             _fail(str(err))
         finally:

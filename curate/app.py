@@ -1082,6 +1082,14 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
                 yaml_code = gr.Code(init[1], language="yaml", label="recipe.yaml", interactive=False,
                                     elem_id="recipe-yaml")
 
+            learned = _learning_view(data)
+            if learned is not None:
+                with gr.Tab("What a model learned", id="learned"):
+                    gr.Markdown(learned[0], elem_id="learned-md")
+                    if learned[1]:
+                        gr.Image(learned[1], show_label=False, elem_id="learned-scatter")
+                    gr.Dataframe(learned[2], interactive=False, elem_id="learned-table")
+
         filters = [src_filter, conf_filter, find_filter, sub_filter]
         src_filter.change(table_fn, filters, table, api_name="concept_table")
         gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
@@ -1099,6 +1107,14 @@ def build_app(source: str | os.PathLike | AppData | None = None, *, title: str =
               [preview_html, yaml_code, download], api_name="preview")
     demo.curate_data = data  # the loaded data, for tests and notebooks
     return demo
+
+
+def _learning_view(data: AppData):
+    """The learning check shown by the Space (scatter + table), when the loaded folder has one."""
+    from .learning.card import app_view
+
+    path = Path(data.source)
+    return app_view(path) if path.is_dir() else None
 
 
 def _preset(data: AppData, known: set[str]) -> tuple[list[str], list[str]]:

@@ -220,17 +220,20 @@ def demo(
     sae: bool = typer.Option(True, "--sae/--no-sae", help="Include SAE concepts on the offline default model."),
     seed: int = typer.Option(0, help="Random seed."),
     card_example: Optional[Path] = typer.Option(None, help="Also copy the published card here (dataset_cards/example)."),
+    learn_steps: int = typer.Option(0, "--learn-steps", help="Also run the learning check (LoRA DPO on SmolLM2, this many "
+                                                           "steps per policy; see README: slow on CPU). 0 = skip."),
 ) -> None:
     """Run the whole flow offline on generated data: generate, audit, apply a shipped recipe, publish."""
     from .pipeline import run_demo
 
-    run_demo(out=out, n_pairs=n_pairs, sae=sae, seed=seed, card_example=card_example, console=_console())
+    run_demo(out=out, n_pairs=n_pairs, sae=sae, seed=seed, card_example=card_example, console=_console(),
+             learn_steps=learn_steps)
 
 
 def _register_plugins() -> None:
     import importlib
 
-    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app", "_cli_scale"):
+    for name in ("_cli_apply", "_cli_sae", "_cli_publish", "_cli_app", "_cli_scale", "_cli_learn"):
         try:
             module = importlib.import_module(f"curate.{name}")
         except ModuleNotFoundError as err:

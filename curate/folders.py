@@ -45,7 +45,8 @@ Example:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "x"
     >>> with atomic_folder(out, kind="learning") as tmp:
-    ...     _ = (tmp / "notes.txt").write_text("hello")
+    ...     _ = (tmp / LEARNING_TABLE).write_bytes(b"")   # the files a learning folder must hold
+    ...     _ = (tmp / LEARNING_RECORD).write_text("{}")
     ...     _ = write_manifest(tmp, kind="learning", rows={"train": 3})
     >>> read_manifest(out)["kind"], open_folder(out, kind="learning").manifest["rows"]
     ('learning', {'train': 3})
@@ -111,7 +112,7 @@ FORMAT = 1
 KINDS: dict[str, str] = {
     "audit": "curate audit DATA --out DIR",
     "curated": "curate apply DATA --block CONCEPT --out DIR",
-    "learning": "curate learn CURATED --out DIR",
+    "learning": "curate learn DATA --curated CURATED --out DIR",
     "published": "curate publish CURATED --repo-id USER/NAME --local-dir DIR",
 }
 
@@ -132,6 +133,12 @@ PROXY = "proxy.parquet"
 RECIPE = "recipe.yaml"
 DIRECTIONS = "directions.safetensors"
 DATASET_DICT = "dataset_dict.json"
+# learning folder (curate learn)
+LEARNING_TABLE = "learning.parquet"
+LEARNING_RECORD = "learning.json"
+LEARNING_SCATTER = "learning_scatter.png"
+LEARNING_BARS = "learning_before_after.png"
+LEARNING_GENERATIONS = "generations.parquet"
 # published folder
 CARD = "README.md"
 DATA_DIR, PUBLISHED_AUDIT_DIR, IMAGES_DIR = "data", "audit", "images"
@@ -140,7 +147,7 @@ AUDIT_SUMMARY = "audit_summary.json"  # the source audit's summary.json, inside 
 _REQUIRED = {
     "audit": (AUDIT_TABLE, ANNOTATED, SUMMARY),
     "curated": (DATASET_DICT, APPLY_RECORD),
-    "learning": (),
+    "learning": (LEARNING_TABLE, LEARNING_RECORD),
     "published": (CARD, DATA_DIR),
 }
 _TMP, _OLD = ".tmp-", ".old-"

@@ -210,8 +210,11 @@ def resolve_by(by, columns) -> tuple[str | None, str]:
     return None, "no subset column (none of: " + ", ".join(C.SUBSET_CANDIDATES) + "); pass --by COLUMN for one"
 
 
-def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=None):
-    """Generate pairs with planted concepts, audit them, apply a shipped recipe and publish locally."""
+def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=None, learn_steps=0):
+    """Generate pairs with planted concepts, audit them, apply a shipped recipe and publish locally.
+
+    With ``learn_steps > 0`` the learning check (:func:`curate.learning_check`, LoRA DPO on SmolLM2 on the
+    original and the curated pairs) runs before publishing, so the card gets "What a model learned from it"."""
     from rich.console import Console
 
     from .cli import print_result, print_summary
@@ -235,6 +238,15 @@ def run_demo(*, out, n_pairs=600, sae=True, seed=0, card_example=None, console=N
     print_result(result["audit"], console, top=15)
     console.print(f"    outputs in {audit_dir}")
     applied = _demo_apply(result, out, console)
+    if learn_steps and applied is not None:
+        from .learning import LearnConfig, learning_check
+
+        console.print(f"[bold]3b/4 learn[/]: LoRA DPO, {learn_steps} steps per policy, original vs curated pairs")
+        res = learning_check(str(data_file), out / "curated", out=out / "learning", config=LearnConfig(steps=learn_steps),
+                             eval_prompts=20, samples=2, max_new_tokens=32, counterfactual_pairs=32,
+                             log=lambda m: console.print("    " + m, highlight=False, markup=False))
+        console.print(f"    R² {res.record['r2']}, Spearman {res.record['spearman']} ({res.record['seconds']} s); "
+                      f"outputs in {out / 'learning'}", highlight=False)
     published = _demo_publish(applied, out, console, card_example)
     console.print(f"[bold green]Demo finished in {time.perf_counter() - t0:.0f} s.[/] Outputs under {out.resolve()}")
     if published:

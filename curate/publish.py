@@ -576,7 +576,7 @@ def _limitations(data: CuratedData, actions: dict, license_given: bool) -> list[
 
 def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pretty_name: str | None = None,
               tags: list[str] | None = None, images: dict[str, str] | None = None,
-              fingerprints: dict[str, str] | None = None, top: int = 15):
+              fingerprints: dict[str, str] | None = None, top: int = 15, learning: str | None = None):
     """Render the dataset card of a curated dataset.
 
     Args:
@@ -588,6 +588,7 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         images: ``{"volcano": "images/volcano.png", "before_after": ...}`` paths relative to the card.
         fingerprints: split → content fingerprint, for the reproducibility section.
         top: how many audit rows to show (plus every concept in the recipe).
+        learning: markdown of the section "What a model learned from it" (:func:`curate.learning.card.card_section`).
 
     Returns:
         A :class:`huggingface_hub.DatasetCard`.
@@ -668,6 +669,7 @@ def make_card(data: CuratedData, *, repo_id: str, license: str | None = None, pr
         proxy=_proxy(data.report, data.proxy), dpo_module=dpo_module, dpo_class=dpo_class,
         dpo_pad=" " * (len(dpo_class) + 1),
         repro=_repro(data, fingerprints or {}), limitations=_limitations(data, actions, license_given),
+        learning=learning,
     )
     import jinja2
 
@@ -820,7 +822,8 @@ def _upload(folder: Path, repo_id: str, *, private: bool, token: str) -> str:
 
 def publish(curated_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Path | None = None,
             private: bool | None = None, upload: bool | None = None, token: str | None = None,
-            audit_dir: str | Path | None = None, license: str | None = None) -> Path:
+            audit_dir: str | Path | None = None, license: str | None = None,
+            learning_dir: str | Path | None = None) -> Path:
     """Write a Hub-ready folder for a curated dataset, with its concept-audit card, and upload it if possible.
 
     Args:
@@ -835,6 +838,8 @@ def publish(curated_dir: str | Path, *, repo_id: str | None = None, local_dir: s
         token: Hub token (default: ``HF_TOKEN`` or the stored login). Never written or logged.
         audit_dir: the ``curate audit`` folder of the source data, when it is not found automatically.
         license: license id for the card (default: the recipe's ``publish.license``, else ``unknown``).
+        learning_dir: the folder of ``curate learn`` (default: ``<curated_dir>/learning`` or a ``learning*``
+            sibling, when one exists); adds the card section "What a model learned from it".
 
     Returns:
         The local folder (``Path``).
@@ -866,7 +871,12 @@ def publish(curated_dir: str | Path, *, repo_id: str | None = None, local_dir: s
             fingerprints[split] = _content_fingerprint(path)
         _write_audit_files(data, tmp)
         images = _write_images(data, tmp)
-        card = make_card(data, repo_id=repo_id, license=license, images=images, fingerprints=fingerprints)
+        from .learning.card import card_section, copy_learning, find_learning_dir
+
+        found = find_learning_dir(curated_dir, learning_dir)
+        learning = card_section(found, copy_learning(found, tmp)) if found is not None else None
+        card = make_card(data, repo_id=repo_id, license=license, images=images, fingerprints=fingerprints,
+                         learning=learning)
         card.save(tmp / "README.md")
         check_card(tmp)
         made_from = F.read_manifest(data.folder)

@@ -362,15 +362,19 @@ def test_account_rows_catches_each_break():
 def test_learning_folder_api(tmp_path):
     out = tmp_path / "learn"
     with F.atomic_folder(out, kind="learning") as tmp:
-        (tmp / "adapter.bin").write_bytes(b"x")
+        (tmp / F.LEARNING_TABLE).write_bytes(b"x")
+        (tmp / F.LEARNING_RECORD).write_text("{}")
         F.write_manifest(tmp, kind="learning", rows={"train": 3}, source="cur")
     f = F.open_folder(out, kind="learning")
-    assert f.manifest["files"] == ["adapter.bin"] and f.manifest["rows"] == {"train": 3}
+    assert f.manifest["files"] == [F.LEARNING_RECORD, F.LEARNING_TABLE] and f.manifest["rows"] == {"train": 3}
     with pytest.raises(F.FolderError, match="learning folder"):
         F.open_folder(out, kind="curated")
     with pytest.raises(F.FolderError, match="wrote no curate.json"), F.atomic_folder(out, kind="learning") as tmp:
         (tmp / "x").write_text("no manifest")
-    assert F.open_folder(out).manifest["files"] == ["adapter.bin"]  # the old folder is still there
+    assert F.open_folder(out).manifest["files"] == [F.LEARNING_RECORD, F.LEARNING_TABLE]  # the old folder is still there
+    (out / F.LEARNING_TABLE).unlink()
+    with pytest.raises(F.FolderError, match="incomplete learning folder"):
+        F.open_folder(out, kind="learning")
 
 
 # -- property: random mixes of valid and invalid rows through audit → apply → publish -------------------

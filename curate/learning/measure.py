@@ -1,0 +1,217 @@
+"""Measure what a policy learned, per concept, against its reference model.
+
+* :func:`generation_shift`: sample responses to held-out prompts from the policy and from the reference
+  (same seeded decoding), score each with the named concepts, and report the mean per-prompt difference
+  (policy − reference) with a bootstrap 95% CI over prompts.
+* :func:`implicit_reward_preference`: on counterfactual pairs that differ only in one concept
+  (:func:`curate.make_counterfactual_pairs`), the share of pairs where the policy's implicit reward
+  β·log(π/π_ref) is higher for the variant that carries the concept, with a Wilson 95% interval. It needs
+  no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
+* :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
+  observed on the predicted shift) and Spearman's ρ over the concepts with support.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import _columns as C
+from .train import uses_chat_template
+
+__all__ = [
+    "bootstrap_shift",
+    "encode",
+    "generate",
+    "generation_shift",
+    "implicit_reward_preference",
+    "prediction_quality",
+    "score_texts",
+    "sequence_logps",
+]
+
+
+def encode(tokenizer, messages: list[dict], response: str | None = None) -> tuple[list[int], list[int]]:
+    """``(prompt_ids, completion_ids)`` the way TRL's DPOTrainer tokenizes a pair (chat template when the
+    tokenizer has one, else the prompt text and the response plus EOS)."""
+    if uses_chat_template(tokenizer):
+        p = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        p = list(p["input_ids"] if isinstance(p, dict) or hasattr(p, "keys") else p)
+        if response is None:
+            return p, []
+        full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=True)
+        full = list(full["input_ids"] if isinstance(full, dict) or hasattr(full, "keys") else full)
+        n = 0
+        while n < min(len(p), len(full)) and p[n] == full[n]:
+            n += 1
+        return p[:n], full[n:]
+    text = "\n\n".join(m["content"] for m in messages if m["role"] != "system") if messages else ""
+    p = tokenizer(text)["input_ids"]
+    if response is None:
+        return p, []
+    full = tokenizer(text + response + (tokenizer.eos_token or ""))["input_ids"]
+    n = 0
+    while n < min(len(p), len(full)) and p[n] == full[n]:
+        n += 1
+    return p[:n], full[n:]
+
+
+def sequence_logps(model, tokenizer, messages: list[list[dict]], responses: list[str], *, max_length: int = 128,
+                   batch_size: int = 16) -> np.ndarray:
+    """Sum of the log-probs of each response's tokens given its prompt (truncated to ``max_length``)."""
+    import torch
+
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = np.zeros(len(responses))
+    encoded = [encode(tokenizer, m, r) for m, r in zip(messages, responses)]
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        seqs = [(p + c)[:max_length] for p, c in chunk]
+        masks = [([0] * len(p) + [1] * len(c))[:max_length] for p, c in chunk]
+        L = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+        att = torch.zeros((len(seqs), L), dtype=torch.long)
+        cm = torch.zeros((len(seqs), L), dtype=torch.float32)
+        for i, (s, m) in enumerate(zip(seqs, masks)):
+            ids[i, :len(s)] = torch.tensor(s)
+            att[i, :len(s)] = 1
+            cm[i, :len(m)] = torch.tensor(m, dtype=torch.float32)
+        ids, att, cm = ids.to(device), att.to(device), cm.to(device)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=att, use_cache=False).logits.float()
+        lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
+        out[start:start + len(chunk)] = (lp * cm[:, 1:]).sum(1).cpu().numpy()
+    return out
+
+
+def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(mid - half), float(mid + half)
+
+
+def implicit_reward_preference(policy, reference, tokenizer, pairs, *, beta: float = 0.1, max_length: int = 128,
+                               ref_logps: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Share of counterfactual pairs where β·log(π/π_ref) prefers ``chosen`` (the variant with the concept).
+
+    Args:
+        policy, reference: the trained policy and its reference (same tokenizer).
+        pairs: a pair dataset (``prompt_messages`` or ``prompt``, ``chosen``, ``rejected``).
+        ref_logps: the reference's ``(chosen, rejected)`` log-probs if already computed (shared between arms).
+
+    Returns:
+        ``{"share", "low", "high", "n", "mean_margin", "ref_logps"}``; ``mean_margin`` is the mean of
+        β·(log π/π_ref(chosen) − log π/π_ref(rejected)).
+    """
+    msgs = _messages(pairs)
+    if ref_logps is None:
+        ref_logps = (sequence_logps(reference, tokenizer, msgs, pairs[C.CHOSEN], max_length=max_length),
+                     sequence_logps(reference, tokenizer, msgs, pairs[C.REJECTED], max_length=max_length))
+    pc = sequence_logps(policy, tokenizer, msgs, pairs[C.CHOSEN], max_length=max_length)
+    pr = sequence_logps(policy, tokenizer, msgs, pairs[C.REJECTED], max_length=max_length)
+    margin = beta * ((pc - ref_logps[0]) - (pr - ref_logps[1]))
+    n = len(margin)
+    k = float((margin > 0).sum() + 0.5 * (margin == 0).sum())
+    lo, hi = wilson(k, n)
+    return {"share": k / n if n else float("nan"), "low": lo, "high": hi, "n": n,
+            "mean_margin": float(margin.mean()) if n else float("nan"), "ref_logps": ref_logps}
+
+
+def _messages(pairs) -> list[list[dict]]:
+    cols = pairs.column_names
+    if C.PROMPT_MESSAGES in cols:
+        return [[{"role": m["role"], "content": m["content"]} for m in ms] for ms in pairs[C.PROMPT_MESSAGES]]
+    return [[{"role": "user", "content": p}] for p in pairs[C.PROMPT]]
+
+
+def generate(model, tokenizer, messages: list[list[dict]], *, samples: int = 4, max_new_tokens: int = 64,
+             temperature: float = 1.0, seed: int = 0, batch_size: int = 32, progress=None) -> list[list[str]]:
+    """``samples`` responses per prompt, sampled at ``temperature`` (0 = greedy) with a fixed seed per batch,
+    so two models see the same random stream."""
+    import torch
+
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    prompts = [encode(tokenizer, m)[0] for m in messages]
+    flat = [(i, p) for i, p in enumerate(prompts) for _ in range(samples)]
+    out: list[list[str]] = [[] for _ in prompts]
+    try:
+        for b, start in enumerate(range(0, len(flat), batch_size)):
+            chunk = flat[start:start + batch_size]
+            L = max(len(p) for _, p in chunk)
+            ids = torch.full((len(chunk), L), pad, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for j, (_, p) in enumerate(chunk):
+                ids[j, L - len(p):] = torch.tensor(p)
+                att[j, L - len(p):] = 1
+            torch.manual_seed(seed * 100003 + b)
+            kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens, pad_token_id=pad)
+            if temperature > 0:
+                kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+            with torch.no_grad():
+                gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), **kwargs)
+            texts = tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
+            for (i, _), t in zip(chunk, texts):
+                out[i].append(t.strip())
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def score_texts(texts: list[str], concepts: list[str]) -> pd.DataFrame:
+    """Named-concept scores of ``texts`` (one row per text, one column per concept)."""
+    from ..concepts.named import NamedConcepts
+
+    ann = NamedConcepts(concepts, text_columns=("text",))
+    out = ann({"text": list(texts)})
+    return pd.DataFrame({c: out[C.score_column("text", c)] for c in concepts})
+
+
+def bootstrap_shift(diff: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of per-prompt differences and its percentile bootstrap 95% CI (resampling prompts)."""
+    diff = np.asarray(diff, dtype=float)
+    if len(diff) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+    means = diff[idx].mean(1)
+    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def generation_shift(policy_scores: pd.DataFrame, reference_scores: pd.DataFrame, prompt_index: np.ndarray,
+                     *, seed: int = 0) -> pd.DataFrame:
+    """Per concept: mean per-prompt (policy − reference) score with a bootstrap 95% CI over prompts.
+
+    ``policy_scores`` / ``reference_scores`` have one row per generation; ``prompt_index`` says which prompt
+    each row answers (the same for both).
+    """
+    rows = []
+    for c in policy_scores.columns:
+        pol = pd.Series(policy_scores[c].to_numpy(float)).groupby(prompt_index).mean()
+        ref = pd.Series(reference_scores[c].to_numpy(float)).groupby(prompt_index).mean()
+        m, lo, hi = bootstrap_shift((pol - ref).to_numpy(), seed=seed)
+        rows.append({"concept": c, "shift": m, "low": lo, "high": hi, "policy_mean": float(pol.mean()),
+                     "reference_mean": float(ref.mean())})
+    return pd.DataFrame(rows)
+
+
+def prediction_quality(predicted, observed) -> dict:
+    """R² (squared Pearson r) and Spearman ρ of predicted vs observed over finite entries."""
+    from scipy.stats import pearsonr, spearmanr
+
+    p, o = np.asarray(predicted, float), np.asarray(observed, float)
+    ok = np.isfinite(p) & np.isfinite(o)
+    n = int(ok.sum())
+    if n < 3 or np.std(p[ok]) == 0 or np.std(o[ok]) == 0:
+        return {"r2": float("nan"), "spearman": float("nan"), "n": n}
+    r = pearsonr(p[ok], o[ok])[0]
+    return {"r2": float(r * r), "pearson": float(r), "spearman": float(spearmanr(p[ok], o[ok])[0]), "n": n}

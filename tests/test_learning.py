@@ -1,0 +1,243 @@
+"""What a model learns: predict_learning, the learning check's errors, and a CI-sized training run.
+
+The training test builds a tiny randomly initialised Llama with a word-level tokenizer (as test_trl does),
+plants flattery as a strong marker of the chosen side, and trains both arms for a few LoRA DPO steps.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate import _columns as C
+from curate.errors import CurateError, ModelError, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def planted():
+    from curate import make_preference_pairs
+
+    return make_preference_pairs(160, rates={"flattery": (0.9, 0.05), "hedging": (0.3, 0.3)}, label_noise=0.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def curated_dir(planted, tmp_path_factory):
+    from curate._cli_apply import run_apply
+
+    out = tmp_path_factory.mktemp("curated")
+    run_apply(planted.dataset, block=["flattery"], out=out)
+    return out
+
+
+# -- prediction ------------------------------------------------------------------------------------------
+
+def test_predict_learning_follows_the_planted_preference(annotated, generated):
+    from curate import ConceptAudit, predict_learning
+
+    pred = predict_learning(ConceptAudit().fit(annotated)).set_index("concept")
+    unequal = [c for c in ("flattery", "agreement", "markdown") if c in pred.index]
+    controls = [c for c in ("emoji", "hedging", "sign_off") if c in pred.index]
+    assert len(unequal) == 3 and len(controls) == 3
+    assert pred.loc[unequal, "predicted"].min() > 3 * pred.loc[controls, "predicted"].abs().max()
+    for col in ("pred_delta_std", "pred_win_share", "pred_length_controlled"):
+        assert (pred.loc[unequal, col] > 0).all(), col
+    assert (pred["predicted"] == pred["pred_delta_std"]).all()
+    other = predict_learning(ConceptAudit().fit(annotated), estimator="win_share")
+    assert (other["predicted"].to_numpy() == other["pred_win_share"].to_numpy()).all()
+
+
+def test_predict_learning_under_curated_weights(annotated):
+    from curate import ConceptAudit, predict_learning
+    from curate.interventions import apply_recipe
+    from curate.recipe import Recipe
+
+    dd, _ = apply_recipe(annotated, Recipe.from_ids(block=["flattery"]), audit=False)
+    train = dd[C.TRAIN_SPLIT]
+    before = predict_learning(ConceptAudit().fit(annotated)).set_index("concept")
+    after = predict_learning(ConceptAudit().fit(train, weights=C.WEIGHT)).set_index("concept")
+    assert before.loc["flattery", "predicted"] > 0.3
+    assert abs(after.loc["flattery", "predicted"]) < 0.25 * before.loc["flattery", "predicted"]
+    # an allowed planted concept keeps most of its predicted push
+    assert after.loc["agreement", "predicted"] > 0.5 * before.loc["agreement", "predicted"]
+
+
+def test_predict_learning_errors(annotated):
+    from curate import ConceptAudit, predict_learning
+
+    with pytest.raises(NotFittedError, match="fit"):
+        predict_learning(ConceptAudit())
+    with pytest.raises(ValueError, match="delta_std"):
+        predict_learning(ConceptAudit().fit(annotated), estimator="nope")
+
+
+# -- errors of the check ---------------------------------------------------------------------------------
+
+def test_too_few_held_out_prompts():
+    from curate.learning import split_by_prompt
+
+    prompts = [f"q{i}" for i in range(12)]
+    assert len(split_by_prompt(prompts, 5)) == 5
+    with pytest.raises(CurateError, match=r"--eval-prompts \(at most 7\)|at most 7"):
+        split_by_prompt(prompts, 10)
+    with pytest.raises(CurateError, match="--eval-prompts 5"):
+        split_by_prompt(prompts, 2)
+
+
+def test_curated_ids_must_match_the_data(curated_dir):
+    from curate import make_preference_pairs
+    from curate.learning import learning_check
+
+    other = make_preference_pairs(40, seed=9).dataset  # ids 0..39, the curated folder has ids up to 159
+    with pytest.raises(CurateError, match="does not match the data"):
+        learning_check(other, curated_dir, model=("unused", None), progress=False, log=lambda m: None)
+
+
+def test_model_that_cannot_be_loaded(planted, curated_dir, tmp_path):
+    from curate.learning import learning_check
+
+    with pytest.raises(ModelError, match="offline default"):
+        learning_check(planted.dataset, curated_dir, model=str(tmp_path / "no-such-model"), eval_prompts=10,
+                       samples=0, progress=False, log=lambda m: None)
+
+
+def test_cli_learn_reports_mismatch(curated_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate import make_preference_pairs
+    from curate.cli import app
+
+    data = tmp_path / "other.jsonl"
+    make_preference_pairs(30, seed=4).dataset.to_json(str(data), lines=True)
+    res = CliRunner().invoke(app, ["learn", str(data), "--curated", str(curated_dir), "--out", str(tmp_path / "l")])
+    assert res.exit_code == 2
+    assert "does not match the data" in res.output
+
+
+# -- the CI training run ---------------------------------------------------------------------------------
+
+def _tiny_model(datasets_):
+    import torch
+    from datasets import concatenate_datasets
+    from transformers import LlamaForCausalLM
+
+    from tests.test_trl import build_tokenizer, tiny_config
+
+    tok = build_tokenizer(concatenate_datasets([d.select_columns([C.PROMPT, C.CHOSEN, C.REJECTED]) for d in datasets_]))
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_config(len(tok))), tok
+
+
+def test_learning_check_original_learns_marker_curated_much_less(planted, curated_dir, tmp_path):
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    from curate import make_counterfactual_pairs
+    from curate.learning import (
+        LEARNING_COLUMNS,
+        LearnConfig,
+        learning_check,
+        read_learning,
+    )
+
+    model = _tiny_model([planted.dataset, make_counterfactual_pairs("flattery", 32, seed=1)])
+    res = learning_check(planted.dataset, curated_dir, out=tmp_path / "learn", model=model,
+                         config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8),
+                         eval_prompts=10, samples=1, max_new_tokens=6, counterfactual_pairs=32,
+                         concepts=["flattery", "exclamation", "length"], progress=False, log=lambda m: None)
+    t = res.table.set_index("concept")
+    orig, cur = t.loc["flattery", "reward_original"], t.loc["flattery", "reward_curated"]
+    assert t.loc["flattery", "action"] == "block"
+    # one epoch of each arm (18 x 8 >= 139 pairs), so the curated weights act as they would in training
+    assert t.loc["flattery", "reward_original_low"] > 0.6, orig  # the original policy prefers the marker
+    assert cur - 0.5 < 0.5 * (orig - 0.5), (orig, cur)  # the curated one at most half as much
+    assert t.loc["flattery", "predicted"] > 2 * abs(t.loc["flattery", "predicted_curated"])
+    # both arms trained the same number of steps; the reference log-probs of the curated arm were reused
+    assert {a["steps"] for a in res.record["arms"].values()} == {18}
+    assert res.record["reference_logps"]["reused"] > 0
+    table, record = read_learning(tmp_path / "learn")
+    assert list(table.columns) == LEARNING_COLUMNS and len(table) == 3
+    assert {"r2", "spearman", "r2_curated", "spearman_curated", "model", "steps", "seconds"} <= set(record)
+    assert (tmp_path / "learn" / "learning_scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / ".learn.tmp").exists()
+    assert np.isfinite(table["observed_original"]).all()
+
+
+# -- the card and the Space ------------------------------------------------------------------------------
+
+def _fake_learning(folder):
+    from curate.learning.check import (
+        LEARNING_COLUMNS,
+        LearningResult,
+        _save_learning_folder,
+    )
+
+    rows = []
+    for i, (c, a) in enumerate((("flattery", "block"), ("agreement", "block"), ("length", ""), ("markdown", ""))):
+        rows.append({"concept": c, "label": c, "source": "named", "action": a, "predicted": 0.5 - 0.1 * i,
+                     "predicted_curated": 0.0, "scale": 1.0, "observed_original": 0.4 - 0.1 * i,
+                     "observed_original_low": 0.3 - 0.1 * i, "observed_original_high": 0.5 - 0.1 * i,
+                     "observed_curated": 0.01, "observed_curated_low": -0.05, "observed_curated_high": 0.07,
+                     "reward_original": 0.9, "reward_curated": 0.55, "n_differ": 10, "supported": True})
+    table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
+    record = {"model": "tiny", "steps": 3, "r2": 0.98, "spearman": 1.0, "r2_curated": 0.1, "spearman_curated": 0.2,
+              "n_concepts_supported": 4, "seconds": 1.0, "device": "cpu", "eval_prompts": 5}
+    return _save_learning_folder(LearningResult(table, record), folder)
+
+
+def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
+    from curate._cli_apply import run_apply
+    from curate.app import build_app
+    from curate.pipeline import ANNOTATED_DIR, run_audit
+    from curate.publish import publish
+
+    planted.dataset.to_json(str(tmp_path / "pairs.jsonl"), lines=True)
+    run_audit(str(tmp_path / "pairs.jsonl"), out=tmp_path / "audit", concepts="named")
+    curated_dir = tmp_path / "curated"
+    run_apply(str(tmp_path / "audit" / ANNOTATED_DIR), block=["flattery"], out=curated_dir)
+
+    learn = _fake_learning(tmp_path / "elsewhere" / "check1")
+    assert sorted(p.name for p in learn.iterdir()) == ["curate.json", "learning.json", "learning.parquet",
+                                                       "learning_before_after.png", "learning_scatter.png"]
+    assert json.loads((learn / "curate.json").read_text())["kind"] == "learning"
+    folder = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub", upload=False, learning_dir=learn)
+    card = (folder / "README.md").read_text()
+    assert "## What a model learned from it" in card and "R² 0.98" in card and "`flattery` | block" in card
+    assert (folder / "learning" / "learning_scatter.png").exists()
+    demo = build_app(folder)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"learned-table", "learned-scatter"} <= ids
+    # without a learning folder: no section, no tab
+    plain = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub2", upload=False)
+    assert "What a model learned" not in (plain / "README.md").read_text()
+    assert "learned-table" not in {getattr(b, "elem_id", None) for b in build_app(plain).blocks.values()}
+
+
+def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
+    """An `ablate` rule of the recipe is honoured in the curated arm as a hook on the policy during training
+    (and only then): the hidden state at the recipe's layer has no component along the direction."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from curate.directions import Directions
+    from curate.learning.check import _intervention
+    from curate.recipe import Recipe
+
+    recipe = Recipe.from_ids(block=["flattery"], block_with=["ablate"])
+    with pytest.raises(CurateError, match="directions.safetensors"):
+        _intervention(recipe, tmp_path)
+    torch.manual_seed(0)
+    d = Directions(torch.randn(1, 16), ["flattery"], layer=1)
+    d.save(tmp_path / "directions.safetensors")
+    ctx, record = _intervention(recipe, tmp_path)
+    assert record["ablate"] == ["flattery"] and record["layer"] == 1
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        with ctx(model):
+            h = model(ids, output_hidden_states=True).hidden_states[1]
+        after = model(ids, output_hidden_states=True).hidden_states[1]
+    u = d.unit()[0]
+    assert float((h @ u).abs().max()) < 1e-4
+    assert float((after @ u).abs().max()) > 1e-2  # removed after training
+    assert _intervention(Recipe.from_ids(block=["flattery"]), tmp_path) == (None, None)
