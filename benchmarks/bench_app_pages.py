@@ -34,7 +34,7 @@ def build(n: int):
 
     from curate import ConceptAudit, annotate, make_preference_pairs
     from curate import _columns as C
-    from curate.app import AppData
+    from curate.browse import AppData
 
     base = annotate(make_preference_pairs(5000, seed=0).dataset)
     audit = ConceptAudit().fit(base).results_
@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=10)
     parser.add_argument("--no-client", action="store_true")
     args = parser.parse_args()
-    from curate.app import page_info, render_pairs
+    from curate.browse.render import page_info, render_pairs
 
     t0 = time.perf_counter()
     data = build(args.n)
@@ -101,7 +101,7 @@ def main() -> int:
     if not args.no_client:
         from gradio_client import Client
 
-        from curate.app import build_app
+        from curate import build_app
 
         demo = build_app(data)
         _, url, _ = demo.queue().launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
