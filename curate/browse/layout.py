@@ -2,7 +2,7 @@
 
 Views link to each other (a table row or a plot dot opens its concept; a concept opens its pairs or blocks
 it in the Recipe tab) and the URL names the view: ``?tab=concept&concept=flattery`` or
-``?tab=pairs&concept=flattery&page=3&q=great`` open it directly.
+``?tab=pairs&concept=flattery&pairs_page=3&q=great`` (Gradio reserves ``page``) open it directly.
 """
 
 import atexit
@@ -31,10 +31,12 @@ HEADER_CSS = """<style>
 
 
 def _url_js(*keys: str, tab: str | None = None) -> str:
-    """JS for an event: write the inputs (named ``keys``) and the tab into the page URL, pass inputs on."""
+    """JS for an event: write the inputs (named ``keys``) and the tab into the page URL, pass inputs on.
+    Nothing is written before the page has read its own URL (``window.__cu_ready``, set by the load event)."""
     sets = "".join(f"set('{k}', args[{i}]);" for i, k in enumerate(keys))
     tab_set = f"u.searchParams.set('tab', '{tab}');" if tab else ""
-    return ("(...args) => { const u = new URL(window.location.href); const set = (k, v) => { "
+    return ("(...args) => { if (!window.__cu_ready) return args.length === 1 ? args[0] : args; "
+            "const u = new URL(window.location.href); const set = (k, v) => { "
             "if (v === null || v === undefined || v === '' || v === '(any)') u.searchParams.delete(k); "
             f"else u.searchParams.set(k, v); }}; {tab_set}{sets} window.history.replaceState(null, '', u); "
             "return args.length === 1 ? args[0] : args; }")
@@ -136,10 +138,10 @@ def build_app(source=None, *, title: str | None = None):
         concept = concept if concept in concepts else None
         status = q.get("status") if q.get("status") in STATUS_CHOICES else "all"
         search = q.get("q", "")
-        out = [gr.Tabs(selected=tab)]
+        out = [gr.Tabs(selected=tab) if "tab" in q else gr.update()]
         out.append(gr.update(value=concept) if concept and tab != "pairs" else gr.update())
         if tab == "pairs":
-            html, info, page = pairs_fn(concept, status, ANY, q.get("page", 1), 10, search)
+            html, info, page = pairs_fn(concept, status, ANY, q.get("pairs_page", 1), 10, search)
             out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=search), page, html, info]
         else:
             out += [gr.update()] * 6
@@ -234,7 +236,7 @@ def build_app(source=None, *, title: str | None = None):
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
         prev_btn.click(step(-1), inputs, outputs, api_name=False)
         next_btn.click(step(+1), inputs, outputs, api_name=False)
-        p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "page", "q", tab="pairs"))
+        p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "pairs_page", "q", tab="pairs"))
         for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
             tab.select(None, None, None, js=_url_js(tab=tab_id))
         editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
@@ -243,6 +245,6 @@ def build_app(source=None, *, title: str | None = None):
               trigger_mode="always_last")
         block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
         demo.load(load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info],
-                  api_name=False)
+                  api_name=False).then(None, None, None, js="() => { window.__cu_ready = true; }")
     demo.curate_data = data  # the loaded data, for tests and notebooks
     return demo

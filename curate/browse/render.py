@@ -279,7 +279,7 @@ def render_pairs(page: PairPage, data: AppData | None = None, added: list[str] =
                 f'<span class="cu-badge {"cu-yes" if status == "kept" else "cu-no"}">{status}</span>']
         if r["reason"]:
             head.append(f"reason: <code>{esc(r['reason'])}</code>")
-        if r["kept"] and r["weight"] != 1.0:
+        if r["kept"] and r["weight"] not in (0.0, 1.0):
             head.append(f"weight {r['weight']:.3g}")
         if r["delta"] is not None:
             head.append(f"Δ {esc(page.concept)} = {r['delta']:+.3g}")
