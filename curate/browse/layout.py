@@ -25,9 +25,14 @@ CLICKS = ("element.addEventListener('click', (e) => { const a = e.target.closest
           "action: a.dataset.action || 'open'}); });")
 HEADER_CSS = """<style>
 #cu-title h2{margin:.2rem 0;overflow-wrap:anywhere;font-size:clamp(1rem,4vw,1.5rem)}
-#concept-table th, #concept-table th *{white-space:nowrap;word-break:keep-all}
+#concept-table thead th, #concept-table thead th span{white-space:nowrap !important;word-break:normal !important;overflow-wrap:normal !important}
 @media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}}
 </style>"""
+
+
+WIDTHS = {"finding": "80px", "group": "90px", "concept": "230px", "label": "300px", "source": "90px",
+          "n_members": "110px", "pairs differ": "120px", "win-rate": "95px", "95% CI": "140px", "effect d": "95px",
+          "q": "95px", "length-ctrl q": "125px", "confirmed": "105px", "nearest named": "210px"}
 
 
 def _url_js(*keys: str, tab: str | None = None) -> str:
@@ -157,9 +162,11 @@ def build_app(source=None, *, title: str | None = None):
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
                     find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
                                               visible=data.has_findings)
-                table = gr.Dataframe(data.concept_table(), label="Concepts (click a row to open it; a header's menu "
+                first_table = data.concept_table()
+                table = gr.Dataframe(first_table, column_widths=[WIDTHS.get(c, "110px") for c in first_table.columns],
+                                     label="Concepts (click a row to open it; a header's menu "
                                      "sorts; concepts with identical statistics share a row)", interactive=False,
-                                     wrap=False, max_height=420, elem_id="concept-table")
+                                     wrap=True, max_height=420, elem_id="concept-table")
                 plot = gr.HTML(R.render_plot(data.volcano()), elem_id="volcano", js_on_load=CLICKS)
             with gr.Tab("Concept", id="concept") as t_concept:
                 concept_dd = gr.Dropdown(choices, value=first, label="Concept", elem_id="concept-dd")
