@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["FindingSentence", "finding_sentences", "fmt_q", "pct", "is_missing", "truthy"]
+__all__ = ["FindingSentence", "finding_sentences", "fmt_q", "is_missing", "pct", "truthy"]
 
 
 def is_missing(x) -> bool:
@@ -45,7 +45,7 @@ def pct(x) -> str:
 
 def truthy(values) -> np.ndarray:
     """A flag or text column as booleans (text: non-empty and not "false"/"0"/"none"/"nan")."""
-    return np.array([bool(v) and v == v and str(v).strip().lower() not in ("false", "0", "none", "nan")
+    return np.array([bool(v) and not (isinstance(v, float) and np.isnan(v)) and str(v).strip().lower() not in ("false", "0", "none", "nan")
                      for v in values], dtype=bool)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from app_helpers import XSS_IMG, XSS_SCRIPT, launch, make_audit_folder
 
 
@@ -172,8 +171,8 @@ def _sae_data():
     members = pd.DataFrame({"concept": ["sae:toy:1", "sae:toy:2"], "group": ["group:toy:0"] * 2})
     labels = pd.DataFrame({"concept": ["sae:toy:1"], "label": ["<b>bold</b> words"],
                            "top_ngrams": [[["<b>", 3.2], ["words", 2.0]]],
-                           "top_examples": ['[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
-                                            ' "acts": [0.1, 2.5, 0.0]}]']})
+                           "top_examples": [('[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
+                                             ' "acts": [0.1, 2.5, 0.0]}]')]})
     return AppData(source="toy", kind="test", audit=audit, table=pa.table(cols), members=members, labels=labels), cols
 
 
@@ -248,3 +247,28 @@ def test_sae_table_and_group_recipes():
     assert rule["concepts"] == ["sae:toy:1", "sae:toy:2"]  # ids that `curate apply` knows
     rows = preview(data, EditorState(["group:toy:0"]), show_all=False)["concepts"]
     assert [(r["concept"], r["action"]) for r in rows] == [("group:toy:0", "block")]
+
+
+# -- issue 16, problem 7: SAE token highlights in Pairs, one nearest-named number -----------------------------
+def test_sae_token_activations_highlight_pairs_and_nearest_named_has_one_source():
+    from curate.browse import PairPage
+    from curate.browse.render import render_concept, render_pairs
+
+    data, _ = _sae_data()
+    rows = data._rows([1, 2], "sae:toy:1")
+    html = render_pairs(PairPage(rows, 1, 1, 2, "sae:toy:1"), data)
+    assert html.count('class="cu-tok"') == 3  # row 1's chosen side, from the feature's stored token activations
+    assert "&lt;" in html and "<script" not in html
+    data.audit["nearest_named"] = ["flattery", "flattery"]
+    data.audit["nearest_r"] = [0.46, 0.2]
+    data.labels["nearest_named"] = ["exclamation"]  # the label file's own (stale) value is not shown
+    data.labels["nearest_r"] = [0.51]
+    page = render_concept(data, "group:toy:0")
+    assert "flattery (r=+0.46)" in page and "exclamation" not in page and page.count("(r=") == 1
+
+
+def test_bad_page_numbers_are_corrected_with_a_note(data):
+    for bad, shown in ((-3, 1), (0, 1), ("abc", 1), (None, 1), (float("nan"), 1), (10_000, 25)):
+        p = data.pairs_page(None, "all", None, page=bad, page_size=10)
+        assert p.page == shown and p.rows and p.note
+    assert data.pairs_page(None, "all", None, page=2, page_size=10).note == ""

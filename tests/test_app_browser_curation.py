@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from app_helpers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -175,8 +174,8 @@ def test_p4_downloaded_recipe_round_trips_to_the_same_weights(page, demo_dir, tm
 
 # -- 5. the overview says in words what the data teaches --------------------------------------------------------
 def test_p5_overview_sentences_terms_and_merged_duplicates(page, demo_dir):
-    from curate.teach import finding_sentences
     from curate.folders import load_audit
+    from curate.teach import finding_sentences
 
     teaches = page.locator("#cu-teaches").inner_text()
     card = (demo_dir / "published" / "README.md").read_text()

@@ -224,7 +224,7 @@ def curation(data: AppData) -> dict | None:
         "recipe": rec, "retention": ret, "before_after": before_after, "added": added,
         "dropped_by_reason": {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()},
         "warnings": list(data.applied.get("warnings") or []),
-        "weights": {"rows": int(len(w)), "zero": int((w == 0).sum()),
+        "weights": {"rows": len(w), "zero": int((w == 0).sum()),
                     "min": float(w.min()) if len(w) else None, "median": float(np.median(w)) if len(w) else None,
                     "max": float(w.max()) if len(w) else None},
     }

@@ -84,7 +84,7 @@ def _download(repo_id: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id=repo_id, repo_type="dataset"))
-    except Exception as err:  # offline, unknown repo, no permission: all end the same way for the user
+    except Exception as err:  # noqa: BLE001 - offline, unknown repo, no permission: all end the same way for the user
         raise FileNotFoundError(
             f"Could not download the dataset {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no details'}). If you are offline (HF_HUB_OFFLINE=1) "
@@ -131,8 +131,8 @@ def _with_audit(name, kind, table, apply_record, recipe_text, audit, summary, la
 
     record = dict(summary or {})
     if audit is None:
-        record["missing"] = ["the audit of the source data (made by `curate audit`, or saved by `curate apply` "
-                             "from this version on): the concept views are empty"]
+        record["missing"] = [("the audit of the source data (made by `curate audit`, or saved by `curate apply` "
+                              "from this version on): the concept views are empty")]
         audit = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
     return AppData(source=name, kind=kind, audit=audit, table=table, record=record, labels=labels,
                    recipe_text=recipe_text, members=members, applied=dict(apply_record or {}))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
-from ..teach import truthy
+from ..teach import is_missing, truthy
 
 STATUS_CHOICES = ("all", "kept", "weight 0", "dropped")
 SOURCE_CHOICES = ("all", "named", "SAE")
@@ -175,7 +175,7 @@ class AppData:
         out = pd.DataFrame()
         if "finding" in a.columns:
             rank = a["finding_rank"] if "finding_rank" in a else pd.Series(np.nan, index=a.index)
-            out["finding"] = [(f"#{int(r)}" if r == r else "yes") if f else "" for f, r in zip(truthy(a["finding"]), rank)]
+            out["finding"] = [("yes" if is_missing(r) else f"#{int(r)}") if f else "" for f, r in zip(truthy(a["finding"]), rank)]
         if "group" in a.columns:
             out["group"] = a["group"].fillna("").astype(str)
         out["concept"] = [" = ".join([c] + self.aliases.get(c, [])) for c in a["concept"].astype(str)]
@@ -358,7 +358,7 @@ class AppData:
         for col in (C.PROMPT, C.CHOSEN, C.REJECTED):
             if col in self.table.column_names:
                 m = pc.match_substring(self.table.column(col), text, ignore_case=True)
-                hit |= np.asarray(m.to_numpy(zero_copy_only=False), dtype=object) == True  # noqa: E712 (nulls)
+                hit |= np.asarray(m.to_numpy(zero_copy_only=False), dtype=object) == True
         return hit
 
     def pairs_page(self, concept: str | None = None, status: str = "all", reason: str | None = None,

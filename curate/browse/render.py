@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import _columns as C
-from ..teach import finding_sentences, fmt_q, truthy
+from ..teach import finding_sentences, fmt_q, is_missing, truthy
 from .queries import GROUP_ID, SAE_ID, AppData, PairPage, nearest
 
 MAX_CHARS = 3000  # characters of one response shown on a page
@@ -322,7 +322,7 @@ def render_concept(data: AppData, concept: str | None) -> str:
                  "table shows them as one row.</p>")
     if "finding" in r and truthy([r["finding"]])[0]:
         rank = r.get("finding_rank")
-        head += (f'<p><span class="cu-badge cu-yes">finding{f" #{int(rank)}" if rank == rank and rank is not None else ""}'
+        head += (f'<p><span class="cu-badge cu-yes">finding{"" if is_missing(rank) else f" #{int(rank)}"}'
                  "</span> confirmed, length-controlled and large enough to act on</p>")
 
     def num(key, fmt="{:.3f}"):
