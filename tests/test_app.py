@@ -272,3 +272,13 @@ def test_bad_page_numbers_are_corrected_with_a_note(data):
         p = data.pairs_page(None, "all", None, page=bad, page_size=10)
         assert p.page == shown and p.rows and p.note
     assert data.pairs_page(None, "all", None, page=2, page_size=10).note == ""
+
+
+def test_preview_warns_where_the_result_differs_from_the_controls(data):
+    from curate.browse.editor import EditorState, check, preview
+
+    filtered = preview(data, EditorState(["flattery"], method="filter", strength=0.5))
+    assert any("Filter applies strength 0.5" in w for w in filtered["warnings"])
+    assert not preview(data, EditorState(["flattery"], method="filter"))["warnings"]
+    state, warnings, err = check(data, EditorState(["flatery", "agreement"], ["agreement"]))
+    assert state.block == ["agreement"] and "Did you mean flattery?" in warnings[0] and "agreement" in err
