@@ -188,7 +188,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
         rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]), usable=data._source.copy(),
         keep=data._source.copy(), reason=np.where(data._source, "", data._reason).astype(object),
         weight=w0.copy(), margin=np.zeros(n), swapped=np.zeros(n, bool), copies=np.ones(n, np.int64),
-        instructions=[[] for _ in range(n)], labels={c: c for c in ids})
+        instructions=[[]] * n, labels={c: c for c in ids})  # rows' lists are replaced, never appended to
     res = run_preview(None, recipe=recipe, state=state)
     table = [{**r, "action": groups.get(r["concept"], r["action"])} for r in res["table"].to_dict("records")
              if r["concept"] not in members]
