@@ -169,13 +169,15 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     acted = [c for r in rec["rules"] for c in r["concepts"]]
     shown = [c for c in data.concepts if c not in data.hidden()]
     confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
-    extra = [c for c in shown if c not in acted and (show_all or c in confirmed)]
-    extra = [c for c in extra if not GROUP_ID.match(c) and data.delta(c) is not None]
+    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    # every named concept (show_all) and every confirmed SAE feature or group: side effects show up
+    extra = [c for c in shown if c not in acted and ((show_all and c in named) or c in confirmed)]
+    extra = [c for c in extra if data.delta(c) is not None]
     rules = [r for r in rec["rules"] if all(data.delta(c) is not None for c in r["concepts"])]
     # a group is acted on through its member features and reported as itself
     groups = {g: a for a, gs in (("block", st.block), ("amplify", st.amplify)) for g in gs if GROUP_ID.match(g)}
     members = set(data.expand_groups(list(groups)))
-    extra += [g for g in groups if data.delta(g) is not None]
+    extra += [g for g in groups if data.delta(g) is not None and g not in extra]
     if extra:
         rules.append({"concepts": extra, "action": "allow"})
     if not rules:
