@@ -214,6 +214,11 @@ def test_p6_preview_warns_and_validates(page, app):
     assert options and not any(o.startswith("flattery") for o in options)
     rows = page.locator("#preview-html .cu-preview-table tr").count() - 1
     assert rows == len(app[2].concept_table()) > 10  # every concept of the table, not ~10
+    number = page.locator("#block-strength input[type=number]")  # a typed strength applies without a drag
+    number.fill("0.5")
+    number.press("Enter")
+    page.wait_for_function("/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.670/"
+                           ".test(document.querySelector('#preview-html').innerText)")
 
 
 # -- 7. SAE concepts: one nearest-named number --------------------------------------------------------------------
