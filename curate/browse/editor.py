@@ -197,10 +197,6 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     table.sort(key=lambda r: ({"block": 0, "amplify": 1}.get(r["action"], 2)))
     out.update(rows_kept=int(res["rows_kept"]), ess_after=round(float(res["ess"]), 1),
                ess_fraction=float(res["ess_fraction"]), concepts=table)
-    if st.block and st.method == "filter" and st.strength < 1:
-        out["warnings"].append(
-            f"Filter applies strength {st.strength:g} in each of its passes (up to 10, until balanced), so it removes "
-            "more than that share of the imbalance: read the effect from the table below, not from the slider.")
     for r in table:
         b, a = r["win_rate_before"], r["win_rate_after"]
         if r["action"] == "amplify" and a < b - 0.005:
