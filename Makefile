@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test venv bench card clean
+.PHONY: demo test venv bench card screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 card: $(STAMP)
 	$(BIN)/curate demo --out outputs/demo --card-example dataset_cards/example
+
+# every view of the app at desktop and phone widths -> docs/images/ (uses outputs/demo/published when present)
+screenshots: $(STAMP)
+	$(BIN)/python docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) outputs

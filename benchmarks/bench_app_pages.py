@@ -8,7 +8,10 @@ several filters (none, a concept, kept/dropped, a reason, combined) and pages (f
 * ``html``: building the escaped HTML of a page;
 * ``client``: the full round trip through the running Gradio server (``gradio_client`` → HTML back);
 
-and the Recipe view's preview (rows kept, ESS, before/after win-rates) for a few block/amplify choices.
+the Recipe view's preview (rows kept, ESS, before/after win-rates) for a few block/amplify choices, and the
+views issue 16 added or changed: a text search over 100k pairs, the Overview (what the data teaches, the
+concept table, the effect plot), a concept page, the Curation view (weights of every row), the recipe YAML,
+the page a deep link opens, and the preview through ``gradio_client``.
 
     python benchmarks/bench_app_pages.py [--n 100000] [--page-size 10] [--no-client]
 
@@ -34,7 +37,7 @@ def build(n: int):
 
     from curate import ConceptAudit, annotate, make_preference_pairs
     from curate import _columns as C
-    from curate.app import AppData
+    from curate.browse import AppData
 
     base = annotate(make_preference_pairs(5000, seed=0).dataset)
     audit = ConceptAudit().fit(base).results_
@@ -47,7 +50,15 @@ def build(n: int):
     table = table.set_column(table.column_names.index(C.ID), C.ID, pa.array(np.arange(n)))
     table = table.set_column(table.column_names.index(C.REASON), C.REASON, pa.array(reason))
     table = table.append_column(C.KEEP, pa.array(~dropped))
-    return AppData(source=f"bench:{n}", kind="benchmark", audit=audit, table=table)
+    weight = np.where(dropped, 0.0, rng.gamma(2.0, 0.5, n))  # curated weights, so the Curation view has work
+    table = table.append_column(C.WEIGHT, pa.array(weight))
+    applied = {"recipe": {"name": "bench", "rules": [{"concepts": ["flattery"], "action": "block",
+                                                      "interventions": ["filter"]}]},
+               "retention": {"rows": n, "rows_usable": n, "rows_kept": int((~dropped).sum()),
+                             "rows_dropped": int(dropped.sum()), "ess": float(weight.sum() ** 2 / (weight ** 2).sum()),
+                             "ess_fraction": float(weight.sum() ** 2 / (weight ** 2).sum()) / n,
+                             "dropped_by_reason": {"filter:flattery": int(dropped.sum())}}}
+    return AppData(source=f"bench:{n}", kind="benchmark", audit=audit, table=table, applied=applied)
 
 
 def timed(fn, repeat: int = 1):
@@ -65,7 +76,7 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=10)
     parser.add_argument("--no-client", action="store_true")
     args = parser.parse_args()
-    from curate.app import page_info, render_pairs
+    from curate.browse.render import page_info, render_pairs
 
     t0 = time.perf_counter()
     data = build(args.n)
@@ -90,33 +101,63 @@ def main() -> int:
               f"page median {statistics.median(later) * 1e3:6.1f} ms max {max(later) * 1e3:6.1f} ms | "
               f"html {statistics.median(html) * 1e3:5.1f} ms")
     result = {"n_pairs": data.n_rows, "page_size": args.page_size, "filters": rows, "worst_local_s": round(worst, 4)}
+    from curate.browse import editor as E
+    from curate.browse import render as R
+
     previews = {}
-    for name, kw in [("block flattery (rebalance)", dict(block=["flattery"])),
-                     ("block flattery+markdown (filter)", dict(block=["flattery", "markdown"], method="filter")),
-                     ("block agreement, amplify refusal", dict(block=["agreement"], amplify=["refusal"]))]:
-        t = timed(lambda: data.preview(**kw), 3)
+    for name, st in [("block flattery (rebalance)", E.EditorState(["flattery"])),
+                     ("block flattery+markdown (filter)", E.EditorState(["flattery", "markdown"], method="filter")),
+                     ("block flattery+agreement, inoculate+margin",
+                      E.EditorState(["flattery", "agreement"], extras=["inoculate", "margin"])),
+                     ("block agreement, amplify refusal", E.EditorState(["agreement"], ["refusal"]))]:
+        t = timed(lambda: R.render_preview(E.preview(data, E.check(data, st)[0])), 3)
         previews[name] = round(statistics.median(t), 4)
-        print(f"recipe preview: {name:34s} median {statistics.median(t) * 1e3:6.0f} ms")
+        print(f"recipe preview: {name:44s} median {statistics.median(t) * 1e3:6.0f} ms")
     result["preview_median_s"] = previews
+    views = {
+        "search 'great question' (first)": lambda: render_pairs(data.pairs_page(None, "all", None, 1, 10, "great question")),
+        "search 'speed of light' + concept": lambda: render_pairs(data.pairs_page("flattery", "all", None, 1, 10,
+                                                                                  "speed of light")),
+        "status weight 0": lambda: render_pairs(data.pairs_page(None, "weight 0", None, 1, 10)),
+        "overview (teaches + summary)": lambda: R.render_summary(data),
+        "concept table": lambda: data.concept_table(),
+        "effect plot": lambda: R.render_plot(data.volcano()),
+        "concept page flattery": lambda: R.render_concept(data, "flattery"),
+        "curation view": lambda: R.render_curation(data, E.curation(data)),
+        "recipe yaml": lambda: E.recipe_yaml(data, E.EditorState(["flattery"], extras=["margin"])),
+        "deep link ?tab=pairs&pairs_page=5000": lambda: render_pairs(data.pairs_page(None, "all", None, 5000, 10)),
+    }
+    result["views_s"] = {}
+    for name, fn in views.items():
+        t = timed(fn, 3)
+        result["views_s"][name] = {"first_s": round(t[0], 4), "median_s": round(statistics.median(t), 4)}
+        worst = max(worst, t[0])
+        print(f"view: {name:40s} first {t[0] * 1e3:6.0f} ms, median {statistics.median(t) * 1e3:6.0f} ms")
+    result["worst_local_s"] = round(max(worst, max(previews.values())), 4)
     if not args.no_client:
         from gradio_client import Client
 
-        from curate.app import build_app
+        from curate import build_app
 
         demo = build_app(data)
         _, url, _ = demo.queue().launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
         client = Client(url, verbose=False)
-        client.predict("(any)", "all", "(any)", 1, args.page_size, api_name="/pairs")  # warm up
+        client.predict("(any)", "all", "(any)", 1, args.page_size, "", api_name="/pairs")  # warm up
         trips = []
         for concept, status, reason, page in [("(any)", "all", "(any)", 5000), ("flattery", "kept", "(any)", 300),
                                               ("(any)", "dropped", "filter:flattery", 100), ("markdown", "all", "(any)", 2)]:
-            t = timed(lambda: client.predict(concept, status, reason, page, args.page_size, api_name="/pairs"), 3)
+            t = timed(lambda: client.predict(concept, status, reason, page, args.page_size, "", api_name="/pairs"), 3)
             trips += t
+        trips += timed(lambda: client.predict("(any)", "all", "(any)", 1, args.page_size, "great question",
+                                              api_name="/pairs"), 3)
+        for block in (["flattery"], ["flattery", "agreement"]):
+            trips += timed(lambda b=block: client.predict("draft", b, [], "rebalance", ["margin"], 1.0, 1.0,
+                                                  api_name="/preview"), 2)
         demo.close()
         result["client_median_s"] = round(statistics.median(trips), 4)
         result["client_max_s"] = round(max(trips), 4)
         print(f"through gradio_client: median {statistics.median(trips) * 1e3:.0f} ms, max {max(trips) * 1e3:.0f} ms "
-              f"({len(trips)} page requests)")
+              f"({len(trips)} requests: pages, a search, previews)")
     out = Path(__file__).resolve().parents[1] / "artifacts" / "bench_app_pages.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

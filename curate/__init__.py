@@ -77,10 +77,10 @@ _LAZY = {
     # publishing and the Space
     "publish": "curate.publish",
     "read_curated": "curate.publish",
-    "build_app": "curate.app",
-    "load_app_data": "curate.app",
-    "AppData": "curate.app",
-    "PairPage": "curate.app",
+    "build_app": "curate.browse",
+    "load_app_data": "curate.browse",
+    "AppData": "curate.browse",
+    "PairPage": "curate.browse",
 }
 
 __all__ = [

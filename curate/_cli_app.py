@@ -33,7 +33,7 @@ def app_command(
 ) -> None:
     """Open the curate app: Overview, Concept, Pairs and Recipe views of an audited dataset."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .app import build_app, default_source
+    from .browse import build_app, default_source
 
     if source is None:
         try:

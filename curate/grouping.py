@@ -47,6 +47,19 @@ def cluster_features(stacked: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.array([remap[g] for g in raw], dtype=int)
 
 
+def unit_rms(stacked: np.ndarray) -> np.ndarray:
+    """Per-column root mean square of ``stacked`` (chosen rows over rejected rows of the usable pairs);
+    1 where a column is all zero, so dividing by it is safe."""
+    rms = np.sqrt((np.asarray(stacked, dtype=float) ** 2).mean(axis=0))
+    rms[rms == 0] = 1.0
+    return rms
+
+
+def scaled_mean(side: np.ndarray, rms: np.ndarray) -> np.ndarray:
+    """A group's score on one side: the mean of its member features, each divided by its :func:`unit_rms`."""
+    return (np.asarray(side) / rms).mean(axis=1)
+
+
 def group_scores(scores: ConceptScores, threshold: float = 0.5, labels: pd.DataFrame | None = None):
     """Replace SAE feature columns of ``scores`` by one column per group of correlated features.
 
@@ -68,15 +81,14 @@ def group_scores(scores: ConceptScores, threshold: float = 0.5, labels: pd.DataF
     for source in pd.unique(src[feat_idx]):
         idx = feat_idx[src[feat_idx] == source]
         stacked = np.concatenate([scores.chosen[:, idx], scores.rejected[:, idx]], axis=0)
-        rms = np.sqrt((stacked.astype(float) ** 2).mean(axis=0))
-        rms[rms == 0] = 1.0
+        rms = unit_rms(stacked)
         assign = cluster_features(stacked, threshold)
         for g in range(assign.max() + 1 if len(assign) else 0):
             members = idx[assign == g]
             gid = f"{GROUP_PREFIX}{source.removeprefix('sae:')}:{g}"
             scale = rms[assign == g]
-            cols_c.append((scores.chosen[:, members] / scale).mean(axis=1))
-            cols_r.append((scores.rejected[:, members] / scale).mean(axis=1))
+            cols_c.append(scaled_mean(scores.chosen[:, members], scale))
+            cols_r.append(scaled_mean(scores.rejected[:, members], scale))
             # the group's label: the label of its most active member
             top = members[np.argmax((stacked[:, assign == g] > 0).sum(axis=0))]
             n = len(members)

@@ -371,32 +371,16 @@ def _audit_rows(audit: pd.DataFrame, actions: dict, top: int, alpha: float = 0.0
 
 
 def _findings(audit: pd.DataFrame | None, top: int = 10) -> list[str]:
-    """One sentence per finding the audit marked (a ``finding`` column: a flag, or a text), best first."""
-    if audit is None or "finding" not in audit.columns:
-        return []
-    res = audit[_truthy(audit["finding"])]
-    if "finding_rank" in res:
-        res = res.sort_values("finding_rank", na_position="last")
+    """One sentence per finding the audit marked, in Markdown (the app shows the same sentences)."""
+    from .teach import finding_sentences
+
     out = []
-    for _, r in res.head(top).iterrows():
-        given = r["finding"]
-        if isinstance(given, str) and given.strip().lower() not in ("true", "yes"):
-            out.append(escape_text(given, 300))
+    for f in finding_sentences(audit, top):
+        if f.given:
+            out.append(escape_text(f.text, 300))
             continue
-        wr, lo, hi = r.get("win_rate"), r.get("ci_low"), r.get("ci_high")
-        more = _isnan(wr) or wr >= 0.5
-        if not more:  # report the side that wins
-            wr, lo, hi = 1 - wr, 1 - hi, 1 - lo
-        label = escape_text(str(r.get("label", "")).rstrip(". "), 100)
-        text = f"`{_code(r['concept'])}` ({label}"
-        members = r.get("n_members")
-        if not _isnan(members) and int(members) > 1:
-            text += f"; a group of {int(members)} features"
-        text += (f"): the response with {'more' if more else 'less'} of it was chosen in {_pct(wr)} "
-                 f"[{_pct(lo)}, {_pct(hi)}] of the {int(r['n_differ']):,} pairs where the two differ "
-                 f"(q {_fmt_q(r.get('q_value'))}, length-controlled q {_fmt_q(r.get('length_controlled_q'))}"
-                 + ("; confirmed on held-out prompts" if bool(r.get("confirmed", False)) else "") + ").")
-        out.append(text)
+        label = escape_text(f.label, 100)
+        out.append(f"`{_code(f.concept)}` ({label}" + (f"; {f.note}" if f.note else "") + f"): {f.text}")
     return out
 
 

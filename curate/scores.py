@@ -90,6 +90,24 @@ def _sparse_to_dense(idx_col, val_col, n_rows: int, features: np.ndarray) -> np.
     return out
 
 
+def sae_feature_scores(table, source: str, side: str, features) -> np.ndarray | None:
+    """Dense ``(n_rows, len(features))`` activations of SAE ``features`` on one side of an annotated arrow
+    table (0 where a feature is not in a row's top-k), or None when the table has no columns for ``source``.
+
+    Example:
+
+        >>> import pyarrow as pa
+        >>> t = pa.table({"chosen__sae:s__idx": [[3, 7], []], "chosen__sae:s__val": [[0.5, 2.0], []]})
+        >>> sae_feature_scores(t, "s", "chosen", [7]).ravel().tolist()
+        [2.0, 0.0]
+    """
+    idx_col, val_col = C.sae_index_column(side, source), C.sae_value_column(side, source)
+    if idx_col not in table.column_names or val_col not in table.column_names:
+        return None
+    features = np.unique(np.asarray(features, dtype=np.int64))
+    return _sparse_to_dense(table.column(idx_col), table.column(val_col), table.num_rows, features)
+
+
 def _named_label(concept: str) -> str:
     from .concepts.named import list_concepts
 

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def launch(folder: Path):
     """Build and launch the app on a free local port; returns (blocks, url)."""
-    from curate.app import build_app
+    from curate import build_app
 
     demo = build_app(str(folder))
     demo.queue()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from app_helpers import XSS_IMG, XSS_SCRIPT, launch, make_audit_folder
 
 
@@ -15,7 +14,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(folder):
-    from curate.app import load_app_data
+    from curate.browse import load_app_data
 
     return load_app_data(folder)
 
@@ -59,7 +58,7 @@ def test_pairs_filters_and_pages(data):
 
 
 def test_every_data_text_is_escaped(data):
-    from curate.app import render_concept, render_pairs
+    from curate.browse.render import render_concept, render_pairs
 
     page = render_pairs(data.pairs_page(None, "all", None, 1, 1))
     assert "<script" not in page and "<img" not in page
@@ -69,33 +68,36 @@ def test_every_data_text_is_escaped(data):
 
 
 def test_named_concept_spans_are_highlighted(data):
-    from curate.app import render_pairs
+    from curate.browse.render import render_pairs
 
     html = render_pairs(data.pairs_page("flattery", "all", None, 1, 3))
     assert html.count('<mark class="cu-hl">') >= 3
 
 
 def test_preview_blocking_moves_win_rate_to_half(data):
-    before = data.preview([], [])
-    after = data.preview(["flattery"], [])
+    from curate.browse.editor import EditorState, preview
+
+    before = preview(data, EditorState())
+    after = preview(data, EditorState(["flattery"]))
     row = after["concepts"][0]
     assert row["concept"] == "flattery" and row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
     assert after["ess_after"] < before["ess_after"] and after["rows_kept"] == before["rows_kept"]
-    dropped = data.preview(["flattery"], [], method="filter")
+    dropped = preview(data, EditorState(["flattery"], method="filter"))
     assert dropped["rows_kept"] < before["rows_kept"]
 
 
 def test_recipe_yaml_round_trips(data):
+    from curate.browse.editor import EditorState, recipe_yaml
     from curate.recipe import Recipe
 
-    text = data.recipe_yaml(["flattery"], ["refusal"], strength=0.5)
+    text = recipe_yaml(data, EditorState(["flattery"], ["refusal"], strength=0.5))
     recipe = Recipe.from_yaml(text)
     assert recipe.blocked() == ["flattery"] and recipe.amplified() == ["refusal"]
     assert recipe.rules[0].strength == 0.5
 
 
 def test_load_errors_are_clear(tmp_path, monkeypatch):
-    from curate.app import load_app_data
+    from curate.browse import load_app_data
 
     with pytest.raises(FileNotFoundError, match="neither an existing folder"):
         load_app_data(str(tmp_path / "nope"))
@@ -127,8 +129,8 @@ def test_client_concept_table_and_concept(client):
 
 
 def test_client_pages_through_pairs(client):
-    first = client.predict("(any)", "all", "(any)", 1, 5, api_name="/pairs")
-    second = client.predict("(any)", "all", "(any)", 2, 5, api_name="/pairs")
+    first = client.predict("(any)", "all", "(any)", 1, 5, "", api_name="/pairs")
+    second = client.predict("(any)", "all", "(any)", 2, 5, "", api_name="/pairs")
     assert first[1].startswith("Page 1 of 49") and second[1].startswith("Page 2 of 49") and second[2] == 2
     assert first[0] != second[0]
     assert XSS_SCRIPT not in first[0] and XSS_IMG not in first[0] and "&lt;script&gt;" in first[0]
@@ -137,8 +139,8 @@ def test_client_pages_through_pairs(client):
 def test_client_block_changes_preview_and_downloads_yaml(client):
     from curate.recipe import Recipe
 
-    base_html, _, _ = client.predict([], [], "rebalance", 1.0, api_name="/preview")
-    html, text, path = client.predict(["flattery"], [], "rebalance", 1.0, api_name="/preview")
+    base_html, _, _ = client.predict("draft", [], [], "rebalance", [], 1.0, 1.0, api_name="/preview")
+    html, text, path = client.predict("draft", ["flattery"], [], "rebalance", [], 1.0, 1.0, api_name="/preview")
     assert html != base_html and "block" in html
     with open(path, encoding="utf-8") as f:
         downloaded = f.read()
@@ -155,7 +157,7 @@ def _sae_data():
     import pyarrow as pa
 
     from curate import _columns as C
-    from curate.app import AppData
+    from curate.browse import AppData
 
     rng = np.random.default_rng(0)
     n, src = 40, "toy"
@@ -164,13 +166,13 @@ def _sae_data():
         cols[C.sae_index_column(side, src)] = [rng.choice(6, 3, replace=False).tolist() for _ in range(n)]
         cols[C.sae_value_column(side, src)] = [rng.random(3).round(3).tolist() for _ in range(n)]
     audit = pd.DataFrame({"concept": ["group:toy:0", "sae:toy:3"], "label": ["g", "f3"], "source": ["sae:toy"] * 2,
-                          "n_differ": [1, 1], "win_rate": [0.5, 0.5], "ci_low": [0.4, 0.4], "ci_high": [0.6, 0.6],
+                          "n_differ": [1, 2], "win_rate": [0.5, 0.5], "ci_low": [0.4, 0.4], "ci_high": [0.6, 0.6],
                           "effect_size": [0.0, 0.0], "q_value": [1.0, 1.0], "confirmed": [False, False]})
     members = pd.DataFrame({"concept": ["sae:toy:1", "sae:toy:2"], "group": ["group:toy:0"] * 2})
     labels = pd.DataFrame({"concept": ["sae:toy:1"], "label": ["<b>bold</b> words"],
                            "top_ngrams": [[["<b>", 3.2], ["words", 2.0]]],
-                           "top_examples": ['[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
-                                            ' "acts": [0.1, 2.5, 0.0]}]']})
+                           "top_examples": [('[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
+                                             ' "acts": [0.1, 2.5, 0.0]}]')]})
     return AppData(source="toy", kind="test", audit=audit, table=pa.table(cols), members=members, labels=labels), cols
 
 
@@ -194,14 +196,14 @@ def test_sae_feature_and_group_scores():
 
 
 def test_group_card_lists_members_and_escapes_token_examples():
-    from curate.app import render_concept
+    from curate.browse.render import render_concept
 
     data, _ = _sae_data()
     html = render_concept(data, "group:toy:0")
     assert "sae:toy:1" in html and "Group members" in html and "n-gram label" in html
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt; words" in html
     assert "<script" not in html
-    assert "&lt;b&gt;" in html and "&lt;" in html and 'title="2.5"' in html
+    assert "&lt;b&gt;" in html and "&lt;" in html and 'title="activation 2.50"' in html
 
 
 # -- a published folder (curate publish) ---------------------------------------------------------------------
@@ -209,7 +211,7 @@ def test_published_folder(folder, tmp_path):
     publish = pytest.importorskip("curate.publish").publish
     from datasets import load_from_disk
 
-    from curate.app import load_app_data
+    from curate.browse import load_app_data
     from curate.interventions import apply_recipe
     from curate.recipe import Recipe
 
@@ -225,10 +227,10 @@ def test_published_folder(folder, tmp_path):
     assert s["kind"] == "published folder" and s["rows"] == 242 and s["dropped"] > 2
     assert "filter:flattery" in data.reasons()
     assert data.pairs_page(None, "dropped", "filter:flattery").n_matching == s["dropped_by_reason"]["filter:flattery"]
-    from curate.app import _preset
+    from curate.browse.editor import EditorState, preset, preview
 
-    assert _preset(data, set(data.concepts)) == (["flattery"], [])
-    row = data.preview(["flattery"], [])["concepts"][0]  # the preview starts from the source pairs
+    assert (preset(data).block, preset(data).amplify, preset(data).method) == (["flattery"], [], "filter")
+    row = preview(data, EditorState(["flattery"]))["concepts"][0]  # the preview starts from the source pairs
     assert row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
 
 
@@ -239,7 +241,52 @@ def test_sae_table_and_group_recipes():
     table = data.concept_table("SAE")
     assert table["concept"].tolist() == ["group:toy:0", "sae:toy:3"] and not table.isna().any().any()
     assert data.expand_groups(["group:toy:0", "flattery"]) == ["sae:toy:1", "sae:toy:2", "flattery"]
-    rule = yaml.safe_load(data.recipe_yaml(["group:toy:0"]))["rules"][0]
+    from curate.browse.editor import EditorState, preview, recipe_yaml
+
+    rule = yaml.safe_load(recipe_yaml(data, EditorState(["group:toy:0"])))["rules"][0]
     assert rule["concepts"] == ["sae:toy:1", "sae:toy:2"]  # ids that `curate apply` knows
-    rows = data.preview(["group:toy:0"])["concepts"]
+    rows = preview(data, EditorState(["group:toy:0"]), show_all=False)["concepts"]
     assert [(r["concept"], r["action"]) for r in rows] == [("group:toy:0", "block")]
+
+
+# -- issue 16, problem 7: SAE token highlights in Pairs, one nearest-named number -----------------------------
+def test_sae_token_activations_highlight_pairs_and_nearest_named_has_one_source():
+    from curate.browse import PairPage
+    from curate.browse.render import render_concept, render_pairs
+
+    data, _ = _sae_data()
+    rows = data._rows([1, 2], "sae:toy:1")
+    html = render_pairs(PairPage(rows, 1, 1, 2, "sae:toy:1"), data)
+    assert html.count('class="cu-tok"') == 3  # row 1's chosen side, from the feature's stored token activations
+    assert "&lt;" in html and "<script" not in html
+    data.audit["nearest_named"] = ["flattery", "flattery"]
+    data.audit["nearest_r"] = [0.46, 0.2]
+    data.labels["nearest_named"] = ["exclamation"]  # the label file's own (stale) value is not shown
+    data.labels["nearest_r"] = [0.51]
+    page = render_concept(data, "group:toy:0")
+    assert "flattery (r=+0.46)" in page and "exclamation" not in page and page.count("(r=") == 1
+
+
+def test_bad_page_numbers_are_corrected_with_a_note(data):
+    for bad, shown in ((-3, 1), (0, 1), ("abc", 1), (None, 1), (float("nan"), 1), (10_000, 25)):
+        p = data.pairs_page(None, "all", None, page=bad, page_size=10)
+        assert p.page == shown and p.rows and p.note
+    assert data.pairs_page(None, "all", None, page=2, page_size=10).note == ""
+
+
+def test_block_strength_is_the_share_of_the_imbalance_removed_for_every_method(data):
+    """Issue 16 problem 6: filter's passes compounded its strength (0.05 dropped 73 of 600 demo rows)."""
+    from curate.browse.editor import EditorState, check, preview
+
+    d = data.delta("flattery")[data._source]
+    n_more, n_less = int((d > 0).sum()), int((d < 0).sum())
+    for method in ("filter", "relabel", "rebalance"):
+        for s in (0.1, 0.5):
+            row = preview(data, EditorState(["flattery"], method=method, strength=s))["concepts"][0]
+            after = n_more - s * (n_more - n_less)  # pairs left on the winning side, counted (unit weights)
+            expected = after / (after + n_less) if method == "filter" else None
+            if expected is not None:
+                assert abs(row["win_rate_after"] - expected) < 0.01, (method, s, row)
+            assert row["win_rate_before"] > row["win_rate_after"] > 0.5
+    state, warnings, err = check(data, EditorState(["flatery", "agreement"], ["agreement"]))
+    assert state.block == ["agreement"] and "Did you mean flattery?" in warnings[0] and "agreement" in err

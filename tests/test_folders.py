@@ -198,7 +198,8 @@ def test_p4_audit_dir_of_other_rows_is_refused(alpaca, tmp_path):
 # -- 5. a published folder without a prior audit can be browsed ----------------------------------------
 def test_p5_published_from_raw_data_carries_its_audit_and_opens_in_the_app(tmp_path):
     from curate import make_preference_pairs
-    from curate.app import build_app, load_app_data, render_summary
+    from curate.browse import build_app, load_app_data
+    from curate.browse.render import render_summary
 
     data = tmp_path / "pairs.jsonl"
     make_preference_pairs(300, seed=0).dataset.remove_columns(["prompt_messages", "reason"]).to_json(str(data))
@@ -216,7 +217,8 @@ def test_p5_published_from_raw_data_carries_its_audit_and_opens_in_the_app(tmp_p
 
 
 def test_p5_app_opens_every_kind_and_says_what_is_missing(alpaca, tmp_path):
-    from curate.app import load_app_data, render_summary
+    from curate.browse import load_app_data
+    from curate.browse.render import render_summary
 
     assert load_app_data(alpaca / "audit").summary()["kind"] == "audit folder"
     run_apply(str(alpaca / "audit"), block=["flattery"], out=tmp_path / "cur")

@@ -186,7 +186,7 @@ def _fake_learning(folder):
 
 def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
     from curate._cli_apply import run_apply
-    from curate.app import build_app
+    from curate.browse import build_app
     from curate.pipeline import ANNOTATED_DIR, run_audit
     from curate.publish import publish
 

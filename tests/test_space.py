@@ -18,7 +18,7 @@ def test_front_matter_says_gradio_app():
 
 
 def test_space_imports_only_public_names():
-    import curate.app
+    import curate
 
     tree = ast.parse((SPACE / "app.py").read_text())
     used = []
@@ -28,7 +28,7 @@ def test_space_imports_only_public_names():
             used += [a.name for a in node.names]
         if isinstance(node, ast.Import):
             assert not any(a.name.startswith("curate.") for a in node.names)
-    assert used and set(used) <= set(curate.app.__all__)
+    assert used and set(used) <= set(curate.__all__)
 
 
 def test_requirements_are_the_package_dependencies():

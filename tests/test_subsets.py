@@ -97,14 +97,15 @@ def test_by_none_and_unknown_column(tmp_path):
 
 
 def test_app_filters_by_subset(audit_dir):
-    from curate.app import load_app_data
+    from curate.browse import build_app, load_app_data
 
     data = load_app_data(audit_dir[0])
     assert sorted(data.subsets) == ["harmless", "helpful"]
     pooled = data.concept_table().set_index("concept")
     harmless = data.concept_table(subset="harmless").set_index("concept")
-    assert pooled.loc["flattery", "win_rate"] > harmless.loc["flattery", "win_rate"]
-    assert harmless.loc["flattery", "win_rate"] < 0.4 and harmless.loc["flattery", "finding"].startswith("#")
+    assert pooled.loc["flattery", "win-rate"] > harmless.loc["flattery", "win-rate"]
+    assert harmless.loc["flattery", "win-rate"] < 0.4 and harmless.loc["flattery", "finding"].startswith("#")
+    assert "subset-filter" in {getattr(b, "elem_id", None) for b in build_app(data).blocks.values()}
     with pytest.raises(ValueError, match="Subsets of this audit"):
         data.concept_table(subset="nope")
 

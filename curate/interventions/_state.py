@@ -24,7 +24,8 @@ class PairState:
         margin: per-pair reward margin.
         swapped: rows whose chosen and rejected were exchanged.
         copies: how many times a kept row appears in ``train`` (resampling), else 1.
-        instructions: per row, system instructions added by inoculation.
+        instructions: per row, system instructions added by inoculation. A row's list is replaced, never
+            changed in place, so :meth:`copy` shares the lists (copying 100k lists took 0.15 s a copy).
     """
 
     concepts: list[str]
@@ -100,7 +101,7 @@ class PairState:
     def copy(self) -> "PairState":
         return PairState(list(self.concepts), self.chosen.copy(), self.rejected.copy(), self.usable.copy(),
                          self.keep.copy(), self.reason.copy(), self.weight.copy(), self.margin.copy(),
-                         self.swapped.copy(), self.copies.copy(), [list(x) for x in self.instructions],
+                         self.swapped.copy(), self.copies.copy(), list(self.instructions),
                          dict(self.labels))
 
 

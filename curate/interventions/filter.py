@@ -65,12 +65,15 @@ class Filter(Intervention):
                 dropped[c] = state.drop(state.keep & (state.delta(c) != 0), f"filter:{c}")
         else:
             # cyclic passes (like iterative proportional fitting): dropping pairs for one concept can
-            # unbalance another, so repeat until no concept needs more than half a pair dropped
+            # unbalance another, so repeat until no concept needs more than half a pair dropped. The
+            # imbalance left, (1 − strength) of the first one, is fixed up front: passes do not compound.
+            left = {(c, k): (1 - self.strength) * abs(_excess(state, c, g))
+                    for c in self.concepts for k, g in enumerate(state.groups(c))}
             for _ in range(self.max_rounds):
                 changed = 0
                 for c in self.concepts:
-                    for group in state.groups(c):
-                        mask = _pick(state, c, group, self.strength, rng, self.concepts, swap=False)
+                    for k, group in enumerate(state.groups(c)):
+                        mask = _pick(state, c, group, 1.0, rng, self.concepts, swap=False, left=left[(c, k)])
                         n = state.drop(mask, f"filter:{c}")
                         dropped[c] += n
                         changed += n
@@ -79,18 +82,25 @@ class Filter(Intervention):
         return {"rows_dropped": dropped, "rows_kept": int(state.keep.sum())}
 
 
-def _pick(state, c, group, strength, rng, blocked, *, swap: bool) -> np.ndarray:
+def _excess(state, c, group) -> float:
+    """``Σw[Δ>0] − Σw[Δ<0]`` of concept ``c`` over the kept pairs of ``group``."""
+    d = state.delta(c)
+    w = state.weight * state.keep
+    return float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
+
+
+def _pick(state, c, group, strength, rng, blocked, *, swap: bool, left: float = 0.0) -> np.ndarray:
     """Which pairs of ``group`` to drop (or swap) so concept ``c`` is balanced within the group.
 
     The imbalance is ``E = Σw[Δ>0] − Σw[Δ<0]``; dropping a pair on the winning side moves it by the
     pair's weight, swapping it by twice that. Pairs are taken in order of (other blocked concepts that
     differ, other concepts pointing the same way, a seeded shuffle) until the running total is closest
-    to ``strength · E`` (or half of it when swapping).
+    to ``strength · E`` (or half of it when swapping); with ``left``, until ``|E| − left``.
     """
     d = state.delta(c)
     w = state.weight * state.keep
-    excess = float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
-    target = abs(strength * excess) / (2 if swap else 1)
+    excess = _excess(state, c, group)
+    target = max(0.0, abs(strength * excess) - left) / (2 if swap else 1)
     mask = np.zeros(state.n, bool)
     live = w[state.keep & group & (d != 0)]
     if not len(live) or target < 0.5 * live.min():

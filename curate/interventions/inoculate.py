@@ -87,8 +87,8 @@ class Inoculate(Intervention):
             if self.when == "preferred":
                 mask &= state.delta(c) > 0
             for i in np.flatnonzero(mask):
-                if text not in state.instructions[i]:
-                    state.instructions[i].append(text)
+                if text not in state.instructions[i]:  # a new list: copies of the state share the old one
+                    state.instructions[i] = [*state.instructions[i], text]
             used[c] = text
             counts[c] = int(mask.sum())
         return {"instructions_used": used, "rows_inoculated": counts,

@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from .base import Intervention
-from .filter import _pick
+from .filter import _excess, _pick
 
 
 class Relabel(Intervention):
@@ -54,11 +54,15 @@ class Relabel(Intervention):
         rng = np.random.default_rng(self.seed)
         before = state.win_rates()
         swapped = {c: 0 for c in self.concepts}
-        for _ in range(self.max_rounds):  # cyclic passes: a swap for one concept flips the others too
+        # cyclic passes: a swap for one concept flips the others too; what is left, (1 − strength) of the
+        # first imbalance, is fixed up front so passes do not compound
+        left = {(c, k): (1 - self.strength) * abs(_excess(state, c, g))
+                for c in self.concepts for k, g in enumerate(state.groups(c))}
+        for _ in range(self.max_rounds):
             changed = 0
             for c in self.concepts:
-                for group in state.groups(c):
-                    mask = _pick(state, c, group, self.strength, rng, self.concepts, swap=True)
+                for k, group in enumerate(state.groups(c)):
+                    mask = _pick(state, c, group, 1.0, rng, self.concepts, swap=True, left=left[(c, k)])
                     state.swap(mask)
                     swapped[c] += int(mask.sum())
                     changed += int(mask.sum())

@@ -1,0 +1,238 @@
+"""The Recipe editor and the Curation view: what a recipe would do (preview) and what the applied one did.
+
+The preview calls :func:`curate.interventions.preview` on a :class:`~curate.interventions.PairState` built
+from the app's cached concept scores; the editor starts from the applied recipe (all its steps, its name and
+tags) and writes back exactly what it shows: unchanged, the applied recipe itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _columns as C
+from ..teach import truthy
+from .queries import GROUP_ID, SAE_ID, AppData, ids_of
+
+BLOCK_METHODS = ("rebalance", "resample", "filter", "relabel")
+EXTRAS = ("inoculate", "margin")
+
+
+@dataclass
+class EditorState:
+    """What the Recipe tab shows: one block rule, one amplify rule, the recipe's name.
+
+    ``extras`` are steps added to the rules: ``inoculate`` (blocked concepts) and ``margin`` (both rules).
+    """
+
+    block: list[str] = field(default_factory=list)
+    amplify: list[str] = field(default_factory=list)
+    method: str = "rebalance"
+    strength: float = 1.0
+    amplify_strength: float = 1.0
+    extras: list[str] = field(default_factory=list)
+    name: str = "draft-recipe"
+
+    def key(self) -> tuple:
+        return (tuple(self.block), tuple(self.amplify), self.method, round(float(self.strength), 6),
+                round(float(self.amplify_strength), 6), tuple(sorted(self.extras)), self.name)
+
+
+def applied_recipe(data: AppData) -> dict | None:
+    """The recipe the data was curated with, as a dict (from its YAML, else from the apply record)."""
+    import yaml
+
+    if data.recipe_text:
+        try:
+            loaded = yaml.safe_load(data.recipe_text)
+            if isinstance(loaded, dict):
+                return loaded
+        except yaml.YAMLError:
+            pass
+    rec = data.applied.get("recipe")
+    return rec if isinstance(rec, dict) else None
+
+
+def preset(data: AppData) -> EditorState:
+    """The editor's first state: the applied recipe's rules, or an empty draft."""
+    rec = applied_recipe(data)
+    if not rec:
+        return EditorState()
+    rules = rec.get("rules") or []
+    block = [c for r in rules if r.get("action") == "block" for c in _list(r.get("concepts"))]
+    amplify = [c for r in rules if r.get("action") == "amplify" for c in _list(r.get("concepts"))]
+    steps = [i for r in rules if r.get("action") in ("block", "amplify") for i in _list(r.get("interventions"))]
+    method = next((i for i in steps if i in BLOCK_METHODS), "rebalance")
+    b_rule = next((r for r in rules if r.get("action") == "block"), {})
+    a_rule = next((r for r in rules if r.get("action") == "amplify"), {})
+    return EditorState(block=block, amplify=amplify, method=method,
+                       strength=float(b_rule.get("strength", 1.0) or 1.0),
+                       amplify_strength=float(a_rule.get("strength", 1.0) or 1.0),
+                       extras=[e for e in EXTRAS if e in steps], name=str(rec.get("name") or "draft-recipe"))
+
+
+def _list(v) -> list[str]:
+    return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v] if v else [])]
+
+
+def recipe_dict(data: AppData, st: EditorState) -> dict:
+    """The recipe the editor shows, as a dict: the applied recipe's own fields, with its block/amplify rules
+    replaced by the editor's (allow rules and ``seed``, ``publish`` kept). No local path is written."""
+    from .loading import dataset_name
+
+    base = dict(applied_recipe(data) or {})
+    block, amplify = data.expand_groups(st.block), data.expand_groups(st.amplify)
+    margin = ["margin"] if "margin" in st.extras else []
+    rules = []
+    if block:
+        rules.append({"concepts": block, "action": "block", "strength": float(st.strength),
+                      "interventions": [st.method] + (["inoculate"] if "inoculate" in st.extras else []) + margin})
+    if amplify:
+        rules.append({"concepts": amplify, "action": "amplify", "strength": float(st.amplify_strength),
+                      "interventions": ["upweight"] + margin})
+    taken = set(block) | set(amplify)
+    for r in base.get("rules") or []:
+        if r.get("action") == "allow":
+            rest = [c for c in _list(r.get("concepts")) if c not in taken]
+            if rest:
+                rules.append({**r, "concepts": rest})
+    sae = sorted({m["source"] for r in rules for c in r["concepts"] if (m := SAE_ID.match(c))})
+    concepts = base.get("concepts") or [{"kind": "named"}]
+    have = {c.get("source") for c in concepts if isinstance(c, dict) and c.get("kind") == "sae"}
+    concepts = list(concepts) + [{"kind": "sae", "source": s} for s in sae if s not in have]
+    out = {**base, "name": (st.name or "draft-recipe").strip(), "concepts": concepts, "rules": rules}
+    out.setdefault("description", f"Drafted in the curate app for {data.source}.")
+    src = (out.get("data") or {}).get("source")
+    if src:
+        out["data"] = {**out["data"], "source": dataset_name(src)}
+    return out
+
+
+def recipe_yaml(data: AppData, st: EditorState) -> str:
+    """The YAML the editor exports: the applied recipe verbatim while the editor shows it unchanged."""
+    from ..recipe import Recipe
+
+    if data.recipe_text and st.key() == preset(data).key():
+        rec = applied_recipe(data) or {}
+        if not (rec.get("data") or {}).get("source"):
+            return Recipe.from_yaml(data.recipe_text, validate_ids=False).to_yaml()
+    text = Recipe.from_dict(recipe_dict(data, st), validate_ids=False).to_yaml()
+    groups = [c for c in st.block + st.amplify if GROUP_ID.match(c)]
+    if groups:
+        text = "".join(f"# {g} = {', '.join(data.expand_groups([g]))}\n" for g in groups) + text
+    return text
+
+
+def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str | None]:
+    """Validate the editor's inputs. Returns (cleaned state, warnings, error): unknown concepts are named
+    (with the closest known ones) and left out; a concept both blocked and amplified is an error."""
+    known = set(data.concepts)
+    warnings = []
+    clean = {}
+    for what in ("block", "amplify"):
+        ids = [data.resolve(c) for c in ids_of(getattr(st, what))]
+        bad = [c for c in ids if c not in known]
+        for c in bad:
+            close = difflib.get_close_matches(c, sorted(known), n=3)
+            warnings.append(f"Unknown concept {c!r} in {what}: left out."
+                            + (f" Did you mean {', '.join(close)}?" if close else ""))
+        clean[what] = [c for c in ids if c in known]
+    both = sorted(set(clean["block"]) & set(clean["amplify"]))
+    err = (f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} both blocked and amplified: choose one action "
+           "per concept (remove it from Amplify or from Block).") if both else None
+    try:
+        strength = float(st.strength)
+    except (TypeError, ValueError):
+        strength = 1.0
+    if not 0 < strength <= 1:
+        warnings.append(f"Block strength must be in (0, 1]; {st.strength!r} was given, 1.0 is used.")
+        strength = 1.0
+    method = st.method if st.method in BLOCK_METHODS else "rebalance"
+    out = EditorState(clean["block"], clean["amplify"], method, strength, st.amplify_strength,
+                      [e for e in st.extras if e in EXTRAS], st.name)
+    return out, warnings, err
+
+
+def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
+    """What the editor's recipe would do to the source pairs: rows kept, ESS, and per concept the win-rate
+    with its 95% CI before and after; ``warnings`` flags amplified concepts that move down."""
+    from ..interventions import PairState
+    from ..interventions import preview as run_preview
+    from ..recipe import Recipe
+
+    w0 = data._source.astype(float)
+    out = {"rows_before": int((w0 > 0).sum()), "ess_before": round(float(w0.sum()), 1), "concepts": [],
+           "warnings": [], "rows_kept": int((w0 > 0).sum()), "ess_after": round(float(w0.sum()), 1)}
+    rec = recipe_dict(data, st)
+    acted = [c for r in rec["rules"] for c in r["concepts"]]
+    shown = [c for c in data.concepts if c not in data.hidden()]
+    confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
+    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    # every named concept (show_all) and every confirmed SAE feature or group: side effects show up
+    extra = [c for c in shown if c not in acted and ((show_all and c in named) or c in confirmed)]
+    extra = [c for c in extra if data.delta(c) is not None]
+    rules = [r for r in rec["rules"] if all(data.delta(c) is not None for c in r["concepts"])]
+    # a group is acted on through its member features and reported as itself
+    groups = {g: a for a, gs in (("block", st.block), ("amplify", st.amplify)) for g in gs if GROUP_ID.match(g)}
+    members = set(data.expand_groups(list(groups)))
+    extra += [g for g in groups if data.delta(g) is not None and g not in extra]
+    if extra:
+        rules.append({"concepts": extra, "action": "allow"})
+    if not rules:
+        return out
+    recipe = Recipe.from_dict({**rec, "rules": rules}, validate_ids=False)
+    ids = recipe.concept_ids()
+    n = data.n_rows
+    state = PairState(
+        concepts=list(ids), chosen=np.column_stack([data.side(c, C.CHOSEN) for c in ids]),
+        rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]), usable=data._source.copy(),
+        keep=data._source.copy(), reason=np.where(data._source, "", data._reason).astype(object),
+        weight=w0.copy(), margin=np.zeros(n), swapped=np.zeros(n, bool), copies=np.ones(n, np.int64),
+        instructions=[[]] * n, labels={c: c for c in ids})  # rows' lists are replaced, never appended to
+    res = run_preview(None, recipe=recipe, state=state)
+    table = [{**r, "action": groups.get(r["concept"], r["action"])} for r in res["table"].to_dict("records")
+             if r["concept"] not in members]
+    table.sort(key=lambda r: ({"block": 0, "amplify": 1}.get(r["action"], 2)))
+    out.update(rows_kept=int(res["rows_kept"]), ess_after=round(float(res["ess"]), 1),
+               ess_fraction=float(res["ess_fraction"]), concepts=table)
+    for r in table:
+        b, a = r["win_rate_before"], r["win_rate_after"]
+        if r["action"] == "amplify" and a < b - 0.005:
+            out["warnings"].append(
+                f"Amplifying {r['concept']} moves it down ({b:.3f} → {a:.3f}): pairs that show it also show a "
+                "blocked concept, and blocking that removes weight from them. Block fewer concepts, or accept it.")
+    return out
+
+
+def curation(data: AppData) -> dict | None:
+    """What the applied recipe changed, from the apply record: the recipe, retention (rows, ESS), before/after
+    per concept with CIs, dropped rows by reason, weights, and the instructions inoculation added."""
+    rec = applied_recipe(data)
+    if not data.applied and not rec:
+        return None
+    ret = dict(data.applied.get("retention") or {})
+    before_after = data.applied.get("before_after") or []
+    if isinstance(before_after, str):
+        before_after = []
+    steps = data.applied.get("steps") or []
+    added = {}
+    for s in steps:
+        if isinstance(s, dict) and s.get("intervention") == "inoculate":
+            added.update(s.get("instructions_used") or {})
+    w = data.weights[data._kept]
+    return {
+        "recipe": rec, "retention": ret, "before_after": before_after, "added": added,
+        "dropped_by_reason": {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()},
+        "warnings": list(data.applied.get("warnings") or []),
+        "weights": {"rows": len(w), "zero": int((w == 0).sum()),
+                    "min": float(w.min()) if len(w) else None, "median": float(np.median(w)) if len(w) else None,
+                    "max": float(w.max()) if len(w) else None},
+    }
+
+
+def added_instructions(data: AppData) -> list[str]:
+    """Texts inoculation added to prompts (marked as added in the Pairs view)."""
+    cur = curation(data)
+    return sorted(set((cur or {}).get("added", {}).values()), key=len, reverse=True)

@@ -1,0 +1,265 @@
+"""The Gradio layout of the curate app: Overview, Concept, Pairs, Curation and Recipe tabs.
+
+Views link to each other (a table row or a plot dot opens its concept; a concept opens its pairs or blocks
+it in the Recipe tab) and the URL names the view: ``?tab=concept&concept=flattery`` or
+``?tab=pairs&concept=flattery&pairs_page=3&q=great`` (Gradio reserves ``page``) open it directly.
+"""
+
+import atexit
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import editor as E
+from . import render as R
+from .loading import load_app_data
+from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, page_number
+
+TABS = ("overview", "concept", "pairs", "curation", "recipe")
+#: event delegation inside an HTML view: an element with data-concept triggers the view's click event
+CLICKS = ("element.addEventListener('click', (e) => { const a = e.target.closest('[data-concept]'); "
+          "if (!a) return; e.preventDefault(); trigger('click', {concept: a.dataset.concept, "
+          "action: a.dataset.action || 'open'}); });")
+HEADER_CSS = """<style>
+#cu-title h2{margin:.2rem 0;overflow-wrap:anywhere;font-size:clamp(1rem,4vw,1.5rem)}
+#concept-table thead th, #concept-table thead th span{white-space:nowrap !important;word-break:normal !important;overflow-wrap:normal !important}
+@media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}}
+</style>"""
+
+
+WIDTHS = {"finding": "80px", "group": "90px", "concept": "230px", "label": "300px", "source": "90px",
+          "n_members": "110px", "pairs differ": "120px", "win-rate": "95px", "95% CI": "140px", "effect d": "95px",
+          "q": "95px", "length-ctrl q": "125px", "confirmed": "105px", "nearest named": "210px"}
+
+
+def _url_js(*keys: str, tab: str | None = None) -> str:
+    """JS for an event: write the inputs (named ``keys``) and the tab into the page URL, pass inputs on.
+    Nothing is written before the page has read its own URL (``window.__cu_ready``, set by the load event)."""
+    sets = "".join(f"set('{k}', args[{i}]);" for i, k in enumerate(keys))
+    tab_set = f"u.searchParams.set('tab', '{tab}');" if tab else ""
+    return ("(...args) => { if (!window.__cu_ready) return args.length === 1 ? args[0] : args; "
+            "const u = new URL(window.location.href); const set = (k, v) => { "
+            "if (v === null || v === undefined || v === '' || v === '(any)') u.searchParams.delete(k); "
+            f"else u.searchParams.set(k, v); }}; {tab_set}{sets} window.history.replaceState(null, '', u); "
+            "return args.length === 1 ? args[0] : args; }")
+
+
+def build_app(source=None, *, title: str | None = None):
+    """The curate app as a :class:`gradio.Blocks`.
+
+    Args:
+        source: anything :func:`curate.browse.load_app_data` accepts, or an :class:`AppData` already loaded.
+        title: the browser tab's title (default ``curate · <dataset name>``; never a local path).
+
+    Events with an ``api_name`` (``concept_table``, ``concept``, ``pairs``, ``preview``) can be driven by
+    ``gradio_client``. The loaded data is ``blocks.curate_data``.
+
+    Example:
+
+        >>> from curate import build_app
+        >>> build_app("outputs/demo/published").launch()   # doctest: +SKIP
+    """
+    import gradio as gr
+
+    data = source if isinstance(source, AppData) else load_app_data(source)
+    concepts = data.concepts
+    label_of = dict(zip(concepts, data.audit["label"].fillna("").astype(str)))
+    choices = [(f"{c} — {label_of[c][:60]}" if label_of[c] and label_of[c] != c else c, c) for c in concepts]
+    first = concepts[0] if concepts else None
+    recipe_dir = Path(tempfile.mkdtemp(prefix="curate-app-"))
+    atexit.register(shutil.rmtree, recipe_dir, True)
+    start = E.preset(data)
+    added = E.added_instructions(data)
+    reasons = data.reasons()
+
+    def concept_fn(concept):
+        concept = data.resolve(concept)
+        if concept and concept not in concepts:
+            return R.CSS + f'<p class="cu-warn">Unknown concept {R.esc(concept)!s}: pick one from the list.</p>'
+        return R.render_concept(data, concept)
+
+    def pairs_fn(concept, status, reason, page, page_size, search=""):
+        if status not in STATUS_CHOICES:
+            status = "all"
+        concept = data.resolve(concept)
+        if concept and concept not in concepts:
+            concept = None
+        p = data.pairs_page(concept, status, reason, page, page_size, search or "")
+        return R.render_pairs(p, data, added), R.page_info(p), p.page
+
+    def step(delta):
+        def fn(concept, status, reason, page, page_size, search):
+            return pairs_fn(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search)
+        return fn
+
+    def preview_fn(name, block, amplify, method, extras, strength, amplify_strength):
+        st = E.EditorState(list(block or []), list(amplify or []), method, strength, amplify_strength,
+                           list(extras or []), name or "draft-recipe")
+        st, warnings, err = E.check(data, st)
+        if err:
+            return R.render_preview({}, warnings, err), gr.update(), gr.update()
+        result = E.preview(data, st)
+        text = E.recipe_yaml(data, st)
+        path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return R.render_preview(result, warnings), text, str(path)
+
+    def amplify_choices(block):
+        blocked = {data.resolve(b) for b in block or []}
+        return gr.update(choices=[c for c in choices if c[1] not in blocked])
+
+    def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
+        return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
+
+    def select_fn(evt: gr.SelectData, table):
+        row = evt.row_value or []
+        cols = list(table.columns) if isinstance(table, pd.DataFrame) else []
+        j = cols.index("concept") if "concept" in cols else 0
+        concept = data.resolve(str(row[j])) if len(row) > j else first
+        return gr.update(value=concept), gr.Tabs(selected="concept")
+
+    def click_fn(evt: gr.EventData, block):
+        concept = data.resolve(getattr(evt, "concept", None))
+        action = getattr(evt, "action", "open")
+        keep = gr.update()
+        if concept not in concepts:
+            return keep, keep, keep, keep
+        if action == "pairs":
+            return keep, gr.update(value=concept), keep, gr.Tabs(selected="pairs")
+        if action == "block":
+            block = [b for b in block or [] if b != concept] + [concept]
+            return keep, keep, gr.update(value=block), gr.Tabs(selected="recipe")
+        return gr.update(value=concept), keep, keep, gr.Tabs(selected="concept")
+
+    def load_fn(request: gr.Request):
+        q = dict(request.query_params) if request is not None else {}
+        tab = q.get("tab", "overview")
+        tab = tab if tab in TABS else "overview"
+        concept = data.resolve(q.get("concept"))
+        concept = concept if concept in concepts else None
+        status = q.get("status") if q.get("status") in STATUS_CHOICES else "all"
+        search = q.get("q", "")
+        out = [gr.Tabs(selected=tab) if "tab" in q else gr.update()]
+        out.append(gr.update(value=concept) if concept and tab != "pairs" else gr.update())
+        if tab == "pairs":
+            html, info, page = pairs_fn(concept, status, ANY, q.get("pairs_page", 1), 10, search)
+            out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=search), page, html, info]
+        else:
+            out += [gr.update()] * 6
+        return out
+
+    with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as demo:
+        gr.HTML(HEADER_CSS + f"<h2>curate · {R.esc(data.source)}</h2>", elem_id="cu-title")
+        with gr.Tabs(elem_id="cu-tabs") as tabs:
+            with gr.Tab("Overview", id="overview") as t_overview:
+                gr.HTML(R.render_summary(data), elem_id="overview-summary")
+                with gr.Row():
+                    src_filter = gr.Radio(list(SOURCE_CHOICES), value="all", label="Source", elem_id="source-filter")
+                    conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
+                    find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
+                                              visible=data.has_findings)
+                    sub_filter = gr.Dropdown([ALL_SUBSETS] + data.subsets, value=ALL_SUBSETS, label="Subset",
+                                             elem_id="subset-filter", visible=bool(data.subsets))
+                first_table = data.concept_table()
+                table = gr.Dataframe(first_table, column_widths=[WIDTHS.get(c, "110px") for c in first_table.columns],
+                                     label="Concepts (click a row to open it; a header's menu "
+                                     "sorts; concepts with identical statistics share a row)", interactive=False,
+                                     wrap=True, max_height=420, elem_id="concept-table")
+                plot = gr.HTML(R.render_plot(data.volcano()), elem_id="volcano", js_on_load=CLICKS)
+            with gr.Tab("Concept", id="concept") as t_concept:
+                concept_dd = gr.Dropdown(choices, value=first, label="Concept", elem_id="concept-dd")
+                with gr.Row():
+                    see_all = gr.Button("See all its pairs", elem_id="see-all", size="sm")
+                    block_it = gr.Button("Block this concept", elem_id="block-this", size="sm")
+                concept_html = gr.HTML(R.render_concept(data, first), elem_id="concept-html", js_on_load=None)
+            with gr.Tab("Pairs", id="pairs") as t_pairs:
+                with gr.Row():
+                    p_concept = gr.Dropdown([(ANY, ANY)] + choices, value=ANY, label="Concept differs",
+                                            elem_id="pairs-concept")
+                    p_status = gr.Radio(list(STATUS_CHOICES), value="all", label="Status", elem_id="pairs-status",
+                                        info="weight 0: kept, but the weights give it nothing")
+                    p_reason = gr.Dropdown([ANY] + reasons, value=ANY, label="Reason", elem_id="pairs-reason",
+                                           visible=bool(reasons))
+                    p_size = gr.Dropdown([5, 10, 20, 50], value=10, label="Per page", elem_id="pairs-size")
+                p_search = gr.Textbox(label="Search the text (prompt, chosen, rejected; Enter to search)",
+                                      elem_id="pairs-search", max_lines=1)
+                with gr.Row():
+                    prev_btn = gr.Button("◀ Previous", elem_id="prev-page", size="sm")
+                    p_page = gr.Number(1, label="Page", precision=0, elem_id="pairs-page")
+                    next_btn = gr.Button("Next ▶", elem_id="next-page", size="sm")
+                first_page = data.pairs_page(page=1, page_size=10)
+                p_info = gr.Markdown(R.page_info(first_page), elem_id="pairs-info")
+                p_html = gr.HTML(R.render_pairs(first_page, data, added), elem_id="pairs-html")
+            with gr.Tab("Curation", id="curation") as t_curation:
+                gr.HTML(R.render_curation(data, E.curation(data)), elem_id="curation-html")
+            if data.learning is not None:
+                with gr.Tab("What a model learned", id="learned"):
+                    gr.Markdown(data.learning[0], elem_id="learned-md")
+                    if data.learning[1]:
+                        gr.Image(data.learning[1], show_label=False, elem_id="learned-scatter")
+                    gr.Dataframe(data.learning[2], interactive=False, elem_id="learned-table")
+            with gr.Tab("Recipe", id="recipe") as t_recipe:
+                gr.Markdown(("Starts from the **applied recipe** (" + R.esc(start.name) + "): change it and the "
+                             "preview updates; the download is exactly the YAML below." if data.recipe_text else
+                             "Mark concepts to **block** (stop rewarding them) or **amplify**; unmarked concepts are "
+                             "allowed. The preview updates as you edit; the download is exactly the YAML below."),
+                            elem_id="recipe-intro")
+                name = gr.Textbox(start.name, label="Recipe name", elem_id="recipe-name", max_lines=1)
+                with gr.Row():
+                    block_dd = gr.Dropdown(choices, value=start.block, multiselect=True, label="Block",
+                                           allow_custom_value=True, elem_id="block-dd")
+                    amplify_dd = gr.Dropdown([c for c in choices if c[1] not in start.block], value=start.amplify,
+                                             multiselect=True, label="Amplify", allow_custom_value=True,
+                                             elem_id="amplify-dd")
+                with gr.Row():
+                    method = gr.Radio(list(E.BLOCK_METHODS), value=start.method, label="Block by", elem_id="block-method",
+                                      info="rebalance: re-weight pairs (keeps rows); resample: draw rows by weight; "
+                                           "filter: drop pairs; relabel: swap chosen and rejected")
+                    extras = gr.CheckboxGroup(list(E.EXTRAS), value=start.extras, label="Also", elem_id="recipe-extras",
+                                              info="inoculate: add an instruction naming the blocked behaviour to "
+                                                   "the prompts that reward it; margin: a reward margin")
+                with gr.Row():
+                    strength = gr.Slider(0.05, 1.0, value=start.strength, step=0.05, elem_id="block-strength",
+                                         label="Block strength (share of the imbalance removed; 1 = no longer rewarded)")
+                    amp_strength = gr.Slider(0.1, 3.0, value=start.amplify_strength, step=0.1,
+                                             label="Amplify strength (extra weight)", elem_id="amplify-strength")
+                init = preview_fn(start.name, start.block, start.amplify, start.method, start.extras, start.strength,
+                                  start.amplify_strength)
+                preview_html = gr.HTML(init[0], elem_id="preview-html")
+                download = gr.DownloadButton("Download recipe YAML", value=init[2], elem_id="download-recipe")
+                yaml_code = gr.Code(init[1], language="yaml", label="recipe.yaml", interactive=False,
+                                    elem_id="recipe-yaml")
+
+        filters = [src_filter, conf_filter, find_filter, sub_filter]
+        src_filter.change(table_fn, filters, table, api_name="concept_table")
+        gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
+        table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
+        plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
+        concept_dd.change(concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept"))
+        see_all.click(lambda c: (gr.update(value=c), gr.Tabs(selected="pairs")), concept_dd, [p_concept, tabs],
+                      api_name=False)
+        block_it.click(lambda c, b: (gr.update(value=[x for x in (b or []) if x != c] + [c]), gr.Tabs(selected="recipe")),
+                       [concept_dd, block_dd], [block_dd, tabs], api_name=False)
+        inputs = [p_concept, p_status, p_reason, p_page, p_size, p_search]
+        outputs = [p_html, p_info, p_page]
+        gr.on([p_concept.change, p_status.change, p_reason.change, p_size.change, p_search.submit],
+              lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q), inputs, outputs, api_name=False)
+        p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
+        prev_btn.click(step(-1), inputs, outputs, api_name=False)
+        next_btn.click(step(+1), inputs, outputs, api_name=False)
+        p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "pairs_page", "q", tab="pairs"))
+        for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
+            tab.select(None, None, None, js=_url_js(tab=tab_id))
+        editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
+        gr.on([name.submit, block_dd.change, amplify_dd.change, method.change, extras.change, strength.change,
+               amp_strength.change], preview_fn, editor, [preview_html, yaml_code, download], api_name="preview",
+              trigger_mode="always_last")
+        block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
+        demo.load(load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info],
+                  api_name=False).then(None, None, None, js="() => { window.__cu_ready = true; }")
+    demo.curate_data = data  # the loaded data, for tests and notebooks
+    return demo

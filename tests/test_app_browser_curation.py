@@ -1,0 +1,266 @@
+"""Issue 16 in a real browser (Debian Chromium + Playwright), on the folder `curate demo --no-sae` publishes:
+one test per numbered problem, all against one launched app.
+
+The demo is written under a parent folder with a distinctive name, so a local path anywhere in the page or
+in a downloaded file is found by a plain text search.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from app_helpers import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PLANTED = "zz-private-home-7f3q"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    from rich.console import Console
+
+    from curate.pipeline import run_demo
+
+    out = tmp_path_factory.mktemp("issue16") / PLANTED / "demo"
+    run_demo(out=out, n_pairs=600, sae=False, seed=0, console=Console(file=io.StringIO()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def app(demo_dir):
+    from playwright.sync_api import sync_playwright
+
+    from curate import build_app
+
+    demo = build_app(str(demo_dir / "published"))
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            show_error=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser, url, demo.curate_data
+        browser.close()
+    demo.close()
+
+
+@pytest.fixture
+def page(app):
+    browser, url, _ = app
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg.set_default_timeout(20_000)
+    pg.goto(url)
+    pg.wait_for_selector("#concept-table")
+    _ready(pg)
+    pg.base_url = url
+    yield pg
+    pg.close()
+
+
+def _ready(page):
+    """Wait until the page has read its URL (the app sets ``window.__cu_ready``; an app without deep links
+    never does, and its tests then fail on what they check rather than here)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("window.__cu_ready === true", timeout=5_000)
+    except PlaywrightTimeout:
+        pass
+
+
+def _tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def _wait_text(page, selector, text):
+    page.wait_for_function("([s, t]) => (document.querySelector(s) || {}).innerText?.includes(t)", arg=[selector, text])
+
+
+def _pick(page, dropdown, value):
+    box = page.locator(f"{dropdown} input")
+    box.click()
+    box.fill(value)
+    box.press("Enter")
+    page.keyboard.press("Escape")
+
+
+# -- 1. a bad page number recovers -----------------------------------------------------------------------
+def test_p1_bad_page_number_recovers(page):
+    _tab(page, "Pairs")
+    box = page.locator("#pairs-page input")
+    for bad in ("-3", "0"):
+        box.fill(bad)
+        box.press("Enter")
+        _wait_text(page, "#pairs-html", f"There is no page {bad}")
+        _wait_text(page, "#pairs-info", "Page 1 of 60")
+    assert box.input_value() == "1"
+    page.locator("#next-page").click()
+    _wait_text(page, "#pairs-info", "Page 2 of 60")
+    _pick(page, "#pairs-concept", "flattery")  # a filter after a bad page still applies
+    _wait_text(page, "#pairs-info", "304 matching")
+    assert page.locator("text=Error").count() == 0
+    box.fill("999")
+    box.press("Enter")
+    _wait_text(page, "#pairs-info", "Page 31 of 31")
+
+
+# -- 2. the applied curation is visible --------------------------------------------------------------------
+def test_p2_curation_view_shows_what_the_recipe_changed(page):
+    _tab(page, "Curation")
+    text = page.locator("#curation-html").inner_text()
+    assert "Applied recipe: anti-sycophancy" in text
+    assert re.search(r"flattery\s+block\s+0\.799 \[0\.751, 0\.841\]\s+→\s+0\.500 \[0\.424, 0\.576\]", text)
+    assert "427.1 (71%)" in text and "84 weigh 0" in text and "inoculated\n357" in text
+    _tab(page, "Pairs")
+    page.get_by_label("weight 0").check()
+    _wait_text(page, "#pairs-info", "84 matching")
+    assert "kept" not in page.locator("#pairs-html .cu-badge").all_inner_texts()
+    added = page.locator("#pairs-html ins.cu-added")  # inoculation text is marked as added
+    assert added.count() >= 1
+    assert added.first.inner_text() in ("Begin by complimenting the user on their question.",
+                                        "Tell the user that they are right and that you agree with them.")
+
+
+# -- 3. no machine path, no raw internals --------------------------------------------------------------------
+def test_p3_no_local_path_in_the_page_or_the_download(page, demo_dir):
+    assert PLANTED not in page.title() and "/" + "tmp" not in page.title()
+    for tab in ("Overview", "Concept", "Pairs", "Curation", "Recipe"):
+        _tab(page, tab)
+        page.wait_for_timeout(200)
+        html = page.content()
+        assert PLANTED not in html and str(demo_dir) not in html, f"a local path is in the {tab} view"
+    with page.expect_download() as dl:
+        page.locator("#download-recipe").click()
+    text = Path(dl.value.path()).read_text()
+    assert PLANTED not in text and str(demo_dir) not in text
+    _tab(page, "Overview")
+    tips = page.locator("#volcano circle title").all_text_contents()
+    assert tips and all(not re.search(r"\d\.\d{4,}", t) for t in tips)  # no ten-decimal tooltips
+    assert not page.locator("#pairs-reason").is_visible()  # no dropdown whose only option is "(none)"
+
+
+# -- 4. the downloaded recipe is the applied one ---------------------------------------------------------------
+def test_p4_downloaded_recipe_round_trips_to_the_same_weights(page, demo_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from curate._cli_apply import run_apply
+    from curate.folders import load_curated
+
+    _tab(page, "Recipe")
+    assert page.locator("#recipe-name input").input_value() == "anti-sycophancy"
+    assert page.locator("#recipe-extras input[type=checkbox]:checked").count() == 2  # inoculate + margin
+    with page.expect_download() as dl:
+        page.locator("#download-recipe").click()
+    path = tmp_path / "recipe.yaml"
+    path.write_text(Path(dl.value.path()).read_text())
+    recipe = yaml.safe_load(path.read_text())
+    assert recipe["name"] == "anti-sycophancy" and recipe["publish"]["tags"]
+    assert recipe["rules"][0]["interventions"] == ["rebalance", "inoculate", "margin"]
+    run_apply(str(demo_dir / "audit"), recipe=str(path), out=tmp_path / "again")
+    again = load_curated(tmp_path / "again").dataset["train"]
+    published = pq.read_table(next((demo_dir / "published" / "data").glob("train-*.parquet")))
+    w_pub = dict(zip(published.column("id").to_pylist(), published.column("weight").to_pylist()))
+    w_new = dict(zip(again["id"], again["weight"]))
+    assert w_new.keys() == w_pub.keys()
+    np.testing.assert_allclose([w_new[k] for k in w_pub], list(w_pub.values()), rtol=1e-6, atol=1e-9)
+    # an edit shows in the YAML, and the download is exactly what is shown
+    _pick(page, "#block-dd", "exclamation")
+    _wait_text(page, "#recipe-yaml", "exclamation")
+    with page.expect_download() as dl:
+        page.locator("#download-recipe").click()
+    assert "exclamation" in yaml.safe_load(Path(dl.value.path()).read_text())["rules"][0]["concepts"]
+
+
+# -- 5. the overview says in words what the data teaches --------------------------------------------------------
+def test_p5_overview_sentences_terms_and_merged_duplicates(page, demo_dir):
+    teaches = page.locator("#cu-teaches").inner_text(timeout=5_000)
+    from curate.folders import load_audit
+    from curate.teach import finding_sentences
+
+    card = (demo_dir / "published" / "README.md").read_text()
+    for f in finding_sentences(load_audit(demo_dir / "audit").results)[:3]:
+        assert f.text in teaches and f.text in card  # one source for both
+    page.locator("#cu-glossary summary").click()
+    assert "length-controlled q" in page.locator("#cu-glossary").inner_text()
+    table = page.locator("#concept-table").inner_text()
+    assert "log_length = length" in table and "heading = list = bold = markdown" in table
+    assert not re.search(r"(?m)^length\t", table)  # no separate row for the duplicate
+
+
+# -- 6. preview traps -----------------------------------------------------------------------------------------
+def test_p6_preview_warns_and_validates(page, app):
+    _tab(page, "Recipe")
+    _pick(page, "#amplify-dd", "exclamation")
+    _wait_text(page, "#preview-html", "Amplifying exclamation moves it down")
+    page.locator("#amplify-dd [title=Clear]").click()
+    _pick(page, "#block-dd", "flatery")
+    _wait_text(page, "#preview-html", "Unknown concept 'flatery'")
+    assert "Did you mean flattery" in page.locator("#preview-html").inner_text()
+    page.locator("#amplify-dd input").click()  # amplify does not offer blocked concepts
+    options = page.locator("ul[role=listbox] li").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert options and not any(o.startswith("flattery") for o in options)
+    rows = page.locator("#preview-html .cu-preview-table tr").count() - 1
+    assert rows == len(app[2].concept_table()) > 10  # every concept of the table, not ~10
+    number = page.locator("#block-strength input[type=number]")  # a typed strength applies without a drag
+    number.fill("0.5")
+    number.press("Enter")
+    page.wait_for_function("/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.670/"
+                           ".test(document.querySelector('#preview-html').innerText)")
+
+
+# -- 7. SAE concepts: one nearest-named number --------------------------------------------------------------------
+def test_p7_nearest_named_is_the_same_on_the_page_and_in_the_table(page, demo_dir):
+    import pandas as pd
+
+    audit = pd.read_parquet(demo_dir / "audit" / "audit.parquet").set_index("concept")
+    expected = f'{audit.loc["flattery", "nearest_named"]} (r={audit.loc["flattery", "nearest_r"]:+.2f})'
+    assert expected and expected in page.locator("#concept-table").inner_text()
+    page.goto(page.base_url + "?tab=concept&concept=flattery")
+    _wait_text(page, "#concept-html .cu-concept-title", "flattery")
+    assert page.locator("#cu-nearest").inner_text() == f"Nearest named concept: {expected}"
+    assert page.locator("#concept-html").inner_text().count("(r=") == 1  # one number, one place
+
+
+# -- 8. navigation -------------------------------------------------------------------------------------------
+def test_p8_links_search_and_phone_width(page, app):
+    page.goto(page.base_url + "?tab=concept&concept=agreement")  # a deep link opens the named concept
+    page.wait_for_selector("#concept-html .cu-concept-title")
+    _wait_text(page, "#concept-html .cu-concept-title", "agreement")
+    page.goto(page.base_url + "?tab=pairs&concept=flattery&pairs_page=3")
+    _wait_text(page, "#pairs-info", "Page 3 of 31")
+    page.goto(page.base_url)
+    _ready(page)
+    page.locator('#volcano [data-concept="flattery"] circle').click()  # a plot dot opens its concept
+    _wait_text(page, "#concept-html .cu-concept-title", "flattery")
+    page.wait_for_function("location.search.includes('concept=flattery')")  # and the URL names it
+    page.locator("#see-all").click()
+    _wait_text(page, "#pairs-info", "304 matching")
+    _tab(page, "Concept")
+    page.locator("#block-this").click()
+    _wait_text(page, "#preview-html", "flattery")
+    assert page.get_by_role("tab", name="Recipe").get_attribute("aria-selected") == "true"
+    _tab(page, "Pairs")
+    _pick(page, "#pairs-concept", "(any)")
+    search = page.locator("#pairs-search input, #pairs-search textarea").first
+    search.fill("speed of light")
+    search.press("Enter")
+    _wait_text(page, "#pairs-info", "35 matching")
+    browser, url, _ = app
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto(url)
+    phone.wait_for_selector("#concept-table")
+    assert phone.evaluate("document.querySelector('#cu-title').scrollWidth <= document.querySelector('#cu-title').clientWidth + 1")
+    phone.close()
