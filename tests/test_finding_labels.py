@@ -99,3 +99,35 @@ def test_every_finding_gets_a_readable_label_and_a_marked_context(sae_audit):
     assert sae["label"].startswith("says “") and sae["phrase"] in ("question", "questions", "mind")
     assert "flattery" in sae["label"]
     assert len(sae["contexts_chosen"]) + len(sae["contexts_rejected"]) >= 1
+
+
+def test_token_budget_goes_to_the_features_that_separate_chosen_from_rejected():
+    """With more features than the token-activation budget, the separating features get their token examples
+    (they are the likely findings) instead of the first features in id order."""
+    import pandas as pd
+
+    from curate import _columns as C
+
+    n = 40
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        # features 0..28 fire equally on both sides (noise); feature 29 fires only on the chosen side
+        both = sorted(rng.choice(29, size=4, replace=False).tolist())
+        rows.append({C.ID: str(i), "prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad answer {i}",
+                     C.sae_index_column("chosen", "fake"): both + [29],
+                     C.sae_value_column("chosen", "fake"): [1.0] * 4 + [5.0 if i == n - 1 else 3.0],
+                     C.sae_index_column("rejected", "fake"): both,
+                     C.sae_value_column("rejected", "fake"): [1.0] * 4})
+    df = pd.DataFrame(rows)
+
+    class FakeAnnotator:
+        def token_activations(self, items, features):
+            return [(["x"], np.ones((1, len(features)))) for _ in items]
+
+    labels = label_features(df, "fake", annotator=FakeAnnotator(), min_active=1, n_token_examples=1,
+                            max_token_responses=2).set_index("feature")
+    with_tokens = {f for f, ex in labels["top_examples"].items() if any("tokens" in e for e in json.loads(ex))}
+    # feature 29's top example is the last pair's chosen response, which no noise feature's first example is:
+    # in feature-id order the budget of 2 responses would be spent on features 0 and 1
+    assert 29 in with_tokens

@@ -136,6 +136,36 @@ def _ngram_labels(texts: list[str], top_sets: list[np.ndarray], ngram_range, n_t
     return out
 
 
+def separation_order(V, keys, feats) -> np.ndarray:
+    """Positions in ``feats`` ordered by how strongly the feature separates chosen from rejected: the sign-test
+    ``|wins − losses| / sqrt(wins + losses)`` of its pooled activation over the pairs that have both responses.
+
+    Args:
+        V: responses × features activations (scipy sparse), rows as in ``keys``.
+        keys: ``(row, side)`` per response; side is ``chosen`` or ``rejected``.
+        feats: the feature ids (columns of ``V``) to order.
+
+    Example:
+
+        >>> from scipy import sparse
+        >>> V = sparse.csc_matrix(np.array([[1., 0.], [0., 0.], [1., 2.], [0., 2.]]))
+        >>> keys = [(0, "chosen"), (0, "rejected"), (1, "chosen"), (1, "rejected")]
+        >>> separation_order(V, keys, np.array([1, 0])).tolist()   # feature 0 wins both pairs: first
+        [1, 0]
+    """
+    at = {k: j for j, k in enumerate(keys)}
+    pairs = [(j, at[(r, "rejected")]) for (r, side), j in at.items() if side == "chosen" and (r, "rejected") in at]
+    if not pairs:
+        return np.arange(len(feats))
+    ch, rj = (np.asarray(x, dtype=np.int64) for x in zip(*pairs))
+    V = V.tocsr()
+    D = (V[ch][:, feats] - V[rj][:, feats]).tocsc()
+    wins = np.asarray((D > 0).sum(axis=0)).ravel()
+    losses = np.asarray((D < 0).sum(axis=0)).ravel()
+    z = np.abs(wins - losses) / np.sqrt(wins + losses + 1.0)
+    return np.argsort(-z, kind="stable")
+
+
 def label_features(dataset, source: str, *, annotator=None, features: Sequence[int] | None = None,
                    min_active: int = 5, n_top: int = 5, n_token_examples: int = 3, max_token_responses: int = 128,
                    ngram_range: tuple[int, int] = (1, 3), n_terms: int = 3, min_df: int = 3,
@@ -213,13 +243,16 @@ def label_features(dataset, source: str, *, annotator=None, features: Sequence[i
                 break
         top_examples.append(ex)
 
-    # token-level activations for the first examples of each feature
+    # token-level activations for the first examples of each feature, within a budget of responses: the
+    # features that separate chosen from rejected most (the likely findings) first, one example each per round
     if annotator is not None and n_token_examples > 0:
         wanted: list[int] = []
-        for ex in top_examples:
-            for e in ex[:n_token_examples]:
-                if e["_j"] not in wanted and len(wanted) < max_token_responses:
-                    wanted.append(e["_j"])
+        chosen_first = separation_order(V, keys, feats)
+        for rank in range(n_token_examples):
+            for k in chosen_first:
+                ex = top_examples[k]
+                if rank < len(ex) and ex[rank]["_j"] not in wanted and len(wanted) < max_token_responses:
+                    wanted.append(ex[rank]["_j"])
         if wanted:
             col = {int(f): c for c, f in enumerate(feats)}
             acts = annotator.token_activations([(prompt_of[j], texts[j]) for j in wanted], features=feats.tolist())
