@@ -50,6 +50,19 @@ def test_named_equals_datasets_map(pairs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "job" / "shards").iterdir()) == [f"part-{i:05d}.parquet" for i in range(5)]
 
 
+def test_a_concept_registered_in_the_driver_reaches_the_workers(pairs, tmp_path):
+    """The workers are fresh processes: the annotator must carry the driver's registered concepts with it."""
+    from curate.concepts import named
+
+    named.register_concept("ray_paris", r"\bparis\b", "Mentions Paris.")
+    try:
+        data = pairs.select(range(40))
+        out = curate.annotate(data, engine="ray", engine_options={"out": tmp_path / "job", "rows_per_shard": 20})
+        assert out["chosen__ray_paris"] == curate.annotate(data)["chosen__ray_paris"]
+    finally:
+        named._REGISTRY.pop("ray_paris", None)
+
+
 def test_interrupted_job_resumes_without_recomputing(pairs, tmp_path):
     job = tmp_path / "job"
     opts = {"out": job, "rows_per_shard": 50, "workers": 2}
