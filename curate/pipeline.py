@@ -250,7 +250,9 @@ def _demo_apply(result, out: Path, console):
         return None
     from ._cli_apply import run_apply
 
-    recipe = Path(__file__).resolve().parent.parent / "recipes" / "anti_sycophancy.yaml"
+    from .recipe import shipped_recipes
+
+    recipe = shipped_recipes()["anti_sycophancy.yaml"]
     apply_dir = out / "curated"
     return run_apply(str(out / "audit"), recipe=str(recipe), out=apply_dir, console=console)
 

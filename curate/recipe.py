@@ -334,8 +334,9 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
 
 
 def shipped_recipes() -> dict[str, Path]:
-    """The recipes shipped in the repository's ``recipes/`` folder: file name -> path."""
-    folder = Path(__file__).resolve().parent.parent / "recipes"
+    """The recipes shipped with the package (``curate/recipes/``, kept equal to the repository's ``recipes/``
+    folder by ``tests/test_packaging.py``): file name -> path."""
+    folder = Path(__file__).resolve().parent / "recipes"
     return {p.name: p for p in sorted(folder.glob("*.yaml"))}
 
 
