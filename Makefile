@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test venv bench card clean
+.PHONY: demo test lint venv bench card clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,14 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/curate demo --out outputs/demo
+
+# ruff lint over the tree; ruff format over the files already formatted (TODO(lead): after merging issues 11
+# and 16, run `ruff format .` once and check the whole tree here)
+FORMATTED := curate/publish curate/concepts/activations.py curate/cli/__init__.py curate/cli/__main__.py curate/cli/_base.py curate/cli/_tables.py curate/cli/apply.py curate/cli/audit.py curate/cli/demo.py curate/cli/generate.py curate/cli/fit_sae.py curate/cli/publish.py curate/cli/stream_audit.py curate/_format.py curate/_version.py curate/pipeline.py curate/cache.py tests/test_architecture.py tests/test_packaging.py tests/test_fingerprints.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check $(FORMATTED)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

@@ -22,7 +22,8 @@ def main() -> int:
     if not files:
         print(f"skipped: no AlpacaEval-2 annotations under {root}")
         return 0
-    from curate import ConceptAudit, annotate, ingestion_summary, load_pairs
+    from curate import ConceptAudit, annotate, load_pairs
+    from curate.ingest import ingestion_summary
 
     for path in files:
         model = path.parts[-3]

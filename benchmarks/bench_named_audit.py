@@ -27,7 +27,8 @@ def main() -> None:
     import pyarrow as pa
     from datasets import Dataset, concatenate_datasets
 
-    from curate import ConceptAudit, NamedConcepts, make_preference_pairs
+    from curate import ConceptAudit, make_preference_pairs
+    from curate.concepts import NamedConcepts
     from curate.concepts.named import BUILTIN_CONCEPTS
     from curate.scores import concept_scores
 

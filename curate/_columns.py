@@ -22,6 +22,8 @@ Columns added by interventions::
 
 from __future__ import annotations
 
+import re
+
 ID = "id"
 PROMPT = "prompt"
 PROMPT_MESSAGES = "prompt_messages"
@@ -60,6 +62,13 @@ def sae_value_column(side: str, source: str) -> str:
     return f"{side}{SEP}{SAE_PREFIX}{source}{SEP}val"
 
 
+#: an SAE feature's concept id, as :func:`sae_concept_id` writes it (the source may hold any character; the
+#: feature is the trailing number)
+SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
+#: a group of SAE features (the audit's groups), ``group:<source>:<n>``
+GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
+
+
 def sae_concept_id(source: str, feature: int) -> str:
     """Concept id of one SAE feature, e.g. ``sae:smollm2-l15:123``."""
     return f"{SAE_PREFIX}{source}:{int(feature)}"
@@ -92,3 +101,16 @@ WHERE = "where"              # a finding's one-line "where it holds"
 MISSING_SUBSET = "(missing)"  # subset value given to rows whose subset column is empty
 # columns taken as the subset column when the user gives none, in this order of preference
 SUBSET_CANDIDATES = ("source", "subset", "split", "dataset", "category")
+
+
+def subset_values(values):
+    """Subset labels as strings; empty / missing values become :data:`MISSING_SUBSET`."""
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v) or str(v) == "":
+            out.append(MISSING_SUBSET)
+        else:
+            out.append(str(v))
+    import numpy as np
+
+    return np.asarray(out, dtype=object)

@@ -186,7 +186,7 @@ class ConceptAudit:
         res = pd.concat([res, self._confirm(scores, half), self._nearest_named(scores)], axis=1)
         if labels is not None and len(labels):
             lab = labels.set_index("concept")["label"]
-            res["label"] = [lab.get(c, l) for c, l in zip(res["concept"], res["label"])]
+            res["label"] = [lab.get(c, old) for c, old in zip(res["concept"], res["label"])]
         return res
 
     @staticmethod
@@ -248,12 +248,7 @@ class ConceptAudit:
                 if np.nanmax(np.abs(r)) >= self.redundancy:
                     continue
             chosen_idx.append(i)
-        res = res.copy()
-        res["finding"] = False
-        res["finding_rank"] = np.nan
-        res.loc[res.index[chosen_idx], "finding"] = True
-        res.loc[res.index[chosen_idx], "finding_rank"] = np.arange(1, len(chosen_idx) + 1)
-        return res
+        return mark_findings(res.copy(), chosen_idx)
 
     def findings(self) -> pd.DataFrame:
         """The short list: confirmed, length-controlled, practically large concepts, one per group.
@@ -393,7 +388,10 @@ class ConceptAudit:
                 f"max_findings={self.max_findings}, min_effect={self.min_effect})")
 
 
-def _subset(scores: ConceptScores, mask: np.ndarray) -> ConceptScores:
-    return ConceptScores(scores.concepts, scores.chosen[mask], scores.rejected[mask], scores.rows[mask],
-                         [p for p, m in zip(scores.prompts, mask) if m], scores.log_length[mask],
-                         scores.weights[mask], {k: [v for v, m in zip(vals, mask) if m] for k, vals in scores.extra.items()})
+def mark_findings(res: pd.DataFrame, picked: list[int]) -> pd.DataFrame:
+    """Set ``finding`` (True for the rows at positions ``picked``) and ``finding_rank`` (their order, 1 first)."""
+    res["finding"] = False
+    res["finding_rank"] = np.nan
+    res.loc[res.index[picked], "finding"] = True
+    res.loc[res.index[picked], "finding_rank"] = np.arange(1, len(picked) + 1)
+    return res

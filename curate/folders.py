@@ -172,7 +172,7 @@ def write_manifest(folder: str | Path, *, kind: str, source: str | None = None,
     Returns:
         The manifest as a dict.
     """
-    from . import __version__
+    from ._version import __version__
 
     if kind not in KINDS:
         raise FolderError(f"Unknown folder kind {kind!r}. Kinds: {list(KINDS)}.")
@@ -205,7 +205,7 @@ def read_manifest(path: str | Path) -> dict:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except ValueError as err:
-        raise FolderError(f"{str(file)!r} is not valid JSON ({err}); re-run the command that made {str(path)!r}.")
+        raise FolderError(f"{str(file)!r} is not valid JSON ({err}); re-run the command that made {str(path)!r}.") from None
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         raise FolderError(f"{str(file)!r} names no known folder kind (kinds: {list(KINDS)}).")
     manifest["path"] = str(path)
@@ -283,13 +283,24 @@ def atomic_folder(out: str | Path, *, kind: str) -> Iterator[Path]:
     if kind not in KINDS:
         raise FolderError(f"Unknown folder kind {kind!r}. Kinds: {list(KINDS)}.")
     check_target(out, kind)
-    tmp = out.parent / f".{out.name}{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staging_folder(out) as tmp:
         yield tmp
         if not (tmp / MANIFEST).exists():
             raise FolderError(f"internal: the {kind} step wrote no {MANIFEST}; {str(out)!r} was left as it was.")
         _swap_into_place(tmp, out)
+
+
+@contextlib.contextmanager
+def staging_folder(final: str | Path) -> Iterator[Path]:
+    """A hidden sibling of ``final`` to build it in (``.<name>.tmp-<pid>-<random>``), removed on exit whatever
+    happens; the caller moves it into place before leaving the block. The one staging step of every atomic
+    write: :func:`atomic_folder` (output folders) and :func:`curate.cache.atomic_dir` (cache entries)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -594,8 +605,6 @@ def save_curated(out: str | Path, dataset, *, report=None, recipe=None, source_a
     Returns:
         The manifest.
     """
-    from .interventions.apply import save_curated as save_splits
-
     train, dropped = dataset[C.TRAIN_SPLIT], dataset[C.DROPPED_SPLIT]
     if input_rows is None:  # the splits are the whole input: distinct train rows, then dropped
         first = {}
@@ -715,3 +724,11 @@ def resolve_input(path) -> tuple[str, Any]:
     if _guess_kind(p) is not None or (p.name == ANNOTATED and (p.parent / AUDIT_TABLE).exists()):
         raise FolderError(_no_manifest(p if p.name != ANNOTATED else p.parent))
     return "raw", path
+
+
+def save_splits(dd, folder: str | Path) -> Path:
+    """``dd.save_to_disk(folder)`` that also works for an empty split (datasets 5.2 writes no shard for an
+    empty split and then cannot load it back); at most 500 MB per shard otherwise."""
+    num_shards = {k: max(1, int(v.data.nbytes // 500_000_000) + 1) for k, v in dd.items()}
+    dd.save_to_disk(str(folder), num_shards=num_shards)
+    return Path(folder)

@@ -28,7 +28,7 @@ Data that already has curate's ``reason`` column keeps its ``invalid:`` reasons.
 Example:
 
     >>> from datasets import Dataset
-    >>> from curate import load_pairs, ingestion_summary
+    >>> from curate.ingest import load_pairs, ingestion_summary
     >>> raw = Dataset.from_dict({"instruction": ["Hi?", "Yo?"], "output_1": ["a", "b"],
     ...                          "output_2": ["c", "d"], "preference": [2.0, 1.5]})
     >>> ds = load_pairs(raw)
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from typing import Any
 
@@ -313,10 +314,9 @@ def _split_hh(text: str):
 
 def _from_hh(ex, id_):
     chosen, rejected = ex.get("chosen"), ex.get("rejected")
-    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
-        bad = _check_text(value, name)
-        if bad:
-            return [_row(id_, None, [], None, None, bad)]
+    bad = _check_text(chosen, "chosen") or _check_text(rejected, "rejected")
+    if bad:
+        return [_row(id_, None, [], None, None, bad)]
     a, b = _split_hh(chosen), _split_hh(rejected)
     if a is None or b is None:
         return [_row(id_, None, [], chosen, rejected, f"{C.INVALID_PREFIX}no_assistant_turn")]
@@ -326,10 +326,9 @@ def _from_hh(ex, id_):
 
 def _from_implicit(ex, id_):
     chosen, rejected = ex.get("chosen"), ex.get("rejected")
-    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
-        bad = _check_text(value, name)
-        if bad:
-            return [_row(id_, None, [], None, None, bad)]
+    bad = _check_text(chosen, "chosen") or _check_text(rejected, "rejected")
+    if bad:
+        return [_row(id_, None, [], None, None, bad)]
     k = len(os.path.commonprefix([chosen, rejected]))
     if k == len(chosen) or k == len(rejected):  # one is a prefix of the other: back off to a boundary
         k = max(chosen.rfind("\n", 0, k), chosen.rfind(" ", 0, k), 0)
@@ -501,16 +500,17 @@ def load_pairs(
 
     import hashlib
 
+    from .cache import module_hash
+
     fp = getattr(data, "_fingerprint", None)
-    new_fp = None if fp is None else hashlib.sha256(
-        f"{fp}|ingest|{_VERSION}|{format}|{rated_policy}|{seed}".encode()).hexdigest()[:32]
+    new_fp = None if fp is None else hashlib.sha256(  # the reader's own code is part of the identity
+        f"{fp}|ingest|{module_hash(sys.modules[__name__])}|{format}|{rated_policy}|{seed}".encode()).hexdigest()[:32]
     ds = data.map(convert_batch, batched=True, with_indices=True, remove_columns=columns, features=features,
                   new_fingerprint=new_fp, desc="Reading pairs")
     ds.info.description = json.dumps({"curate_format": format, "rated_policy": rated_policy if format == "rated" else None})
     return ds
 
 
-_VERSION = "1"
 _CONVERTERS = {
     "standard": _from_standard,
     "conversational": _from_conversational,

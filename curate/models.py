@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError, MissingDependencyError
+from .errors import MissingDependencyError, ModelError
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_EMBEDDER", "load_model", "load_embedder", "default_model_file", "decoder_layers"]
 

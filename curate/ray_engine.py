@@ -21,7 +21,7 @@ A fitted SAE (``sae="fit"``) is trained **once** on the driver, on the activatio
 (the first ``max_cache_tokens`` response tokens), and shipped to the workers as its saved files; a
 pretrained SAE (``RELEASE/ID`` or a folder that every worker can read) is loaded by each worker.
 
-Ray is an optional extra: ``pip install "curate[ray]"``.
+Ray is an optional extra: ``pip install "curate-prefs[ray]"``.
 
 Example:
 
@@ -49,7 +49,7 @@ __all__ = ["RayEngine", "require_ray", "annotate_ray", "annotate_sae_ray", "INST
 
 logger = logging.getLogger("curate")
 
-INSTALL_HINT = 'The Ray engine needs Ray Data, which is not installed. Run: pip install "curate[ray]"  (or: pip install "ray[data]>=2.9")'
+INSTALL_HINT = 'The Ray engine needs Ray Data, which is not installed. Run: pip install "curate-prefs[ray]"  (or: pip install "ray[data]>=2.9")'
 SHARD_DIR = "shards"
 JOB_FILE = "job.json"
 _SHARD = "__curate_shard"
@@ -304,9 +304,7 @@ def _read_with_ray(ray, paths: list[str]):
 def _load_shards(shard_dir: Path, n: int, features):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from datasets import Dataset
-
-    from datasets import DatasetInfo
+    from datasets import Dataset, DatasetInfo
 
     tables = [pq.read_table(shard_dir / _shard_name(i), memory_map=True) for i in range(n)]
     table = pa.concat_tables(tables) if tables else (features.arrow_schema.empty_table() if features else pa.table({}))

@@ -54,7 +54,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -75,7 +74,7 @@ ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
 
-_SAE_ID = re.compile(r"^sae:(?P<source>[^:]+):(?P<feature>\d+)$")
+_SAE_ID = C.SAE_ID
 
 
 class _Model(BaseModel):

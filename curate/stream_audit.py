@@ -45,6 +45,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
+from .audit import mark_findings
 from .errors import NotFittedError
 from .scores import LENGTH_CONCEPTS, prompt_halves
 
@@ -382,7 +383,7 @@ class StreamingAudit:
         X_c = np.zeros((ns, len(sel)))
         X_r = np.zeros((ns, len(sel)))
         col_of = {}
-        for k, (src, cid, j) in enumerate(sel):
+        for k, (src, _cid, j) in enumerate(sel):
             if src == "named":
                 X_c[:, k], X_r[:, k] = smp["ch"][:, j], smp["rj"][:, j]
             else:
@@ -429,9 +430,10 @@ class StreamingAudit:
         return res
 
     def _sparse_model(self, delta: np.ndarray, half: np.ndarray) -> np.ndarray:
+        import inspect
+
         from sklearn.linear_model import LogisticRegressionCV
         from sklearn.metrics import roc_auc_score
-        import inspect
 
         X = S.scale_no_center(delta)
         rng = np.random.default_rng(self.seed)
@@ -463,11 +465,7 @@ class StreamingAudit:
                 continue
             groups.add(g)
             picked.append(i)
-        res["finding"] = False
-        res["finding_rank"] = np.nan
-        res.loc[res.index[picked], "finding"] = True
-        res.loc[res.index[picked], "finding_rank"] = np.arange(1, len(picked) + 1)
-        return res
+        return mark_findings(res, picked)
 
     # -- reading ---------------------------------------------------------------------------------------
     def findings(self) -> pd.DataFrame:

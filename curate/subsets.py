@@ -31,6 +31,8 @@ from scipy import stats as _st
 
 from . import _columns as C
 from . import stats as S
+from ._columns import subset_values  # noqa: F401  (re-exported: its home is curate._columns)
+from .scores import ConceptScores
 
 __all__ = ["detect_subset_column", "subset_values", "subset_table", "heterogeneity", "select_findings",
            "subset_auc", "SUBSET_COLUMNS", "FINDING_COLUMNS", "AUC_COLUMNS"]
@@ -56,24 +58,12 @@ def detect_subset_column(columns) -> str | None:
     return next((c for c in C.SUBSET_CANDIDATES if c in cols), None)
 
 
-def subset_values(values) -> np.ndarray:
-    """Subset labels as strings; empty / missing values become :data:`curate._columns.MISSING_SUBSET`."""
-    out = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v) == "":
-            out.append(C.MISSING_SUBSET)
-        else:
-            out.append(str(v))
-    return np.asarray(out, dtype=object)
-
-
 def subset_table(audit, scores, half: np.ndarray, subsets: np.ndarray) -> pd.DataFrame:
     """Univariate, length-controlled and held-out tests of every concept within every subset.
 
     q-values (``q_value``, ``length_controlled_q``, ``discovery_q`` and the confirmation's) are BH over all
     (concept, subset) tests together.
     """
-    from .audit import _subset
 
     parts, disc_p, conf_stats = [], [], []
     for value in pd.unique(subsets):
@@ -277,3 +267,9 @@ def subset_auc(scores, half: np.ndarray, subsets: np.ndarray, seed: int = 0, C_r
         rows.append({C.SUBSET: v, "n_pairs": int(mask.sum()), "n_heldout": int((mask & te).sum()),
                      **{k: auc(p, mask) for k, p in preds.items()}})
     return pd.DataFrame(rows, columns=AUC_COLUMNS)
+
+
+def _subset(scores: ConceptScores, mask: np.ndarray) -> ConceptScores:
+    return ConceptScores(scores.concepts, scores.chosen[mask], scores.rejected[mask], scores.rows[mask],
+                         [p for p, m in zip(scores.prompts, mask) if m], scores.log_length[mask],
+                         scores.weights[mask], {k: [v for v, m in zip(vals, mask) if m] for k, vals in scores.extra.items()})

@@ -1,4 +1,5 @@
-"""A tiny random Llama with SmolLM2's tokenizer and chat template, saved to a folder (for cheap SAE tests)."""
+"""Tiny models for cheap tests: a random Llama with SmolLM2's tokenizer and chat template saved to a folder (SAE
+tests), and a word-level tokenizer + tiny Llama config built from the data (TRL and directions tests)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,30 @@ def multiturn(dataset, *, turns: int = 2, seed: int = 0):
     from curate.generate import add_history
 
     return add_history(dataset, turns=turns, seed=seed)
+
+
+def build_tokenizer(dataset):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = set()
+    pre = pre_tokenizers.Whitespace()
+    from curate import _columns as C
+
+    for col in (C.PROMPT, C.CHOSEN, C.REJECTED):
+        for text in dataset[col]:
+            words.update(w for w, _ in pre.pre_tokenize_str(text))
+    vocab = {"<pad>": 0, "<unk>": 1, "</s>": 2}
+    for w in sorted(words):
+        vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
+
+
+def tiny_config(vocab_size, **kw):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, pad_token_id=0,
+                       eos_token_id=2, bos_token_id=2, **kw)

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from curate import ConceptAudit, NotFittedError, annotate, make_preference_pairs
+from curate import ConceptAudit, annotate, make_preference_pairs
 from curate import stats as S
+from curate.errors import NotFittedError
 from curate.scores import concept_scores, prompt_halves
 
 PLANTED_NAMED = {"flattery": "flattery", "agreement": "agreement", "markdown": "markdown", "padding": "length"}
@@ -71,7 +72,7 @@ def test_heldout_confirmation_rejects_chance_findings():
 
 
 def test_length_control_separates_length_proxies_from_length_independent_concepts(generated):
-    from curate import NamedConcepts
+    from curate.concepts import NamedConcepts
 
     ann = NamedConcepts(["length", "log_length", "flattery"]).add(
         "wordiness", lambda texts: [len(t.split()) + (hash(t) % 3) * 0.01 for t in texts])

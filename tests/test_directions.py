@@ -2,7 +2,6 @@
 
 import importlib.util
 
-import numpy as np
 import pytest
 import torch
 
@@ -147,11 +146,10 @@ def test_ablation_on_smollm2():
 
 
 def test_export_directions_from_recipe(tmp_path, annotated):
-    from curate.recipe import Recipe
-
-    from test_trl import build_tokenizer, tiny_config  # noqa: E402  (same tiny model helpers)
-
+    from _tiny_lm import build_tokenizer, tiny_config
     from transformers import LlamaForCausalLM
+
+    from curate.recipe import Recipe
 
     recipe = Recipe.from_dict({"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["ablate"]},
                                          {"concepts": ["markdown"], "action": "block"}]})

@@ -22,9 +22,8 @@ import pytest
 
 from curate import _columns as C
 from curate import folders as F
-from curate._cli_apply import run_apply
 from curate.errors import CurateError
-from curate.pipeline import run_audit
+from curate.pipeline import run_apply, run_audit
 from curate.publish import publish
 
 

@@ -4,7 +4,9 @@ import json
 import pytest
 from datasets import Dataset, DatasetDict, IterableDataset
 
-from curate import FormatError, detect_format, ingestion_summary, load_pairs
+from curate import load_pairs
+from curate.errors import FormatError
+from curate.ingest import detect_format, ingestion_summary
 
 STD = {"prompt": ["p1", "p2", "p3"], "chosen": ["good 1", "good 2", "good 3"], "rejected": ["bad 1", "bad 2", "bad 3"]}
 

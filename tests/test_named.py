@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from curate import ConceptError, NamedConcepts, annotate, list_concepts, register_concept
+from curate import annotate, register_concept
+from curate.concepts import NamedConcepts, list_concepts
 from curate.concepts.named import BUILTIN_CONCEPTS
+from curate.errors import ConceptError
 
 # concept -> (texts that carry it, texts that do not)
 CASES = {
@@ -88,7 +90,7 @@ def test_user_concepts_by_regex_and_callable():
 
 def test_bad_concepts_are_explained():
     with pytest.raises(ConceptError, match="Known concepts"):
-        NamedConcepts(["no_such_concept"]).concepts_
+        _ = NamedConcepts(["no_such_concept"]).concepts_
     with pytest.raises(ConceptError, match="letters"):
         NamedConcepts().add("bad id", r"x")
     with pytest.raises(ConceptError, match=r"expected \(2,\)"):

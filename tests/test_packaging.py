@@ -27,8 +27,9 @@ def test_shipped_recipes_and_card_template_match_the_repository_folders():
     top = {p.name: p.read_bytes() for p in (ROOT / "recipes").glob("*.yaml")}
     packaged = {p.name: p.read_bytes() for p in (ROOT / "curate" / "recipes").glob("*.yaml")}
     assert top and top == packaged, "copy recipes/*.yaml into curate/recipes/ (or back) so both are equal"
-    assert (ROOT / "curate" / "templates" / "dataset_card.md").read_bytes() == \
-        (ROOT / "dataset_cards" / "template.md").read_bytes()
+    assert (ROOT / "curate" / "templates" / "dataset_card.md").read_bytes() == (
+        ROOT / "dataset_cards" / "template.md"
+    ).read_bytes()
     assert (ROOT / "curate" / "py.typed").exists()
 
 
@@ -47,8 +48,11 @@ def test_wheel_installs_and_runs_without_the_checkout(tmp_path):
         shutil.copy(ROOT / name, src / name)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-          str(src)], cwd=tmp_path, env=env)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)],
+        cwd=tmp_path,
+        env=env,
+    )
     (wheel,) = dist.glob("curate_prefs-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("curate/py.typed", "curate/recipes/anti_sycophancy.yaml", "curate/templates/dataset_card.md"):
@@ -59,8 +63,11 @@ def test_wheel_installs_and_runs_without_the_checkout(tmp_path):
     py = venv / "bin" / "python"
     site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "_project_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-         cwd=tmp_path, env=env)
+    _run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
+        cwd=tmp_path,
+        env=env,
+    )
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
     work = tmp_path / "work"
     work.mkdir()

@@ -279,7 +279,7 @@ def test_docstring_examples(name):
 
 
 def test_source_datasets_names_hub_sources_only():
-    from curate.publish import _is_hub_id
+    from curate.publish.sections import _is_hub_id
 
     assert _is_hub_id("Anthropic/hh-rlhf")
     assert not any(_is_hub_id(s) for s in ("data/pairs.jsonl", "outputs/demo/pairs.jsonl", "Dataset", None))

@@ -13,12 +13,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 ray = pytest.importorskip("ray")
 
+from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn  # noqa: E402
+
 import curate  # noqa: E402
 from curate import _columns as C  # noqa: E402
 from curate.errors import MissingDependencyError  # noqa: E402
 from curate.ray_engine import _Interrupted, last_engine, require_ray  # noqa: E402
-
-from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -372,7 +372,6 @@ def test_top_findings_reach_every_planted_concept_and_no_control(planted):
 def test_fitted_sae_is_saved_and_reused(planted):
     from sae_lens import SAE
 
-    from curate.concepts.sae import annotate_sae
 
     gen, ds, ann, cache = planted
     (folder,) = list(cache.iterdir())

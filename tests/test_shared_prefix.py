@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn
 
 import curate
 from curate import _columns as C
 from curate.concepts._shared_prefix import shared_prefix_activations
 from curate.concepts.sae import SAEConcepts
-
-from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_card_subset_section(audit_dir):
     import json
     from types import SimpleNamespace
 
-    from curate.publish import _subset_context
+    from curate.publish.sections import _subset_context
 
     folder = audit_dir[0]
     data = SimpleNamespace(files={p.name: p for p in folder.glob("*.parquet")},

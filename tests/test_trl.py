@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("trl")
 
+from _tiny_lm import build_tokenizer, tiny_config  # noqa: E402
+
 from curate import _columns as C  # noqa: E402
 from curate.recipe import Recipe  # noqa: E402
 
@@ -22,31 +24,6 @@ def curated():
     recipe = Recipe.from_ids(block=["flattery", "markdown"], block_with=["rebalance", "margin"])
     dd, _ = apply_recipe(gen.dataset, recipe, audit=False)
     return dd
-
-
-def build_tokenizer(dataset):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = set()
-    pre = pre_tokenizers.Whitespace()
-    for col in (C.PROMPT, C.CHOSEN, C.REJECTED):
-        for text in dataset[col]:
-            words.update(w for w, _ in pre.pre_tokenize_str(text))
-    vocab = {"<pad>": 0, "<unk>": 1, "</s>": 2}
-    for w in sorted(words):
-        vocab[w] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
-
-
-def tiny_config(vocab_size, **kw):
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, pad_token_id=0,
-                       eos_token_id=2, bos_token_id=2, **kw)
 
 
 def test_weighted_dpo_trains_and_uses_weights(curated, tmp_path):

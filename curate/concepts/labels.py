@@ -582,9 +582,7 @@ def describe_findings(dataset, audit, labels: pd.DataFrame | None = None, *, n_c
     by = getattr(audit, "by_", None)
     subset_of = None
     if by:
-        from ..subsets import subset_values
-
-        subset_of = subset_values(dataset[by])
+        subset_of = C.subset_values(dataset[by])
     lab = labels.set_index("concept") if labels is not None and len(labels) else None
     members = audit.members_.groupby("group")["concept"].apply(list).to_dict() if len(audit.members_) else {}
     for k, r in f.iterrows():

@@ -11,7 +11,7 @@ runs in ``Dataset.map(batched=True)`` and in a distributed engine's batch map (R
 Example:
 
     >>> from datasets import Dataset
-    >>> from curate import NamedConcepts
+    >>> from curate.concepts import NamedConcepts
     >>> ds = Dataset.from_dict({"chosen": ["Great question! Paris."], "rejected": ["Paris."]})
     >>> out = ds.map(NamedConcepts(["flattery", "exclamation"]), batched=True)
     >>> out[0]["chosen__flattery"], out[0]["rejected__flattery"]
@@ -31,7 +31,6 @@ from ..errors import ConceptError
 
 __all__ = ["Concept", "NamedConcepts", "annotate", "list_concepts", "register_concept", "BUILTIN_CONCEPTS"]
 
-_VERSION = "2"  # bump when a built-in pattern changes: cached annotations carry it
 
 
 @dataclass(frozen=True)
@@ -360,17 +359,21 @@ class NamedConcepts:
         return out
 
     def fingerprint(self) -> str:
-        """A small deterministic identity for `datasets`' cache: concept ids, patterns and code version."""
+        """A small deterministic identity for `datasets`' cache and curate's: the concept ids, their patterns,
+        the code of their functions (:func:`curate.cache.code_hash`: editing a scorer changes it) and the code
+        that counts pattern matches."""
         import hashlib
 
-        parts = [_VERSION, *self.text_columns]
+        from ..cache import code_hash
+
+        parts = [code_hash(Concept.score), *self.text_columns]
         for c in self.concepts_:
-            fn_id = "" if c.fn is None else f"{getattr(c.fn, '__module__', '')}.{getattr(c.fn, '__qualname__', '')}"
-            parts.append(f"{c.id}|{c.pattern or ''}|{fn_id}")
+            parts.append(f"{c.id}|{c.pattern or ''}|{'' if c.fn is None else code_hash(c.fn)}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        return {"type": "named", "concepts": {c.id: c.label for c in self.concepts_}, "version": _VERSION}
+        return {"type": "named", "concepts": {c.id: c.label for c in self.concepts_},
+                "fingerprint": self.fingerprint()}
 
     def __repr__(self) -> str:
         return f"NamedConcepts({[c.id for c in self.concepts_]})"

@@ -257,7 +257,6 @@ def fit_sae(
         n_batches_for_norm_estimate=n_norm_batches,
     )
     import contextlib
-    import io
     import os
 
     quiet = open(os.devnull, "w") if not progress else None

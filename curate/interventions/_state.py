@@ -93,9 +93,9 @@ class PairState:
 
     def ess(self) -> float:
         """Kish effective sample size of the kept rows, ``(Σw)² / Σw²`` (row copies counted)."""
-        w = self.weight * self.keep * self.copies  # a row drawn c times counts with weight c·w
-        s2 = float((w**2).sum())
-        return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+        from ..stats import kish_n
+
+        return float(kish_n(self.weight * self.keep * self.copies))  # a row drawn c times counts with weight c·w
 
     def copy(self) -> "PairState":
         return PairState(list(self.concepts), self.chosen.copy(), self.rejected.copy(), self.usable.copy(),

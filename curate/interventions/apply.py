@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from .._format import fmt_q
+from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
 from ..recipe import Recipe
 from ._state import PairState, state_from_dataset
 from .base import Intervention
@@ -187,14 +189,6 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
                          retention=retention(state), before_after=table)
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
-
-
-def save_curated(dd, folder: str | Path) -> Path:
-    """``dd.save_to_disk(folder)`` that also works for an empty split (datasets 5.2 writes no shard for an
-    empty split and then cannot load it back); at most 500 MB per shard otherwise."""
-    num_shards = {k: max(1, int(v.data.nbytes // 500_000_000) + 1) for k, v in dd.items()}
-    dd.save_to_disk(str(folder), num_shards=num_shards)
-    return Path(folder)
 
 
 def ensure_annotated(dataset, concepts: Iterable[str], *, annotate_missing: bool = True):
@@ -404,5 +398,4 @@ def _wr(w, lo, hi) -> str:
     return f"{w:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _q(q) -> str:
-    return "—" if not np.isfinite(q) else (f"{q:.1e}" if q < 1e-3 else f"{q:.3f}")
+_q = fmt_q

@@ -9,6 +9,19 @@ import numpy as np
 from .base import Intervention
 
 
+def _strata(signs, prior, targets):
+    """The inputs as arrays, the rows with prior weight, and the distinct sign patterns (strata) among them
+    with each live row's stratum and each stratum's prior mass."""
+    signs = np.asarray(signs, float)
+    prior = np.asarray(prior, float)
+    targets = np.zeros(signs.shape[1]) if targets is None else np.asarray(targets, float)
+    live = prior > 0
+    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    return signs, prior, targets, live, strata, inverse, np.bincount(inverse, weights=prior[live],
+                                                                         minlength=len(strata))
+
+
 def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *,
                     tol: float = 1e-10, max_iter: int = 100) -> tuple[np.ndarray, dict]:
     """Closest non-negative weights to ``prior`` that meet linear balance constraints.
@@ -36,14 +49,8 @@ def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | 
         >>> w.round(3).tolist(), info["converged"]
         ([0.625, 0.625, 0.625, 1.875, 1.25], True)
     """
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
+    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
     n, k = signs.shape
-    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
     A = np.column_stack([np.ones(len(strata)), strata])  # (m, k+1)
     b = np.concatenate([[p_s.sum()], targets])
     mu = np.zeros(k + 1)
@@ -56,7 +63,7 @@ def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | 
 
     it = 0
     viol = np.inf
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         z = A @ mu
         act = z > 0
         grad = A.T @ (p_s * np.maximum(z, 0.0)) - b
@@ -188,19 +195,13 @@ def entropy_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | 
                     tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, dict]:
     """Raking / entropy balancing: ``wᵢ = pᵢ exp(μ₀ + Σ_c μ_c sᵢc)`` meeting the same constraints as
     :func:`balance_weights` (minimises KL(w‖p) instead of the chi-square distance; never zero)."""
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
+    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
     n, k = signs.shape
-    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
     total = p_s.sum()
     mu = np.zeros(k)
     viol = np.inf
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         e = p_s * np.exp(strata @ mu)
         e *= total / e.sum()
         grad = strata.T @ e - targets

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
-import numpy as np
-
 from .base import Intervention
 
 

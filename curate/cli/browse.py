@@ -13,8 +13,8 @@ DEMO_AUDIT = Path("outputs/demo/audit")
 
 def _quick_demo(console_echo=typer.echo) -> str:
     """Audit 1,000 generated pairs (named concepts only, a few seconds) into outputs/demo/audit."""
-    from .generate import make_preference_pairs
-    from .pipeline import run_audit
+    from ..generate import make_preference_pairs
+    from ..pipeline import run_audit
 
     DEMO_AUDIT.parent.mkdir(parents=True, exist_ok=True)
     data = DEMO_AUDIT.parent / "pairs.jsonl"
@@ -33,14 +33,14 @@ def app_command(
 ) -> None:
     """Open the curate app: Overview, Concept, Pairs and Recipe views of an audited dataset."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .app import build_app, default_source
+    from ..app import build_app, default_source
 
     if source is None:
         try:
             source = default_source()
         except FileNotFoundError:
             source = _quick_demo()
-    from .errors import CurateError
+    from ..errors import CurateError
 
     try:
         demo = build_app(source)
