@@ -115,9 +115,9 @@ def test_sae_equals_datasets_map(pairs, tiny_lm, tmp_path):
 
 def test_missing_ray_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(MissingDependencyError, match=r'pip install "curate\[ray\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "curate-prefs\[ray\]"'):
         require_ray()
-    with pytest.raises(MissingDependencyError, match="curate\\[ray\\]"):
+    with pytest.raises(MissingDependencyError, match="curate-prefs\\[ray\\]"):
         curate.annotate(curate.make_preference_pairs(5).dataset, engine="ray")
 
 

@@ -43,7 +43,8 @@ def audit(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; read and write no cache."),
     engine: str = typer.Option(
-        "local", help="Annotation engine: local (datasets.map) or ray (Ray Data actors; pip install 'curate-prefs[ray]')."
+        "local",
+        help="Annotation engine: local (datasets.map) or ray (Ray Data actors; pip install 'curate-prefs[ray]').",
     ),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (--engine ray; default: a local instance)."),
     workers: int = typer.Option(2, help="Ray actors, each loading the model once (--engine ray)."),
