@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 # ruff lint over the tree; ruff format over the files already formatted (TODO(lead): after merging issues 11
 # and 16, run `ruff format .` once and check the whole tree here)
-FORMATTED := curate/publish curate/concepts/activations.py curate/cli/__init__.py curate/cli/__main__.py curate/cli/_base.py curate/cli/_tables.py curate/cli/apply.py curate/cli/audit.py curate/cli/demo.py curate/cli/generate.py curate/cli/fit_sae.py curate/cli/publish.py curate/cli/stream_audit.py curate/_format.py curate/_version.py curate/pipeline.py curate/cache.py tests/test_architecture.py tests/test_packaging.py tests/test_fingerprints.py
+FORMATTED := curate/publish curate/concepts/activations.py curate/concepts/sae_config.py curate/cli/__init__.py curate/cli/__main__.py curate/cli/_base.py curate/cli/_tables.py curate/cli/apply.py curate/cli/audit.py curate/cli/demo.py curate/cli/generate.py curate/cli/fit_sae.py curate/cli/publish.py curate/cli/stream_audit.py curate/_format.py curate/_version.py curate/pipeline.py curate/cache.py tests/test_architecture.py tests/test_packaging.py tests/test_fingerprints.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

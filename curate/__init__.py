@@ -21,7 +21,8 @@ browse                      :func:`build_app` (the Gradio app / Space)
 errors                      :class:`CurateError` (every curate error; subclasses in :mod:`curate.errors`)
 ==========================  ==================================================================================
 
-Subpackages: :mod:`curate.ingest`, :mod:`curate.concepts` (``named``, ``sae``, ``sae_source``, ``labels``),
+Subpackages: :mod:`curate.ingest`, :mod:`curate.concepts` (``named``, ``activations``, ``sae``, ``sae_config``,
+``sae_source``, ``labels``),
 :mod:`curate.audit`, :mod:`curate.recipe`, :mod:`curate.interventions` (the interventions, the weighted DPO
 trainer), :mod:`curate.directions`, :mod:`curate.proxy`, :mod:`curate.publish`, :mod:`curate.pipeline`,
 :mod:`curate.folders` (what each output folder holds), :mod:`curate.cli`. Heavy parts (torch, transformers,

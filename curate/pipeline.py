@@ -436,7 +436,7 @@ def run_fit_sae(
     """What ``curate fit-sae`` does: collect response-token activations of ``data`` and fit a TopK SAE on them
     (sae-lens format, written to ``out``). ``on_step(name, value)`` is called with ``("pairs", n_pairs)`` and
     ``("activations", n_vectors)``. Returns the fitted sae-lens SAE."""
-    from .concepts.sae import SAEConcepts, collect_activations
+    from .concepts.sae import SAEConcepts, collect_activations, fit_metadata
     from .concepts.sae_source import fit_sae
     from .ingest import load_pairs
 
@@ -445,12 +445,7 @@ def run_fit_sae(
     probe = SAEConcepts(None, model=model, layer=layer, backend=backend, device=device)
     on_step("pairs", len(ds))
     acts = collect_activations(ds, probe, max_tokens=max_tokens)
-    meta = {
-        "curate_model": probe.model_id_,
-        "curate_layer": layer if backend == "lm" else None,
-        "curate_backend": backend,
-        "model_name": probe.model_id_,
-        "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding",
-    }
     on_step("activations", len(acts.acts))
-    return fit_sae(acts.acts, d_sae=d_sae, k=k, epochs=epochs, seed=seed, device=device, metadata=meta, out=out)
+    return fit_sae(
+        acts.acts, d_sae=d_sae, k=k, epochs=epochs, seed=seed, device=device, metadata=fit_metadata(probe), out=out
+    )

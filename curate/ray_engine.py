@@ -365,8 +365,9 @@ class _SAEFactory:
     """Builds an :class:`~curate.concepts.sae.SAEConcepts` in a worker: the configuration travels, and an
     in-memory SAE travels as its saved files (a string SAE is loaded by each worker)."""
 
-    def __init__(self, state: dict, sae_files: dict[str, bytes] | None):
-        self.state = state
+    def __init__(self, sae, config: dict, sae_files: dict[str, bytes] | None):
+        self.sae = sae  # a path or release id; None when the SAE travels as files
+        self.config = config  # SAEConfig.to_dict()
         self.sae_files = sae_files
 
     def __call__(self):
@@ -375,17 +376,16 @@ class _SAEFactory:
         from .concepts.sae import SAEConcepts
         from .concepts.sae_source import load_sae
 
-        ann = SAEConcepts.__new__(SAEConcepts)
-        state = dict(self.state)
-        if state.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
-            state["device"] = "cpu"
-        ann.__dict__.update(state)
+        config = dict(self.config)
+        if config.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+            config["device"] = "cpu"
+        sae = self.sae
         if self.sae_files is not None:
             folder = Path(tempfile.mkdtemp(prefix="curate-sae-"))
             for name, blob in self.sae_files.items():
                 (folder / name).write_bytes(blob)
-            ann.sae = load_sae(str(folder), device=ann.device)
-        return ann
+            sae = load_sae(str(folder), device=config["device"])
+        return SAEConcepts.from_config(sae, config)
 
 
 def _sae_files(sae) -> dict[str, bytes]:
@@ -438,8 +438,7 @@ def annotate_sae_ray(dataset, *, model=None, layer: int = 15, sae="fit", pooling
         existing = [c for c in ann.output_columns if c in dataset.column_names]
         if existing:
             dataset = dataset.remove_columns(existing)
-    state = {k: v for k, v in ann.__getstate__().items() if k != "sae"}
-    factory = _SAEFactory({**state, "sae": None if is_sae(sae) else sae}, _sae_files(sae) if is_sae(sae) else None)
+    factory = _SAEFactory(None if is_sae(sae) else sae, ann.config.to_dict(), _sae_files(sae) if is_sae(sae) else None)
     engine = RayEngine(batch_size=batch_size, **engine_kwargs)
     identity = f"sae|{ann.fingerprint()}"
     out = out or _default_out("sae", _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))

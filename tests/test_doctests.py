@@ -7,7 +7,7 @@ import pytest
 
 # recipes/interventions and publish/plots run theirs in test_interventions.py and test_publish.py
 MODULES = ["curate", "curate.generate", "curate.ingest", "curate.concepts.named", "curate.scores", "curate.audit",
-           "curate.concepts.sae", "curate.concepts.activations", "curate.concepts.sae_source", "curate.concepts.labels", "curate.models",
+           "curate.concepts.sae", "curate.concepts.sae_config", "curate.concepts.activations", "curate.concepts.sae_source", "curate.concepts.labels", "curate.models",
            "curate.directions", "curate.proxy", "curate.app", "curate.stream_audit", "curate.ray_engine"]
 
 

@@ -518,3 +518,17 @@ def test_openai_compatible_labeller_up_to_the_network_boundary(monkeypatch):
         lambda r: httpx.Response(401, text="invalid key")))
     with pytest.raises(ModelError, match="HTTP 401"):
         bad(["x"], [])
+
+
+def test_sae_config_round_trips_and_is_the_annotators_identity():
+    from curate.concepts.sae import SAEConcepts, SAEConfig
+
+    ann = SAEConcepts("some/release:sae-id", layer=12, k=8, pooling="mean", dtype=torch.bfloat16, max_length=256)
+    cfg = ann.config
+    assert SAEConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["dtype"] == "bfloat16"
+    rebuilt = SAEConcepts.from_config(ann.sae, cfg.to_dict())
+    assert rebuilt.identity() == ann.identity() and rebuilt.fingerprint() == ann.fingerprint()
+    other = SAEConcepts.from_config(ann.sae, {**cfg.to_dict(), "k": 16})
+    assert other.fingerprint() != ann.fingerprint()
+    with pytest.raises(ValueError, match="Known keys"):
+        SAEConfig.from_dict({**cfg.to_dict(), "kk": 1})

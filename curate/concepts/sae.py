@@ -33,7 +33,7 @@ import json
 import logging
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -51,9 +51,10 @@ from .activations import (  # noqa: F401  (re-exported: their home is curate.con
     _torch_dtype,
     collect_activations,
 )
+from .sae_config import SAEConfig
 from .sae_source import FIT, fit_sae, is_sae, load_sae, sae_content_hash, sae_metadata
 
-__all__ = ["SAEConcepts", "annotate_sae", "collect_activations", "ResponseActivations", "POOLINGS", "BACKENDS"]
+__all__ = ["SAEConfig", "SAEConcepts", "annotate_sae", "collect_activations", "ResponseActivations", "POOLINGS", "BACKENDS"]
 
 logger = logging.getLogger("curate")
 
@@ -159,6 +160,17 @@ class SAEConcepts(ActivationReader):
         self.max_batch_rows = max_batch_rows
         self.text_columns = tuple(text_columns)
         self.share_prompt = share_prompt
+
+    @property
+    def config(self) -> SAEConfig:
+        """The annotator's :class:`SAEConfig` (everything it was built from but the SAE)."""
+        return SAEConfig.from_dict({f.name: getattr(self, f.name) for f in fields(SAEConfig)})
+
+    @classmethod
+    def from_config(cls, sae, config: SAEConfig | dict) -> "SAEConcepts":
+        """An annotator of ``sae`` built from a :class:`SAEConfig` (or its ``to_dict()``)."""
+        config = config if isinstance(config, SAEConfig) else SAEConfig.from_dict(config)
+        return cls(sae, **{f.name: getattr(config, f.name) for f in fields(SAEConfig)})
 
     # -- identity --------------------------------------------------------------------------------------
     @property
@@ -421,6 +433,14 @@ class _SAERef:
     key: str
 
 
+def fit_metadata(probe: SAEConcepts) -> dict:
+    """What a fitted SAE records about where its activations came from (model, layer, backend, hook)."""
+    lm = probe.backend == "lm"
+    return {"curate_model": probe.model_id_, "curate_layer": probe.layer if lm else None,
+            "curate_backend": probe.backend, "model_name": probe.model_id_,
+            "hook_name": f"blocks.{probe.layer - 1}.hook_resid_post" if lm else "sentence_embedding"}
+
+
 def _fit_key(dataset, model_identity: str, layer: int, backend: str, fit_kwargs: dict) -> str:
     fp = getattr(dataset, "_fingerprint", None) or str(len(dataset))
     blob = json.dumps({"data": fp, "model": model_identity, "layer": layer, "backend": backend,
@@ -484,15 +504,15 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
                                 backend=backend, batch_size=batch_size, fit_kwargs=fit_kwargs, cache_dir=cache_dir,
                                 device=device, dtype=dtype, max_length=max_length, max_cache_tokens=max_cache_tokens,
                                 **(engine_options or {}))
-    ann_kwargs = dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
-                      max_length=max_length)
+    config = SAEConfig.from_dict(dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device,
+                                      dtype=dtype, max_length=max_length))
     cached = None
     fitted_here = isinstance(sae, str) and sae == FIT
     if fitted_here:
         defaults = {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3} if backend == "lm" else \
             {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
         fkw = {**defaults, **(fit_kwargs or {})}
-        probe = SAEConcepts(None, **ann_kwargs)
+        probe = SAEConcepts.from_config(None, config)
         path = Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}" if cache_dir else None
         if path is not None and (path / "cfg.json").exists():
             logger.info("Reusing the SAE fitted earlier at %s", path)
@@ -501,16 +521,13 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
             cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=max_cache_tokens)
             if len(cached.acts) == 0:
                 raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
-            meta = {"curate_model": probe.model_id_, "curate_layer": layer if backend == "lm" else None,
-                    "curate_backend": backend, "model_name": probe.model_id_,
-                    "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding"}
-            fitted = fit_sae(cached.acts, device=device, metadata=meta, out=path, **fkw)
+            fitted = fit_sae(cached.acts, device=device, metadata=fit_metadata(probe), out=path, **fkw)
             if len(np.unique(cached.rows)) < sum(1 for r in (dataset[C.REASON] if C.REASON in dataset.column_names
                                                               else [""] * len(dataset)) if not r):
                 cached = None  # partial: annotate with a forward pass
         sae = fitted
-    ann = SAEConcepts(sae, source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
-                      **ann_kwargs)
+    source = source or default_source(model, layer, FIT if fitted_here else sae, backend)
+    ann = SAEConcepts.from_config(sae, SAEConfig.from_dict({**config.to_dict(), "source": source}))
     ann._setup()
     if fitted_here and cached is not None:
         ann.stats_.update(probe.stats_)
