@@ -15,14 +15,17 @@ from pathlib import Path
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca-eval-2"))
+    parser.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca-eval-2")
+    )
     args = parser.parse_args()
     root = Path(args.data)
     files = sorted(root.glob("results/*/weighted_alpaca_eval_gpt4_turbo/annotations.json"))
     if not files:
         print(f"skipped: no AlpacaEval-2 annotations under {root}")
         return 0
-    from curate import ConceptAudit, annotate, ingestion_summary, load_pairs
+    from curate import ConceptAudit, annotate, load_pairs
+    from curate.ingest import ingestion_summary
 
     for path in files:
         model = path.parts[-3]
@@ -32,9 +35,11 @@ def main() -> int:
         res = audit.results_.set_index("concept")
         ln = res.loc["length"]
         top = ", ".join(f"{c} {r.win_rate:.2f}" for c, r in res[res.confirmed].head(6).iterrows())
-        print(f"{model:28s} usable={summary['n_usable']:4d} length win_rate={ln.win_rate:.3f} "
-              f"[{ln.ci_low:.3f}, {ln.ci_high:.3f}] q={ln.q_value:.1e} confirmed={bool(ln.confirmed)} "
-              f"AUC={audit.auc_:.3f} | confirmed: {top}")
+        print(
+            f"{model:28s} usable={summary['n_usable']:4d} length win_rate={ln.win_rate:.3f} "
+            f"[{ln.ci_low:.3f}, {ln.ci_high:.3f}] q={ln.q_value:.1e} confirmed={bool(ln.confirmed)} "
+            f"AUC={audit.auc_:.3f} | confirmed: {top}"
+        )
     return 0
 
 

@@ -52,12 +52,21 @@ def build(n: int):
     table = table.append_column(C.KEEP, pa.array(~dropped))
     weight = np.where(dropped, 0.0, rng.gamma(2.0, 0.5, n))  # curated weights, so the Curation view has work
     table = table.append_column(C.WEIGHT, pa.array(weight))
-    applied = {"recipe": {"name": "bench", "rules": [{"concepts": ["flattery"], "action": "block",
-                                                      "interventions": ["filter"]}]},
-               "retention": {"rows": n, "rows_usable": n, "rows_kept": int((~dropped).sum()),
-                             "rows_dropped": int(dropped.sum()), "ess": float(weight.sum() ** 2 / (weight ** 2).sum()),
-                             "ess_fraction": float(weight.sum() ** 2 / (weight ** 2).sum()) / n,
-                             "dropped_by_reason": {"filter:flattery": int(dropped.sum())}}}
+    applied = {
+        "recipe": {
+            "name": "bench",
+            "rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["filter"]}],
+        },
+        "retention": {
+            "rows": n,
+            "rows_usable": n,
+            "rows_kept": int((~dropped).sum()),
+            "rows_dropped": int(dropped.sum()),
+            "ess": float(weight.sum() ** 2 / (weight**2).sum()),
+            "ess_fraction": float(weight.sum() ** 2 / (weight**2).sum()) / n,
+            "dropped_by_reason": {"filter:flattery": int(dropped.sum())},
+        },
+    }
     return AppData(source=f"bench:{n}", kind="benchmark", audit=audit, table=table, applied=applied)
 
 
@@ -76,48 +85,72 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=10)
     parser.add_argument("--no-client", action="store_true")
     args = parser.parse_args()
-    from curate.browse.render import page_info, render_pairs
+    from curate.browse.render import render_pairs
 
     t0 = time.perf_counter()
     data = build(args.n)
     print(f"built {data.n_rows} pairs, {len(data.audit)} concepts in {time.perf_counter() - t0:.1f} s")
-    filters = [("none", None, "all", None), ("concept flattery", "flattery", "all", None),
-               ("kept", None, "kept", None), ("dropped", None, "dropped", None),
-               ("reason filter:markdown", None, "all", "filter:markdown"),
-               ("concept markdown + kept", "markdown", "kept", None), ("concept length", "length", "all", None)]
+    filters = [
+        ("none", None, "all", None),
+        ("concept flattery", "flattery", "all", None),
+        ("kept", None, "kept", None),
+        ("dropped", None, "dropped", None),
+        ("reason filter:markdown", None, "all", "filter:markdown"),
+        ("concept markdown + kept", "markdown", "kept", None),
+        ("concept length", "length", "all", None),
+    ]
     rows, worst = [], 0.0
     for name, concept, status, reason in filters:
         first = timed(lambda: render_pairs(data.pairs_page(concept, status, reason, 1, args.page_size)))[0]
         n_pages = data.pairs_page(concept, status, reason, 1, args.page_size).n_pages
         pages = [1, max(1, n_pages // 2), n_pages]
-        later = [t for p in pages for t in timed(lambda p=p: data.pairs_page(concept, status, reason, p, args.page_size), 3)]
+        later = [
+            t for p in pages for t in timed(lambda p=p: data.pairs_page(concept, status, reason, p, args.page_size), 3)
+        ]
         page = data.pairs_page(concept, status, reason, max(1, n_pages // 2), args.page_size)
         html = timed(lambda: render_pairs(page), 3)
         worst = max(worst, first, max(later) + max(html))
-        rows.append({"filter": name, "matching": page.n_matching, "pages": n_pages, "first_s": round(first, 4),
-                     "page_median_s": round(statistics.median(later), 4), "page_max_s": round(max(later), 4),
-                     "html_median_s": round(statistics.median(html), 4)})
-        print(f"{name:26s} {page.n_matching:7d} rows {n_pages:6d} pages | first {first * 1e3:7.1f} ms | "
-              f"page median {statistics.median(later) * 1e3:6.1f} ms max {max(later) * 1e3:6.1f} ms | "
-              f"html {statistics.median(html) * 1e3:5.1f} ms")
+        rows.append(
+            {
+                "filter": name,
+                "matching": page.n_matching,
+                "pages": n_pages,
+                "first_s": round(first, 4),
+                "page_median_s": round(statistics.median(later), 4),
+                "page_max_s": round(max(later), 4),
+                "html_median_s": round(statistics.median(html), 4),
+            }
+        )
+        print(
+            f"{name:26s} {page.n_matching:7d} rows {n_pages:6d} pages | first {first * 1e3:7.1f} ms | "
+            f"page median {statistics.median(later) * 1e3:6.1f} ms max {max(later) * 1e3:6.1f} ms | "
+            f"html {statistics.median(html) * 1e3:5.1f} ms"
+        )
     result = {"n_pairs": data.n_rows, "page_size": args.page_size, "filters": rows, "worst_local_s": round(worst, 4)}
     from curate.browse import editor as E
     from curate.browse import render as R
 
     previews = {}
-    for name, st in [("block flattery (rebalance)", E.EditorState(["flattery"])),
-                     ("block flattery+markdown (filter)", E.EditorState(["flattery", "markdown"], method="filter")),
-                     ("block flattery+agreement, inoculate+margin",
-                      E.EditorState(["flattery", "agreement"], extras=["inoculate", "margin"])),
-                     ("block agreement, amplify refusal", E.EditorState(["agreement"], ["refusal"]))]:
+    for name, st in [
+        ("block flattery (rebalance)", E.EditorState(["flattery"])),
+        ("block flattery+markdown (filter)", E.EditorState(["flattery", "markdown"], method="filter")),
+        (
+            "block flattery+agreement, inoculate+margin",
+            E.EditorState(["flattery", "agreement"], extras=["inoculate", "margin"]),
+        ),
+        ("block agreement, amplify refusal", E.EditorState(["agreement"], ["refusal"])),
+    ]:
         t = timed(lambda: R.render_preview(E.preview(data, E.check(data, st)[0])), 3)
         previews[name] = round(statistics.median(t), 4)
         print(f"recipe preview: {name:44s} median {statistics.median(t) * 1e3:6.0f} ms")
     result["preview_median_s"] = previews
     views = {
-        "search 'great question' (first)": lambda: render_pairs(data.pairs_page(None, "all", None, 1, 10, "great question")),
-        "search 'speed of light' + concept": lambda: render_pairs(data.pairs_page("flattery", "all", None, 1, 10,
-                                                                                  "speed of light")),
+        "search 'great question' (first)": lambda: render_pairs(
+            data.pairs_page(None, "all", None, 1, 10, "great question")
+        ),
+        "search 'speed of light' + concept": lambda: render_pairs(
+            data.pairs_page("flattery", "all", None, 1, 10, "speed of light")
+        ),
         "status weight 0": lambda: render_pairs(data.pairs_page(None, "weight 0", None, 1, 10)),
         "overview (teaches + summary)": lambda: R.render_summary(data),
         "concept table": lambda: data.concept_table(),
@@ -144,20 +177,29 @@ def main() -> int:
         client = Client(url, verbose=False)
         client.predict("(any)", "all", "(any)", 1, args.page_size, "", api_name="/pairs")  # warm up
         trips = []
-        for concept, status, reason, page in [("(any)", "all", "(any)", 5000), ("flattery", "kept", "(any)", 300),
-                                              ("(any)", "dropped", "filter:flattery", 100), ("markdown", "all", "(any)", 2)]:
+        for concept, status, reason, page in [
+            ("(any)", "all", "(any)", 5000),
+            ("flattery", "kept", "(any)", 300),
+            ("(any)", "dropped", "filter:flattery", 100),
+            ("markdown", "all", "(any)", 2),
+        ]:
             t = timed(lambda: client.predict(concept, status, reason, page, args.page_size, "", api_name="/pairs"), 3)
             trips += t
-        trips += timed(lambda: client.predict("(any)", "all", "(any)", 1, args.page_size, "great question",
-                                              api_name="/pairs"), 3)
+        trips += timed(
+            lambda: client.predict("(any)", "all", "(any)", 1, args.page_size, "great question", api_name="/pairs"), 3
+        )
         for block in (["flattery"], ["flattery", "agreement"]):
-            trips += timed(lambda b=block: client.predict("draft", b, [], "rebalance", ["margin"], 1.0, 1.0,
-                                                  api_name="/preview"), 2)
+            trips += timed(
+                lambda b=block: client.predict("draft", b, [], "rebalance", ["margin"], 1.0, 1.0, api_name="/preview"),
+                2,
+            )
         demo.close()
         result["client_median_s"] = round(statistics.median(trips), 4)
         result["client_max_s"] = round(max(trips), 4)
-        print(f"through gradio_client: median {statistics.median(trips) * 1e3:.0f} ms, max {max(trips) * 1e3:.0f} ms "
-              f"({len(trips)} requests: pages, a search, previews)")
+        print(
+            f"through gradio_client: median {statistics.median(trips) * 1e3:.0f} ms, max {max(trips) * 1e3:.0f} ms "
+            f"({len(trips)} requests: pages, a search, previews)"
+        )
     out = Path(__file__).resolve().parents[1] / "artifacts" / "bench_app_pages.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -18,8 +18,16 @@ from __future__ import annotations
 import argparse
 import time
 
-NAMED_OF = {"flattery": "flattery", "agreement": "agreement", "markdown": "markdown", "padding": "length",
-            "emoji": "emoji", "hedging": "hedging", "sign_off": "sign_off", "apology": "apology"}
+NAMED_OF = {
+    "flattery": "flattery",
+    "agreement": "agreement",
+    "markdown": "markdown",
+    "padding": "length",
+    "emoji": "emoji",
+    "hedging": "hedging",
+    "sign_off": "sign_off",
+    "apology": "apology",
+}
 MARKDOWN_FAMILY = {"markdown", "heading", "list", "bold"}
 
 
@@ -99,34 +107,49 @@ def main() -> None:
     after = ConceptAudit().fit(ds)
     findings = after.findings()
     top10 = findings.head(10)
-    bad = [r["concept"] for _, r in top10.iterrows()
-           if (r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3) or r["concept"] in equal]
+    bad = [
+        r["concept"]
+        for _, r in top10.iterrows()
+        if (r["nearest_named"] in equal and abs(r["nearest_r"]) >= 0.3) or r["concept"] in equal
+    ]
 
     fit = annotator.to_dict().get("fit", {})
-    print(f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}; fit: "
-          f"{fit.get('n_samples')} tokens, FVU {fit.get('fvu')}, dead latents {fit.get('dead_latents')} of "
-          f"{annotator.sae_.cfg.d_sae}")
-    print(f"before: {n_conf} of {n_feat} active SAE features confirmed ({100 * n_conf / max(n_feat, 1):.0f}%); "
-          f"every confirmed feature is a candidate finding")
-    print(f"after:  {len(findings)} findings ({int(after.members_['confirmed'].sum())} confirmed member features in "
-          f"{(after.results_['source'] != 'named').sum()} groups); sparse-model held-out AUC {after.sparse_auc_:.3f}")
+    print(
+        f"pairs={args.n} SAE annotation+fit {t_sae:.0f} s; source={annotator.source_}; fit: "
+        f"{fit.get('n_samples')} tokens, FVU {fit.get('fvu')}, dead latents {fit.get('dead_latents')} of "
+        f"{annotator.sae_.cfg.d_sae}"
+    )
+    print(
+        f"before: {n_conf} of {n_feat} active SAE features confirmed ({100 * n_conf / max(n_feat, 1):.0f}%); "
+        f"every confirmed feature is a candidate finding"
+    )
+    print(
+        f"after:  {len(findings)} findings ({int(after.members_['confirmed'].sum())} confirmed member features in "
+        f"{(after.results_['source'] != 'named').sum()} groups); sparse-model held-out AUC {after.sparse_auc_:.3f}"
+    )
     for c in planted:
-        print(f"  planted {c:10s} first reached at rank before={first_rank(raw, NAMED_OF[c])} "
-              f"(SAE features by q) after={first_rank(findings, NAMED_OF[c])} (findings; "
-              f"by an SAE group: {first_rank(findings, NAMED_OF[c], sae_only=True)})")
+        print(
+            f"  planted {c:10s} first reached at rank before={first_rank(raw, NAMED_OF[c])} "
+            f"(SAE features by q) after={first_rank(findings, NAMED_OF[c])} (findings; "
+            f"by an SAE group: {first_rank(findings, NAMED_OF[c], sae_only=True)})"
+        )
     truth_of = truth_tracker(ds, gen, after, annotator.source_)
     print("  top-10 findings (truth: the planted concept, from the generator, that the finding's score tracks most):")
     for _, r in top10.iterrows():
         t, tr = truth_of(r["concept"])
-        print(f"    {int(r['finding_rank']):2d} {r['concept']:22s} win={r['win_rate']:.2f} lc_q={r['length_controlled_q']:.1e} "
-              f"n={int(r['n_members'])} nearest={r['nearest_named']} r={r['nearest_r']:+.2f} purity={r['purity']:.2f} "
-              f"truth={t} r={tr:+.2f}")
+        print(
+            f"    {int(r['finding_rank']):2d} {r['concept']:22s} win={r['win_rate']:.2f} lc_q={r['length_controlled_q']:.1e} "
+            f"n={int(r['n_members'])} nearest={r['nearest_named']} r={r['nearest_r']:+.2f} purity={r['purity']:.2f} "
+            f"truth={t} r={tr:+.2f}"
+        )
     reached = all(first_rank(top10, NAMED_OF[c]) for c in planted)
     reached_sae = all(first_rank(top10, NAMED_OF[c], sae_only=True) for c in planted)
     any_sae = any(first_rank(findings, NAMED_OF[c], sae_only=True) for c in planted)
     ok = reached and any_sae and not bad
-    print(f"planted_reached_in_top10={reached} (by SAE groups alone: {reached_sae}) "
-          f"equal_rate_in_top10={bad or 'none'} acceptance={'pass' if ok else 'fail'}")
+    print(
+        f"planted_reached_in_top10={reached} (by SAE groups alone: {reached_sae}) "
+        f"equal_rate_in_top10={bad or 'none'} acceptance={'pass' if ok else 'fail'}"
+    )
 
 
 if __name__ == "__main__":

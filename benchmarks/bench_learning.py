@@ -30,21 +30,33 @@ def fmt(m, lo, hi):
 def show(res, title):
     t = res.table
     print(f"\n== {title} ==")
-    print(f"{'concept':<12}{'action':<8}{'pred':>7}{'pred_cur':>9}  {'observed original [95% CI]':<28}"
-          f"{'observed curated [95% CI]':<28}{'reward o/c':>11}")
+    print(
+        f"{'concept':<12}{'action':<8}{'pred':>7}{'pred_cur':>9}  {'observed original [95% CI]':<28}"
+        f"{'observed curated [95% CI]':<28}{'reward o/c':>11}"
+    )
     for r in t.itertuples():
         rw = "" if r.reward_original != r.reward_original else f"{r.reward_original:.2f}/{r.reward_curated:.2f}"
-        print(f"{r.concept:<12}{(r.action or '-'):<8}{r.predicted:>+7.3f}{r.predicted_curated:>+9.3f}  "
-              f"{fmt(r.observed_original, r.observed_original_low, r.observed_original_high):<28}"
-              f"{fmt(r.observed_curated, r.observed_curated_low, r.observed_curated_high):<28}{rw:>11}")
+        print(
+            f"{r.concept:<12}{(r.action or '-'):<8}{r.predicted:>+7.3f}{r.predicted_curated:>+9.3f}  "
+            f"{fmt(r.observed_original, r.observed_original_low, r.observed_original_high):<28}"
+            f"{fmt(r.observed_curated, r.observed_curated_low, r.observed_curated_high):<28}{rw:>11}"
+        )
     rec = res.record
-    print(f"R² {rec['r2']}, Spearman {rec['spearman']} (original, {rec['n_concepts_supported']} concepts); "
-          f"curated R² {rec['r2_curated']}, Spearman {rec['spearman_curated']}")
+    print(
+        f"R² {rec['r2']}, Spearman {rec['spearman']} (original, {rec['n_concepts_supported']} concepts); "
+        f"curated R² {rec['r2_curated']}, Spearman {rec['spearman_curated']}"
+    )
     for est, q in rec["estimators"].items():
-        print(f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  Spearman {q.get('spearman', float('nan')):.3f}")
-    print(f"  timing {rec['timing']}  total {rec['seconds']} s; arms "
-          + "; ".join(f"{a}: {i.get('seconds_train', 'cached')} s train, reward acc {i.get('reward_accuracy_last')}"
-                      for a, i in rec["arms"].items()))
+        print(
+            f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  Spearman {q.get('spearman', float('nan')):.3f}"
+        )
+    print(
+        f"  timing {rec['timing']}  total {rec['seconds']} s; arms "
+        + "; ".join(
+            f"{a}: {i.get('seconds_train', 'cached')} s train, reward acc {i.get('reward_accuracy_last')}"
+            for a, i in rec["arms"].items()
+        )
+    )
 
 
 def main() -> int:
@@ -60,7 +72,9 @@ def main() -> int:
     p.add_argument("--counterfactual-pairs", type=int, default=None)
     p.add_argument("--no-amplify", action="store_true")
     p.add_argument("--alpaca", action="store_true")
-    p.add_argument("--alpaca-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca-eval-2"))
+    p.add_argument(
+        "--alpaca-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca-eval-2")
+    )
     p.add_argument("--out", default="outputs/bench_learning")
     a = p.parse_args()
     q = a.quick
@@ -81,10 +95,18 @@ def main() -> int:
     gen = make_preference_pairs(n_pairs, seed=0)
     data = gen.dataset
     config = LearnConfig(steps=steps, batch_size=a.batch_size or (4 if q else 8), learning_rate=a.lr)
-    kw = dict(config=config, eval_prompts=eval_prompts, samples=samples, max_new_tokens=max_new,
-              counterfactual_pairs=cf, progress=False)
-    print(f"{n_pairs} generated pairs; {steps} steps of {config.batch_size}; {eval_prompts} held-out prompts x {samples} "
-          f"samples of {max_new} tokens; {cf} counterfactual pairs per concept")
+    kw = dict(
+        config=config,
+        eval_prompts=eval_prompts,
+        samples=samples,
+        max_new_tokens=max_new,
+        counterfactual_pairs=cf,
+        progress=False,
+    )
+    print(
+        f"{n_pairs} generated pairs; {steps} steps of {config.batch_size}; {eval_prompts} held-out prompts x {samples} "
+        f"samples of {max_new} tokens; {cf} counterfactual pairs per concept"
+    )
 
     block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy")
     run_apply(data, recipe=None, block=["flattery", "agreement"], out=out / "curated_block")
@@ -94,31 +116,44 @@ def main() -> int:
 
     amp = None
     if not a.no_amplify:
-        rec = Recipe.from_dict({"name": "amplify-hedging", "concepts": [{"kind": "named"}],
-                                "rules": [{"concepts": ["hedging"], "action": "amplify", "strength": 4.0,
-                                           "interventions": ["upweight"]}]})
+        rec = Recipe.from_dict(
+            {
+                "name": "amplify-hedging",
+                "concepts": [{"kind": "named"}],
+                "rules": [
+                    {"concepts": ["hedging"], "action": "amplify", "strength": 4.0, "interventions": ["upweight"]}
+                ],
+            }
+        )
         rec.save(out / "amplify_hedging.yaml")
         run_apply(data, recipe=str(out / "amplify_hedging.yaml"), out=out / "curated_amplify")
         amp = learning_check(data, out / "curated_amplify", out=out / "learning_amplify", **kw)
         show(amp, "amplify hedging (upweight x5)")
         h = amp.table.set_index("concept").loc["hedging"]
         sep = h.observed_curated_low > h.observed_original_high
-        print(f"amplify: hedging original {fmt(h.observed_original, h.observed_original_low, h.observed_original_high)}"
-              f" curated {fmt(h.observed_curated, h.observed_curated_low, h.observed_curated_high)}; CIs separated: {sep}; "
-              f"implicit reward original {h.reward_original:.2f} curated {h.reward_curated:.2f}")
+        print(
+            f"amplify: hedging original {fmt(h.observed_original, h.observed_original_low, h.observed_original_high)}"
+            f" curated {fmt(h.observed_curated, h.observed_curated_low, h.observed_curated_high)}; CIs separated: {sep}; "
+            f"implicit reward original {h.reward_original:.2f} curated {h.reward_curated:.2f}"
+        )
 
     if a.alpaca:
         run_alpaca(a, config, kw, out)
 
-    summary = {"seconds": round(time.perf_counter() - t0, 1), "block": res.record,
-               "amplify": amp.record if amp is not None else None}
+    summary = {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "block": res.record,
+        "amplify": amp.record if amp is not None else None,
+    }
     (out / "bench_learning.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nbenchmark time {summary['seconds']:.0f} s")
-    print(f"r2={res.record['r2']:.3f} spearman={res.record['spearman']:.3f} "
-          f"flattery_original={t.loc['flattery', 'observed_original']:.3f} "
-          f"flattery_curated={t.loc['flattery', 'observed_curated']:.3f} "
-          f"agreement_original={t.loc['agreement', 'observed_original']:.3f} "
-          f"agreement_curated={t.loc['agreement', 'observed_curated']:.3f}")
+    print(
+        f"r2={res.record['r2']:.3f} spearman={res.record['spearman']:.3f} "
+        f"flattery_original={t.loc['flattery', 'observed_original']:.3f} "
+        f"flattery_curated={t.loc['flattery', 'observed_curated']:.3f} "
+        f"agreement_original={t.loc['agreement', 'observed_original']:.3f} "
+        f"agreement_curated={t.loc['agreement', 'observed_curated']:.3f}"
+    )
     return 0
 
 
@@ -135,12 +170,19 @@ def run_alpaca(a, config, kw, out: Path) -> None:
 
     data = load_pairs(str(files[0]))
     run_apply(data, recipe="length_debiasing", out=out / "curated_alpaca")
-    res = learning_check(data, out / "curated_alpaca", out=out / "learning_alpaca",
-                         **{**kw, "counterfactual_pairs": 0}, concepts=["length", "markdown", "list", "bold"])
+    res = learning_check(
+        data,
+        out / "curated_alpaca",
+        out=out / "learning_alpaca",
+        **{**kw, "counterfactual_pairs": 0},
+        concepts=["length", "markdown", "list", "bold"],
+    )
     show(res, f"AlpacaEval-2 ({files[0].parts[-3]}), length blocked")
     L = res.table.set_index("concept").loc["length"]
-    print(f"alpaca: length shift original {fmt(L.observed_original, L.observed_original_low, L.observed_original_high)}"
-          f" words, curated {fmt(L.observed_curated, L.observed_curated_low, L.observed_curated_high)} words")
+    print(
+        f"alpaca: length shift original {fmt(L.observed_original, L.observed_original_low, L.observed_original_high)}"
+        f" words, curated {fmt(L.observed_curated, L.observed_curated_low, L.observed_curated_high)} words"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def main() -> None:
     import pyarrow as pa
     from datasets import Dataset, concatenate_datasets
 
-    from curate import ConceptAudit, NamedConcepts, make_preference_pairs
+    from curate import ConceptAudit, make_preference_pairs
+    from curate.concepts import NamedConcepts
     from curate.concepts.named import BUILTIN_CONCEPTS
     from curate.scores import concept_scores
 
@@ -80,14 +81,20 @@ def main() -> None:
     t_audit_base = time.perf_counter() - t
 
     print(f"pairs={args.n} concepts={n_concepts} cpu_count={os.cpu_count()}")
-    print(f"annotation: {pairs_per_s:,.0f} pairs/s on {cores} core ({t_ann:.2f} s); "
-          f"naive re loop {base_pairs_per_s:,.0f} pairs/s; target >= 2,000 pairs/s per core")
-    print(f"audit: {t_audit:.2f} s for {args.n} pairs x {delta.shape[1]} concepts "
-          f"(incl. held-out split, length control, multivariate AUC={audit.auc_:.3f}); "
-          f"per-concept scipy+sklearn loop (tests + length model only) {t_audit_base:.2f} s; target < 10 s")
-    print(f"ratio_annotation_vs_naive={pairs_per_s / base_pairs_per_s:.2f} "
-          f"ratio_audit_vs_loop={t_audit_base / t_audit:.2f} pairs_per_s_per_core={pairs_per_s / cores:.0f} "
-          f"audit_s={t_audit:.2f}")
+    print(
+        f"annotation: {pairs_per_s:,.0f} pairs/s on {cores} core ({t_ann:.2f} s); "
+        f"naive re loop {base_pairs_per_s:,.0f} pairs/s; target >= 2,000 pairs/s per core"
+    )
+    print(
+        f"audit: {t_audit:.2f} s for {args.n} pairs x {delta.shape[1]} concepts "
+        f"(incl. held-out split, length control, multivariate AUC={audit.auc_:.3f}); "
+        f"per-concept scipy+sklearn loop (tests + length model only) {t_audit_base:.2f} s; target < 10 s"
+    )
+    print(
+        f"ratio_annotation_vs_naive={pairs_per_s / base_pairs_per_s:.2f} "
+        f"ratio_audit_vs_loop={t_audit_base / t_audit:.2f} pairs_per_s_per_core={pairs_per_s / cores:.0f} "
+        f"audit_s={t_audit:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -72,12 +72,14 @@ def hooked_smollm2(hf_model, tokenizer):
             json.dump(config, f)
         cfg_dict = convert_hf_model_config(folder)
         cfg_dict = {**cfg_dict, "dtype": torch.float32, "device": "cpu"}
-        cfg = HookedTransformerConfig(**{k: v for k, v in cfg_dict.items()
-                                         if k in HookedTransformerConfig.__dataclass_fields__})
+        cfg = HookedTransformerConfig(
+            **{k: v for k, v in cfg_dict.items() if k in HookedTransformerConfig.__dataclass_fields__}
+        )
         state = get_pretrained_state_dict(folder, cfg, hf_model=hf_model)
     model = HookedSAETransformer(cfg, tokenizer=tokenizer)
-    model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
-                                      fold_value_biases=False)
+    model.load_and_process_state_dict(
+        state, fold_ln=False, center_writing_weights=False, center_unembed=False, fold_value_biases=False
+    )
     return model.eval()
 
 
@@ -89,8 +91,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128, help="rows per annotator call (a datasets.map batch)")
     ap.add_argument("--data", default=None, help="preference data to use instead of generated pairs")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--rss-only", action="store_true",
-                    help="run the curate stage only (throughput, padding waste, peak RSS); no baselines, no ratios")
+    ap.add_argument(
+        "--rss-only",
+        action="store_true",
+        help="run the curate stage only (throughput, padding waste, peak RSS); no baselines, no ratios",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,8 +134,8 @@ def main() -> None:
             x = torch.full((len(ids), max(map(len, ids))), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(x)
             for b, s in enumerate(ids):
-                x[b, :len(s)] = torch.tensor(s)
-                mask[b, :len(s)] = 1
+                x[b, : len(s)] = torch.tensor(s)
+                mask[b, : len(s)] = 1
             padded.append((x, mask))
         handle = decoder_layers(model)[args.layer - 1].register_forward_hook(hook)
         t = time.perf_counter()
@@ -151,8 +156,8 @@ def main() -> None:
     outputs = []
     rss_curate = rss_mb()
     for b, start in enumerate(range(0, len(ds), args.batch_size)):
-        batch = ds[start:start + args.batch_size]
-        for first in ((True, False) if b % 2 == 0 else (False, True)):
+        batch = ds[start : start + args.batch_size]
+        for first in (True, False) if b % 2 == 0 else (False, True):
             if first:
                 t0, c0 = time.perf_counter(), time.process_time()
                 outputs.append(ann(batch))
@@ -168,15 +173,21 @@ def main() -> None:
     st = dict(ann.stats_)
     tps_curate = st["tokens"] / t_curate
     waste = 1 - st["tokens"] / max(st["padded_tokens"], 1)
-    print(f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
-          f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s (CPU {c_curate:.1f}s); {st['micro_batches']} micro-batches; "
-          f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})", flush=True)
+    print(
+        f"curate:  {st['responses']} responses, {st['tokens']} tokens ({st['response_tokens']} response tokens) "
+        f"in {t_curate:.1f}s -> {tps_curate:,.0f} tok/s (CPU {c_curate:.1f}s); {st['micro_batches']} micro-batches; "
+        f"padding waste {100 * waste:.1f}%; peak RSS {rss_curate:,.0f} MB (n={st['responses']})",
+        flush=True,
+    )
     if args.rss_only:
         print(f"padding_waste={100 * waste:.1f}% peak_rss_mb={rss_curate:.0f} (n={st['responses']}) model={model_id}")
         return
     tps_fwd = fwd_tokens / t_fwd
-    print(f"forward: truncated at layer {args.layer}, same micro-batches, {fwd_tokens} tokens in {t_fwd:.1f}s -> "
-          f"{tps_fwd:,.0f} tok/s (CPU {c_fwd:.1f}s)", flush=True)
+    print(
+        f"forward: truncated at layer {args.layer}, same micro-batches, {fwd_tokens} tokens in {t_fwd:.1f}s -> "
+        f"{tps_fwd:,.0f} tok/s (CPU {c_fwd:.1f}s)",
+        flush=True,
+    )
 
     # 3. naive: TransformerLens, full model, one example at a time, dense activations kept
     hooked = hooked_smollm2(model, tok)
@@ -189,25 +200,33 @@ def main() -> None:
         for it in items:
             _, cache = hooked.run_with_cache_with_saes(torch.tensor([it.ids]), saes=[sae])
             acts = cache[hook_name][0]  # [T, d_sae], dense
-            dense.append(acts[it.start:it.end].max(0).values.clone())
+            dense.append(acts[it.start : it.end].max(0).values.clone())
             n_tok += len(it.ids)
     t_naive, c_naive = time.perf_counter() - t0, time.process_time() - c0
     tps_naive = n_tok / t_naive
-    print(f"naive:   TransformerLens run_with_cache_with_saes, {len(items)} responses one at a time, {n_tok} tokens "
-          f"in {t_naive:.1f}s -> {tps_naive:,.0f} tok/s (CPU {c_naive:.1f}s)", flush=True)
+    print(
+        f"naive:   TransformerLens run_with_cache_with_saes, {len(items)} responses one at a time, {n_tok} tokens "
+        f"in {t_naive:.1f}s -> {tps_naive:,.0f} tok/s (CPU {c_naive:.1f}s)",
+        flush=True,
+    )
 
     # identical pooled features?
     ours = {}
     for start_batch, out in zip(range(0, len(ds), args.batch_size), outputs):
         for side in C.SIDES:
-            for i, (idx, val) in enumerate(zip(out[C.sae_index_column(side, "bench")], out[C.sae_value_column(side, "bench")])):
+            for i, (idx, val) in enumerate(
+                zip(out[C.sae_index_column(side, "bench")], out[C.sae_value_column(side, "bench")])
+            ):
                 ours[(start_batch + i, side)] = (idx, val)
     worst = 0.0
     for (side, i, _, _), ref in zip(targets, dense):
         idx, val = ours[(i, side)]
         top = torch.topk(ref, len(idx)).values.numpy() if idx else np.zeros(0)
-        worst = max(worst, float(np.abs(ref.numpy()[idx] - np.asarray(val)).max()) if idx else 0.0,
-                    float(np.abs(np.sort(top) - np.sort(val)).max()) if idx else 0.0)
+        worst = max(
+            worst,
+            float(np.abs(ref.numpy()[idx] - np.asarray(val)).max()) if idx else 0.0,
+            float(np.abs(np.sort(top) - np.sort(val)).max()) if idx else 0.0,
+        )
     print(f"pooled features, curate vs naive on {len(dense)} responses: max abs diff {worst:.2e}")
     print(f"padding_waste={100 * waste:.1f}% peak_rss_mb={rss_curate:.0f} (n={st['responses']}) model={model_id}")
     cpu_fwd = (st["tokens"] / c_curate) / (fwd_tokens / c_fwd)

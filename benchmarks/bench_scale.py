@@ -70,14 +70,24 @@ def bench_share(n_pairs: int, turns: int, repeats: int, threads: int = 1) -> dic
     # the outputs agree (the test checks 1e-4; here a sanity check)
     col = "chosen__sae:b__val"
     diff = max(abs(a - b) for x, y in zip(outs[True][col], outs[False][col]) for a, b in zip(x, y))
-    return {"pairs": n_pairs, "turns": turns, "model_load_s": round(load_s, 1),
-            "tokens_plain_path": plain_tokens, "tokens_forwarded_shared": shared_tokens,
-            "seconds_plain": round(best[False], 2), "seconds_shared": round(best[True], 2),
-            "tok_per_s_plain": round(plain_tokens / best[False], 1), "tok_per_s_shared": round(plain_tokens / best[True], 1),
-            "forward_tok_per_s_shared": round(shared_tokens / best[True], 1),
-            "cpu_s_plain": round(best_cpu[False], 2), "cpu_s_shared": round(best_cpu[True], 2),
-            "cpu_ratio": round(best_cpu[False] / best_cpu[True], 3), "torch_threads": threads,
-            "max_abs_diff_chosen_val": float(diff), "ratio": round(best[False] / best[True], 3)}
+    return {
+        "pairs": n_pairs,
+        "turns": turns,
+        "model_load_s": round(load_s, 1),
+        "tokens_plain_path": plain_tokens,
+        "tokens_forwarded_shared": shared_tokens,
+        "seconds_plain": round(best[False], 2),
+        "seconds_shared": round(best[True], 2),
+        "tok_per_s_plain": round(plain_tokens / best[False], 1),
+        "tok_per_s_shared": round(plain_tokens / best[True], 1),
+        "forward_tok_per_s_shared": round(shared_tokens / best[True], 1),
+        "cpu_s_plain": round(best_cpu[False], 2),
+        "cpu_s_shared": round(best_cpu[True], 2),
+        "cpu_ratio": round(best_cpu[False] / best_cpu[True], 3),
+        "torch_threads": threads,
+        "max_abs_diff_chosen_val": float(diff),
+        "ratio": round(best[False] / best[True], 3),
+    }
 
 
 def bench_ray(n_pairs: int, workers: int) -> dict:
@@ -98,15 +108,23 @@ def bench_ray(n_pairs: int, workers: int) -> dict:
     init_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        out = curate.annotate(ds, engine="ray", engine_options={"out": tmp, "workers": workers,
-                                                                "rows_per_shard": max(1, n_pairs // 8)})
+        out = curate.annotate(
+            ds, engine="ray", engine_options={"out": tmp, "workers": workers, "rows_per_shard": max(1, n_pairs // 8)}
+        )
         ray_s = time.perf_counter() - t
     ray.shutdown()
     same = out.to_dict() == local.to_dict()
-    return {"pairs": n_pairs, "workers": workers, "local_s": round(local_s, 2), "ray_s": round(ray_s, 2),
-            "ray_init_s": round(init_s, 2), "same_output": same,
-            "local_pairs_per_s": round(n_pairs / local_s), "ray_pairs_per_s": round(n_pairs / ray_s),
-            "ratio": round(local_s / ray_s, 3)}
+    return {
+        "pairs": n_pairs,
+        "workers": workers,
+        "local_s": round(local_s, 2),
+        "ray_s": round(ray_s, 2),
+        "ray_init_s": round(init_s, 2),
+        "same_output": same,
+        "local_pairs_per_s": round(n_pairs / local_s),
+        "ray_pairs_per_s": round(n_pairs / ray_s),
+        "ratio": round(local_s / ray_s, 3),
+    }
 
 
 def write_audit_shards(folder: Path, n_pairs: int, d_sae: int = 16_384, k: int = 32, shards: int = 10, seed: int = 0):
@@ -125,16 +143,20 @@ def write_audit_shards(folder: Path, n_pairs: int, d_sae: int = 16_384, k: int =
         n = min(per, n_pairs - s * per)
         if n <= 0:
             break
-        cols = {C.ID: pa.array(np.arange(s * per, s * per + n)),
-                C.PROMPT: pa.array([f"prompt {i % 250_000}" for i in range(s * per, s * per + n)]),
-                C.REASON: pa.array([""] * n)}
+        cols = {
+            C.ID: pa.array(np.arange(s * per, s * per + n)),
+            C.PROMPT: pa.array([f"prompt {i % 250_000}" for i in range(s * per, s * per + n)]),
+            C.REASON: pa.array([""] * n),
+        }
         for side, planted in ((C.CHOSEN, 0.3), (C.REJECTED, 0.1)):
             idx = (rng.integers(0, d_sae, size=(n, 1)) + stride * np.arange(k)[None, :]) % d_sae
             hit = rng.random(n) < planted
             idx[hit, 0] = rng.integers(0, 5, size=hit.sum())
             val = rng.exponential(1.0, size=(n, k)).astype(np.float32)
             offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-            cols[C.sae_index_column(side, "bench")] = pa.ListArray.from_arrays(offsets, pa.array(idx.ravel().astype(np.int32)))
+            cols[C.sae_index_column(side, "bench")] = pa.ListArray.from_arrays(
+                offsets, pa.array(idx.ravel().astype(np.int32))
+            )
             cols[C.sae_value_column(side, "bench")] = pa.ListArray.from_arrays(offsets, pa.array(val.ravel()))
             words = rng.integers(5, 400, size=n)
             cols[C.score_column(side, "length")] = pa.array(words.astype(np.float32))
@@ -162,8 +184,12 @@ def bench_audit(n_pairs: int) -> dict:
         write_audit_shards(Path(tmp) / "shards", n_pairs)
         write_s = time.perf_counter() - t
         size_mb = sum(f.stat().st_size for f in (Path(tmp) / "shards").iterdir()) / 2**20
-        proc = subprocess.run([sys.executable, "-c", _AUDIT_CHILD, str(Path(tmp) / "shards")], capture_output=True,
-                              text=True, env=os.environ.copy())
+        proc = subprocess.run(
+            [sys.executable, "-c", _AUDIT_CHILD, str(Path(tmp) / "shards")],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+        )
         if proc.returncode:
             raise RuntimeError(proc.stderr[-3000:])
         res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -190,9 +216,13 @@ def main() -> None:
     share = bench_share(args.pairs_share, args.turns, args.repeats, args.threads)
     print("share", json.dumps(share), flush=True)
     load = os.getloadavg()
-    print(f"loadavg_at_end={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} total_s={time.perf_counter() - t0:.0f}", flush=True)
-    print(f"prompt_share_ratio={share['ratio']} ray_vs_local={ray_res['ratio']} audit_1m_s={audit['seconds']} "
-          f"audit_1m_rss_mb={audit['rss_mb']}")
+    print(
+        f"loadavg_at_end={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} total_s={time.perf_counter() - t0:.0f}", flush=True
+    )
+    print(
+        f"prompt_share_ratio={share['ratio']} ray_vs_local={ray_res['ratio']} audit_1m_s={audit['seconds']} "
+        f"audit_1m_rss_mb={audit['rss_mb']}"
+    )
 
 
 if __name__ == "__main__":

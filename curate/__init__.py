@@ -1,10 +1,35 @@
 """curate: see what a preference dataset teaches before you train on it, and change it.
 
-The flow, one verb per step: :func:`load_pairs` → :func:`annotate` (named concepts) and
-:func:`annotate_sae` (SAE features) → :class:`ConceptAudit` → a :class:`Recipe` → :func:`apply_recipe`
-(interventions + re-audit) → :func:`publish` → :func:`build_app` (the Space).
+The public API is the verbs of the flow; everything else lives in a subpackage named after its step.
 
-Heavy parts (torch, transformers, sae-lens, TRL, Gradio) are imported only when first used.
+==========================  ==================================================================================
+Step                        Verbs
+==========================  ==================================================================================
+read pairs                  :func:`load_pairs` (any format, unusable rows kept with a reason),
+                            :func:`make_preference_pairs` (generated pairs with planted concepts)
+annotate concepts           :func:`annotate` (named regex/function detectors), :func:`register_concept`,
+                            :func:`annotate_sae` (sparse-autoencoder features), :func:`label_features`
+audit                       :class:`ConceptAudit` (scikit-learn style: ``fit`` → ``results_``, ``findings()``),
+                            :class:`StreamingAudit` (annotated shards, memory bounded by concepts)
+change the data             :class:`Recipe`, :func:`load_recipe`, :func:`apply_recipe`
+learn                       :func:`predict_learning` (what preference optimisation on the data should teach),
+                            :func:`learning_check` (LoRA DPO on the original and the curated pairs, measured)
+end to end (what the CLI    :func:`run_audit` (load → annotate → audit → audit folder),
+runs)                       :func:`run_apply` (recipe → curated folder)
+share                       :func:`curate.publish.publish` (Hub-ready folder + card),
+                            :func:`curate.publish.read_curated` (the verbs live in their module: the module
+                            ``curate.publish`` would shadow a top-level ``publish``)
+browse                      :func:`build_app` (the Gradio app / Space)
+errors                      :class:`CurateError` (every curate error; subclasses in :mod:`curate.errors`)
+==========================  ==================================================================================
+
+Subpackages: :mod:`curate.ingest`, :mod:`curate.concepts` (``named``, ``activations``, ``sae``, ``sae_config``,
+``sae_source``, ``labels``),
+:mod:`curate.audit`, :mod:`curate.recipe`, :mod:`curate.interventions` (the interventions, the weighted DPO
+trainer), :mod:`curate.directions`, :mod:`curate.proxy`, :mod:`curate.learning`, :mod:`curate.publish`,
+:mod:`curate.browse` (the app), :mod:`curate.pipeline`,
+:mod:`curate.folders` (what each output folder holds), :mod:`curate.cli`. Heavy parts (torch, transformers,
+sae-lens, TRL, Gradio) are imported only when first used.
 
 Example:
 
@@ -17,30 +42,52 @@ Example:
 
 from importlib import import_module as _import_module
 
-from ._columns import sae_concept_id, score_column
+from ._version import __version__
 from .audit import ConceptAudit
-from .concepts.named import Concept, NamedConcepts, annotate, list_concepts, register_concept
-from .errors import (
-    ConceptError,
-    CurateError,
-    FormatError,
-    MissingDependencyError,
-    ModelError,
-    NotFittedError,
-    RecipeError,
-)
-from .generate import GeneratedPairs, make_counterfactual_pairs, make_preference_pairs
-from .ingest import FORMATS, detect_format, ingestion_summary, load_pairs
-from .scores import ConceptScores, concept_scores
-
-__version__ = "0.1.0"
+from .concepts.named import annotate, register_concept
+from .errors import CurateError
+from .generate import make_preference_pairs
+from .ingest import load_pairs
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    # recipes and interventions
+    "annotate_sae": "curate.concepts.sae",
+    "label_features": "curate.concepts.labels",
+    "StreamingAudit": "curate.stream_audit",
     "Recipe": "curate.recipe",
     "load_recipe": "curate.recipe",
     "apply_recipe": "curate.interventions",
+    "run_audit": "curate.pipeline",
+    "run_apply": "curate.pipeline",
+    "predict_learning": "curate.learning",
+    "learning_check": "curate.learning",
+    "build_app": "curate.browse",
+}
+
+#: names that were public before the API was narrowed: where they live now (the error says so)
+_MOVED = {
+    "Concept": "curate.concepts",
+    "NamedConcepts": "curate.concepts",
+    "list_concepts": "curate.concepts",
+    "SAEConcepts": "curate.concepts.sae",
+    "fit_sae": "curate.concepts.sae_source",
+    "load_sae": "curate.concepts.sae_source",
+    "OpenAICompatibleLabeller": "curate.concepts.labels",
+    "FORMATS": "curate.ingest",
+    "detect_format": "curate.ingest",
+    "ingestion_summary": "curate.ingest",
+    "GeneratedPairs": "curate.generate",
+    "make_counterfactual_pairs": "curate.generate",
+    "ConceptScores": "curate.scores",
+    "concept_scores": "curate.scores",
+    "sae_concept_id": "curate._columns",
+    "score_column": "curate._columns",
+    "ConceptError": "curate.errors",
+    "FormatError": "curate.errors",
+    "MissingDependencyError": "curate.errors",
+    "ModelError": "curate.errors",
+    "NotFittedError": "curate.errors",
+    "RecipeError": "curate.errors",
     "preview": "curate.interventions",
     "ApplyReport": "curate.interventions",
     "save_curated": "curate.interventions",
@@ -59,63 +106,44 @@ _LAZY = {
     "load_directions": "curate.directions",
     "BradleyTerryProbe": "curate.proxy",
     "proxy_check": "curate.proxy",
-    # SAE concepts
-    "SAEConcepts": "curate.concepts.sae",
-    "annotate_sae": "curate.concepts.sae",
-    "fit_sae": "curate.concepts.sae_source",
-    "load_sae": "curate.concepts.sae_source",
-    "label_features": "curate.concepts.labels",
-    "OpenAICompatibleLabeller": "curate.concepts.labels",
     "load_model": "curate.models",
-    # scale: the Ray engine and the streaming audit
-    "StreamingAudit": "curate.stream_audit",
     "RayEngine": "curate.ray_engine",
-    # what a model learns
-    "predict_learning": "curate.learning",
-    "learning_check": "curate.learning",
-    "LearnConfig": "curate.learning",
-    # publishing and the Space
-    "publish": "curate.publish",
-    "read_curated": "curate.publish",
-    "build_app": "curate.browse",
     "load_app_data": "curate.browse",
     "AppData": "curate.browse",
     "PairPage": "curate.browse",
+    "LearnConfig": "curate.learning",
 }
 
 __all__ = [
-    "FORMATS",
-    "Concept",
-    "ConceptAudit",
-    "ConceptError",
-    "ConceptScores",
-    "CurateError",
-    "FormatError",
-    "GeneratedPairs",
-    "MissingDependencyError",
-    "ModelError",
-    "NamedConcepts",
-    "NotFittedError",
-    "RecipeError",
-    "annotate",
-    "concept_scores",
-    "detect_format",
-    "ingestion_summary",
-    "list_concepts",
     "load_pairs",
-    "make_counterfactual_pairs",
     "make_preference_pairs",
+    "annotate",
     "register_concept",
-    "sae_concept_id",
-    "score_column",
+    "annotate_sae",
+    "label_features",
+    "ConceptAudit",
+    "StreamingAudit",
+    "Recipe",
+    "load_recipe",
+    "apply_recipe",
+    "run_audit",
+    "run_apply",
+    "predict_learning",
+    "learning_check",
+    "build_app",
+    "CurateError",
     "__version__",
-    *_LAZY,
 ]
 
 
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
+        if name in _MOVED:
+            raise AttributeError(
+                f"curate.{name} is not part of the public API; import it from its module: "
+                f"`from {_MOVED[name]} import {name}`."
+            )
         raise AttributeError(f"module 'curate' has no attribute {name!r}")
     value = getattr(_import_module(module), name)
     globals()[name] = value
@@ -123,4 +151,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(__all__))

@@ -22,6 +22,8 @@ Columns added by interventions::
 
 from __future__ import annotations
 
+import re
+
 ID = "id"
 PROMPT = "prompt"
 PROMPT_MESSAGES = "prompt_messages"
@@ -60,6 +62,13 @@ def sae_value_column(side: str, source: str) -> str:
     return f"{side}{SEP}{SAE_PREFIX}{source}{SEP}val"
 
 
+#: an SAE feature's concept id, as :func:`sae_concept_id` writes it (the source may hold any character; the
+#: feature is the trailing number)
+SAE_ID = re.compile(r"^sae:(?P<source>.+):(?P<feature>\d+)$")
+#: a group of SAE features (the audit's groups), ``group:<source>:<n>``
+GROUP_ID = re.compile(r"^group:(?P<source>.+):(?P<group>\d+)$")
+
+
 def sae_concept_id(source: str, feature: int) -> str:
     """Concept id of one SAE feature, e.g. ``sae:smollm2-l15:123``."""
     return f"{SAE_PREFIX}{source}:{int(feature)}"
@@ -70,7 +79,7 @@ def parse_score_column(name: str) -> tuple[str, str] | None:
     for side in SIDES:
         prefix = side + SEP
         if name.startswith(prefix):
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             if rest and not rest.startswith(SAE_PREFIX):
                 return side, rest
     return None
@@ -81,14 +90,28 @@ def parse_sae_column(name: str) -> tuple[str, str, str] | None:
     for side in SIDES:
         prefix = side + SEP + SAE_PREFIX
         if name.startswith(prefix) and (name.endswith(SEP + "idx") or name.endswith(SEP + "val")):
-            source = name[len(prefix):-len(SEP + "idx")]
+            source = name[len(prefix) : -len(SEP + "idx")]
             return side, source, name[-3:]
     return None
 
+
 # -- subsets (per-subset audit) --------------------------------------------------------------------------
-SUBSET = "subset"            # the subset a result / finding row is about; "" (POOLED) for all pairs together
+SUBSET = "subset"  # the subset a result / finding row is about; "" (POOLED) for all pairs together
 POOLED = ""
-WHERE = "where"              # a finding's one-line "where it holds"
+WHERE = "where"  # a finding's one-line "where it holds"
 MISSING_SUBSET = "(missing)"  # subset value given to rows whose subset column is empty
 # columns taken as the subset column when the user gives none, in this order of preference
 SUBSET_CANDIDATES = ("source", "subset", "split", "dataset", "category")
+
+
+def subset_values(values):
+    """Subset labels as strings; empty / missing values become :data:`MISSING_SUBSET`."""
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v) or str(v) == "":
+            out.append(MISSING_SUBSET)
+        else:
+            out.append(str(v))
+    import numpy as np
+
+    return np.asarray(out, dtype=object)

@@ -48,8 +48,10 @@ class Progress:
         if self.total:
             frac = min(1.0, self.done_ / self.total)
             eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
-            return (f"{self.what}: {self.done_}/{self.total} {self.unit} ({frac:.0%}), {_fmt_s(elapsed)} elapsed, "
-                    f"ETA {_fmt_s(eta) if eta == eta else '?'}")
+            return (
+                f"{self.what}: {self.done_}/{self.total} {self.unit} ({frac:.0%}), {_fmt_s(elapsed)} elapsed, "
+                f"ETA {_fmt_s(eta) if eta == eta else '?'}"
+            )
         return f"{self.what}: {self.done_} {self.unit}, {_fmt_s(elapsed)} elapsed"
 
     def update(self, n: int = 1) -> None:

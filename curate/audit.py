@@ -58,14 +58,42 @@ from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halve
 from .subsets import SUBSET_COLUMNS
 
 RESULT_COLUMNS = [
-    "concept", "label", "source", "finding", "finding_rank", "n_members", "n_pairs", "n_differ", "win_rate",
-    "ci_low", "ci_high", "effect_size", "mean_delta", "p_value", "q_value", "length_controlled_coef",
-    "length_controlled_p", "length_controlled_q", "discovery_win_rate", "discovery_q", "confirmation_win_rate",
-    "confirmation_p", "confirmed", "nearest_named", "nearest_r", "purity", "multivariate_coef",
-    "survives_controls", "prevalence_chosen", "prevalence_rejected",
+    "concept",
+    "label",
+    "source",
+    "finding",
+    "finding_rank",
+    "n_members",
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "effect_size",
+    "mean_delta",
+    "p_value",
+    "q_value",
+    "length_controlled_coef",
+    "length_controlled_p",
+    "length_controlled_q",
+    "discovery_win_rate",
+    "discovery_q",
+    "confirmation_win_rate",
+    "confirmation_p",
+    "confirmed",
+    "nearest_named",
+    "nearest_r",
+    "purity",
+    "multivariate_coef",
+    "survives_controls",
+    "prevalence_chosen",
+    "prevalence_rejected",
 ]
-MEMBER_COLUMNS = [c for c in RESULT_COLUMNS if c not in (
-    "finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls")] + ["group"]
+MEMBER_COLUMNS = [
+    c
+    for c in RESULT_COLUMNS
+    if c not in ("finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls")
+] + ["group"]
 
 
 class ConceptAudit:
@@ -126,10 +154,15 @@ class ConceptAudit:
         Returns:
             self
         """
-        scores = data if isinstance(data, ConceptScores) else concept_scores(
-            data, weights=weights, extra_columns=[by] if by else (), min_active=self.min_active)
+        scores = (
+            data
+            if isinstance(data, ConceptScores)
+            else concept_scores(data, weights=weights, extra_columns=[by] if by else (), min_active=self.min_active)
+        )
         if scores.n_pairs == 0:
-            raise ValueError("No usable pairs to audit: every row has a non-empty `reason` (see the ingestion summary).")
+            raise ValueError(
+                "No usable pairs to audit: every row has a non-empty `reason` (see the ingestion summary)."
+            )
         if scores.chosen.shape[1] == 0:
             raise ValueError("The dataset has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
         half = prompt_halves(scores.prompts, self.split_salt)
@@ -167,13 +200,17 @@ class ConceptAudit:
             subsets = subset_values(scores.extra[by])
             by_table = subset_table(self, scores, half, subsets)
             pooled, by_table, self.findings_ = select_findings(self, scores, res, by_table)
-            pooled = pooled.merge(by_table.drop_duplicates("concept")[
-                ["concept", "heterogeneity_q", "sign_flip"]], on="concept", how="left")
+            pooled = pooled.merge(
+                by_table.drop_duplicates("concept")[["concept", "heterogeneity_q", "sign_flip"]],
+                on="concept",
+                how="left",
+            )
             rank = pooled["finding_rank"].fillna(np.inf).to_numpy()
             order = np.lexsort((lc_abs, lc_q, rank))
             self.results_ = pooled.iloc[order][RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]].reset_index(drop=True)
-            self.results_by_ = by_table.sort_values(
-                ["finding_rank", "length_controlled_q"], na_position="last")[SUBSET_COLUMNS].reset_index(drop=True)
+            self.results_by_ = by_table.sort_values(["finding_rank", "length_controlled_q"], na_position="last")[
+                SUBSET_COLUMNS
+            ].reset_index(drop=True)
             self.auc_by_ = subset_auc(scores, half, subsets, seed=self.seed)
         else:
             from .subsets import pooled_findings
@@ -186,7 +223,7 @@ class ConceptAudit:
         res = pd.concat([res, self._confirm(scores, half), self._nearest_named(scores)], axis=1)
         if labels is not None and len(labels):
             lab = labels.set_index("concept")["label"]
-            res["label"] = [lab.get(c, l) for c, l in zip(res["concept"], res["label"])]
+            res["label"] = [lab.get(c, old) for c, old in zip(res["concept"], res["label"])]
         return res
 
     @staticmethod
@@ -224,18 +261,31 @@ class ConceptAudit:
         import inspect
 
         params = inspect.signature(LogisticRegressionCV).parameters
-        l1 = ({"l1_ratios": (1.0,), "use_legacy_attributes": True} if "use_legacy_attributes" in params
-              else {"penalty": "l1"})  # scikit-learn >= 1.8 spells the L1 penalty as l1_ratios
-        model = LogisticRegressionCV(Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0], solver="liblinear", cv=3,
-                                     fit_intercept=False, scoring="roc_auc", random_state=self.seed, **l1)
+        l1 = (
+            {"l1_ratios": (1.0,), "use_legacy_attributes": True}
+            if "use_legacy_attributes" in params
+            else {"penalty": "l1"}
+        )  # scikit-learn >= 1.8 spells the L1 penalty as l1_ratios
+        model = LogisticRegressionCV(
+            Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+            solver="liblinear",
+            cv=3,
+            fit_intercept=False,
+            scoring="roc_auc",
+            random_state=self.seed,
+            **l1,
+        )
         model.fit(X[tr], y[tr], sample_weight=scores.weights[tr])
         auc = roc_auc_score(y[te], model.decision_function(X[te]), sample_weight=scores.weights[te])
         return model.coef_[0].copy(), float(auc)
 
     def _mark_findings(self, scores: ConceptScores, res: pd.DataFrame) -> pd.DataFrame:
         """At most ``max_findings`` confirmed, length-controlled, practically large, non-redundant concepts."""
-        ok = (res["confirmed"] & (res["length_controlled_q"] < self.alpha)
-              & ((res["win_rate"] - 0.5).abs() >= self.min_effect)).to_numpy()
+        ok = (
+            res["confirmed"]
+            & (res["length_controlled_q"] < self.alpha)
+            & ((res["win_rate"] - 0.5).abs() >= self.min_effect)
+        ).to_numpy()
         strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
         candidates = [i for i in np.argsort(-strength, kind="stable") if ok[i]]
         stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
@@ -248,12 +298,7 @@ class ConceptAudit:
                 if np.nanmax(np.abs(r)) >= self.redundancy:
                     continue
             chosen_idx.append(i)
-        res = res.copy()
-        res["finding"] = False
-        res["finding_rank"] = np.nan
-        res.loc[res.index[chosen_idx], "finding"] = True
-        res.loc[res.index[chosen_idx], "finding_rank"] = np.arange(1, len(chosen_idx) + 1)
-        return res
+        return mark_findings(res.copy(), chosen_idx)
 
     def findings(self) -> pd.DataFrame:
         """The short list: confirmed, length-controlled, practically large concepts, one per group.
@@ -279,25 +324,27 @@ class ConceptAudit:
         coef = np.where(active, coef, np.nan)
         lc_p = np.where(active, lc_p, np.nan)
         pos = w > 0
-        return pd.DataFrame({
-            "concept": scores.concepts["concept"].to_numpy(),
-            "label": scores.concepts["label"].to_numpy(),
-            "source": scores.concepts["source"].to_numpy(),
-            "n_pairs": int(pos.sum()),
-            "n_differ": win["n_differ"].astype(int),
-            "win_rate": win["win_rate"],
-            "ci_low": win["ci_low"],
-            "ci_high": win["ci_high"],
-            "effect_size": d,
-            "mean_delta": mean,
-            "p_value": win["p_value"],
-            "q_value": S.benjamini_hochberg(win["p_value"]),
-            "length_controlled_coef": coef,
-            "length_controlled_p": lc_p,
-            "length_controlled_q": S.benjamini_hochberg(lc_p),
-            "prevalence_chosen": ((scores.chosen[pos] > 0).mean(0) if pos.any() else np.nan),
-            "prevalence_rejected": ((scores.rejected[pos] > 0).mean(0) if pos.any() else np.nan),
-        })
+        return pd.DataFrame(
+            {
+                "concept": scores.concepts["concept"].to_numpy(),
+                "label": scores.concepts["label"].to_numpy(),
+                "source": scores.concepts["source"].to_numpy(),
+                "n_pairs": int(pos.sum()),
+                "n_differ": win["n_differ"].astype(int),
+                "win_rate": win["win_rate"],
+                "ci_low": win["ci_low"],
+                "ci_high": win["ci_high"],
+                "effect_size": d,
+                "mean_delta": mean,
+                "p_value": win["p_value"],
+                "q_value": S.benjamini_hochberg(win["p_value"]),
+                "length_controlled_coef": coef,
+                "length_controlled_p": lc_p,
+                "length_controlled_q": S.benjamini_hochberg(lc_p),
+                "prevalence_chosen": ((scores.chosen[pos] > 0).mean(0) if pos.any() else np.nan),
+                "prevalence_rejected": ((scores.rejected[pos] > 0).mean(0) if pos.any() else np.nan),
+            }
+        )
 
     def _confirm(self, scores: ConceptScores, half: np.ndarray) -> pd.DataFrame:
         delta, w = scores.delta, scores.weights
@@ -309,13 +356,15 @@ class ConceptAudit:
         conf_q = S.benjamini_hochberg(conf_p)
         same_dir = np.sign(disc["win_rate"] - 0.5) == np.sign(conf["win_rate"] - 0.5)
         confirmed = carried & (conf_q < self.alpha) & same_dir
-        return pd.DataFrame({
-            "discovery_win_rate": disc["win_rate"],
-            "discovery_q": disc_q,
-            "confirmation_win_rate": conf["win_rate"],
-            "confirmation_p": conf_p,
-            "confirmed": np.nan_to_num(confirmed).astype(bool),
-        })
+        return pd.DataFrame(
+            {
+                "discovery_win_rate": disc["win_rate"],
+                "discovery_q": disc_q,
+                "confirmation_win_rate": conf["win_rate"],
+                "confirmation_p": conf_p,
+                "confirmed": np.nan_to_num(confirmed).astype(bool),
+            }
+        )
 
     @staticmethod
     def _nearest_named(scores: ConceptScores) -> pd.DataFrame:
@@ -365,35 +414,57 @@ class ConceptAudit:
 
     def to_dict(self) -> dict:
         """Settings and summary numbers of this audit (for cards and reports)."""
-        out = {"type": "ConceptAudit", "alpha": self.alpha, "seed": self.seed, "min_active": self.min_active,
-               "split_salt": self.split_salt, "group_features": self.group_features,
-               "group_threshold": self.group_threshold, "max_findings": self.max_findings,
-               "min_effect": self.min_effect, "redundancy": self.redundancy}
+        out = {
+            "type": "ConceptAudit",
+            "alpha": self.alpha,
+            "seed": self.seed,
+            "min_active": self.min_active,
+            "split_salt": self.split_salt,
+            "group_features": self.group_features,
+            "group_threshold": self.group_threshold,
+            "max_findings": self.max_findings,
+            "min_effect": self.min_effect,
+            "redundancy": self.redundancy,
+        }
         if hasattr(self, "results_"):
-            out.update({"n_pairs": self.n_pairs_, "n_discovery": self.n_discovery_,
-                        "n_confirmation": self.n_confirmation_, "n_concepts": len(self.results_),
-                        "n_significant": int((self.results_["q_value"] < self.alpha).sum()),
-                        "n_confirmed": int(self.results_["confirmed"].sum()),
-                        "n_findings": int(len(self.findings_)),
-                        "by": self.by_,
-                        "n_features": int(len(self.members_)),
-                        "n_features_confirmed": int(self.members_["confirmed"].sum()) if len(self.members_) else 0,
-                        "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4),
-                        "heldout_auc": None if np.isnan(self.auc_) else round(self.auc_, 4)})
+            out.update(
+                {
+                    "n_pairs": self.n_pairs_,
+                    "n_discovery": self.n_discovery_,
+                    "n_confirmation": self.n_confirmation_,
+                    "n_concepts": len(self.results_),
+                    "n_significant": int((self.results_["q_value"] < self.alpha).sum()),
+                    "n_confirmed": int(self.results_["confirmed"].sum()),
+                    "n_findings": int(len(self.findings_)),
+                    "by": self.by_,
+                    "n_features": int(len(self.members_)),
+                    "n_features_confirmed": int(self.members_["confirmed"].sum()) if len(self.members_) else 0,
+                    "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4),
+                    "heldout_auc": None if np.isnan(self.auc_) else round(self.auc_, 4),
+                }
+            )
             if self.by_:
                 out["n_subset_findings"] = int((self.findings_["subset"] != "").sum())
                 out["heldout_auc_by_subset"] = {
-                    (r["subset"] or "pooled"): {k: (None if r[k] != r[k] else round(float(r[k]), 4))
-                                                for k in ("heldout_auc", "heldout_auc_interactions")}
-                    for _, r in self.auc_by_.iterrows()}
+                    (r["subset"] or "pooled"): {
+                        k: (None if r[k] != r[k] else round(float(r[k]), 4))
+                        for k in ("heldout_auc", "heldout_auc_interactions")
+                    }
+                    for _, r in self.auc_by_.iterrows()
+                }
         return out
 
     def __repr__(self) -> str:
-        return (f"ConceptAudit(alpha={self.alpha}, seed={self.seed}, group_features={self.group_features}, "
-                f"max_findings={self.max_findings}, min_effect={self.min_effect})")
+        return (
+            f"ConceptAudit(alpha={self.alpha}, seed={self.seed}, group_features={self.group_features}, "
+            f"max_findings={self.max_findings}, min_effect={self.min_effect})"
+        )
 
 
-def _subset(scores: ConceptScores, mask: np.ndarray) -> ConceptScores:
-    return ConceptScores(scores.concepts, scores.chosen[mask], scores.rejected[mask], scores.rows[mask],
-                         [p for p, m in zip(scores.prompts, mask) if m], scores.log_length[mask],
-                         scores.weights[mask], {k: [v for v, m in zip(vals, mask) if m] for k, vals in scores.extra.items()})
+def mark_findings(res: pd.DataFrame, picked: list[int]) -> pd.DataFrame:
+    """Set ``finding`` (True for the rows at positions ``picked``) and ``finding_rank`` (their order, 1 first)."""
+    res["finding"] = False
+    res["finding_rank"] = np.nan
+    res.loc[res.index[picked], "finding"] = True
+    res.loc[res.index[picked], "finding_rank"] = np.arange(1, len(picked) + 1)
+    return res

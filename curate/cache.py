@@ -15,14 +15,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["default_cache_dir", "cache_key", "data_fingerprint", "code_version", "atomic_dir"]
+__all__ = [
+    "default_cache_dir",
+    "cache_key",
+    "data_fingerprint",
+    "code_version",
+    "code_hash",
+    "module_hash",
+    "atomic_dir",
+]
 
 _CODE_VERSION: str | None = None
 
@@ -66,6 +74,102 @@ def code_version() -> str:
     return _CODE_VERSION
 
 
+def code_hash(fn) -> str:
+    """A hash of what a callable computes: its code (bytecode, constants, nested functions), the values of
+    the constants and the code of the functions it reads from its globals or closure, recursively.
+
+    ``datasets``' :class:`~datasets.fingerprint.Hasher` pickles a function defined in an importable module by
+    reference (module and name), so an edited scorer would keep its old hash; this follows the code itself.
+    Editing a function (or a helper it calls) changes the hash; the same code gives the same hash in every
+    process.
+
+    Example:
+
+        >>> def f(texts):
+        ...     return [len(t) for t in texts]
+        >>> def g(texts):
+        ...     return [len(t) * 2 for t in texts]
+        >>> code_hash(f) == code_hash(f), code_hash(f) == code_hash(g)
+        (True, False)
+    """
+    h = hashlib.sha256()
+    _hash_callable(fn, h, set())
+    return h.hexdigest()[:16]
+
+
+def module_hash(*modules) -> str:
+    """A hash of the source files of ``modules`` (the built-in detectors' and annotators' code)."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _hash_callable(fn, h, seen: set) -> None:
+    import functools
+    import types
+
+    if id(fn) in seen:
+        return
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        h.update(b"partial")
+        _hash_callable(fn.func, h, seen)
+        h.update(repr((fn.args, sorted(fn.keywords.items()))).encode())
+        return
+    if isinstance(fn, (types.MethodType,)):
+        _hash_callable(fn.__func__, h, seen)
+        return
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a callable object: its class's __call__, and its state when it can be pickled
+        call = type(fn).__dict__.get("__call__")
+        if call is not None and hasattr(call, "__code__"):
+            _hash_callable(call, h, seen)
+        from datasets.fingerprint import Hasher
+
+        try:
+            h.update(Hasher.hash(fn).encode())
+        except Exception:  # noqa: BLE001 - unpicklable state: the code alone identifies it
+            h.update(type(fn).__qualname__.encode())
+        return
+    _hash_code(code, h)
+    scope = dict(getattr(fn, "__globals__", {}))
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            scope[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    for name in sorted(_names(code) | set(code.co_freevars)):
+        if name not in scope:
+            continue
+        value = scope[name]
+        if isinstance(value, (types.FunctionType, functools.partial)):
+            h.update(name.encode())
+            _hash_callable(value, h, seen)
+        elif isinstance(value, (str, bytes, int, float, bool, tuple, frozenset)) or value is None:
+            h.update(f"{name}={value!r}".encode())
+        elif hasattr(value, "pattern") and hasattr(value, "flags"):  # a compiled regular expression
+            h.update(f"{name}=re({value.pattern!r},{value.flags})".encode())
+
+
+def _names(code) -> set:
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            out |= _names(const)
+    return out
+
+
+def _hash_code(code, h) -> None:
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _hash_code(const, h)
+        else:
+            h.update(repr(const).encode())
+
+
 def path_identity(value) -> str:
     """``value`` as a string; for a local path, also the names, sizes and mtimes of its files."""
     p = Path(str(value)) if value is not None else None
@@ -75,8 +179,10 @@ def path_identity(value) -> str:
     return str(value) + "|" + ";".join(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files)
 
 
-class atomic_dir:
-    """Write a cache entry into a temporary folder and move it into place only when complete.
+@contextlib.contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Write a cache entry into a staging folder (:func:`curate.folders.staging_folder`) and move it into place
+    only when complete; the first writer wins (an entry is never replaced: its key says what it holds).
 
     Example:
 
@@ -87,22 +193,11 @@ class atomic_dir:
         >>> (root / "entry" / "x.txt").read_text()
         'done'
     """
+    from .folders import staging_folder
 
-    def __init__(self, final: Path):
-        self.final = Path(final)
-
-    def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.final.parent / f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}"
-        self.tmp.mkdir()
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None or self.final.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        try:
-            self.tmp.rename(self.final)
-        except OSError:  # another process wrote it first
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return False
+    final = Path(final)
+    with staging_folder(final) as tmp:
+        yield tmp
+        if not final.exists():
+            with contextlib.suppress(OSError):  # another process wrote it first
+                tmp.rename(final)

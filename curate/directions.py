@@ -44,8 +44,15 @@ import torch
 
 from .errors import ModelError
 
-__all__ = ["Directions", "ablate", "export_directions", "load_directions", "mean_difference_directions",
-           "sae_directions", "steer"]
+__all__ = [
+    "Directions",
+    "ablate",
+    "export_directions",
+    "load_directions",
+    "mean_difference_directions",
+    "sae_directions",
+    "steer",
+]
 
 DEFAULT_LAYER = 15
 
@@ -101,13 +108,25 @@ class Directions:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"directions": self.vectors.contiguous()}, str(path), metadata={
-            "concepts": json.dumps(self.concepts), "layer": json.dumps(self.layer), "meta": json.dumps(self.meta)})
+        save_file(
+            {"directions": self.vectors.contiguous()},
+            str(path),
+            metadata={
+                "concepts": json.dumps(self.concepts),
+                "layer": json.dumps(self.layer),
+                "meta": json.dumps(self.meta),
+            },
+        )
         return path
 
     def to_dict(self) -> dict:
-        return {"concepts": self.concepts, "layer": self.layer, "d_model": self.d_model,
-                "norms": [round(float(n), 4) for n in self.vectors.norm(dim=-1)], **self.meta}
+        return {
+            "concepts": self.concepts,
+            "layer": self.layer,
+            "d_model": self.d_model,
+            "norms": [round(float(n), 4) for n in self.vectors.norm(dim=-1)],
+            **self.meta,
+        }
 
 
 def load_directions(path: str | Path) -> Directions:
@@ -117,11 +136,17 @@ def load_directions(path: str | Path) -> Directions:
     with safe_open(str(path), framework="pt") as f:
         md = f.metadata() or {}
         vectors = f.get_tensor("directions")
-    return Directions(vectors, json.loads(md.get("concepts", "[]")), json.loads(md.get("layer", "null")),
-                      json.loads(md.get("meta", "{}")))
+    return Directions(
+        vectors,
+        json.loads(md.get("concepts", "[]")),
+        json.loads(md.get("layer", "null")),
+        json.loads(md.get("meta", "{}")),
+    )
 
 
-def sae_directions(sae, features: Sequence[int | str], *, layer: int | None = None, source: str | None = None) -> Directions:
+def sae_directions(
+    sae, features: Sequence[int | str], *, layer: int | None = None, source: str | None = None
+) -> Directions:
     """Decoder rows ``W_dec[f]`` of SAE features (ints, or concept ids ``sae:<source>:<f>``).
 
     ``sae`` is a sae-lens SAE (anything with ``W_dec`` of shape ``[d_sae, d_model]``).
@@ -148,9 +173,18 @@ def sae_directions(sae, features: Sequence[int | str], *, layer: int | None = No
 
 
 @torch.no_grad()
-def mean_difference_directions(model, tokenizer, texts_with: dict[str, list[str]] | None = None, *,
-                               dataset=None, concepts: Sequence[str] = (), layer: int, max_texts: int = 128,
-                               batch_size: int = 16, max_length: int = 128) -> Directions:
+def mean_difference_directions(
+    model,
+    tokenizer,
+    texts_with: dict[str, list[str]] | None = None,
+    *,
+    dataset=None,
+    concepts: Sequence[str] = (),
+    layer: int,
+    max_texts: int = 128,
+    batch_size: int = 16,
+    max_length: int = 128,
+) -> Directions:
     """Mean-difference directions: ``mean h(with c) − mean h(without c)`` at ``layer``, mean-pooled over tokens.
 
     Give either ``texts_with={concept: (texts_with, texts_without)}`` or an annotated ``dataset`` and
@@ -176,16 +210,28 @@ def mean_difference_directions(model, tokenizer, texts_with: dict[str, list[str]
     for c, (pos, neg) in groups.items():
         if not pos or not neg:
             raise ValueError(f"Concept {c!r}: need texts with and without it (got {len(pos)} and {len(neg)}).")
-        vecs.append(_mean_activation(model, tokenizer, pos, layer, batch_size, max_length)
-                    - _mean_activation(model, tokenizer, neg, layer, batch_size, max_length))
+        vecs.append(
+            _mean_activation(model, tokenizer, pos, layer, batch_size, max_length)
+            - _mean_activation(model, tokenizer, neg, layer, batch_size, max_length)
+        )
         ids.append(c)
-    return Directions(torch.stack(vecs), ids, layer, {"kind": "mean_difference",
-                                                      "model": getattr(model.config, "_name_or_path", "")})
+    return Directions(
+        torch.stack(vecs), ids, layer, {"kind": "mean_difference", "model": getattr(model.config, "_name_or_path", "")}
+    )
 
 
-def export_directions(recipe, dataset=None, *, concepts: Sequence[str] | None = None, model=None, tokenizer=None,
-                      sae=None, layer: int | None = None, path: str | Path | None = None,
-                      max_texts: int = 64) -> Directions:
+def export_directions(
+    recipe,
+    dataset=None,
+    *,
+    concepts: Sequence[str] | None = None,
+    model=None,
+    tokenizer=None,
+    sae=None,
+    layer: int | None = None,
+    path: str | Path | None = None,
+    max_texts: int = 64,
+) -> Directions:
     """The directions of a recipe's concepts, ready for :func:`ablate` / :func:`steer`.
 
     Args:
@@ -203,9 +249,14 @@ def export_directions(recipe, dataset=None, *, concepts: Sequence[str] | None = 
     """
     from .recipe import Recipe  # noqa: F401  (type only)
 
-    ids = list(concepts) if concepts is not None else (
-        recipe.with_intervention("ablate") + recipe.with_intervention("steer")
-        or recipe.blocked() + recipe.amplified())
+    ids = (
+        list(concepts)
+        if concepts is not None
+        else (
+            recipe.with_intervention("ablate") + recipe.with_intervention("steer")
+            or recipe.blocked() + recipe.amplified()
+        )
+    )
     ids = list(dict.fromkeys(ids))
     sae_ids = [c for c in ids if c.startswith("sae:")]
     named = [c for c in ids if not c.startswith("sae:")]
@@ -217,26 +268,43 @@ def export_directions(recipe, dataset=None, *, concepts: Sequence[str] | None = 
             raise ModelError(f"No SAE for source {src!r}: pass sae=... or set `path` of that source in the recipe.")
         from .concepts.sae_source import load_sae
 
-        lay = layer if layer is not None else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
-        parts.append(sae_directions(load_sae(obj), [c for c in sae_ids if c.split(":")[1] == src], layer=lay, source=src))
+        lay = (
+            layer
+            if layer is not None
+            else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
+        )
+        parts.append(
+            sae_directions(load_sae(obj), [c for c in sae_ids if c.split(":")[1] == src], layer=lay, source=src)
+        )
     if named:
         if dataset is None:
             raise ValueError(f"Named concepts {named} need the annotated dataset for mean-difference directions.")
         spec = next((s for s in recipe.concepts if s.kind == "named"), None)
-        lay = layer if layer is not None else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
+        lay = (
+            layer
+            if layer is not None
+            else (spec.layer if spec is not None and spec.layer is not None else DEFAULT_LAYER)
+        )
         if model is None:
             from .models import load_model
 
             model, tokenizer, _ = load_model(spec.model if spec is not None else None)
-        parts.append(mean_difference_directions(model, tokenizer, dataset=dataset, concepts=named, layer=lay,
-                                                max_texts=max_texts))
+        parts.append(
+            mean_difference_directions(
+                model, tokenizer, dataset=dataset, concepts=named, layer=lay, max_texts=max_texts
+            )
+        )
     if not parts:
         raise ValueError("No concepts to export directions for.")
     layers = {p.layer for p in parts}
     if len(layers) > 1:
         raise ValueError(f"Directions come from different layers {sorted(layers)}; export them separately.")
-    out = Directions(torch.cat([p.vectors for p in parts]), sum((p.concepts for p in parts), []), parts[0].layer,
-                     {"parts": [p.meta for p in parts], "recipe": recipe.name})
+    out = Directions(
+        torch.cat([p.vectors for p in parts]),
+        sum((p.concepts for p in parts), []),
+        parts[0].layer,
+        {"parts": [p.meta for p in parts], "recipe": recipe.name},
+    )
     if path is not None:
         out.save(path)
     return out
@@ -246,8 +314,9 @@ def _mean_activation(model, tokenizer, texts, layer, batch_size, max_length) -> 
     total, count = None, 0
     device = next(model.parameters()).device
     for s in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[s:s + batch_size], return_tensors="pt", padding=True, truncation=True,
-                          max_length=max_length).to(device)
+        batch = tokenizer(
+            texts[s : s + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        ).to(device)
         h = model(**batch, output_hidden_states=True).hidden_states[layer].float()
         m = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
@@ -264,7 +333,9 @@ def _layer_module(model, layer: int | None, directions: Directions):
         raise ValueError("No layer: pass layer=... or use directions that record their layer.")
     blocks = decoder_layers(model)
     if not 1 <= layer <= len(blocks):
-        raise ValueError(f"layer must be in 1..{len(blocks)} (the residual stream after that many blocks), got {layer}.")
+        raise ValueError(
+            f"layer must be in 1..{len(blocks)} (the residual stream after that many blocks), got {layer}."
+        )
     hidden = getattr(model.config, "hidden_size", None)
     if hidden is not None and hidden != directions.d_model:
         raise ModelError(f"Directions have d_model {directions.d_model} but the model's hidden size is {hidden}.")
@@ -318,8 +389,9 @@ def steer(model, directions: Directions, alpha: float | Sequence[float] = 4.0, l
     removed on exit.
     """
     module = _layer_module(model, layer, directions)
-    a = torch.as_tensor(np.broadcast_to(np.asarray(alpha, float), (len(directions.concepts),)).copy(),
-                        dtype=torch.float32)
+    a = torch.as_tensor(
+        np.broadcast_to(np.asarray(alpha, float), (len(directions.concepts),)).copy(), dtype=torch.float32
+    )
     v = (a[:, None] * directions.unit()).sum(0)
 
     def fn(h):

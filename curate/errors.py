@@ -52,5 +52,5 @@ def require(module: str, *, extra: str | None = None, package: str | None = None
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        what = f'pip install "curate[{extra}]"' if extra else f"pip install {package or module}"
+        what = f'pip install "curate-prefs[{extra}]"' if extra else f"pip install {package or module}"
         raise MissingDependencyError(f"{module!r} is needed for this step but is not installed. Run: {what}") from err

@@ -162,9 +162,16 @@ class RowAccountingError(CurateError, RuntimeError):
 
 
 # -- manifest ------------------------------------------------------------------------------------------
-def write_manifest(folder: str | Path, *, kind: str, source: str | None = None,
-                   source_fingerprint: str | None = None, rows: dict | None = None,
-                   made_from: dict | str | Path | None = None, **extra) -> dict:
+def write_manifest(
+    folder: str | Path,
+    *,
+    kind: str,
+    source: str | None = None,
+    source_fingerprint: str | None = None,
+    rows: dict | None = None,
+    made_from: dict | str | Path | None = None,
+    **extra,
+) -> dict:
     """Write ``curate.json`` into ``folder`` (last, once every other file is written).
 
     Args:
@@ -179,7 +186,7 @@ def write_manifest(folder: str | Path, *, kind: str, source: str | None = None,
     Returns:
         The manifest as a dict.
     """
-    from . import __version__
+    from ._version import __version__
 
     if kind not in KINDS:
         raise FolderError(f"Unknown folder kind {kind!r}. Kinds: {list(KINDS)}.")
@@ -187,13 +194,23 @@ def write_manifest(folder: str | Path, *, kind: str, source: str | None = None,
     if isinstance(made_from, (str, Path)):
         made_from = read_manifest(made_from)
     if isinstance(made_from, dict):
-        made_from = {k: made_from.get(k) for k in ("kind", "path", "source", "source_fingerprint", "rows")
-                     if made_from.get(k) is not None}
-    manifest = {"kind": kind, "format": FORMAT, "curate_version": __version__,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "source": source, "source_fingerprint": source_fingerprint, "rows": rows or {},
-                "made_from": made_from, **extra,
-                "files": sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)}
+        made_from = {
+            k: made_from.get(k)
+            for k in ("kind", "path", "source", "source_fingerprint", "rows")
+            if made_from.get(k) is not None
+        }
+    manifest = {
+        "kind": kind,
+        "format": FORMAT,
+        "curate_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "source_fingerprint": source_fingerprint,
+        "rows": rows or {},
+        "made_from": made_from,
+        **extra,
+        "files": sorted(p.name for p in folder.iterdir() if p.name != MANIFEST),
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return manifest
 
@@ -212,7 +229,9 @@ def read_manifest(path: str | Path) -> dict:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except ValueError as err:
-        raise FolderError(f"{str(file)!r} is not valid JSON ({err}); re-run the command that made {str(path)!r}.")
+        raise FolderError(
+            f"{str(file)!r} is not valid JSON ({err}); re-run the command that made {str(path)!r}."
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         raise FolderError(f"{str(file)!r} names no known folder kind (kinds: {list(KINDS)}).")
     manifest["path"] = str(path)
@@ -222,10 +241,15 @@ def read_manifest(path: str | Path) -> dict:
 def _no_manifest(path: Path) -> str:
     found = sorted(p.name for p in path.iterdir())[:12]
     guess = _guess_kind(path)
-    what = (f"It looks like an incomplete or older {guess} folder; re-run `{KINDS[guess]}` to write it again."
-            if guess else "Pass a folder written by one of: " + "; ".join(f"`{c}`" for c in KINDS.values()) + ".")
-    return f"{str(path)!r} has no {MANIFEST}, so curate did not write it (or a step writing it was killed). " \
-           f"{what} Files there: {found}."
+    what = (
+        f"It looks like an incomplete or older {guess} folder; re-run `{KINDS[guess]}` to write it again."
+        if guess
+        else "Pass a folder written by one of: " + "; ".join(f"`{c}`" for c in KINDS.values()) + "."
+    )
+    return (
+        f"{str(path)!r} has no {MANIFEST}, so curate did not write it (or a step writing it was killed). "
+        f"{what} Files there: {found}."
+    )
 
 
 def _guess_kind(path: Path) -> str | None:
@@ -264,12 +288,16 @@ def open_folder(path: str | Path, kind: str | tuple[str, ...] | None = None) -> 
     kinds = (kind,) if isinstance(kind, str) else tuple(kind or ())
     if kinds and manifest["kind"] not in kinds:
         want = " or ".join(f"a {k} folder (made by `{KINDS[k]}`)" for k in kinds)
-        raise FolderError(f"{str(path)!r} is a {manifest['kind']} folder (made by `{KINDS[manifest['kind']]}`); "
-                          f"this step needs {want}.")
+        raise FolderError(
+            f"{str(path)!r} is a {manifest['kind']} folder (made by `{KINDS[manifest['kind']]}`); "
+            f"this step needs {want}."
+        )
     missing = [f for f in (*_REQUIRED[manifest["kind"]], *manifest.get("files", ())) if not (path / f).exists()]
     if missing:
-        raise FolderError(f"{str(path)!r} is an incomplete {manifest['kind']} folder: {missing} missing although "
-                          f"its {MANIFEST} lists them. Re-run `{KINDS[manifest['kind']]}` to write it again.")
+        raise FolderError(
+            f"{str(path)!r} is an incomplete {manifest['kind']} folder: {missing} missing although "
+            f"its {MANIFEST} lists them. Re-run `{KINDS[manifest['kind']]}` to write it again."
+        )
     return Folder(path, manifest)
 
 
@@ -290,13 +318,24 @@ def atomic_folder(out: str | Path, *, kind: str) -> Iterator[Path]:
     if kind not in KINDS:
         raise FolderError(f"Unknown folder kind {kind!r}. Kinds: {list(KINDS)}.")
     check_target(out, kind)
-    tmp = out.parent / f".{out.name}{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staging_folder(out) as tmp:
         yield tmp
         if not (tmp / MANIFEST).exists():
             raise FolderError(f"internal: the {kind} step wrote no {MANIFEST}; {str(out)!r} was left as it was.")
         _swap_into_place(tmp, out)
+
+
+@contextlib.contextmanager
+def staging_folder(final: str | Path) -> Iterator[Path]:
+    """A hidden sibling of ``final`` to build it in (``.<name>.tmp-<pid>-<random>``), removed on exit whatever
+    happens; the caller moves it into place before leaving the block. The one staging step of every atomic
+    write: :func:`atomic_folder` (output folders) and :func:`curate.cache.atomic_dir` (cache entries)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -317,12 +356,16 @@ def check_target(out: str | Path, kind: str) -> Path:
             try:
                 old = read_manifest(out)["kind"]
             except FolderError:
-                raise FolderError(f"{str(out)!r} exists and is not a folder written by `{command}` (no {MANIFEST}); "
-                                  f"its files would be replaced. Choose a new or empty folder, or remove it. Files "
-                                  f"there: {sorted(p.name for p in out.iterdir())[:12]}.") from None
+                raise FolderError(
+                    f"{str(out)!r} exists and is not a folder written by `{command}` (no {MANIFEST}); "
+                    f"its files would be replaced. Choose a new or empty folder, or remove it. Files "
+                    f"there: {sorted(p.name for p in out.iterdir())[:12]}."
+                ) from None
             if old != kind:
-                raise FolderError(f"{str(out)!r} holds a {old} folder (made by `{KINDS[old]}`); writing a {kind} "
-                                  "folder there would replace it. Choose another output folder.")
+                raise FolderError(
+                    f"{str(out)!r} holds a {old} folder (made by `{KINDS[old]}`); writing a {kind} "
+                    "folder there would replace it. Choose another output folder."
+                )
     return out
 
 
@@ -369,7 +412,7 @@ def _siblings(out: Path, marker: str) -> list[Path]:
 def _clean_stale(out: Path) -> None:
     for p in _siblings(out, _TMP):
         try:
-            pid = int(p.name[len(f".{out.name}{_TMP}"):].split("-")[0])
+            pid = int(p.name[len(f".{out.name}{_TMP}") :].split("-")[0])
         except ValueError:
             continue
         if not _pid_alive(pid):
@@ -427,24 +470,34 @@ def account_rows(ids_in, reasons_in, train, dropped) -> dict:
             problems.append(f"ids not in the input: {extra[:10]}")
         n_train = len(t_set)
         d_reason = dict(zip(d_ids, d_reasons))
-        wrong = sorted(i for i, r in zip(ids_in, reasons_in)
-                       if r.startswith(C.INVALID_PREFIX) and d_reason.get(i, r) != r)
+        wrong = sorted(
+            i for i, r in zip(ids_in, reasons_in) if r.startswith(C.INVALID_PREFIX) and d_reason.get(i, r) != r
+        )
         if wrong:
             problems.append(f"invalid rows whose reason changed in dropped: {wrong[:10]}")
     else:  # ids repeat in the input: count rows, and the invalid (id, reason) pairs
         n_train = len(ids_in) - len(d_ids)
         if n_train < 0 or (len(t_ids) < n_train):
             problems.append(f"{len(ids_in)} rows in, {len(t_ids)} in train and {len(d_ids)} dropped")
-        missing = Counter((i, r) for i, r in zip(ids_in, reasons_in) if r.startswith(C.INVALID_PREFIX)) - \
-            Counter(zip(d_ids, d_reasons))
+        missing = Counter((i, r) for i, r in zip(ids_in, reasons_in) if r.startswith(C.INVALID_PREFIX)) - Counter(
+            zip(d_ids, d_reasons)
+        )
         if missing:
             problems.append(f"invalid rows not in dropped with their reason: {sorted(missing)[:10]}")
     if problems:
-        raise RowAccountingError("Row accounting failed (rows in = train + dropped, each id once, every invalid "
-                                 "row dropped with its reason): " + "; ".join(problems) + ". This is a bug in "
-                                 "curate; please report it with the command you ran.")
-    return {"in": len(ids_in), "train": n_train, "train_rows": len(t_ids), "dropped": len(d_ids),
-            "invalid": n_invalid, "ids_unique": unique_in}
+        raise RowAccountingError(
+            "Row accounting failed (rows in = train + dropped, each id once, every invalid "
+            "row dropped with its reason): " + "; ".join(problems) + ". This is a bug in "
+            "curate; please report it with the command you ran."
+        )
+    return {
+        "in": len(ids_in),
+        "train": n_train,
+        "train_rows": len(t_ids),
+        "dropped": len(d_ids),
+        "invalid": n_invalid,
+        "ids_unique": unique_in,
+    }
 
 
 # -- audit folders -------------------------------------------------------------------------------------
@@ -475,25 +528,62 @@ class AuditFolder(Folder):
 
     def files(self) -> dict[str, Path]:
         """Table files to copy when publishing (name → path); the run record as ``audit_summary.json``."""
-        out = {n: self.path / n for n in (AUDIT_TABLE, AUDIT_MEMBERS, AUDIT_BY, FEATURE_LABELS, AUDIT_FINDINGS,
-                                          AUDIT_AUC_BY)
-               if (self.path / n).exists()}
+        out = {
+            n: self.path / n
+            for n in (AUDIT_TABLE, AUDIT_MEMBERS, AUDIT_BY, FEATURE_LABELS, AUDIT_FINDINGS, AUDIT_AUC_BY)
+            if (self.path / n).exists()
+        }
         out[AUDIT_SUMMARY] = self.path / SUMMARY
         return out
 
 
-def save_audit(out: str | Path, *, annotated, results, summary: dict, members=None, by=None, labels=None,
-               findings=None, auc_by=None, source: str | None = None, made_from: dict | None = None) -> Path:
+def save_audit(
+    out: str | Path,
+    *,
+    annotated,
+    results,
+    summary: dict,
+    members=None,
+    by=None,
+    labels=None,
+    findings=None,
+    auc_by=None,
+    source: str | None = None,
+    made_from: dict | None = None,
+) -> Path:
     """Write an audit folder to ``out`` in one step (see :func:`atomic_folder`). Returns ``out``."""
     out = Path(out)
     with atomic_folder(out, kind="audit") as tmp:
-        write_audit_files(tmp, annotated=annotated, results=results, summary=summary, members=members, by=by,
-                          labels=labels, findings=findings, auc_by=auc_by, source=source, made_from=made_from)
+        write_audit_files(
+            tmp,
+            annotated=annotated,
+            results=results,
+            summary=summary,
+            members=members,
+            by=by,
+            labels=labels,
+            findings=findings,
+            auc_by=auc_by,
+            source=source,
+            made_from=made_from,
+        )
     return out
 
 
-def write_audit_files(tmp: Path, *, annotated, results, summary: dict, members=None, by=None, labels=None,
-                      findings=None, auc_by=None, source: str | None = None, made_from: dict | None = None) -> dict:
+def write_audit_files(
+    tmp: Path,
+    *,
+    annotated,
+    results,
+    summary: dict,
+    members=None,
+    by=None,
+    labels=None,
+    findings=None,
+    auc_by=None,
+    source: str | None = None,
+    made_from: dict | None = None,
+) -> dict:
     """Write an audit folder's files and manifest into ``tmp`` (already inside an atomic write)."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -511,10 +601,14 @@ def write_audit_files(tmp: Path, *, annotated, results, summary: dict, members=N
     annotated.save_to_disk(str(tmp / ANNOTATED))
     (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
     reasons = [r or "" for r in annotated[C.REASON]] if C.REASON in annotated.column_names else []
-    rows = {"in": len(annotated), "usable": sum(not r for r in reasons) if reasons else len(annotated),
-            "invalid": sum(r.startswith(C.INVALID_PREFIX) for r in reasons)}
-    return write_manifest(tmp, kind="audit", source=source, source_fingerprint=summary.get("fingerprint"),
-                          rows=rows, made_from=made_from)
+    rows = {
+        "in": len(annotated),
+        "usable": sum(not r for r in reasons) if reasons else len(annotated),
+        "invalid": sum(r.startswith(C.INVALID_PREFIX) for r in reasons),
+    }
+    return write_manifest(
+        tmp, kind="audit", source=source, source_fingerprint=summary.get("fingerprint"), rows=rows, made_from=made_from
+    )
 
 
 def load_audit(path: str | Path) -> AuditFolder:
@@ -528,9 +622,17 @@ def load_audit(path: str | Path) -> AuditFolder:
         return pd.read_parquet(p / name) if (p / name).exists() else None
 
     summary = json.loads((p / SUMMARY).read_text(encoding="utf-8"))
-    return AuditFolder(p, f.manifest, results=pd.read_parquet(p / AUDIT_TABLE), summary=summary,
-                       members=opt(AUDIT_MEMBERS), by=opt(AUDIT_BY), labels=opt(FEATURE_LABELS),
-                       findings=opt(AUDIT_FINDINGS), auc_by=opt(AUDIT_AUC_BY))
+    return AuditFolder(
+        p,
+        f.manifest,
+        results=pd.read_parquet(p / AUDIT_TABLE),
+        summary=summary,
+        members=opt(AUDIT_MEMBERS),
+        by=opt(AUDIT_BY),
+        labels=opt(FEATURE_LABELS),
+        findings=opt(AUDIT_FINDINGS),
+        auc_by=opt(AUDIT_AUC_BY),
+    )
 
 
 def _to_parquet_safe(df, path) -> None:
@@ -580,10 +682,20 @@ class CuratedFolder(Folder):
         return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
 
-def save_curated(out: str | Path, dataset, *, report=None, recipe=None, source_audit: AuditFolder | None = None,
-                 audit_result: dict | None = None, input_rows=None, source: str | None = None,
-                 made_from: dict | None = None, extra_files: dict[str, bytes] | None = None,
-                 before_write=None) -> dict:
+def save_curated(
+    out: str | Path,
+    dataset,
+    *,
+    report=None,
+    recipe=None,
+    source_audit: AuditFolder | None = None,
+    audit_result: dict | None = None,
+    input_rows=None,
+    source: str | None = None,
+    made_from: dict | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    before_write=None,
+) -> dict:
     """Write a curated folder to ``out`` in one step, after checking the row accounting.
 
     Args:
@@ -601,8 +713,6 @@ def save_curated(out: str | Path, dataset, *, report=None, recipe=None, source_a
     Returns:
         The manifest.
     """
-    from .interventions.apply import save_curated as save_splits
-
     train, dropped = dataset[C.TRAIN_SPLIT], dataset[C.DROPPED_SPLIT]
     if input_rows is None:  # the splits are the whole input: distinct train rows, then dropped
         first = {}
@@ -634,8 +744,9 @@ def save_curated(out: str | Path, dataset, *, report=None, recipe=None, source_a
         if (tmp / SOURCE_AUDIT / MANIFEST).exists():
             sm = json.loads((tmp / SOURCE_AUDIT / MANIFEST).read_text())
             fp, source = sm.get("source_fingerprint"), source or sm.get("source")
-        return_manifest = write_manifest(tmp, kind="curated", source=source, source_fingerprint=fp, rows=rows,
-                                         made_from=made_from)
+        return_manifest = write_manifest(
+            tmp, kind="curated", source=source, source_fingerprint=fp, rows=rows, made_from=made_from
+        )
     return return_manifest
 
 
@@ -656,14 +767,17 @@ def load_curated(path: str | Path) -> CuratedFolder:
     p = f.path
     dd = datasets.load_from_disk(str(p))
     if set(dd) != {C.TRAIN_SPLIT, C.DROPPED_SPLIT}:
-        raise FolderError(f"{str(p)!r}: the splits are {sorted(dd)}, not train and dropped; re-run "
-                          f"`{KINDS['curated']}`.")
+        raise FolderError(
+            f"{str(p)!r}: the splits are {sorted(dd)}, not train and dropped; re-run `{KINDS['curated']}`."
+        )
     report = json.loads((p / APPLY_RECORD).read_text(encoding="utf-8"))
     rows = f.manifest.get("rows") or {}
     got = {"train_rows": len(dd[C.TRAIN_SPLIT]), "dropped": len(dd[C.DROPPED_SPLIT])}
     if any(rows.get(k) != v for k, v in got.items()):
-        raise FolderError(f"{str(p)!r} is a mixed curated folder: its {MANIFEST} counts {rows} rows but the "
-                          f"splits hold {got}. Re-run `{KINDS['curated']}`.")
+        raise FolderError(
+            f"{str(p)!r} is a mixed curated folder: its {MANIFEST} counts {rows} rows but the "
+            f"splits hold {got}. Re-run `{KINDS['curated']}`."
+        )
     audit = None
     if (p / SOURCE_AUDIT).exists():
         audit = load_audit(p / SOURCE_AUDIT)
@@ -671,9 +785,16 @@ def load_curated(path: str | Path) -> CuratedFolder:
     def opt(name):
         return pd.read_parquet(p / name) if (p / name).exists() else None
 
-    return CuratedFolder(p, f.manifest, dataset=dd, report=report,
-                         recipe_text=(p / RECIPE).read_text(encoding="utf-8") if (p / RECIPE).exists() else None,
-                         before_after=opt(BEFORE_AFTER), proxy=opt(PROXY), audit=audit)
+    return CuratedFolder(
+        p,
+        f.manifest,
+        dataset=dd,
+        report=report,
+        recipe_text=(p / RECIPE).read_text(encoding="utf-8") if (p / RECIPE).exists() else None,
+        before_after=opt(BEFORE_AFTER),
+        proxy=opt(PROXY),
+        audit=audit,
+    )
 
 
 # -- published folders ---------------------------------------------------------------------------------
@@ -717,8 +838,18 @@ def resolve_input(path) -> tuple[str, Any]:
             return "audit", load_audit(p)
         if kind == "curated":
             return "curated", load_curated(p)
-        raise FolderError(f"{str(p)!r} is a {kind} folder (made by `{KINDS[kind]}`); this step reads pairs: pass "
-                          "the data file, an audit folder or a curated folder.")
+        raise FolderError(
+            f"{str(p)!r} is a {kind} folder (made by `{KINDS[kind]}`); this step reads pairs: pass "
+            "the data file, an audit folder or a curated folder."
+        )
     if _guess_kind(p) is not None or (p.name == ANNOTATED and (p.parent / AUDIT_TABLE).exists()):
         raise FolderError(_no_manifest(p if p.name != ANNOTATED else p.parent))
     return "raw", path
+
+
+def save_splits(dd, folder: str | Path) -> Path:
+    """``dd.save_to_disk(folder)`` that also works for an empty split (datasets 5.2 writes no shard for an
+    empty split and then cannot load it back); at most 500 MB per shard otherwise."""
+    num_shards = {k: max(1, int(v.data.nbytes // 500_000_000) + 1) for k, v in dd.items()}
+    dd.save_to_disk(str(folder), num_shards=num_shards)
+    return Path(folder)

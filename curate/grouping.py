@@ -92,14 +92,20 @@ def group_scores(scores: ConceptScores, threshold: float = 0.5, labels: pd.DataF
             # the group's label: the label of its most active member
             top = members[np.argmax((stacked[:, assign == g] > 0).sum(axis=0))]
             n = len(members)
-            rows.append((gid, f"{label_of.get(ids[top], ids[top])}" + (f" (+{n - 1} similar)" if n > 1 else ""), source))
+            rows.append(
+                (gid, f"{label_of.get(ids[top], ids[top])}" + (f" (+{n - 1} similar)" if n > 1 else ""), source)
+            )
             member_rows += [(ids[m], gid) for m in members]
-    concepts = pd.concat([
-        scores.concepts.iloc[named_idx].reset_index(drop=True),
-        pd.DataFrame(rows, columns=["concept", "label", "source"]),
-    ], ignore_index=True)
+    concepts = pd.concat(
+        [
+            scores.concepts.iloc[named_idx].reset_index(drop=True),
+            pd.DataFrame(rows, columns=["concept", "label", "source"]),
+        ],
+        ignore_index=True,
+    )
     chosen = np.column_stack([scores.chosen[:, named_idx], *cols_c]).astype(np.float32)
     rejected = np.column_stack([scores.rejected[:, named_idx], *cols_r]).astype(np.float32)
-    grouped = ConceptScores(concepts, chosen, rejected, scores.rows, scores.prompts, scores.log_length,
-                            scores.weights, scores.extra)
+    grouped = ConceptScores(
+        concepts, chosen, rejected, scores.rows, scores.prompts, scores.log_length, scores.weights, scores.extra
+    )
     return grouped, pd.DataFrame(member_rows, columns=["concept", "group"])

@@ -28,7 +28,7 @@ Data that already has curate's ``reason`` column keeps its ``invalid:`` reasons.
 Example:
 
     >>> from datasets import Dataset
-    >>> from curate import load_pairs, ingestion_summary
+    >>> from curate.ingest import load_pairs, ingestion_summary
     >>> raw = Dataset.from_dict({"instruction": ["Hi?", "Yo?"], "output_1": ["a", "b"],
     ...                          "output_2": ["c", "d"], "preference": [2.0, 1.5]})
     >>> ds = load_pairs(raw)
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from typing import Any
 
@@ -87,7 +88,9 @@ def _read_source(source, split: str | None, **load_kwargs):
         )
     path = os.fspath(source)
     if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(os.path.join(path, "dataset_dict.json")):
+        if os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(
+            os.path.join(path, "dataset_dict.json")
+        ):
             return _read_source(hf.load_from_disk(path), split)
         dd = hf.load_dataset(path, **load_kwargs)
         return _read_source(dd, split)
@@ -96,15 +99,18 @@ def _read_source(source, split: str | None, **load_kwargs):
         ext = os.path.splitext(base)[1].lower()
         builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(ext)
         if builder is None:
-            raise FormatError(f"Unsupported file type {ext!r} for {path}. Supported: .jsonl, .json, .parquet, .csv (and .gz).")
+            raise FormatError(
+                f"Unsupported file type {ext!r} for {path}. Supported: .jsonl, .json, .parquet, .csv (and .gz)."
+            )
         return _load_file(hf, builder, path, **load_kwargs)
     looks_like_file = path.lower().endswith((".jsonl", ".json", ".parquet", ".csv", ".gz", ".arrow"))
     head = path.split("/")[0]
     if "/" not in path or (head and os.path.isdir(head)):  # not owner/name, or a local folder that exists
         here = os.path.dirname(path) or "."
         found = sorted(n for n in os.listdir(here) if not n.startswith("."))[:15] if os.path.isdir(here) else []
-        raise FormatError(f"No such file or folder: {path!r} (a Hub id looks like 'owner/name'). "
-                          f"Files in {here!r}: {found}.")
+        raise FormatError(
+            f"No such file or folder: {path!r} (a Hub id looks like 'owner/name'). Files in {here!r}: {found}."
+        )
     if path.count("/") <= 1 and not path.startswith((".", "/")) and not looks_like_file:
         # a Hub id: real users have the Hub; offline this raises a clear error
         try:
@@ -133,14 +139,19 @@ def _diagnose_file(builder: str, path: str, err: BaseException) -> str:
     import gzip
     import io
 
-    opener = (lambda: io.TextIOWrapper(gzip.open(path), encoding="utf-8")) if path.endswith(".gz") else \
-        (lambda: open(path, encoding="utf-8"))
+    opener = (
+        (lambda: io.TextIOWrapper(gzip.open(path), encoding="utf-8"))
+        if path.endswith(".gz")
+        else (lambda: open(path, encoding="utf-8"))
+    )
     try:
         with opener() as f:
             text_lines = f.readlines() if builder in ("json", "csv") else None
     except (EOFError, OSError) as gz_err:
-        return (f"{path} is truncated or not a valid gzip file ({type(gz_err).__name__}: {gz_err}); "
-                "download or compress it again.")
+        return (
+            f"{path} is truncated or not a valid gzip file ({type(gz_err).__name__}: {gz_err}); "
+            "download or compress it again."
+        )
     except UnicodeDecodeError as u_err:
         return f"{path} is not UTF-8 text ({u_err}); save it as UTF-8."
     if text_lines is not None:
@@ -158,8 +169,10 @@ def _diagnose_file(builder: str, path: str, err: BaseException) -> str:
                     try:
                         json.loads(line.rstrip("\r\n"))
                     except ValueError as j:
-                        return (f"{path}, line {n}: not valid JSON ({j.msg}, column {j.colno}); fix or remove "
-                                "that line (JSON Lines: one object per line).")
+                        return (
+                            f"{path}, line {n}: not valid JSON ({j.msg}, column {j.colno}); fix or remove "
+                            "that line (JSON Lines: one object per line)."
+                        )
         if builder == "csv" and sum(bool(line.strip()) for line in text_lines) <= 1:
             return f"{path} has a header but no rows: there are no pairs to read."
     return f"Could not read {path} as {builder} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
@@ -246,7 +259,9 @@ def _row(id_, prompt, messages, chosen, rejected, reason=""):
     return {
         C.ID: id_,
         C.PROMPT: prompt_text,
-        C.PROMPT_MESSAGES: [{"role": str(m.get("role", "")), "content": as_text(m.get("content")) or ""} for m in messages],
+        C.PROMPT_MESSAGES: [
+            {"role": str(m.get("role", "")), "content": as_text(m.get("content")) or ""} for m in messages
+        ],
         C.CHOSEN: as_text(chosen),
         C.REJECTED: as_text(rejected),
         C.REASON: reason,
@@ -279,16 +294,32 @@ def _from_conversational(ex, id_):
             return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}non_string_{name}")]
     for value, name in ((chosen, "chosen"), (rejected, "rejected")):
         if value[-1].get("role") != "assistant":  # the response would lose its last turn
-            return [_row(id_, None, [], _assistant_text(chosen), _assistant_text(rejected),
-                         f"{C.INVALID_PREFIX}{name}_ends_with_{value[-1].get('role') or 'no_role'}_turn")]
+            return [
+                _row(
+                    id_,
+                    None,
+                    [],
+                    _assistant_text(chosen),
+                    _assistant_text(rejected),
+                    f"{C.INVALID_PREFIX}{name}_ends_with_{value[-1].get('role') or 'no_role'}_turn",
+                )
+            ]
     if prompt is None:  # implicit prompt: shared leading messages
         k = 0
         while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
             k += 1
         prompt_msgs, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
         if not prompt_msgs:
-            return [_row(id_, "", [], _assistant_text(chosen), _assistant_text(rejected),
-                         f"{C.INVALID_PREFIX}no_shared_prompt")]
+            return [
+                _row(
+                    id_,
+                    "",
+                    [],
+                    _assistant_text(chosen),
+                    _assistant_text(rejected),
+                    f"{C.INVALID_PREFIX}no_shared_prompt",
+                )
+            ]
     elif isinstance(prompt, str):
         prompt_msgs = [{"role": "user", "content": prompt}]
     else:
@@ -301,7 +332,7 @@ def _split_hh(text: str):
     cut = text.rfind(_ASSISTANT)
     if cut < 0:
         return None
-    prompt, response = text[:cut], text[cut + len(_ASSISTANT):].strip()
+    prompt, response = text[:cut], text[cut + len(_ASSISTANT) :].strip()
     messages = []
     rest = prompt
     import re
@@ -313,10 +344,9 @@ def _split_hh(text: str):
 
 def _from_hh(ex, id_):
     chosen, rejected = ex.get("chosen"), ex.get("rejected")
-    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
-        bad = _check_text(value, name)
-        if bad:
-            return [_row(id_, None, [], None, None, bad)]
+    bad = _check_text(chosen, "chosen") or _check_text(rejected, "rejected")
+    if bad:
+        return [_row(id_, None, [], None, None, bad)]
     a, b = _split_hh(chosen), _split_hh(rejected)
     if a is None or b is None:
         return [_row(id_, None, [], chosen, rejected, f"{C.INVALID_PREFIX}no_assistant_turn")]
@@ -326,10 +356,9 @@ def _from_hh(ex, id_):
 
 def _from_implicit(ex, id_):
     chosen, rejected = ex.get("chosen"), ex.get("rejected")
-    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
-        bad = _check_text(value, name)
-        if bad:
-            return [_row(id_, None, [], None, None, bad)]
+    bad = _check_text(chosen, "chosen") or _check_text(rejected, "rejected")
+    if bad:
+        return [_row(id_, None, [], None, None, bad)]
     k = len(os.path.commonprefix([chosen, rejected]))
     if k == len(chosen) or k == len(rejected):  # one is a prefix of the other: back off to a boundary
         k = max(chosen.rfind("\n", 0, k), chosen.rfind(" ", 0, k), 0)
@@ -464,6 +493,7 @@ def load_pairs(
         format = detect_format(columns, data[0])
     elif format not in FORMATS:
         raise FormatError(f"Unknown format {format!r}. Accepted formats: {list(FORMATS)}.")
+
     def convert(ex, i):
         id_ = ex[C.ID] if has_id else i
         if format == "rated":
@@ -479,8 +509,11 @@ def load_pairs(
     has_reason = C.REASON in columns
 
     has_id = C.ID in columns
-    carried = [] if format == "rated" else [
-        c for c in columns if c not in C.PAIR_COLUMNS and c not in _CONSUMED.get(format, ())]
+    carried = (
+        []
+        if format == "rated"
+        else [c for c in columns if c not in C.PAIR_COLUMNS and c not in _CONSUMED.get(format, ())]
+    )
     all_pairs = format == "rated" and rated_policy == "all_pairs"
     sample = convert(data[0], 0)
     features = _features(data.features, carried, sample, string_ids=all_pairs)
@@ -501,16 +534,31 @@ def load_pairs(
 
     import hashlib
 
+    from .cache import module_hash
+
     fp = getattr(data, "_fingerprint", None)
-    new_fp = None if fp is None else hashlib.sha256(
-        f"{fp}|ingest|{_VERSION}|{format}|{rated_policy}|{seed}".encode()).hexdigest()[:32]
-    ds = data.map(convert_batch, batched=True, with_indices=True, remove_columns=columns, features=features,
-                  new_fingerprint=new_fp, desc="Reading pairs")
-    ds.info.description = json.dumps({"curate_format": format, "rated_policy": rated_policy if format == "rated" else None})
+    new_fp = (
+        None
+        if fp is None
+        else hashlib.sha256(  # the reader's own code is part of the identity
+            f"{fp}|ingest|{module_hash(sys.modules[__name__])}|{format}|{rated_policy}|{seed}".encode()
+        ).hexdigest()[:32]
+    )
+    ds = data.map(
+        convert_batch,
+        batched=True,
+        with_indices=True,
+        remove_columns=columns,
+        features=features,
+        new_fingerprint=new_fp,
+        desc="Reading pairs",
+    )
+    ds.info.description = json.dumps(
+        {"curate_format": format, "rated_policy": rated_policy if format == "rated" else None}
+    )
     return ds
 
 
-_VERSION = "1"
 _CONVERTERS = {
     "standard": _from_standard,
     "conversational": _from_conversational,

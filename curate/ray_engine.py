@@ -21,7 +21,7 @@ A fitted SAE (``sae="fit"``) is trained **once** on the driver, on the activatio
 (the first ``max_cache_tokens`` response tokens), and shipped to the workers as its saved files; a
 pretrained SAE (``RELEASE/ID`` or a folder that every worker can read) is loaded by each worker.
 
-Ray is an optional extra: ``pip install "curate[ray]"``.
+Ray is an optional extra: ``pip install "curate-prefs[ray]"``.
 
 Example:
 
@@ -49,7 +49,7 @@ __all__ = ["RayEngine", "require_ray", "annotate_ray", "annotate_sae_ray", "INST
 
 logger = logging.getLogger("curate")
 
-INSTALL_HINT = 'The Ray engine needs Ray Data, which is not installed. Run: pip install "curate[ray]"  (or: pip install "ray[data]>=2.9")'
+INSTALL_HINT = 'The Ray engine needs Ray Data, which is not installed. Run: pip install "curate-prefs[ray]"  (or: pip install "ray[data]>=2.9")'
 SHARD_DIR = "shards"
 JOB_FILE = "job.json"
 _SHARD = "__curate_shard"
@@ -116,9 +116,18 @@ class RayEngine:
         ``seconds``.
     """
 
-    def __init__(self, address: str | None = None, *, workers: int = 2, gpus_per_worker: float = 0.0,
-                 cpus_per_worker: float = 1.0, rows_per_shard: int = 10_000, batch_size: int = 256,
-                 num_cpus: int | None = None, object_store_memory: int | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        workers: int = 2,
+        gpus_per_worker: float = 0.0,
+        cpus_per_worker: float = 1.0,
+        rows_per_shard: int = 10_000,
+        batch_size: int = 256,
+        num_cpus: int | None = None,
+        object_store_memory: int | None = None,
+    ):
         self.address = address
         self.workers = workers
         self.gpus_per_worker = gpus_per_worker
@@ -161,8 +170,10 @@ class RayEngine:
             features = Features.from_arrow_schema(table.schema)
         missing = [c for c in C.SIDES if c not in table.column_names]
         if missing:
-            raise ValueError(f"Columns {missing} not in the input. Columns in the input: {table.column_names}. "
-                             "Convert it to curate's pair schema first: `curate.load_pairs(path)`.")
+            raise ValueError(
+                f"Columns {missing} not in the input. Columns in the input: {table.column_names}. "
+                "Convert it to curate's pair schema first: `curate.load_pairs(path)`."
+            )
         n = table.num_rows
         ranges = [(s, min(s + size, n)) for s in range(0, n, size)]
 
@@ -176,7 +187,9 @@ class RayEngine:
         return ranges, shard, fp, features
 
     # -- the job ---------------------------------------------------------------------------------------
-    def map(self, data, factory: Callable, *, out, features_for: Callable, identity: str, stop_after: int | None = None):
+    def map(
+        self, data, factory: Callable, *, out, features_for: Callable, identity: str, stop_after: int | None = None
+    ):
         """Map ``factory()`` (a ``datasets``-style batched callable built once per actor) over ``data``.
 
         Args:
@@ -199,29 +212,45 @@ class RayEngine:
         out = Path(out)
         shard_dir = out / SHARD_DIR
         shard_dir.mkdir(parents=True, exist_ok=True)
-        job = {"input": input_fp, "annotator": identity, "rows_per_shard": int(self.rows_per_shard),
-               "n_rows": ranges[-1][1] if ranges else 0}
+        job = {
+            "input": input_fp,
+            "annotator": identity,
+            "rows_per_shard": int(self.rows_per_shard),
+            "n_rows": ranges[-1][1] if ranges else 0,
+        }
         job_file = out / JOB_FILE
         if job_file.exists():
             before = json.loads(job_file.read_text())
             if before != job:
-                raise ValueError(f"{out} holds shards of a different job ({before}); this job is {job}. Use a new "
-                                 "`out` folder, or delete the old one to start over.")
+                raise ValueError(
+                    f"{out} holds shards of a different job ({before}); this job is {job}. Use a new "
+                    "`out` folder, or delete the old one to start over."
+                )
         else:
             job_file.write_text(json.dumps(job, indent=2))
         features = features_for(in_features)
         done = {i for i in range(len(ranges)) if (shard_dir / _shard_name(i)).exists()}
         todo = [i for i in range(len(ranges)) if i not in done]
-        self.stats_ = {"shards": len(ranges), "shards_done_before": len(done), "shards_computed": 0,
-                       "rows_computed": 0, "seconds": 0.0}
+        self.stats_ = {
+            "shards": len(ranges),
+            "shards_done_before": len(done),
+            "shards_computed": 0,
+            "rows_computed": 0,
+            "seconds": 0.0,
+        }
         if todo:
             schema = features.arrow_schema if features is not None else None
-            schema_bytes = schema.serialize().to_pybytes() if schema is not None else pa.schema([]).serialize().to_pybytes()
+            schema_bytes = (
+                schema.serialize().to_pybytes() if schema is not None else pa.schema([]).serialize().to_pybytes()
+            )
             parts = [shard(i) for i in todo]
             rds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
             mapped = rds.map_batches(
-                _Worker, fn_constructor_args=(factory, schema_bytes), batch_format="pyarrow",
-                batch_size=self.batch_size, zero_copy_batch=False,
+                _Worker,
+                fn_constructor_args=(factory, schema_bytes),
+                batch_format="pyarrow",
+                batch_size=self.batch_size,
+                zero_copy_batch=False,
                 compute=ray.data.ActorPoolStrategy(size=int(self.workers)),
                 num_cpus=self.cpus_per_worker,
                 **({"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {}),
@@ -251,9 +280,14 @@ class RayEngine:
         return _load_shards(shard_dir, len(ranges), features), input_fp
 
     def to_dict(self) -> dict:
-        return {"engine": "ray", "address": self.address, "workers": self.workers,
-                "gpus_per_worker": self.gpus_per_worker, "rows_per_shard": self.rows_per_shard,
-                **({"stats": self.stats_} if hasattr(self, "stats_") else {})}
+        return {
+            "engine": "ray",
+            "address": self.address,
+            "workers": self.workers,
+            "gpus_per_worker": self.gpus_per_worker,
+            "rows_per_shard": self.rows_per_shard,
+            **({"stats": self.stats_} if hasattr(self, "stats_") else {}),
+        }
 
 
 def _shard_name(i: int) -> str:
@@ -284,12 +318,22 @@ def _read_with_ray(ray, paths: list[str]):
     """Read parquet/jsonl files (local or remote) with Ray Data, in file order, as one Arrow table."""
     import pyarrow as pa
 
-    kinds = {("parquet" if p.rstrip("/").endswith(".parquet") or (not p.startswith(_REMOTE) and Path(p).is_dir())
-              else "json" if p.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")) else None) for p in paths}
+    kinds = {
+        (
+            "parquet"
+            if p.rstrip("/").endswith(".parquet") or (not p.startswith(_REMOTE) and Path(p).is_dir())
+            else "json"
+            if p.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz"))
+            else None
+        )
+        for p in paths
+    }
     if None in kinds or len(kinds) != 1:
-        raise ValueError(f"The Ray engine reads .parquet files/folders or .jsonl files in curate's pair schema; got "
-                         f"{paths}. For other formats (and the Hub) load them first: `ds = curate.load_pairs(...)`, "
-                         "then pass `ds`.")
+        raise ValueError(
+            f"The Ray engine reads .parquet files/folders or .jsonl files in curate's pair schema; got "
+            f"{paths}. For other formats (and the Hub) load them first: `ds = curate.load_pairs(...)`, "
+            "then pass `ds`."
+        )
     ctx = ray.data.DataContext.get_current()
     keep = ctx.execution_options.preserve_order
     ctx.execution_options.preserve_order = True
@@ -304,9 +348,7 @@ def _read_with_ray(ray, paths: list[str]):
 def _load_shards(shard_dir: Path, n: int, features):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from datasets import Dataset
-
-    from datasets import DatasetInfo
+    from datasets import Dataset, DatasetInfo
 
     tables = [pq.read_table(shard_dir / _shard_name(i), memory_map=True) for i in range(n)]
     table = pa.concat_tables(tables) if tables else (features.arrow_schema.empty_table() if features else pa.table({}))
@@ -360,8 +402,14 @@ def annotate_ray(dataset, ann, *, batch_size: int = 1000, out=None, stop_after: 
     engine = RayEngine(batch_size=batch_size, **engine_kwargs)
     identity = f"named|{ann.fingerprint()}|{batch_size}"
     out = out or _default_out("named", _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))
-    ds, input_fp = engine.map(dataset, _Same(ann), out=out, features_for=lambda f: ann.features(f) if f else None,
-                              identity=identity, stop_after=stop_after)
+    ds, input_fp = engine.map(
+        dataset,
+        _Same(ann),
+        out=out,
+        features_for=lambda f: ann.features(f) if f else None,
+        identity=identity,
+        stop_after=stop_after,
+    )
     ds._fingerprint = _fingerprint(input_fp, "named", ann.fingerprint(), str(batch_size))
     _LAST[0] = engine
     return ds
@@ -372,8 +420,9 @@ class _SAEFactory:
     """Builds an :class:`~curate.concepts.sae.SAEConcepts` in a worker: the configuration travels, and an
     in-memory SAE travels as its saved files (a string SAE is loaded by each worker)."""
 
-    def __init__(self, state: dict, sae_files: dict[str, bytes] | None):
-        self.state = state
+    def __init__(self, sae, config: dict, sae_files: dict[str, bytes] | None):
+        self.sae = sae  # a path or release id; None when the SAE travels as files
+        self.config = config  # SAEConfig.to_dict()
         self.sae_files = sae_files
 
     def __call__(self):
@@ -382,17 +431,16 @@ class _SAEFactory:
         from .concepts.sae import SAEConcepts
         from .concepts.sae_source import load_sae
 
-        ann = SAEConcepts.__new__(SAEConcepts)
-        state = dict(self.state)
-        if state.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
-            state["device"] = "cpu"
-        ann.__dict__.update(state)
+        config = dict(self.config)
+        if config.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+            config["device"] = "cpu"
+        sae = self.sae
         if self.sae_files is not None:
             folder = Path(tempfile.mkdtemp(prefix="curate-sae-"))
             for name, blob in self.sae_files.items():
                 (folder / name).write_bytes(blob)
-            ann.sae = load_sae(str(folder), device=ann.device)
-        return ann
+            sae = load_sae(str(folder), device=config["device"])
+        return SAEConcepts.from_config(sae, config)
 
 
 def _sae_files(sae) -> dict[str, bytes]:
@@ -404,10 +452,27 @@ def _sae_files(sae) -> dict[str, bytes]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def annotate_sae_ray(dataset, *, model=None, layer: int = 15, sae="fit", pooling: str = "max", k: int = 32,
-                     source=None, backend: str = "lm", batch_size: int = 256, fit_kwargs=None, cache_dir=None,
-                     device: str = "cpu", dtype=None, max_length: int = 1024, max_cache_tokens: int = 500_000,
-                     out=None, stop_after: int | None = None, **engine_kwargs):
+def annotate_sae_ray(
+    dataset,
+    *,
+    model=None,
+    layer: int = 15,
+    sae="fit",
+    pooling: str = "max",
+    k: int = 32,
+    source=None,
+    backend: str = "lm",
+    batch_size: int = 256,
+    fit_kwargs=None,
+    cache_dir=None,
+    device: str = "cpu",
+    dtype=None,
+    max_length: int = 1024,
+    max_cache_tokens: int = 500_000,
+    out=None,
+    stop_after: int | None = None,
+    **engine_kwargs,
+):
     """SAE annotation on Ray (what ``curate.annotate_sae(..., engine="ray")`` runs); arguments as
     :func:`~curate.concepts.sae.annotate_sae` plus ``out``/``stop_after`` and :class:`RayEngine`'s.
 
@@ -434,53 +499,99 @@ def annotate_sae_ray(dataset, *, model=None, layer: int = 15, sae="fit", pooling
 
         # the driver fits on its own GPU when it has one (the workers' device may not exist here)
         fit_device = device if not device.startswith("cuda") or torch.cuda.is_available() else "cpu"
-        sae = fit_sae_on_sample(dataset, model=model, layer=layer, backend=backend, batch_size=batch_size,
-                                fit_kwargs=fit_kwargs, cache_dir=cache_dir, device=fit_device,
-                                dtype=dtype if fit_device == device else None, max_length=max_length,
-                                max_cache_tokens=max_cache_tokens)
-    ann = SAEConcepts(sae, source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
-                      model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
-                      max_length=max_length)
+        sae = fit_sae_on_sample(
+            dataset,
+            model=model,
+            layer=layer,
+            backend=backend,
+            batch_size=batch_size,
+            fit_kwargs=fit_kwargs,
+            cache_dir=cache_dir,
+            device=fit_device,
+            dtype=dtype if fit_device == device else None,
+            max_length=max_length,
+            max_cache_tokens=max_cache_tokens,
+        )
+    ann = SAEConcepts(
+        sae,
+        source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
+        model=model,
+        layer=layer,
+        pooling=pooling,
+        k=k,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+    )
     if hasattr(dataset, "column_names"):
         existing = [c for c in ann.output_columns if c in dataset.column_names]
         if existing:
             dataset = dataset.remove_columns(existing)
-    state = {k: v for k, v in ann.__getstate__().items() if k != "sae"}
-    factory = _SAEFactory({**state, "sae": None if is_sae(sae) else sae}, _sae_files(sae) if is_sae(sae) else None)
+    factory = _SAEFactory(None if is_sae(sae) else sae, ann.config.to_dict(), _sae_files(sae) if is_sae(sae) else None)
     engine = RayEngine(batch_size=batch_size, **engine_kwargs)
     identity = f"sae|{ann.fingerprint()}"
     out = out or _default_out("sae", _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))
-    ds, input_fp = engine.map(dataset, factory, out=out, features_for=lambda f: ann.features(f) if f else None,
-                              identity=identity, stop_after=stop_after)
+    ds, input_fp = engine.map(
+        dataset,
+        factory,
+        out=out,
+        features_for=lambda f: ann.features(f) if f else None,
+        identity=identity,
+        stop_after=stop_after,
+    )
     ds._fingerprint = _fingerprint(input_fp, "sae", ann.fingerprint())
     _LAST[0] = engine
     return ds, ann
 
 
-def fit_sae_on_sample(dataset, *, model=None, layer: int = 15, backend: str = "lm", batch_size: int = 256,
-                      fit_kwargs=None, cache_dir=None, device: str = "cpu", dtype=None, max_length: int = 1024,
-                      max_cache_tokens: int = 500_000):
+def fit_sae_on_sample(
+    dataset,
+    *,
+    model=None,
+    layer: int = 15,
+    backend: str = "lm",
+    batch_size: int = 256,
+    fit_kwargs=None,
+    cache_dir=None,
+    device: str = "cpu",
+    dtype=None,
+    max_length: int = 1024,
+    max_cache_tokens: int = 500_000,
+):
     """Fit the SAE once, on the driver, on the response-token activations of the first ``max_cache_tokens``
     tokens of ``dataset`` (the same defaults and cache key as :func:`~curate.concepts.sae.annotate_sae`)."""
     from .concepts.sae import SAEConcepts, _fit_key, collect_activations
     from .concepts.sae_source import fit_sae, load_sae
 
     # the local engine's defaults (annotate_sae)
-    defaults = {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3} if backend == "lm" else \
-        {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
+    defaults = (
+        {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3}
+        if backend == "lm"
+        else {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
+    )
     fkw = {**defaults, **(fit_kwargs or {})}
-    probe = SAEConcepts(None, model=model, layer=layer, backend=backend, device=device, dtype=dtype,
-                        max_length=max_length)
-    path = Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}" if cache_dir else None
+    probe = SAEConcepts(
+        None, model=model, layer=layer, backend=backend, device=device, dtype=dtype, max_length=max_length
+    )
+    path = (
+        Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}"
+        if cache_dir
+        else None
+    )
     if path is not None and (path / "cfg.json").exists():
         return load_sae(path, device=device)
     cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=max_cache_tokens)
     if len(cached.acts) == 0:
         raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
-    meta = {"curate_model": probe.model_id_, "curate_layer": layer if backend == "lm" else None,
-            "curate_backend": backend, "model_name": probe.model_id_,
-            "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding",
-            "curate_fit_sample_tokens": int(len(cached.acts))}
+    meta = {
+        "curate_model": probe.model_id_,
+        "curate_layer": layer if backend == "lm" else None,
+        "curate_backend": backend,
+        "model_name": probe.model_id_,
+        "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding",
+        "curate_fit_sample_tokens": int(len(cached.acts)),
+    }
     return fit_sae(cached.acts, device=device, metadata=meta, out=path, **fkw)
 
 

@@ -54,7 +54,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -64,8 +63,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from . import _columns as C
 from .errors import RecipeError
 
-__all__ = ["ACTIONS", "ALLOWED_INTERVENTIONS", "DEFAULT_INTERVENTION", "Recipe", "Rule", "load_recipe",
-           "shipped_recipes"]
+__all__ = [
+    "ACTIONS",
+    "ALLOWED_INTERVENTIONS",
+    "DEFAULT_INTERVENTION",
+    "Recipe",
+    "Rule",
+    "load_recipe",
+    "shipped_recipes",
+]
 
 ACTIONS = ("allow", "block", "amplify")
 ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
@@ -75,7 +81,7 @@ ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
 
-_SAE_ID = re.compile(r"^sae:(?P<source>[^:]+):(?P<feature>\d+)$")
+_SAE_ID = C.SAE_ID
 
 
 class _Model(BaseModel):
@@ -178,8 +184,10 @@ class Recipe(_Model):
     def from_dict(cls, data: dict, *, header: str = "", validate_ids: bool = True) -> "Recipe":
         """Build from a plain dict (the parsed YAML); raises :class:`~curate.errors.RecipeError`."""
         if not isinstance(data, dict):
-            raise RecipeError(f"A recipe must be a mapping at the top level, got {type(data).__name__}. "
-                              f"Allowed keys: {sorted(cls.model_fields)}.")
+            raise RecipeError(
+                f"A recipe must be a mapping at the top level, got {type(data).__name__}. "
+                f"Allowed keys: {sorted(cls.model_fields)}."
+            )
         try:
             recipe = cls.model_validate(data)
         except ValidationError as err:
@@ -199,9 +207,16 @@ class Recipe(_Model):
         return cls.from_dict(data or {}, header=_leading_comments(text), validate_ids=validate_ids)
 
     @classmethod
-    def from_ids(cls, block: Iterable[str] = (), amplify: Iterable[str] = (), *, name: str = "cli",
-                 block_with: Iterable[str] = ("rebalance",), amplify_with: Iterable[str] = ("upweight",),
-                 validate_ids: bool = True) -> "Recipe":
+    def from_ids(
+        cls,
+        block: Iterable[str] = (),
+        amplify: Iterable[str] = (),
+        *,
+        name: str = "cli",
+        block_with: Iterable[str] = ("rebalance",),
+        amplify_with: Iterable[str] = ("upweight",),
+        validate_ids: bool = True,
+    ) -> "Recipe":
         """A recipe from lists of ids (what ``curate apply --block ... --amplify ...`` builds).
 
         Example:
@@ -275,14 +290,23 @@ class Recipe(_Model):
                         raise RecipeError(
                             f"rules[{i}].concepts[{j}]: {cid!r} refers to SAE source {m['source']!r}, which is not "
                             f"{'in the data' if known is not None else 'declared'}. SAE sources: {sorted(sae_sources)}"
-                            + ("" if known is not None else
-                               f"; add `{{kind: sae, source: {m['source']}}}` under `concepts`") + ".")
+                            + (
+                                ""
+                                if known is not None
+                                else f"; add `{{kind: sae, source: {m['source']}}}` under `concepts`"
+                            )
+                            + "."
+                        )
                     if known is not None and cid not in names:
-                        raise RecipeError(f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Active SAE features "
-                                          f"in the data: {_short(sorted(n for n in names if n.startswith('sae:')))}.")
+                        raise RecipeError(
+                            f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Active SAE features "
+                            f"in the data: {_short(sorted(n for n in names if n.startswith('sae:')))}."
+                        )
                 elif cid not in names:
-                    raise RecipeError(f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Known {what}: "
-                                      f"{_short(sorted(n for n in names if not n.startswith('sae:')))}.")
+                    raise RecipeError(
+                        f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Known {what}: "
+                        f"{_short(sorted(n for n in names if not n.startswith('sae:')))}."
+                    )
         return self
 
     # -- writing ----------------------------------------------------------------------------------------
@@ -325,8 +349,9 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
         if name in shipped:
             path = shipped[name]
         else:
-            raise RecipeError(f"Recipe file {str(path)!r} does not exist. Shipped recipes (usable by name): "
-                              f"{sorted(shipped)}.")
+            raise RecipeError(
+                f"Recipe file {str(path)!r} does not exist. Shipped recipes (usable by name): {sorted(shipped)}."
+            )
     try:
         return Recipe.from_yaml(path.read_text(encoding="utf-8"), validate_ids=validate_ids)
     except RecipeError as err:
@@ -334,8 +359,9 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
 
 
 def shipped_recipes() -> dict[str, Path]:
-    """The recipes shipped in the repository's ``recipes/`` folder: file name -> path."""
-    folder = Path(__file__).resolve().parent.parent / "recipes"
+    """The recipes shipped with the package (``curate/recipes/``, kept equal to the repository's ``recipes/``
+    folder by ``tests/test_packaging.py``): file name -> path."""
+    folder = Path(__file__).resolve().parent / "recipes"
     return {p.name: p for p in sorted(folder.glob("*.yaml"))}
 
 
@@ -346,42 +372,55 @@ def _check_rules(recipe: Recipe) -> None:
         allowed = ALLOWED_INTERVENTIONS[rule.action]
         for k, name in enumerate(rule.interventions or []):
             if name not in allowed:
-                raise RecipeError(f"rules[{i}].interventions[{k}]: {name!r} is not an intervention for action "
-                                  f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}.")
+                raise RecipeError(
+                    f"rules[{i}].interventions[{k}]: {name!r} is not an intervention for action "
+                    f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}."
+                )
         if len(set(rule.interventions or [])) != len(rule.interventions or []):
             raise RecipeError(f"rules[{i}].interventions: duplicated entries in {rule.interventions}.")
         if rule.action == "block" and not 0 < rule.strength <= 1:
-            raise RecipeError(f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
-                              f"(0, 1]; got {rule.strength}.")
+            raise RecipeError(
+                f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
+                f"(0, 1]; got {rule.strength}."
+            )
         if rule.action == "amplify" and not rule.strength > 0:
             raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
         if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
-            raise RecipeError(f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "
-                              f"does not list (interventions: {rule.interventions}).")
+            raise RecipeError(
+                f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "
+                f"does not list (interventions: {rule.interventions})."
+            )
         for j, cid in enumerate(rule.concepts):
             if not isinstance(cid, str) or not cid:
                 raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {cid!r}.")
             if cid in seen:
                 pi, pj, pa = seen[cid]
                 kind = "conflicting actions" if pa != rule.action else "duplicated action"
-                raise RecipeError(f"rules[{i}].concepts[{j}]: {kind} for {cid!r}: {pa!r} at rules[{pi}].concepts[{pj}] "
-                                  f"and {rule.action!r} here. Name each concept in one rule only.")
+                raise RecipeError(
+                    f"rules[{i}].concepts[{j}]: {kind} for {cid!r}: {pa!r} at rules[{pi}].concepts[{pj}] "
+                    f"and {rule.action!r} here. Name each concept in one rule only."
+                )
             seen[cid] = (i, j, rule.action)
     uses = {n for r in recipe.rules for n in (r.interventions or [])}
     if {"rebalance", "resample"} <= uses:
         ri = next(i for i, r in enumerate(recipe.rules) if "resample" in (r.interventions or []))
-        raise RecipeError(f"rules[{ri}].interventions: 'resample' and 'rebalance' conflict: the joint weights are "
-                          "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
-                          "for the whole dataset. Use one of them in every rule.")
+        raise RecipeError(
+            f"rules[{ri}].interventions: 'resample' and 'rebalance' conflict: the joint weights are "
+            "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
+            "for the whole dataset. Use one of them in every rule."
+        )
     for i, s in enumerate(recipe.concepts):
         if s.kind == "sae" and not s.source:
-            raise RecipeError(f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
-                              "columns `chosen__sae:<source>__idx`).")
+            raise RecipeError(
+                f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
+                "columns `chosen__sae:<source>__idx`)."
+            )
 
 
 def _known_from(known) -> tuple[set[str], set[str] | None]:
     if isinstance(known, (list, tuple, set, frozenset)) or (
-            hasattr(known, "__iter__") and not hasattr(known, "column_names") and not hasattr(known, "columns")):
+        hasattr(known, "__iter__") and not hasattr(known, "column_names") and not hasattr(known, "columns")
+    ):
         ids = set(known)
         return ids, {m["source"] for c in ids if (m := _SAE_ID.match(c))}
     names = list(getattr(known, "column_names", None) or list(getattr(known, "columns", [])))

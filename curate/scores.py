@@ -53,8 +53,9 @@ class ConceptScores:
         if concept not in ids:
             from .errors import ConceptError
 
-            raise ConceptError(f"Unknown concept {concept!r}. Concepts in these scores: {ids[:50]}"
-                               + (" …" if len(ids) > 50 else ""))
+            raise ConceptError(
+                f"Unknown concept {concept!r}. Concepts in these scores: {ids[:50]}" + (" …" if len(ids) > 50 else "")
+            )
         return ids.index(concept)
 
     def column(self, concept: str, side: str = C.CHOSEN) -> np.ndarray:
@@ -160,11 +161,18 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
     rows = np.flatnonzero(valid)
 
     ids, labels, sources, cmats, rmats = [], [], [], [], []
-    named = [parsed[1] for n in names if (parsed := C.parse_score_column(n)) and parsed[0] == C.CHOSEN
-             and C.score_column(C.REJECTED, parsed[1]) in names]
+    named = [
+        parsed[1]
+        for n in names
+        if (parsed := C.parse_score_column(n))
+        and parsed[0] == C.CHOSEN
+        and C.score_column(C.REJECTED, parsed[1]) in names
+    ]
     if named:
         cm = np.column_stack([table.column(C.score_column(C.CHOSEN, c)).to_numpy(zero_copy_only=False) for c in named])
-        rm = np.column_stack([table.column(C.score_column(C.REJECTED, c)).to_numpy(zero_copy_only=False) for c in named])
+        rm = np.column_stack(
+            [table.column(C.score_column(C.REJECTED, c)).to_numpy(zero_copy_only=False) for c in named]
+        )
         cmats.append(np.nan_to_num(cm.astype(np.float32)[rows]))
         rmats.append(np.nan_to_num(rm.astype(np.float32)[rows]))
         ids += named
@@ -177,14 +185,17 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
         if not all(c in names for pair in cols.values() for c in pair):
             continue
         counts: dict[int, int] = {}
-        all_idx = np.concatenate([
-            table.column(cols[s][0]).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-            for s in C.SIDES
-        ])
+        all_idx = np.concatenate(
+            [
+                table.column(cols[s][0]).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+                for s in C.SIDES
+            ]
+        )
         feats, cnt = np.unique(all_idx, return_counts=True)
         feats = feats[cnt >= min_active]
-        dense = {s: _sparse_to_dense(table.column(cols[s][0]), table.column(cols[s][1]), n_all, feats)[rows]
-                 for s in C.SIDES}
+        dense = {
+            s: _sparse_to_dense(table.column(cols[s][0]), table.column(cols[s][1]), n_all, feats)[rows] for s in C.SIDES
+        }
         cmats.append(dense[C.CHOSEN])
         rmats.append(dense[C.REJECTED])
         ids += [C.sae_concept_id(src, f) for f in feats]
@@ -202,9 +213,7 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
     else:
         from .concepts.named import log_length
 
-        log_len = np.column_stack([
-            log_length(table.column(s).to_pylist())[rows] for s in C.SIDES
-        ]).astype(np.float32)
+        log_len = np.column_stack([log_length(table.column(s).to_pylist())[rows] for s in C.SIDES]).astype(np.float32)
     prompts_col = table.column(C.PROMPT).to_pylist() if C.PROMPT in names else [""] * n_all
     prompts = [prompts_col[i] or "" for i in rows]
     extra = {}

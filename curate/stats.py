@@ -109,7 +109,7 @@ def logistic_two(x1, x2, w, *, n_iter: int = 30, ridge: float = 1e-4, chunk: int
     b2 = np.zeros(K)
     se = np.full(K, np.nan)
     for s in range(0, K, chunk):
-        X = np.stack([x1[:, s:s + chunk].T, x2[:, s:s + chunk].T], axis=-1)  # (k, n, 2)
+        X = np.stack([x1[:, s : s + chunk].T, x2[:, s : s + chunk].T], axis=-1)  # (k, n, 2)
         beta = np.zeros((X.shape[0], 2))
         eye = np.eye(2) * lam
         for _ in range(n_iter):
@@ -126,8 +126,8 @@ def logistic_two(x1, x2, w, *, n_iter: int = 30, ridge: float = 1e-4, chunk: int
         p = 1 / (1 + np.exp(-eta))
         H = np.einsum("kni,kn,knj->kij", X, w * p * (1 - p), X) + eye
         cov = np.linalg.inv(H)
-        b1[s:s + chunk], b2[s:s + chunk] = beta[:, 0], beta[:, 1]
-        se[s:s + chunk] = np.sqrt(np.maximum(cov[:, 0, 0], 0))
+        b1[s : s + chunk], b2[s : s + chunk] = beta[:, 0], beta[:, 1]
+        se[s : s + chunk] = np.sqrt(np.maximum(cov[:, 0, 0], 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         z = b1 / se
     pval = 2 * _st.norm.sf(np.abs(z))

@@ -45,17 +45,41 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
+from .audit import mark_findings
 from .errors import NotFittedError
 from .scores import LENGTH_CONCEPTS, prompt_halves
 
 __all__ = ["StreamingAudit", "STREAM_COLUMNS"]
 
 STREAM_COLUMNS = [
-    "concept", "source", "finding", "finding_rank", "group", "n_pairs", "n_differ", "win_rate", "ci_low",
-    "ci_high", "effect_size", "mean_delta", "p_value", "q_value", "length_controlled_coef",
-    "length_controlled_p", "length_controlled_q", "discovery_win_rate", "discovery_q", "confirmation_win_rate",
-    "confirmation_p", "confirmed", "nearest_named", "nearest_r", "multivariate_coef", "in_sample",
-    "prevalence_chosen", "prevalence_rejected",
+    "concept",
+    "source",
+    "finding",
+    "finding_rank",
+    "group",
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "effect_size",
+    "mean_delta",
+    "p_value",
+    "q_value",
+    "length_controlled_coef",
+    "length_controlled_p",
+    "length_controlled_q",
+    "discovery_win_rate",
+    "discovery_q",
+    "confirmation_win_rate",
+    "confirmation_p",
+    "confirmed",
+    "nearest_named",
+    "nearest_r",
+    "multivariate_coef",
+    "in_sample",
+    "prevalence_chosen",
+    "prevalence_rejected",
 ]
 _MASK32 = np.int64(0xFFFFFFFF)
 
@@ -112,9 +136,19 @@ class StreamingAudit:
         the sparse model on the sample; ``seconds_``: time of the pass.
     """
 
-    def __init__(self, alpha: float = 0.05, min_active: int = 5, split_salt: str = "curate",
-                 sample_pairs: int = 10_000, sample_concepts: int = 256, group_threshold: float = 0.5,
-                 max_findings: int = 20, min_effect: float = 0.1, batch_rows: int = 65_536, seed: int = 0):
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        min_active: int = 5,
+        split_salt: str = "curate",
+        sample_pairs: int = 10_000,
+        sample_concepts: int = 256,
+        group_threshold: float = 0.5,
+        max_findings: int = 20,
+        min_effect: float = 0.1,
+        batch_rows: int = 65_536,
+        seed: int = 0,
+    ):
         self.alpha = alpha
         self.min_active = min_active
         self.split_salt = split_salt
@@ -139,7 +173,7 @@ class StreamingAudit:
                 yield from table.to_batches()
             return
         files = []
-        for item in (data if isinstance(data, (list, tuple)) else [data]):
+        for item in data if isinstance(data, (list, tuple)) else [data]:
             p = Path(item)
             if p.is_dir():
                 sub = p / "shards" if (p / "shards").is_dir() else p
@@ -147,8 +181,10 @@ class StreamingAudit:
             elif p.exists():
                 files.append(p)
             else:
-                raise FileNotFoundError(f"{item} does not exist. Pass parquet files, a folder of them (e.g. the Ray "
-                                        "engine's job folder), a datasets.Dataset or a pyarrow Table.")
+                raise FileNotFoundError(
+                    f"{item} does not exist. Pass parquet files, a folder of them (e.g. the Ray "
+                    "engine's job folder), a datasets.Dataset or a pyarrow Table."
+                )
         if not files:
             raise FileNotFoundError(f"No .parquet files in {data}.")
         for f in files:
@@ -210,15 +246,21 @@ class StreamingAudit:
 
         # named concepts: dense Δ
         named = [c for c in names if C.parse_score_column(c) and c.startswith(C.CHOSEN + C.SEP)]
-        ids = [C.parse_score_column(c)[1] for c in named if C.score_column(C.REJECTED, C.parse_score_column(c)[1]) in names]
+        ids = [
+            C.parse_score_column(c)[1] for c in named if C.score_column(C.REJECTED, C.parse_score_column(c)[1]) in names
+        ]
         if self._named is None:
             self._named = ids
             self._named_acc = _Acc(len(ids)) if ids else None
         elif ids != self._named:
             raise ValueError(f"Shards disagree on named concepts: {self._named} vs {ids}. Audit shards of one job.")
         if ids:
-            ch = np.stack([batch.column(C.score_column(C.CHOSEN, c)).to_numpy(zero_copy_only=False) for c in ids], 1)[rows]
-            rj = np.stack([batch.column(C.score_column(C.REJECTED, c)).to_numpy(zero_copy_only=False) for c in ids], 1)[rows]
+            ch = np.stack([batch.column(C.score_column(C.CHOSEN, c)).to_numpy(zero_copy_only=False) for c in ids], 1)[
+                rows
+            ]
+            rj = np.stack([batch.column(C.score_column(C.REJECTED, c)).to_numpy(zero_copy_only=False) for c in ids], 1)[
+                rows
+            ]
             ch, rj = np.nan_to_num(ch.astype(float)), np.nan_to_num(rj.astype(float))
             d = ch - rj
             K = len(ids)
@@ -233,8 +275,11 @@ class StreamingAudit:
         else:
             from .concepts.named import log_length
 
-            loglen = np.stack([log_length([batch.column(s)[int(i)].as_py() or "" for i in rows]) for s in C.SIDES], 1) \
-                if all(s in names for s in C.SIDES) else np.zeros((len(rows), 2))
+            loglen = (
+                np.stack([log_length([batch.column(s)[int(i)].as_py() or "" for i in rows]) for s in C.SIDES], 1)
+                if all(s in names for s in C.SIDES)
+                else np.zeros((len(rows), 2))
+            )
 
         # SAE features: sparse Δ per (pair, feature)
         sparse = {}
@@ -275,7 +320,7 @@ class StreamingAudit:
     def _sample_update(self, rows, ch, rj, loglen, half, sparse, n) -> None:
         """Keep the ``sample_pairs`` usable pairs with the smallest random keys seen so far."""
         u = self._rng.random(len(rows))
-        take = np.argsort(u, kind="stable")[:self.sample_pairs]
+        take = np.argsort(u, kind="stable")[: self.sample_pairs]
         gid = self._offset + rows[take]  # global row ids
         new = {"u": u[take], "gid": gid, "ch": ch[take], "rj": rj[take], "loglen": loglen[take], "half": half[take]}
         pos = np.full(n, -1, np.int64)
@@ -292,7 +337,7 @@ class StreamingAudit:
                     o = old.get(k, (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
                     merged[k] = tuple(np.concatenate([a, b]) for a, b in zip(o, new[k]))
             new = merged
-        order = np.argsort(new["u"], kind="stable")[:self.sample_pairs]
+        order = np.argsort(new["u"], kind="stable")[: self.sample_pairs]
         out = {k: new[k][order] for k in ("u", "gid", "ch", "rj", "loglen", "half")}
         kept = np.sort(out["gid"])
         for k in new:
@@ -352,20 +397,39 @@ class StreamingAudit:
         var = np.maximum(s2 / n - mean**2, 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             d = np.where(var > 0, mean / np.sqrt(var), 0.0)
-        return pd.DataFrame({
-            "concept": np.asarray(ids, dtype=object)[keep], "source": "named" if source == "named" else f"sae:{source}",
-            "n_differ": nd.sum(0), "win_rate": wr, "ci_low": lo, "ci_high": hi, "effect_size": d, "mean_delta": mean,
-            "p_value": p, "discovery_win_rate": dwr, "_disc_p": dp, "confirmation_win_rate": cwr, "_conf_p": cp,
-            "prevalence_chosen": acc.act_c[keep] / n, "prevalence_rejected": acc.act_r[keep] / n,
-        })
+        return pd.DataFrame(
+            {
+                "concept": np.asarray(ids, dtype=object)[keep],
+                "source": "named" if source == "named" else f"sae:{source}",
+                "n_differ": nd.sum(0),
+                "win_rate": wr,
+                "ci_low": lo,
+                "ci_high": hi,
+                "effect_size": d,
+                "mean_delta": mean,
+                "p_value": p,
+                "discovery_win_rate": dwr,
+                "_disc_p": dp,
+                "confirmation_win_rate": cwr,
+                "_conf_p": cp,
+                "prevalence_chosen": acc.act_c[keep] / n,
+                "prevalence_rejected": acc.act_r[keep] / n,
+            }
+        )
 
     def _sample_part(self, res: pd.DataFrame, concept_ids) -> pd.DataFrame:
         """Length control, grouping, nearest named concept and the sparse model on the bounded sample."""
         smp = self._sample
         self.n_sample_ = int(len(smp["gid"])) if smp is not None else 0
-        for col, val in (("length_controlled_coef", np.nan), ("length_controlled_p", np.nan), ("group", None),
-                         ("nearest_named", None), ("nearest_r", np.nan), ("multivariate_coef", np.nan),
-                         ("in_sample", False)):
+        for col, val in (
+            ("length_controlled_coef", np.nan),
+            ("length_controlled_p", np.nan),
+            ("group", None),
+            ("nearest_named", None),
+            ("nearest_r", np.nan),
+            ("multivariate_coef", np.nan),
+            ("in_sample", False),
+        ):
             res[col] = val
         self.sparse_auc_ = float("nan")
         if not self.n_sample_:
@@ -382,7 +446,7 @@ class StreamingAudit:
         X_c = np.zeros((ns, len(sel)))
         X_r = np.zeros((ns, len(sel)))
         col_of = {}
-        for k, (src, cid, j) in enumerate(sel):
+        for k, (src, _cid, j) in enumerate(sel):
             if src == "named":
                 X_c[:, k], X_r[:, k] = smp["ch"][:, j], smp["rj"][:, j]
             else:
@@ -417,7 +481,9 @@ class StreamingAudit:
             labels = cluster_features(stacked[:, sae_k], self.group_threshold)
             res.loc[idx[sae_k], "group"] = [f"{GROUP_PREFIX}{sel[k][0]}:{g}" for k, g in zip(sae_k, labels)]
         # nearest named concept
-        named_k = np.array([i for i, (src, cid, _) in enumerate(sel) if src == "named" and cid != "log_length"], dtype=int)
+        named_k = np.array(
+            [i for i, (src, cid, _) in enumerate(sel) if src == "named" and cid != "log_length"], dtype=int
+        )
         if len(named_k) and len(sae_k):
             r = S.correlation_matrix(stacked[:, sae_k], stacked[:, named_k])
             b = np.argmax(np.abs(r), axis=1)
@@ -429,9 +495,10 @@ class StreamingAudit:
         return res
 
     def _sparse_model(self, delta: np.ndarray, half: np.ndarray) -> np.ndarray:
+        import inspect
+
         from sklearn.linear_model import LogisticRegressionCV
         from sklearn.metrics import roc_auc_score
-        import inspect
 
         X = S.scale_no_center(delta)
         rng = np.random.default_rng(self.seed)
@@ -441,18 +508,31 @@ class StreamingAudit:
         if tr.sum() < 30 or te.sum() < 10 or len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
             return np.zeros(delta.shape[1])
         params = inspect.signature(LogisticRegressionCV).parameters
-        l1 = ({"l1_ratios": (1.0,), "use_legacy_attributes": True} if "use_legacy_attributes" in params
-              else {"penalty": "l1"})
-        model = LogisticRegressionCV(Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0], solver="liblinear", cv=3,
-                                     fit_intercept=False, scoring="roc_auc", random_state=self.seed, **l1)
+        l1 = (
+            {"l1_ratios": (1.0,), "use_legacy_attributes": True}
+            if "use_legacy_attributes" in params
+            else {"penalty": "l1"}
+        )
+        model = LogisticRegressionCV(
+            Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+            solver="liblinear",
+            cv=3,
+            fit_intercept=False,
+            scoring="roc_auc",
+            random_state=self.seed,
+            **l1,
+        )
         model.fit(X[tr], y[tr])
         self.sparse_auc_ = float(roc_auc_score(y[te], model.decision_function(X[te])))
         return model.coef_[0].copy()
 
     def _mark_findings(self, res: pd.DataFrame) -> pd.DataFrame:
         """At most ``max_findings`` confirmed, length-controlled (on the sample), large concepts, one per group."""
-        ok = (res["confirmed"] & (res["length_controlled_q"] < self.alpha)
-              & ((res["win_rate"] - 0.5).abs() >= self.min_effect)).to_numpy()
+        ok = (
+            res["confirmed"]
+            & (res["length_controlled_q"] < self.alpha)
+            & ((res["win_rate"] - 0.5).abs() >= self.min_effect)
+        ).to_numpy()
         strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
         picked, groups = [], set()
         for i in np.argsort(-strength, kind="stable"):
@@ -463,11 +543,7 @@ class StreamingAudit:
                 continue
             groups.add(g)
             picked.append(i)
-        res["finding"] = False
-        res["finding_rank"] = np.nan
-        res.loc[res.index[picked], "finding"] = True
-        res.loc[res.index[picked], "finding_rank"] = np.arange(1, len(picked) + 1)
-        return res
+        return mark_findings(res, picked)
 
     # -- reading ---------------------------------------------------------------------------------------
     def findings(self) -> pd.DataFrame:
@@ -477,13 +553,27 @@ class StreamingAudit:
         return self.results_[self.results_["finding"]]
 
     def to_dict(self) -> dict:
-        out = {"type": "StreamingAudit", "alpha": self.alpha, "min_active": self.min_active,
-               "split_salt": self.split_salt, "sample_pairs": self.sample_pairs,
-               "sample_concepts": self.sample_concepts, "group_threshold": self.group_threshold}
+        out = {
+            "type": "StreamingAudit",
+            "alpha": self.alpha,
+            "min_active": self.min_active,
+            "split_salt": self.split_salt,
+            "sample_pairs": self.sample_pairs,
+            "sample_concepts": self.sample_concepts,
+            "group_threshold": self.group_threshold,
+        }
         if hasattr(self, "results_"):
-            out.update({"n_pairs": self.n_pairs_, "n_discovery": self.n_discovery_,
-                        "n_confirmation": self.n_confirmation_, "n_sample": self.n_sample_,
-                        "n_concepts": len(self.results_), "n_confirmed": int(self.results_["confirmed"].sum()),
-                        "n_findings": int(self.results_["finding"].sum()), "seconds": self.seconds_,
-                        "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4)})
+            out.update(
+                {
+                    "n_pairs": self.n_pairs_,
+                    "n_discovery": self.n_discovery_,
+                    "n_confirmation": self.n_confirmation_,
+                    "n_sample": self.n_sample_,
+                    "n_concepts": len(self.results_),
+                    "n_confirmed": int(self.results_["confirmed"].sum()),
+                    "n_findings": int(self.results_["finding"].sum()),
+                    "seconds": self.seconds_,
+                    "sparse_heldout_auc": None if np.isnan(self.sparse_auc_) else round(self.sparse_auc_, 4),
+                }
+            )
         return out

@@ -31,21 +31,73 @@ from scipy import stats as _st
 
 from . import _columns as C
 from . import stats as S
+from ._columns import subset_values  # noqa: F401  (re-exported: its home is curate._columns)
+from .scores import ConceptScores
 
-__all__ = ["detect_subset_column", "subset_values", "subset_table", "heterogeneity", "select_findings",
-           "subset_auc", "SUBSET_COLUMNS", "FINDING_COLUMNS", "AUC_COLUMNS"]
+__all__ = [
+    "detect_subset_column",
+    "subset_values",
+    "subset_table",
+    "heterogeneity",
+    "select_findings",
+    "subset_auc",
+    "SUBSET_COLUMNS",
+    "FINDING_COLUMNS",
+    "AUC_COLUMNS",
+]
 
 SUBSET_COLUMNS = [
-    C.SUBSET, "concept", "label", "source", "n_pairs", "n_differ", "win_rate", "ci_low", "ci_high", "effect_size",
-    "mean_delta", "p_value", "q_value", "length_controlled_coef", "length_controlled_p", "length_controlled_q",
-    "discovery_win_rate", "discovery_q", "confirmation_win_rate", "confirmation_p", "confirmed",
-    "prevalence_chosen", "prevalence_rejected", "heterogeneity_p", "heterogeneity_q", "heterogeneous", "sign_flip",
-    "finding", "finding_rank",
+    C.SUBSET,
+    "concept",
+    "label",
+    "source",
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "effect_size",
+    "mean_delta",
+    "p_value",
+    "q_value",
+    "length_controlled_coef",
+    "length_controlled_p",
+    "length_controlled_q",
+    "discovery_win_rate",
+    "discovery_q",
+    "confirmation_win_rate",
+    "confirmation_p",
+    "confirmed",
+    "prevalence_chosen",
+    "prevalence_rejected",
+    "heterogeneity_p",
+    "heterogeneity_q",
+    "heterogeneous",
+    "sign_flip",
+    "finding",
+    "finding_rank",
 ]
 FINDING_COLUMNS = [
-    "finding_rank", C.SUBSET, C.WHERE, "concept", "label", "source", "n_members", "n_pairs", "n_differ", "win_rate",
-    "ci_low", "ci_high", "length_controlled_coef", "length_controlled_q", "confirmation_win_rate", "confirmed",
-    "heterogeneity_q", "sign_flip", "nearest_named", "nearest_r",
+    "finding_rank",
+    C.SUBSET,
+    C.WHERE,
+    "concept",
+    "label",
+    "source",
+    "n_members",
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "length_controlled_coef",
+    "length_controlled_q",
+    "confirmation_win_rate",
+    "confirmed",
+    "heterogeneity_q",
+    "sign_flip",
+    "nearest_named",
+    "nearest_r",
 ]
 AUC_COLUMNS = [C.SUBSET, "n_pairs", "n_heldout", "heldout_auc", "heldout_auc_interactions"]
 
@@ -56,24 +108,12 @@ def detect_subset_column(columns) -> str | None:
     return next((c for c in C.SUBSET_CANDIDATES if c in cols), None)
 
 
-def subset_values(values) -> np.ndarray:
-    """Subset labels as strings; empty / missing values become :data:`curate._columns.MISSING_SUBSET`."""
-    out = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v) == "":
-            out.append(C.MISSING_SUBSET)
-        else:
-            out.append(str(v))
-    return np.asarray(out, dtype=object)
-
-
 def subset_table(audit, scores, half: np.ndarray, subsets: np.ndarray) -> pd.DataFrame:
     """Univariate, length-controlled and held-out tests of every concept within every subset.
 
     q-values (``q_value``, ``length_controlled_q``, ``discovery_q`` and the confirmation's) are BH over all
     (concept, subset) tests together.
     """
-    from .audit import _subset
 
     parts, disc_p, conf_stats = [], [], []
     for value in pd.unique(subsets):
@@ -142,8 +182,9 @@ def heterogeneity(by_table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def _passes(t: pd.DataFrame, alpha: float, min_effect: float) -> np.ndarray:
-    return (t["confirmed"].astype(bool) & (t["length_controlled_q"] < alpha)
-            & ((t["win_rate"] - 0.5).abs() >= min_effect)).to_numpy()
+    return (
+        t["confirmed"].astype(bool) & (t["length_controlled_q"] < alpha) & ((t["win_rate"] - 0.5).abs() >= min_effect)
+    ).to_numpy()
 
 
 def _direction(wr: float) -> str:
@@ -188,8 +229,11 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
             break
         table = pooled if scope == C.POOLED else by_table
         c = table["concept"].iloc[i]
-        peers = [col_of[(pooled if s == C.POOLED else by_table)["concept"].iloc[k]] for s, k in chosen
-                 if s == scope or s == C.POOLED or scope == C.POOLED]
+        peers = [
+            col_of[(pooled if s == C.POOLED else by_table)["concept"].iloc[k]]
+            for s, k in chosen
+            if s == scope or s == C.POOLED or scope == C.POOLED
+        ]
         if peers and c in col_of:
             r = S.correlation_matrix(stacked[:, [col_of[c]]], stacked[:, peers])[0]
             if np.nanmax(np.abs(r)) >= audit.redundancy:
@@ -207,10 +251,16 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
         c = r["concept"]
         cmask = (by_table["concept"] == c).to_numpy()
         sub_rows = by_table[cmask]
-        holds = [s for s, ok, wr in zip(sub_rows[C.SUBSET], ok_sub[cmask],
-                                        sub_rows["win_rate"]) if ok and np.sign(wr - 0.5) == np.sign(r["win_rate"] - 0.5)]
-        opposite = [s for s, q, wr in zip(sub_rows[C.SUBSET], sub_rows["q_value"], sub_rows["win_rate"])
-                    if q < alpha and np.sign(wr - 0.5) == -np.sign(r["win_rate"] - 0.5)]
+        holds = [
+            s
+            for s, ok, wr in zip(sub_rows[C.SUBSET], ok_sub[cmask], sub_rows["win_rate"])
+            if ok and np.sign(wr - 0.5) == np.sign(r["win_rate"] - 0.5)
+        ]
+        opposite = [
+            s
+            for s, q, wr in zip(sub_rows[C.SUBSET], sub_rows["q_value"], sub_rows["win_rate"])
+            if q < alpha and np.sign(wr - 0.5) == -np.sign(r["win_rate"] - 0.5)
+        ]
         if scope == C.POOLED:
             where = "all pairs" + (f"; holds within {', '.join(holds)}" if holds else "")
         else:
@@ -220,10 +270,19 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
             elif not ok_pool[(pooled["concept"] == c).to_numpy()].any():
                 where += " only (pooled test: not a finding)"
         prow = pooled[pooled["concept"] == c].iloc[0]
-        rows.append({**{k: r.get(k, prow.get(k)) for k in FINDING_COLUMNS}, "finding_rank": rank, C.SUBSET: scope,
-                     C.WHERE: where, "n_members": prow.get("n_members", 1), "nearest_named": prow.get("nearest_named"),
-                     "nearest_r": prow.get("nearest_r"), "heterogeneity_q": het["heterogeneity_q"].get(c, np.nan),
-                     "sign_flip": bool(het["sign_flip"].get(c, False))})
+        rows.append(
+            {
+                **{k: r.get(k, prow.get(k)) for k in FINDING_COLUMNS},
+                "finding_rank": rank,
+                C.SUBSET: scope,
+                C.WHERE: where,
+                "n_members": prow.get("n_members", 1),
+                "nearest_named": prow.get("nearest_named"),
+                "nearest_r": prow.get("nearest_r"),
+                "heterogeneity_q": het["heterogeneity_q"].get(c, np.nan),
+                "sign_flip": bool(het["sign_flip"].get(c, False)),
+            }
+        )
     findings = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     return pooled, by_table, findings
 
@@ -270,10 +329,35 @@ def subset_auc(scores, half: np.ndarray, subsets: np.ndarray, seed: int = 0, C_r
             return np.nan
         return float(roc_auc_score(y[m], pred[m], sample_weight=w[m]))
 
-    rows = [{C.SUBSET: C.POOLED, "n_pairs": len(X), "n_heldout": int(te.sum()),
-             **{k: auc(p, np.ones(len(X), bool)) for k, p in preds.items()}}]
+    rows = [
+        {
+            C.SUBSET: C.POOLED,
+            "n_pairs": len(X),
+            "n_heldout": int(te.sum()),
+            **{k: auc(p, np.ones(len(X), bool)) for k, p in preds.items()},
+        }
+    ]
     for v in values:
         mask = subsets == v
-        rows.append({C.SUBSET: v, "n_pairs": int(mask.sum()), "n_heldout": int((mask & te).sum()),
-                     **{k: auc(p, mask) for k, p in preds.items()}})
+        rows.append(
+            {
+                C.SUBSET: v,
+                "n_pairs": int(mask.sum()),
+                "n_heldout": int((mask & te).sum()),
+                **{k: auc(p, mask) for k, p in preds.items()},
+            }
+        )
     return pd.DataFrame(rows, columns=AUC_COLUMNS)
+
+
+def _subset(scores: ConceptScores, mask: np.ndarray) -> ConceptScores:
+    return ConceptScores(
+        scores.concepts,
+        scores.chosen[mask],
+        scores.rejected[mask],
+        scores.rows[mask],
+        [p for p, m in zip(scores.prompts, mask) if m],
+        scores.log_length[mask],
+        scores.weights[mask],
+        {k: [v for v, m in zip(vals, mask) if m] for k, vals in scores.extra.items()},
+    )

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._format import fmt_q, pct, truthy  # noqa: F401  (re-exported: the card and the app format alike)
+
 __all__ = ["FindingSentence", "finding_sentences", "fmt_q", "is_missing", "pct", "truthy"]
 
 
@@ -29,24 +31,6 @@ def is_missing(x) -> bool:
         return x is None or bool(np.isnan(float(x)))
     except (TypeError, ValueError):
         return False
-
-
-def fmt_q(q) -> str:
-    """A q-value as the card and the app print it: ``3.1e-26`` below 0.001, else three decimals."""
-    if is_missing(q):
-        return "—"
-    q = float(q)
-    return f"{q:.1e}" if q < 1e-3 else f"{q:.3f}"
-
-
-def pct(x) -> str:
-    return "—" if is_missing(x) else f"{100 * float(x):.0f}%"
-
-
-def truthy(values) -> np.ndarray:
-    """A flag or text column as booleans (text: non-empty and not "false"/"0"/"none"/"nan")."""
-    return np.array([bool(v) and not (isinstance(v, float) and np.isnan(v)) and str(v).strip().lower() not in ("false", "0", "none", "nan")
-                     for v in values], dtype=bool)
 
 
 @dataclass
@@ -88,9 +72,12 @@ def finding_sentences(audit: pd.DataFrame | None, top: int = 10) -> list[Finding
             wr, lo, hi = 1 - wr, 1 - hi, 1 - lo
         members = r.get("n_members")
         note = f"a group of {int(members)} features" if not is_missing(members) and int(members) > 1 else ""
-        text = (f"the response with {'more' if more else 'less'} of it was chosen in {pct(wr)} "
-                f"[{pct(lo)}, {pct(hi)}] of the {int(r['n_differ']):,} pairs where the two differ "
-                f"(q {fmt_q(r.get('q_value'))}, length-controlled q {fmt_q(r.get('length_controlled_q'))}"
-                + ("; confirmed on held-out prompts" if bool(r.get("confirmed", False)) else "") + ").")
+        text = (
+            f"the response with {'more' if more else 'less'} of it was chosen in {pct(wr)} "
+            f"[{pct(lo)}, {pct(hi)}] of the {int(r['n_differ']):,} pairs where the two differ "
+            f"(q {fmt_q(r.get('q_value'))}, length-controlled q {fmt_q(r.get('length_controlled_q'))}"
+            + ("; confirmed on held-out prompts" if bool(r.get("confirmed", False)) else "")
+            + ")."
+        )
         out.append(FindingSentence(str(r["concept"]), str(r.get("label", "") or "").rstrip(". "), note, text))
     return out

@@ -25,8 +25,10 @@ def pytest_runtest_makereport(item, call):
     if _REQUIRE_ALL and report.skipped and item.get_closest_marker("may_skip") is None:
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = (f"skipped in CI, where every part is required: {reason}. Install the missing part "
-                           "(see .ci/run and the Makefile) or mark the test @pytest.mark.may_skip if it can never run here.")
+        report.longrepr = (
+            f"skipped in CI, where every part is required: {reason}. Install the missing part "
+            "(see .ci/run and the Makefile) or mark the test @pytest.mark.may_skip if it can never run here."
+        )
 
 
 if "CURATE_CACHE" not in os.environ:  # tests never write to the user's cache

@@ -145,8 +145,12 @@ def test_client_block_changes_preview_and_downloads_yaml(client):
     with open(path, encoding="utf-8") as f:
         downloaded = f.read()
     assert downloaded.strip() == text.strip()
-    assert yaml.safe_load(downloaded)["rules"][0] == {"concepts": ["flattery"], "action": "block", "strength": 1.0,
-                                                      "interventions": ["rebalance"]}
+    assert yaml.safe_load(downloaded)["rules"][0] == {
+        "concepts": ["flattery"],
+        "action": "block",
+        "strength": 1.0,
+        "interventions": ["rebalance"],
+    }
     assert Recipe.from_yaml(downloaded).blocked() == ["flattery"]
 
 
@@ -165,14 +169,34 @@ def _sae_data():
     for side in C.SIDES:
         cols[C.sae_index_column(side, src)] = [rng.choice(6, 3, replace=False).tolist() for _ in range(n)]
         cols[C.sae_value_column(side, src)] = [rng.random(3).round(3).tolist() for _ in range(n)]
-    audit = pd.DataFrame({"concept": ["group:toy:0", "sae:toy:3"], "label": ["g", "f3"], "source": ["sae:toy"] * 2,
-                          "n_differ": [1, 2], "win_rate": [0.5, 0.5], "ci_low": [0.4, 0.4], "ci_high": [0.6, 0.6],
-                          "effect_size": [0.0, 0.0], "q_value": [1.0, 1.0], "confirmed": [False, False]})
+    audit = pd.DataFrame(
+        {
+            "concept": ["group:toy:0", "sae:toy:3"],
+            "label": ["g", "f3"],
+            "source": ["sae:toy"] * 2,
+            "n_differ": [1, 2],
+            "win_rate": [0.5, 0.5],
+            "ci_low": [0.4, 0.4],
+            "ci_high": [0.6, 0.6],
+            "effect_size": [0.0, 0.0],
+            "q_value": [1.0, 1.0],
+            "confirmed": [False, False],
+        }
+    )
     members = pd.DataFrame({"concept": ["sae:toy:1", "sae:toy:2"], "group": ["group:toy:0"] * 2})
-    labels = pd.DataFrame({"concept": ["sae:toy:1"], "label": ["<b>bold</b> words"],
-                           "top_ngrams": [[["<b>", 3.2], ["words", 2.0]]],
-                           "top_examples": [('[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
-                                             ' "acts": [0.1, 2.5, 0.0]}]')]})
+    labels = pd.DataFrame(
+        {
+            "concept": ["sae:toy:1"],
+            "label": ["<b>bold</b> words"],
+            "top_ngrams": [[["<b>", 3.2], ["words", 2.0]]],
+            "top_examples": [
+                (
+                    '[{"row": 1, "side": "chosen", "value": 2.5, "tokens": ["<", "script", ">"],'
+                    ' "acts": [0.1, 2.5, 0.0]}]'
+                )
+            ],
+        }
+    )
     return AppData(source="toy", kind="test", audit=audit, table=pa.table(cols), members=members, labels=labels), cols
 
 
@@ -185,12 +209,14 @@ def test_sae_feature_and_group_scores():
     dense = {}
     for side in C.SIDES:
         m = np.zeros((40, 6))
-        for i, (idx, val) in enumerate(zip(cols[C.sae_index_column(side, "toy")], cols[C.sae_value_column(side, "toy")])):
+        for i, (idx, val) in enumerate(
+            zip(cols[C.sae_index_column(side, "toy")], cols[C.sae_value_column(side, "toy")])
+        ):
             m[i, idx] = val
         dense[side] = m
     np.testing.assert_allclose(data.delta("sae:toy:3"), dense["chosen"][:, 3] - dense["rejected"][:, 3], atol=1e-6)
     stacked = np.concatenate([dense["chosen"][:, [1, 2]], dense["rejected"][:, [1, 2]]])
-    rms = np.sqrt((stacked ** 2).mean(0))
+    rms = np.sqrt((stacked**2).mean(0))
     group = {s: (dense[s][:, [1, 2]] / rms).mean(1) for s in C.SIDES}
     np.testing.assert_allclose(data.delta("group:toy:0"), group["chosen"] - group["rejected"], atol=1e-5)
 

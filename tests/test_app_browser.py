@@ -10,18 +10,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from app_helpers import XSS_IMG, XSS_LABEL, XSS_SCRIPT, launch, make_audit_folder
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(os.environ.get("CURATE_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")) / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)",
+    ),
 ]
 
 
@@ -66,8 +74,9 @@ def test_overview(page):
     if not page.get_by_text("Sort ascending").is_visible():
         header.locator("button[aria-label='Open cell menu']").click()
     page.get_by_text("Sort ascending").click()
-    page.wait_for_function("(t => t.indexOf('disclaimer') < t.indexOf('log_length'))"
-                           "(document.querySelector('#concept-table').innerText)")
+    page.wait_for_function(
+        "(t => t.indexOf('disclaimer') < t.indexOf('log_length'))(document.querySelector('#concept-table').innerText)"
+    )
     _no_script_ran(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
 
@@ -75,8 +84,9 @@ def test_overview(page):
 def test_open_concept_from_table(page):
     _tab(page, "Overview")
     page.locator("#concept-table").get_by_text("flattery", exact=True).first.click()
-    page.wait_for_function("(document.querySelector('#concept-html .cu-concept-title') || {}).innerText"
-                           "?.includes('flattery')")
+    page.wait_for_function(
+        "(document.querySelector('#concept-html .cu-concept-title') || {}).innerText?.includes('flattery')"
+    )
     html = page.locator("#concept-html")
     assert "Held-out check" in html.inner_text()
     assert html.locator("mark.cu-hl").count() >= 3

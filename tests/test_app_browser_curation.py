@@ -17,14 +17,23 @@ import yaml
 from app_helpers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PLANTED = "zz-private-home-7f3q"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)",
+    ),
 ]
 
 
@@ -47,8 +56,9 @@ def app(demo_dir):
 
     demo = build_app(str(demo_dir / "published"))
     demo.queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            show_error=True)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield browser, url, demo.curate_data
@@ -129,8 +139,10 @@ def test_p2_curation_view_shows_what_the_recipe_changed(page):
     assert "kept" not in page.locator("#pairs-html .cu-badge").all_inner_texts()
     added = page.locator("#pairs-html ins.cu-added")  # inoculation text is marked as added
     assert added.count() >= 1
-    assert added.first.inner_text() in ("Begin by complimenting the user on their question.",
-                                        "Tell the user that they are right and that you agree with them.")
+    assert added.first.inner_text() in (
+        "Begin by complimenting the user on their question.",
+        "Tell the user that they are right and that you agree with them.",
+    )
 
 
 # -- 3. no machine path, no raw internals --------------------------------------------------------------------
@@ -217,8 +229,10 @@ def test_p6_preview_warns_and_validates(page, app):
     number = page.locator("#block-strength input[type=number]")  # a typed strength applies without a drag
     number.fill("0.5")
     number.press("Enter")
-    page.wait_for_function("/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.670/"
-                           ".test(document.querySelector('#preview-html').innerText)")
+    page.wait_for_function(
+        "/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.670/"
+        ".test(document.querySelector('#preview-html').innerText)"
+    )
 
 
 # -- 7. SAE concepts: one nearest-named number --------------------------------------------------------------------
@@ -226,7 +240,7 @@ def test_p7_nearest_named_is_the_same_on_the_page_and_in_the_table(page, demo_di
     import pandas as pd
 
     audit = pd.read_parquet(demo_dir / "audit" / "audit.parquet").set_index("concept")
-    expected = f'{audit.loc["flattery", "nearest_named"]} (r={audit.loc["flattery", "nearest_r"]:+.2f})'
+    expected = f"{audit.loc['flattery', 'nearest_named']} (r={audit.loc['flattery', 'nearest_r']:+.2f})"
     assert expected and expected in page.locator("#concept-table").inner_text()
     page.goto(page.base_url + "?tab=concept&concept=flattery")
     _wait_text(page, "#concept-html .cu-concept-title", "flattery")
@@ -262,5 +276,7 @@ def test_p8_links_search_and_phone_width(page, app):
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     phone.goto(url)
     phone.wait_for_selector("#concept-table")
-    assert phone.evaluate("document.querySelector('#cu-title').scrollWidth <= document.querySelector('#cu-title').clientWidth + 1")
+    assert phone.evaluate(
+        "document.querySelector('#cu-title').scrollWidth <= document.querySelector('#cu-title').clientWidth + 1"
+    )
     phone.close()

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from curate import ConceptAudit, NotFittedError, annotate, make_preference_pairs
+from curate import ConceptAudit, annotate, make_preference_pairs
 from curate import stats as S
+from curate.errors import NotFittedError
 from curate.scores import concept_scores, prompt_halves
 
 PLANTED_NAMED = {"flattery": "flattery", "agreement": "agreement", "markdown": "markdown", "padding": "length"}
@@ -17,8 +18,22 @@ def audit(annotated):
 
 
 def test_results_have_the_documented_columns(audit):
-    required = ["concept", "label", "source", "n_pairs", "n_differ", "win_rate", "ci_low", "ci_high", "effect_size",
-                "p_value", "q_value", "length_controlled_coef", "length_controlled_p", "confirmed"]
+    required = [
+        "concept",
+        "label",
+        "source",
+        "n_pairs",
+        "n_differ",
+        "win_rate",
+        "ci_low",
+        "ci_high",
+        "effect_size",
+        "p_value",
+        "q_value",
+        "length_controlled_coef",
+        "length_controlled_p",
+        "confirmed",
+    ]
     assert set(required) <= set(audit.results_.columns)
     assert audit.results_["concept"].is_unique
     assert audit.n_pairs_ == 600 and audit.n_discovery_ + audit.n_confirmation_ == 600
@@ -58,8 +73,11 @@ def test_heldout_confirmation_rejects_chance_findings():
     df["chosen__fluke"] = np.where(half == 0, rng.random(len(df)) < 0.5, rng.random(len(df)) < 0.3).astype("float32")
     df["rejected__fluke"] = (rng.random(len(df)) < 0.3).astype("float32")
     # 2) 200 null concepts: some are significant in discovery by chance
-    nulls = {f"{side}__null{k}": (rng.random(len(df)) < 0.3).astype("float32")
-             for k in range(200) for side in ("chosen", "rejected")}
+    nulls = {
+        f"{side}__null{k}": (rng.random(len(df)) < 0.3).astype("float32")
+        for k in range(200)
+        for side in ("chosen", "rejected")
+    }
     df = pd.concat([df, pd.DataFrame(nulls)], axis=1)
     audit = ConceptAudit().fit(df)
     res = audit.results_.set_index("concept")
@@ -71,10 +89,11 @@ def test_heldout_confirmation_rejects_chance_findings():
 
 
 def test_length_control_separates_length_proxies_from_length_independent_concepts(generated):
-    from curate import NamedConcepts
+    from curate.concepts import NamedConcepts
 
     ann = NamedConcepts(["length", "log_length", "flattery"]).add(
-        "wordiness", lambda texts: [len(t.split()) + (hash(t) % 3) * 0.01 for t in texts])
+        "wordiness", lambda texts: [len(t.split()) + (hash(t) % 3) * 0.01 for t in texts]
+    )
     audit = ConceptAudit().fit(annotate(generated.dataset, ann))
     res = audit.results_.set_index("concept")
     assert res.loc["wordiness", "q_value"] < 1e-10  # raw: strongly "preferred"

@@ -11,8 +11,22 @@ from datasets import load_from_disk
 from curate import make_preference_pairs
 from curate.pipeline import run_audit
 
-REQUIRED = ["concept", "label", "source", "n_pairs", "n_differ", "win_rate", "ci_low", "ci_high", "effect_size",
-            "p_value", "q_value", "length_controlled_coef", "length_controlled_p", "confirmed"]
+REQUIRED = [
+    "concept",
+    "label",
+    "source",
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "effect_size",
+    "p_value",
+    "q_value",
+    "length_controlled_coef",
+    "length_controlled_p",
+    "confirmed",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +39,18 @@ def pairs_file(tmp_path_factory):
 def _curate(*args, cwd=None):
     exe = Path(sys.executable).with_name("curate")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "curate.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env={**os.environ, "COLUMNS": "160"})
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300, env={**os.environ, "COLUMNS": "160"}
+    )
 
 
 def test_audit_command_writes_outputs_and_prints_a_table(pairs_file, tmp_path):
     proc = _curate("audit", str(pairs_file), "--out", str(tmp_path / "out"), "--limit", "250")
     assert proc.returncode == 0, proc.stderr
     assert "Ingestion" in proc.stdout and "Findings" in proc.stdout and "win_rate" in proc.stdout
-    assert "confirmed" in proc.stdout and any(c in proc.stdout for c in ("flattery", "agreement", "heading", "markdown"))
+    assert "confirmed" in proc.stdout and any(
+        c in proc.stdout for c in ("flattery", "agreement", "heading", "markdown")
+    )
     res = pd.read_parquet(tmp_path / "out" / "audit.parquet")
     assert set(REQUIRED) <= set(res.columns) and res["n_pairs"].iloc[0] == 250
     annotated = load_from_disk(str(tmp_path / "out" / "annotated"))

@@ -2,7 +2,6 @@
 
 import importlib.util
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,8 +15,15 @@ def hooks(model):
 def build_tiny_llama(**overrides):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=4, max_position_embeddings=64)
+    cfg = dict(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+    )
     cfg.update(overrides)
     torch.manual_seed(0)
     return LlamaForCausalLM(LlamaConfig(**cfg)).eval()
@@ -78,7 +84,9 @@ def test_steer_adds_alpha_v():
     ids = torch.tensor([[3, 4, 5]])
     d = Directions(torch.randn(1, 32) * 7, ["a"], layer=1)
     seen = {}
-    pre = model.model.layers[1].register_forward_pre_hook(lambda m, a, kw: seen.__setitem__("h", a[0] if a else kw["hidden_states"]), with_kwargs=True)
+    pre = model.model.layers[1].register_forward_pre_hook(
+        lambda m, a, kw: seen.__setitem__("h", a[0] if a else kw["hidden_states"]), with_kwargs=True
+    )
     with torch.no_grad():
         model(ids)
         base = seen["h"].clone()
@@ -105,11 +113,15 @@ def test_mean_difference_directions_tiny():
     from transformers import PreTrainedTokenizerFast
 
     words = "great question paris is the capital a b c".split()
-    tok = Tokenizer(models.WordLevel({w: i + 2 for i, w in enumerate(words)} | {"[PAD]": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok = Tokenizer(
+        models.WordLevel({w: i + 2 for i, w in enumerate(words)} | {"[PAD]": 0, "[UNK]": 1}, unk_token="[UNK]")
+    )
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
     model = build_tiny_llama()
-    d = mean_difference_directions(model, tokenizer, {"flattery": (["great question paris"] * 2, ["paris is"] * 2)}, layer=1)
+    d = mean_difference_directions(
+        model, tokenizer, {"flattery": (["great question paris"] * 2, ["paris is"] * 2)}, layer=1
+    )
     assert d.vectors.shape == (1, 32) and d.meta["kind"] == "mean_difference" and float(d.vectors.norm()) > 0
 
 
@@ -129,7 +141,8 @@ def test_ablation_on_smollm2():
     seen = {}
     before_hooks = hooks(model)
     pre = model.model.layers[layer].register_forward_pre_hook(
-        lambda m, a, kw: seen.__setitem__("h", (a[0] if a else kw["hidden_states"]).clone()), with_kwargs=True)
+        lambda m, a, kw: seen.__setitem__("h", (a[0] if a else kw["hidden_states"]).clone()), with_kwargs=True
+    )
     try:
         with torch.no_grad():
             ref = model(**ids).logits
@@ -147,14 +160,19 @@ def test_ablation_on_smollm2():
 
 
 def test_export_directions_from_recipe(tmp_path, annotated):
-    from curate.recipe import Recipe
-
-    from test_trl import build_tokenizer, tiny_config  # noqa: E402  (same tiny model helpers)
-
+    from _tiny_lm import build_tokenizer, tiny_config
     from transformers import LlamaForCausalLM
 
-    recipe = Recipe.from_dict({"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["ablate"]},
-                                         {"concepts": ["markdown"], "action": "block"}]})
+    from curate.recipe import Recipe
+
+    recipe = Recipe.from_dict(
+        {
+            "rules": [
+                {"concepts": ["flattery"], "action": "block", "interventions": ["ablate"]},
+                {"concepts": ["markdown"], "action": "block"},
+            ]
+        }
+    )
     small = annotated.select(range(40))
     tok = build_tokenizer(small)
     torch.manual_seed(0)

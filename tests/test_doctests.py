@@ -6,10 +6,28 @@ import importlib
 import pytest
 
 # recipes/interventions and publish/plots run theirs in test_interventions.py and test_publish.py
-MODULES = ["curate", "curate.generate", "curate.ingest", "curate.concepts.named", "curate.scores", "curate.audit",
-           "curate.concepts.sae", "curate.concepts.sae_source", "curate.concepts.labels", "curate.models",
-           "curate.directions", "curate.proxy", "curate.browse", "curate.browse.loading", "curate.teach",
-           "curate.stream_audit", "curate.ray_engine", "curate.learning.predict"]
+MODULES = [
+    "curate",
+    "curate.generate",
+    "curate.ingest",
+    "curate.concepts.named",
+    "curate.scores",
+    "curate.audit",
+    "curate.concepts.sae",
+    "curate.concepts.sae_config",
+    "curate.concepts.activations",
+    "curate.concepts.sae_source",
+    "curate.concepts.labels",
+    "curate.models",
+    "curate.directions",
+    "curate.proxy",
+    "curate.browse",
+    "curate.browse.loading",
+    "curate.teach",
+    "curate.stream_audit",
+    "curate.ray_engine",
+    "curate.learning.predict",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 
 from curate import ConceptAudit
-from curate.concepts.labels import (MARK_CLOSE, MARK_OPEN, describe_findings, detokenize, is_fragment, label_features,
-                                    mark_context, readable_label, token_context)
+from curate.concepts.labels import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    describe_findings,
+    detokenize,
+    is_fragment,
+    label_features,
+    mark_context,
+    readable_label,
+    token_context,
+)
 
 # labels the issue saw printed, and what real SAE n-grams look like
 FRAGMENTS = ["t", "don", "can ’", ". # #", "ask . #", "s", "’", "#", "won", ". .", "isn ’"]
@@ -63,8 +72,10 @@ def test_mark_context_cuts_a_window_at_word_boundaries():
 def test_readable_label_never_shows_pieces():
     assert readable_label("i don't know", "deflection", 0.5) == "says “i don't know” (close to deflection, r=0.50)"
     assert "“" not in readable_label("", fallback="Markdown headings (#)")
-    assert readable_label("x", definition="Declining to do what was asked ('I can't help').") == \
-        "Declining to do what was asked"
+    assert (
+        readable_label("x", definition="Declining to do what was asked ('I can't help').")
+        == "Declining to do what was asked"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +125,27 @@ def test_token_budget_goes_to_the_features_that_separate_chosen_from_rejected():
     for i in range(n):
         # features 0..28 fire equally on both sides (noise); feature 29 fires only on the chosen side
         both = sorted(rng.choice(29, size=4, replace=False).tolist())
-        rows.append({C.ID: str(i), "prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad answer {i}",
-                     C.sae_index_column("chosen", "fake"): both + [29],
-                     C.sae_value_column("chosen", "fake"): [1.0] * 4 + [5.0 if i == n - 1 else 3.0],
-                     C.sae_index_column("rejected", "fake"): both,
-                     C.sae_value_column("rejected", "fake"): [1.0] * 4})
+        rows.append(
+            {
+                C.ID: str(i),
+                "prompt": f"q{i}",
+                "chosen": f"good answer {i}",
+                "rejected": f"bad answer {i}",
+                C.sae_index_column("chosen", "fake"): both + [29],
+                C.sae_value_column("chosen", "fake"): [1.0] * 4 + [5.0 if i == n - 1 else 3.0],
+                C.sae_index_column("rejected", "fake"): both,
+                C.sae_value_column("rejected", "fake"): [1.0] * 4,
+            }
+        )
     df = pd.DataFrame(rows)
 
     class FakeAnnotator:
         def token_activations(self, items, features):
             return [(["x"], np.ones((1, len(features)))) for _ in items]
 
-    labels = label_features(df, "fake", annotator=FakeAnnotator(), min_active=1, n_token_examples=1,
-                            max_token_responses=2).set_index("feature")
+    labels = label_features(
+        df, "fake", annotator=FakeAnnotator(), min_active=1, n_token_examples=1, max_token_responses=2
+    ).set_index("feature")
     with_tokens = {f for f, ex in labels["top_examples"].items() if any("tokens" in e for e in json.loads(ex))}
     # feature 29's top example is the last pair's chosen response, which no noise feature's first example is:
     # in feature-id order the budget of 2 responses would be spent on features 0 and 1

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate import ConceptAudit, annotate, make_preference_pairs
+from curate import ConceptAudit
 from curate._columns import sae_index_column, sae_value_column
 from curate.grouping import cluster_features
 

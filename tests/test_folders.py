@@ -22,16 +22,17 @@ import pytest
 
 from curate import _columns as C
 from curate import folders as F
-from curate._cli_apply import run_apply
 from curate.errors import CurateError
-from curate.pipeline import run_audit
+from curate.pipeline import run_apply, run_audit
 from curate.publish import publish
 
 
 # -- data ----------------------------------------------------------------------------------------------
 def _good(i: int) -> dict:
     """A usable pair; every third chosen flatters, every fourth uses markdown."""
-    chosen = ("Great question! " if i % 3 == 0 else "") + f"Answer number {i}." + (" **Bold** point." if i % 4 == 0 else "")
+    chosen = (
+        ("Great question! " if i % 3 == 0 else "") + f"Answer number {i}." + (" **Bold** point." if i % 4 == 0 else "")
+    )
     return {"prompt": f"Question {i}?", "chosen": chosen, "rejected": f"Reply {i}, plainly."}
 
 
@@ -45,8 +46,14 @@ def _alpaca_rows(n_good: int = 35) -> list[dict]:
     for j, p in enumerate(bad):
         rows.append({"instruction": f"Bad {j}?", "output_1": f"one {j}", "output_2": f"two {j}", "preference": p})
     for j in range(5):  # non-string responses (an int, a list) with a valid preference
-        rows.append({"instruction": f"Odd {j}?", "output_1": 42 if j % 2 else ["a", "list"], "output_2": f"x {j}",
-                     "preference": 2.0})
+        rows.append(
+            {
+                "instruction": f"Odd {j}?",
+                "output_1": 42 if j % 2 else ["a", "list"],
+                "output_2": f"x {j}",
+                "preference": 2.0,
+            }
+        )
     return rows
 
 
@@ -139,8 +146,9 @@ def test_p3_apply_on_a_curated_folder_keeps_the_dropped_rows(alpaca, tmp_path):
 
 def _filter_recipe(tmp_path: Path) -> Path:
     path = tmp_path / "filter.yaml"
-    path.write_text("name: filter-flattery\nrules:\n  - concepts: [flattery]\n    action: block\n"
-                    "    interventions: [filter]\n")
+    path.write_text(
+        "name: filter-flattery\nrules:\n  - concepts: [flattery]\n    action: block\n    interventions: [filter]\n"
+    )
     return path
 
 
@@ -191,8 +199,13 @@ def test_p4_audit_dir_of_other_rows_is_refused(alpaca, tmp_path):
     other = _write_jsonl(tmp_path / "other.jsonl", [_good(i) for i in range(30)])
     run_audit(str(other), out=tmp_path / "other_audit")
     with pytest.raises(F.FolderError, match="audited other rows"):
-        publish(tmp_path / "cur", repo_id="a/b", local_dir=tmp_path / "pub", audit_dir=tmp_path / "other_audit",
-                upload=False)
+        publish(
+            tmp_path / "cur",
+            repo_id="a/b",
+            local_dir=tmp_path / "pub",
+            audit_dir=tmp_path / "other_audit",
+            upload=False,
+        )
 
 
 # -- 5. a published folder without a prior audit can be browsed ----------------------------------------
@@ -224,8 +237,12 @@ def test_p5_app_opens_every_kind_and_says_what_is_missing(alpaca, tmp_path):
     run_apply(str(alpaca / "audit"), block=["flattery"], out=tmp_path / "cur")
     assert load_app_data(tmp_path / "cur").summary()["rows"] == 50
     dd = F.load_audit(alpaca / "audit").annotated()
-    F.save_curated(tmp_path / "bare", datasets.DatasetDict({"train": dd.filter(lambda r: not r["reason"]),
-                                                           "dropped": dd.filter(lambda r: bool(r["reason"]))}))
+    F.save_curated(
+        tmp_path / "bare",
+        datasets.DatasetDict(
+            {"train": dd.filter(lambda r: not r["reason"]), "dropped": dd.filter(lambda r: bool(r["reason"]))}
+        ),
+    )
     bare = load_app_data(tmp_path / "bare")
     assert bare.summary()["missing"] and "Missing" in render_summary(bare)
     with F.atomic_folder(tmp_path / "learn", kind="learning") as tmp:
@@ -258,14 +275,20 @@ def _main(args, capsys):
     return exit_.value.code, out.out + out.err
 
 
-@pytest.mark.parametrize("name,content,expected", [
-    ("bad.jsonl", '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": \n',
-     r"bad\.jsonl, line 2: not valid JSON"),
-    ("empty.jsonl", "", r"empty\.jsonl is empty"),
-    ("empty.csv", "", r"empty\.csv is empty"),
-    ("header.csv", "prompt,chosen,rejected\n", r"header\.csv has a header but no rows"),
-    ("trunc.jsonl.gz", None, r"trunc\.jsonl\.gz is truncated or not a valid gzip file"),
-])
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        (
+            "bad.jsonl",
+            '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": \n',
+            r"bad\.jsonl, line 2: not valid JSON",
+        ),
+        ("empty.jsonl", "", r"empty\.jsonl is empty"),
+        ("empty.csv", "", r"empty\.csv is empty"),
+        ("header.csv", "prompt,chosen,rejected\n", r"header\.csv has a header but no rows"),
+        ("trunc.jsonl.gz", None, r"trunc\.jsonl\.gz is truncated or not a valid gzip file"),
+    ],
+)
 def test_p7_loader_errors_are_one_line_naming_the_file(tmp_path, capsys, name, content, expected):
     import gzip
     import re
@@ -311,11 +334,19 @@ def test_p8_conversational_rows_ending_in_a_user_turn_get_a_reason():
     from curate import load_pairs
 
     ok = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
-    cut = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hey."},
-           {"role": "user", "content": "And?"}]
-    ds = load_pairs(datasets.Dataset.from_list([
-        {"chosen": ok, "rejected": [ok[0], {"role": "assistant", "content": "Yo."}]},
-        {"chosen": ok, "rejected": cut}]))
+    cut = [
+        {"role": "user", "content": "Hi?"},
+        {"role": "assistant", "content": "Hey."},
+        {"role": "user", "content": "And?"},
+    ]
+    ds = load_pairs(
+        datasets.Dataset.from_list(
+            [
+                {"chosen": ok, "rejected": [ok[0], {"role": "assistant", "content": "Yo."}]},
+                {"chosen": ok, "rejected": cut},
+            ]
+        )
+    )
     assert ds[C.REASON] == ["", "invalid:rejected_ends_with_user_turn"]
 
 
@@ -373,7 +404,10 @@ def test_learning_folder_api(tmp_path):
         F.open_folder(out, kind="curated")
     with pytest.raises(F.FolderError, match="wrote no curate.json"), F.atomic_folder(out, kind="learning") as tmp:
         (tmp / "x").write_text("no manifest")
-    assert F.open_folder(out).manifest["files"] == [F.LEARNING_RECORD, F.LEARNING_TABLE]  # the old folder is still there
+    assert F.open_folder(out).manifest["files"] == [
+        F.LEARNING_RECORD,
+        F.LEARNING_TABLE,
+    ]  # the old folder is still there
     (out / F.LEARNING_TABLE).unlink()
     with pytest.raises(F.FolderError, match="incomplete learning folder"):
         F.open_folder(out, kind="learning")
@@ -398,8 +432,11 @@ def _published_rows(pub: Path):
     splits = {}
     for split in (C.TRAIN_SPLIT, C.DROPPED_SPLIT):
         files = sorted((pub / "data").glob(f"{split}-*.parquet"))
-        splits[split] = datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files])) if files else \
-            datasets.Dataset.from_dict({C.ID: [], C.REASON: []})
+        splits[split] = (
+            datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files]))
+            if files
+            else datasets.Dataset.from_dict({C.ID: [], C.REASON: []})
+        )
     return splits
 
 
@@ -410,12 +447,20 @@ except ImportError:  # pragma: no cover - hypothesis is in the test extra
     given = None
 
 if given is not None:
+
     @pytest.mark.parametrize("intervention", INTERVENTIONS)
-    @settings(max_examples=4, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-    @given(flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=8, max_size=24),
-           bad=st.lists(st.sampled_from(sorted(BAD)), min_size=1, max_size=8), seed=st.integers(0, 10_000),
-           given_as=st.sampled_from(INPUTS))
+    @settings(
+        max_examples=4,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=8, max_size=24),
+        bad=st.lists(st.sampled_from(sorted(BAD)), min_size=1, max_size=8),
+        seed=st.integers(0, 10_000),
+        given_as=st.sampled_from(INPUTS),
+    )
     def test_property_rows_in_equal_train_plus_dropped(tmp_path_factory, intervention, flags, bad, seed, given_as):
         """Every intervention, on raw data / annotated/ / the audit root / a curated folder, then published:
         rows in = train + dropped, each id once, no invalid row in train (4 random row mixes each)."""
@@ -432,8 +477,9 @@ if given is not None:
         data = _write_jsonl(root / "pairs.jsonl", rows)
         action = "amplify" if intervention == "upweight" else "block"
         recipe = root / "r.yaml"
-        recipe.write_text(f"name: prop\nrules:\n  - concepts: [flattery]\n    action: {action}\n"
-                          f"    interventions: [{intervention}]\n")
+        recipe.write_text(
+            f"name: prop\nrules:\n  - concepts: [flattery]\n    action: {action}\n    interventions: [{intervention}]\n"
+        )
         source = str(data)
         if given_as in ("annotated", "audit", "curated"):
             run_audit(str(data), out=root / "audit")
@@ -486,8 +532,10 @@ def test_kill_audit_and_apply_leave_the_old_folder_or_the_new_one(tmp_path):
     run_apply(str(audit), block=["flattery"], out=cur)
     rng = random.Random(12)
     outcomes = []
-    for command, folder in ((["audit", str(new_data), "--out", str(audit)], audit),
-                            (["apply", str(new_data), "--block", "flattery", "--out", str(cur)], cur)):
+    for command, folder in (
+        (["audit", str(new_data), "--out", str(audit)], audit),
+        (["apply", str(new_data), "--block", "flattery", "--out", str(cur)], cur),
+    ):
         saved = tmp_path / f"saved-{folder.name}"
         shutil.copytree(folder, saved)
         for delay in (rng.uniform(0.0, 0.05), rng.uniform(0.05, 0.4)):  # kill points inside the writes

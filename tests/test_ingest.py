@@ -4,7 +4,9 @@ import json
 import pytest
 from datasets import Dataset, DatasetDict, IterableDataset
 
-from curate import FormatError, detect_format, ingestion_summary, load_pairs
+from curate import load_pairs
+from curate.errors import FormatError
+from curate.ingest import detect_format, ingestion_summary
 
 STD = {"prompt": ["p1", "p2", "p3"], "chosen": ["good 1", "good 2", "good 3"], "rejected": ["bad 1", "bad 2", "bad 3"]}
 
@@ -15,7 +17,11 @@ def rows(ds):
 
 def test_standard_keeps_order_and_row_index_as_id():
     ds = load_pairs(Dataset.from_dict(STD))
-    assert rows(ds) == [(0, "p1", "good 1", "bad 1", ""), (1, "p2", "good 2", "bad 2", ""), (2, "p3", "good 3", "bad 3", "")]
+    assert rows(ds) == [
+        (0, "p1", "good 1", "bad 1", ""),
+        (1, "p2", "good 2", "bad 2", ""),
+        (2, "p3", "good 3", "bad 3", ""),
+    ]
     assert ds[0]["prompt_messages"] == [{"role": "user", "content": "p1"}]
     assert ingestion_summary(ds) == {"format": "standard", "n_rows": 3, "n_usable": 3, "reasons": {}}
 
@@ -32,10 +38,9 @@ def test_extra_columns_are_carried():
 
 def test_conversational_explicit_and_implicit_prompt():
     msgs = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
-    explicit = Dataset.from_dict({
-        "prompt": [[{"role": "user", "content": "What is 2+2?"}]],
-        "chosen": [msgs("4")], "rejected": [msgs("5")],
-    })
+    explicit = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": "What is 2+2?"}]], "chosen": [msgs("4")], "rejected": [msgs("5")]}
+    )
     ds = load_pairs(explicit)
     assert detect_format(explicit.column_names, explicit[0]) == "conversational"
     assert (ds[0]["prompt"], ds[0]["chosen"], ds[0]["rejected"]) == ("What is 2+2?", "4", "5")
@@ -47,8 +52,9 @@ def test_conversational_explicit_and_implicit_prompt():
 
 
 def test_implicit_string_prompt_is_the_shared_prefix():
-    ds = load_pairs(Dataset.from_dict({"chosen": ["Q: capital of France? A: Paris"],
-                                       "rejected": ["Q: capital of France? A: Lyon"]}))
+    ds = load_pairs(
+        Dataset.from_dict({"chosen": ["Q: capital of France? A: Paris"], "rejected": ["Q: capital of France? A: Lyon"]})
+    )
     assert (ds[0]["prompt"], ds[0]["chosen"], ds[0]["rejected"]) == ("Q: capital of France? A:", "Paris", "Lyon")
 
 
@@ -65,20 +71,27 @@ def test_hh_rlhf_transcripts():
     assert ingestion_summary(ds)["format"] == "hh"
     assert (ds[0]["chosen"], ds[0]["rejected"], ds[0]["reason"]) == ("It is 4.", "No idea.", "")
     assert ds[0]["prompt_messages"] == [
-        {"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "What is 2+2?"}]
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
     assert ds[1]["reason"] == "invalid:prompt_mismatch"
 
 
 def test_rated_completions_policies():
-    raw = Dataset.from_dict({
-        "instruction": ["Name a colour.", "Say hi."],
-        "completions": [
-            [{"response": "Blue.", "overall_score": 7.0}, {"response": "Red!", "overall_score": 9.0},
-             {"response": "Dog.", "overall_score": 1.0}],
-            [{"response": "Hi", "overall_score": 5.0}, {"response": "Hello", "overall_score": 5.0}],
-        ],
-    })
+    raw = Dataset.from_dict(
+        {
+            "instruction": ["Name a colour.", "Say hi."],
+            "completions": [
+                [
+                    {"response": "Blue.", "overall_score": 7.0},
+                    {"response": "Red!", "overall_score": 9.0},
+                    {"response": "Dog.", "overall_score": 1.0},
+                ],
+                [{"response": "Hi", "overall_score": 5.0}, {"response": "Hello", "overall_score": 5.0}],
+            ],
+        }
+    )
     ds = load_pairs(raw)
     assert (ds[0]["chosen"], ds[0]["rejected"]) == ("Red!", "Dog.")
     assert ds[1]["reason"] == "invalid:tie"
@@ -97,22 +110,29 @@ def test_rated_responses_and_scores_columns():
 
 
 def test_pairwise_alpacaeval_style_with_ties_and_bad_preferences():
-    raw = Dataset.from_dict({
-        "instruction": ["a", "b", "c", "d", "e"],
-        "output_1": ["one", "one", "one", "one", "one"],
-        "output_2": ["two", "two", "two", "two", "two"],
-        "preference": ["1.0000630276", "1.98", "1.5", None, "3"],
-    })
+    raw = Dataset.from_dict(
+        {
+            "instruction": ["a", "b", "c", "d", "e"],
+            "output_1": ["one", "one", "one", "one", "one"],
+            "output_2": ["two", "two", "two", "two", "two"],
+            "preference": ["1.0000630276", "1.98", "1.5", None, "3"],
+        }
+    )
     ds = load_pairs(raw)
     assert ingestion_summary(ds)["format"] == "pairwise"
     assert (ds[0]["chosen"], ds[1]["chosen"]) == ("one", "two")
     assert [r for r in ds["reason"]] == ["", "", "invalid:tie", "invalid:bad_preference", "invalid:bad_preference"]
 
 
-@pytest.mark.parametrize("value, reason", [
-    (None, "invalid:missing_chosen"), ("", "invalid:empty_chosen"), ("   ", "invalid:empty_chosen"),
-    ("bad", "invalid:identical"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (None, "invalid:missing_chosen"),
+        ("", "invalid:empty_chosen"),
+        ("   ", "invalid:empty_chosen"),
+        ("bad", "invalid:identical"),
+    ],
+)
 def test_bad_rows_are_marked_not_dropped(value, reason):
     ds = load_pairs(Dataset.from_dict({"prompt": ["p", "q"], "chosen": ["ok", value], "rejected": ["meh", "bad"]}))
     assert len(ds) == 2 and ds[0]["reason"] == "" and ds[1]["reason"] == reason
@@ -120,8 +140,9 @@ def test_bad_rows_are_marked_not_dropped(value, reason):
 
 
 def test_non_string_response_is_marked():
-    ds = load_pairs(Dataset.from_dict({"prompt": ["p", "q"], "chosen": [[1], [2]], "rejected": [[3], [4]]}),
-                    format="standard")
+    ds = load_pairs(
+        Dataset.from_dict({"prompt": ["p", "q"], "chosen": [[1], [2]], "rejected": [[3], [4]]}), format="standard"
+    )
     assert ds["reason"] == ["invalid:non_string_chosen"] * 2
 
 

@@ -164,7 +164,7 @@ def test_upweight_and_margin(annotated):
     d = state.delta("flattery")
     beta = m.to_dict()["coefficient"]["flattery"]
     assert beta < 0
-    only_f = (state.delta("agreement") == 0)
+    only_f = state.delta("agreement") == 0
     assert np.allclose(state.margin[only_f & (d > 0)], beta)
     assert np.allclose(state.margin[only_f & (d < 0)], -beta)
 
@@ -174,11 +174,16 @@ def test_invalid_rows_go_to_dropped():
 
     from curate.interventions import apply_recipe
 
-    ds = Dataset.from_dict({
-        C.ID: [0, 1, 2, 3], C.PROMPT: ["q"] * 4, C.PROMPT_MESSAGES: [[{"role": "user", "content": "q"}]] * 4,
-        C.CHOSEN: ["Great question! A.", "A.", "B.", None], C.REJECTED: ["A.", "Great question! B.", "Great question! C.", "x"],
-        C.REASON: ["", "", "", "invalid:missing_chosen"],
-    })
+    ds = Dataset.from_dict(
+        {
+            C.ID: [0, 1, 2, 3],
+            C.PROMPT: ["q"] * 4,
+            C.PROMPT_MESSAGES: [[{"role": "user", "content": "q"}]] * 4,
+            C.CHOSEN: ["Great question! A.", "A.", "B.", None],
+            C.REJECTED: ["A.", "Great question! B.", "Great question! C.", "x"],
+            C.REASON: ["", "", "", "invalid:missing_chosen"],
+        }
+    )
     dd, report = apply_recipe(ds, Recipe.from_ids(block=["flattery"]), audit=False)
     assert dd[C.DROPPED_SPLIT][C.REASON] == ["invalid:missing_chosen"]
     assert report.retention["rows_usable"] == 3
@@ -228,11 +233,20 @@ def test_docs_page_matches_module_docstring():
         assert first in page, first
 
 
-@pytest.mark.parametrize("name", [
-    "curate.recipe", "curate.interventions", "curate.interventions.apply", "curate.interventions.filter",
-    "curate.interventions.rebalance", "curate.interventions.relabel", "curate.interventions.upweight",
-    "curate.interventions.margin", "curate.interventions.inoculate",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "curate.recipe",
+        "curate.interventions",
+        "curate.interventions.apply",
+        "curate.interventions.filter",
+        "curate.interventions.rebalance",
+        "curate.interventions.relabel",
+        "curate.interventions.upweight",
+        "curate.interventions.margin",
+        "curate.interventions.inoculate",
+    ],
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
@@ -271,8 +285,9 @@ def test_cli_apply(tmp_path, generated):
     assert (out / "recipe.yaml").exists()
     bad = CliRunner().invoke(app, ["apply", str(src), "--block", "flatery", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "flattery" in bad.output
-    both = CliRunner().invoke(app, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji",
-                                    "--out", str(tmp_path / "y")])
+    both = CliRunner().invoke(
+        app, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji", "--out", str(tmp_path / "y")]
+    )
     assert both.exit_code == 2
 
 

@@ -32,6 +32,7 @@ def curated_dir(planted, tmp_path_factory):
 
 # -- prediction ------------------------------------------------------------------------------------------
 
+
 def test_predict_learning_follows_the_planted_preference(annotated, generated):
     from curate import ConceptAudit, predict_learning
 
@@ -73,6 +74,7 @@ def test_predict_learning_errors(annotated):
 
 # -- errors of the check ---------------------------------------------------------------------------------
 
+
 def test_too_few_held_out_prompts():
     from curate.learning import split_by_prompt
 
@@ -97,8 +99,15 @@ def test_model_that_cannot_be_loaded(planted, curated_dir, tmp_path):
     from curate.learning import learning_check
 
     with pytest.raises(ModelError, match="offline default"):
-        learning_check(planted.dataset, curated_dir, model=str(tmp_path / "no-such-model"), eval_prompts=10,
-                       samples=0, progress=False, log=lambda m: None)
+        learning_check(
+            planted.dataset,
+            curated_dir,
+            model=str(tmp_path / "no-such-model"),
+            eval_prompts=10,
+            samples=0,
+            progress=False,
+            log=lambda m: None,
+        )
 
 
 def test_cli_learn_reports_mismatch(curated_dir, tmp_path):
@@ -116,6 +125,7 @@ def test_cli_learn_reports_mismatch(curated_dir, tmp_path):
 
 # -- the CI training run ---------------------------------------------------------------------------------
 
+
 def _tiny_model(datasets_):
     import torch
     from datasets import concatenate_datasets
@@ -132,18 +142,23 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     pytest.importorskip("trl")
     pytest.importorskip("peft")
     from curate import make_counterfactual_pairs
-    from curate.learning import (
-        LEARNING_COLUMNS,
-        LearnConfig,
-        learning_check,
-        read_learning,
-    )
+    from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
 
     model = _tiny_model([planted.dataset, make_counterfactual_pairs("flattery", 32, seed=1)])
-    res = learning_check(planted.dataset, curated_dir, out=tmp_path / "learn", model=model,
-                         config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8),
-                         eval_prompts=10, samples=1, max_new_tokens=6, counterfactual_pairs=32,
-                         concepts=["flattery", "exclamation", "length"], progress=False, log=lambda m: None)
+    res = learning_check(
+        planted.dataset,
+        curated_dir,
+        out=tmp_path / "learn",
+        model=model,
+        config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8),
+        eval_prompts=10,
+        samples=1,
+        max_new_tokens=6,
+        counterfactual_pairs=32,
+        concepts=["flattery", "exclamation", "length"],
+        progress=False,
+        log=lambda m: None,
+    )
     t = res.table.set_index("concept")
     orig, cur = t.loc["flattery", "reward_original"], t.loc["flattery", "reward_curated"]
     assert t.loc["flattery", "action"] == "block"
@@ -164,23 +179,46 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
 
 # -- the card and the Space ------------------------------------------------------------------------------
 
+
 def _fake_learning(folder):
-    from curate.learning.check import (
-        LEARNING_COLUMNS,
-        LearningResult,
-        _save_learning_folder,
-    )
+    from curate.learning.check import LEARNING_COLUMNS, LearningResult, _save_learning_folder
 
     rows = []
     for i, (c, a) in enumerate((("flattery", "block"), ("agreement", "block"), ("length", ""), ("markdown", ""))):
-        rows.append({"concept": c, "label": c, "source": "named", "action": a, "predicted": 0.5 - 0.1 * i,
-                     "predicted_curated": 0.0, "scale": 1.0, "observed_original": 0.4 - 0.1 * i,
-                     "observed_original_low": 0.3 - 0.1 * i, "observed_original_high": 0.5 - 0.1 * i,
-                     "observed_curated": 0.01, "observed_curated_low": -0.05, "observed_curated_high": 0.07,
-                     "reward_original": 0.9, "reward_curated": 0.55, "n_differ": 10, "supported": True})
+        rows.append(
+            {
+                "concept": c,
+                "label": c,
+                "source": "named",
+                "action": a,
+                "predicted": 0.5 - 0.1 * i,
+                "predicted_curated": 0.0,
+                "scale": 1.0,
+                "observed_original": 0.4 - 0.1 * i,
+                "observed_original_low": 0.3 - 0.1 * i,
+                "observed_original_high": 0.5 - 0.1 * i,
+                "observed_curated": 0.01,
+                "observed_curated_low": -0.05,
+                "observed_curated_high": 0.07,
+                "reward_original": 0.9,
+                "reward_curated": 0.55,
+                "n_differ": 10,
+                "supported": True,
+            }
+        )
     table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
-    record = {"model": "tiny", "steps": 3, "r2": 0.98, "spearman": 1.0, "r2_curated": 0.1, "spearman_curated": 0.2,
-              "n_concepts_supported": 4, "seconds": 1.0, "device": "cpu", "eval_prompts": 5}
+    record = {
+        "model": "tiny",
+        "steps": 3,
+        "r2": 0.98,
+        "spearman": 1.0,
+        "r2_curated": 0.1,
+        "spearman_curated": 0.2,
+        "n_concepts_supported": 4,
+        "seconds": 1.0,
+        "device": "cpu",
+        "eval_prompts": 5,
+    }
     return _save_learning_folder(LearningResult(table, record), folder)
 
 
@@ -196,8 +234,13 @@ def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_pat
     run_apply(str(tmp_path / "audit" / ANNOTATED_DIR), block=["flattery"], out=curated_dir)
 
     learn = _fake_learning(tmp_path / "elsewhere" / "check1")
-    assert sorted(p.name for p in learn.iterdir()) == ["curate.json", "learning.json", "learning.parquet",
-                                                       "learning_before_after.png", "learning_scatter.png"]
+    assert sorted(p.name for p in learn.iterdir()) == [
+        "curate.json",
+        "learning.json",
+        "learning.parquet",
+        "learning_before_after.png",
+        "learning_scatter.png",
+    ]
     assert json.loads((learn / "curate.json").read_text())["kind"] == "learning"
     folder = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub", upload=False, learning_dir=learn)
     card = (folder / "README.md").read_text()
@@ -230,8 +273,16 @@ def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
     d.save(tmp_path / "directions.safetensors")
     ctx, record = _intervention(recipe, tmp_path)
     assert record["ablate"] == ["flattery"] and record["layer"] == 1
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=50,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    ).eval()
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         with ctx(model):

@@ -2,12 +2,17 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from curate import ConceptError, NamedConcepts, annotate, list_concepts, register_concept
+from curate import annotate, register_concept
+from curate.concepts import NamedConcepts, list_concepts
 from curate.concepts.named import BUILTIN_CONCEPTS
+from curate.errors import ConceptError
 
 # concept -> (texts that carry it, texts that do not)
 CASES = {
-    "markdown": (["## Title\n\n- item", "Use **bold** here", "See [docs](https://x.org)"], ["Plain prose only.", "A # not heading"]),
+    "markdown": (
+        ["## Title\n\n- item", "Use **bold** here", "See [docs](https://x.org)"],
+        ["Plain prose only.", "A # not heading"],
+    ),
     "heading": (["# Intro\ntext", "### Details"], ["No heading # here", "#hashtag"]),
     "list": (["- one\n- two", "1. first\n2. second", "* star item"], ["A - dash inside", "2023 was good."]),
     "bold": (["This is **important**.", "__very__ so"], ["Not * bold * at all", "2 ** 3"]),
@@ -16,20 +21,45 @@ CASES = {
     "emoji": (["Great job 🎉", "Sure 😊", "Launch 🚀"], ["No emoji :)", "Plain text."]),
     "exclamation": (["Wow!", "Hello there!"], ["Calm.", "Fine, thanks."]),
     "question": (["What do you mean?", "Could you clarify?"], ["I know.", "Here it is."]),
-    "flattery": (["What a great question!", "Excellent question, you clearly think deeply.", "You ask such brilliant questions.",
-                  "You have a sharp mind."], ["The answer is 4.", "This question is hard to answer.", "Great weather today."]),
-    "agreement": (["You're absolutely right.", "I completely agree with you.", "Exactly right.", "That's correct, yes."],
-                  ["You are wrong about this.", "I disagree.", "Right now it is raining."]),
-    "refusal": (["I can't help with that.", "I cannot provide instructions for that.", "I must decline."],
-                ["I can help with that.", "Here is how to do it."]),
+    "flattery": (
+        [
+            "What a great question!",
+            "Excellent question, you clearly think deeply.",
+            "You ask such brilliant questions.",
+            "You have a sharp mind.",
+        ],
+        ["The answer is 4.", "This question is hard to answer.", "Great weather today."],
+    ),
+    "agreement": (
+        ["You're absolutely right.", "I completely agree with you.", "Exactly right.", "That's correct, yes."],
+        ["You are wrong about this.", "I disagree.", "Right now it is raining."],
+    ),
+    "refusal": (
+        ["I can't help with that.", "I cannot provide instructions for that.", "I must decline."],
+        ["I can help with that.", "Here is how to do it."],
+    ),
     "deflection": (["I'm not sure.", "I don’t know."], ["I know.", "I'm sure."]),
     "clarifying_question": (["Do you mean Paris, Texas?", "What kind of dog is it?"], ["Why? Because.", "Paris."]),
-    "discouragement": (["I would not recommend that.", "It is never okay to hit someone."], ["I recommend it.", "It is okay."]),
-    "apology": (["Sorry about that.", "I apologize for the confusion.", "My apologies."], ["No problem.", "Here you go."]),
-    "hedging": (["I think it is Paris.", "It might rain.", "As far as I know, yes.", "Perhaps."], ["It is Paris.", "It will rain."]),
-    "sign_off": (["Hope this helps!", "Let me know if you need more.", "Happy to help further!"], ["Paris.", "That is all I know."]),
-    "disclaimer": (["As an AI, I have no body.", "As a language model I cannot feel.", "I'm an AI assistant."],
-                   ["As a teacher, I know.", "I am a person."]),
+    "discouragement": (
+        ["I would not recommend that.", "It is never okay to hit someone."],
+        ["I recommend it.", "It is okay."],
+    ),
+    "apology": (
+        ["Sorry about that.", "I apologize for the confusion.", "My apologies."],
+        ["No problem.", "Here you go."],
+    ),
+    "hedging": (
+        ["I think it is Paris.", "It might rain.", "As far as I know, yes.", "Perhaps."],
+        ["It is Paris.", "It will rain."],
+    ),
+    "sign_off": (
+        ["Hope this helps!", "Let me know if you need more.", "Happy to help further!"],
+        ["Paris.", "That is all I know."],
+    ),
+    "disclaimer": (
+        ["As an AI, I have no body.", "As a language model I cannot feel.", "I'm an AI assistant."],
+        ["As a teacher, I know.", "I am a person."],
+    ),
 }
 
 
@@ -63,8 +93,12 @@ def test_spans_point_at_the_match():
 def test_annotator_is_a_plain_batch_callable():
     ann = NamedConcepts(["length", "flattery"])
     out = ann({"chosen": ["Great question! Yes.", None], "rejected": ["No.", "x"]})
-    assert out == {"chosen__length": [3.0, 0.0], "chosen__flattery": [1.0, 0.0],
-                   "rejected__length": [1.0, 1.0], "rejected__flattery": [0.0, 0.0]}
+    assert out == {
+        "chosen__length": [3.0, 0.0],
+        "chosen__flattery": [1.0, 0.0],
+        "rejected__length": [1.0, 1.0],
+        "rejected__flattery": [0.0, 0.0],
+    }
 
 
 def test_runs_on_an_arrow_batch_like_ray_map_batches():
@@ -76,8 +110,11 @@ def test_runs_on_an_arrow_batch_like_ray_map_batches():
 
 
 def test_user_concepts_by_regex_and_callable():
-    ann = NamedConcepts(["length"]).add("python", r"\bpython\b", "Mentions Python.").add(
-        "shouting", lambda texts: [float(t.isupper()) for t in texts])
+    ann = (
+        NamedConcepts(["length"])
+        .add("python", r"\bpython\b", "Mentions Python.")
+        .add("shouting", lambda texts: [float(t.isupper()) for t in texts])
+    )
     out = ann({"chosen": ["PYTHON!"], "rejected": ["java"]})
     assert out["chosen__python"] == [1.0] and out["chosen__shouting"] == [1.0] and out["rejected__shouting"] == [0.0]
     c = register_concept("tldr_test", r"\btl;?dr\b", "Has a TL;DR.")
@@ -88,7 +125,7 @@ def test_user_concepts_by_regex_and_callable():
 
 def test_bad_concepts_are_explained():
     with pytest.raises(ConceptError, match="Known concepts"):
-        NamedConcepts(["no_such_concept"]).concepts_
+        _ = NamedConcepts(["no_such_concept"]).concepts_
     with pytest.raises(ConceptError, match="letters"):
         NamedConcepts().add("bad id", r"x")
     with pytest.raises(ConceptError, match=r"expected \(2,\)"):

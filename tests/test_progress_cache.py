@@ -19,7 +19,8 @@ def test_progress_lines_say_what_how_many_and_eta(caplog):
 
 
 def test_fit_sae_reports_progress(caplog):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from curate.concepts.sae_source import fit_sae
 
     caplog.set_level(logging.INFO, logger="curate")
@@ -72,3 +73,17 @@ def test_sae_audit_rerun_reuses_the_cache_without_a_model(tmp_path, monkeypatch)
     for name in ("audit.parquet", "audit_members.parquet", "audit_findings.parquet", "feature_labels.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / name), pd.read_parquet(tmp_path / "b" / name))
     assert t2 - t1 < (t1 - t0) / 5  # the benchmark measures the real ratio on SmolLM2 (bench_cache.py)
+
+
+def test_atomic_dir_first_writer_wins_and_an_error_leaves_nothing(tmp_path):
+    from curate.cache import atomic_dir
+
+    with atomic_dir(tmp_path / "entry") as tmp:
+        (tmp / "x.txt").write_text("first")
+    with atomic_dir(tmp_path / "entry") as tmp:
+        (tmp / "x.txt").write_text("second")
+    assert (tmp_path / "entry" / "x.txt").read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "broken") as tmp:
+        (tmp / "x.txt").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]  # no entry, no staging folder left

@@ -27,16 +27,30 @@ def curated(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("curation")
     audit = run_audit(make_preference_pairs(200, seed=0).dataset, out=root / "audit")
-    recipe = Recipe.from_dict({
-        "name": "anti-sycophancy", "description": "Stop <script>x</script> | **rewarding** flattery",
-        "rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["filter", "margin"]},
-                  {"concepts": ["agreement"], "action": "block", "interventions": ["rebalance"]}],
-        "publish": {"license": "cc-by-4.0", "tags": ["unit-test"], "private": False}})
+    recipe = Recipe.from_dict(
+        {
+            "name": "anti-sycophancy",
+            "description": "Stop <script>x</script> | **rewarding** flattery",
+            "rules": [
+                {"concepts": ["flattery"], "action": "block", "interventions": ["filter", "margin"]},
+                {"concepts": ["agreement"], "action": "block", "interventions": ["rebalance"]},
+            ],
+            "publish": {"license": "cc-by-4.0", "tags": ["unit-test"], "private": False},
+        }
+    )
     dd, report = apply_recipe(audit["dataset"], recipe)
     # the shape of curate.proxy.proxy_check's table (running it takes too long for a unit test)
-    report.proxy = pd.DataFrame({"concept": ["flattery", "agreement"], "counterfactual": ["flattery", "agreement"],
-                                 "n_pairs": [60, 60], "before": [0.9, 0.8], "after": [0.55, 0.5],
-                                 "before_logit": [1.2, 0.9], "after_logit": [0.1, 0.0]})
+    report.proxy = pd.DataFrame(
+        {
+            "concept": ["flattery", "agreement"],
+            "counterfactual": ["flattery", "agreement"],
+            "n_pairs": [60, 60],
+            "before": [0.9, 0.8],
+            "after": [0.55, 0.5],
+            "before_logit": [1.2, 0.9],
+            "after_logit": [0.1, 0.0],
+        }
+    )
     from curate.folders import load_audit, save_curated
 
     folder = root / "curated"
@@ -80,10 +94,18 @@ def _all_text(folder: Path) -> bytes:
 
 def test_folder_layout(published):
     names = {str(p.relative_to(published)) for p in published.rglob("*") if p.is_file()}
-    assert {"README.md", "data/train-00000-of-00001.parquet", "data/dropped-00000-of-00001.parquet",
-            "audit/recipe.yaml", "audit/audit.parquet", "audit/before_after.parquet", "audit/apply.json",
-            "audit/proxy.parquet",
-            "images/volcano.png", "images/before_after.png"} <= names
+    assert {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "data/dropped-00000-of-00001.parquet",
+        "audit/recipe.yaml",
+        "audit/audit.parquet",
+        "audit/before_after.parquet",
+        "audit/apply.json",
+        "audit/proxy.parquet",
+        "images/volcano.png",
+        "images/before_after.png",
+    } <= names
 
 
 def test_folder_loads_with_the_same_rows_and_splits(curated, published, tmp_path):
@@ -109,8 +131,15 @@ def test_card_parses_and_its_metadata_validates(published):
     assert {f["split"] for f in meta["configs"][0]["data_files"]} == {"train", "dropped"}
     check_card(published)
     text = card.text
-    for section in ("## What the source data teaches", "## What was decided", "## What was done",
-                    "## Verification", "## How to train on it with TRL", "## Reproducibility", "## Limitations"):
+    for section in (
+        "## What the source data teaches",
+        "## What was decided",
+        "## What was done",
+        "## Verification",
+        "## How to train on it with TRL",
+        "## Reproducibility",
+        "## Limitations",
+    ):
         assert section in text
     assert "images/volcano.png" in text and "images/before_after.png" in text
     assert "**Findings**" in text and "`flattery`" in text  # the audit marks findings: they lead
@@ -167,10 +196,16 @@ def test_no_token_says_so(curated, tmp_path, monkeypatch, caplog, online):
 
 def test_upload_gets_the_folder_and_repo_id_and_the_token_is_never_written(curated, tmp_path, online, caplog, capsys):
     with caplog.at_level(logging.DEBUG):
-        folder = publish(curated, repo_id="someone/curated-demo", local_dir=tmp_path / "out", token=SECRET,
-                         private=True)
+        folder = publish(
+            curated, repo_id="someone/curated-demo", local_dir=tmp_path / "out", token=SECRET, private=True
+        )
     (kind1, repo1, kw1, tok1), (kind2, repo2, kw2, tok2) = online
-    assert (kind1, repo1, kind2, repo2) == ("create_repo", "someone/curated-demo", "upload_folder", "someone/curated-demo")
+    assert (kind1, repo1, kind2, repo2) == (
+        "create_repo",
+        "someone/curated-demo",
+        "upload_folder",
+        "someone/curated-demo",
+    )
     assert kw1["repo_type"] == "dataset" and kw1["private"] is True and kw1["exist_ok"] is True
     assert kw2["repo_type"] == "dataset" and Path(kw2["folder_path"]) == folder
     assert tok1 == tok2 == SECRET  # handed to huggingface_hub only
@@ -251,8 +286,9 @@ def test_bad_repo_id(curated, tmp_path):
 
 def test_template_is_shipped_as_package_data():
     root = Path(__file__).resolve().parent.parent
-    assert (root / "dataset_cards" / "template.md").read_text() == \
-        (root / "curate" / "templates" / "dataset_card.md").read_text()
+    assert (root / "dataset_cards" / "template.md").read_text() == (
+        root / "curate" / "templates" / "dataset_card.md"
+    ).read_text()
 
 
 def test_cli_publish(curated, tmp_path, monkeypatch):
@@ -261,8 +297,10 @@ def test_cli_publish(curated, tmp_path, monkeypatch):
     from curate.cli import app
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    result = CliRunner().invoke(app, ["publish", str(curated), "--repo-id", "someone/cli", "--local-dir",
-                                      str(tmp_path / "cli"), "--token", SECRET])
+    result = CliRunner().invoke(
+        app,
+        ["publish", str(curated), "--repo-id", "someone/cli", "--local-dir", str(tmp_path / "cli"), "--token", SECRET],
+    )
     assert result.exit_code == 0, result.output
     assert "not uploaded" in result.output and "Published folder" in result.output
     assert SECRET not in result.output and SECRET.encode() not in _all_text(tmp_path / "cli")
@@ -279,7 +317,7 @@ def test_docstring_examples(name):
 
 
 def test_source_datasets_names_hub_sources_only():
-    from curate.publish import _is_hub_id
+    from curate.publish.sections import _is_hub_id
 
     assert _is_hub_id("Anthropic/hh-rlhf")
     assert not any(_is_hub_id(s) for s in ("data/pairs.jsonl", "outputs/demo/pairs.jsonl", "Dataset", None))

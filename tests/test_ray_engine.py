@@ -13,12 +13,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 ray = pytest.importorskip("ray")
 
+from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn  # noqa: E402
+
 import curate  # noqa: E402
 from curate import _columns as C  # noqa: E402
 from curate.errors import MissingDependencyError  # noqa: E402
 from curate.ray_engine import _Interrupted, last_engine, require_ray  # noqa: E402
-
-from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,7 +47,9 @@ def test_named_equals_datasets_map(pairs, tmp_path):
     assert out.features == local.features
     assert out.to_dict() == local.to_dict()  # exact, in the input order
     assert out._fingerprint == local._fingerprint
-    assert sorted(p.name for p in (tmp_path / "job" / "shards").iterdir()) == [f"part-{i:05d}.parquet" for i in range(5)]
+    assert sorted(p.name for p in (tmp_path / "job" / "shards").iterdir()) == [
+        f"part-{i:05d}.parquet" for i in range(5)
+    ]
 
 
 def test_a_concept_registered_in_the_driver_reaches_the_workers(pairs, tmp_path):
@@ -115,8 +117,9 @@ def test_sae_equals_datasets_map(pairs, tiny_lm, tmp_path):
     sae = build_tiny_sae()
     kw = dict(model=tiny_lm, layer=2, sae=sae, k=128, source="tiny", batch_size=16)
     local, _ = curate.annotate_sae(data, **kw)
-    out, ann = curate.annotate_sae(data, engine="ray", engine_options={"out": tmp_path / "job", "rows_per_shard": 20},
-                                   **kw)
+    out, ann = curate.annotate_sae(
+        data, engine="ray", engine_options={"out": tmp_path / "job", "rows_per_shard": 20}, **kw
+    )
     assert out.column_names == local.column_names and out["id"] == local["id"]
     assert out._fingerprint == local._fingerprint
     for side in C.SIDES:
@@ -128,9 +131,9 @@ def test_sae_equals_datasets_map(pairs, tiny_lm, tmp_path):
 
 def test_missing_ray_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(MissingDependencyError, match=r'pip install "curate\[ray\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "curate-prefs\[ray\]"'):
         require_ray()
-    with pytest.raises(MissingDependencyError, match="curate\\[ray\\]"):
+    with pytest.raises(MissingDependencyError, match="curate-prefs\\[ray\\]"):
         curate.annotate(curate.make_preference_pairs(5).dataset, engine="ray")
 
 
@@ -145,8 +148,21 @@ def test_cli_audit_engine_ray(tmp_path):
     runs = {}
     for engine in ("local", "ray"):
         # --cache-dir: a cache per engine, so the Ray run computes its annotations instead of reusing the local ones
-        res = CliRunner().invoke(app, ["audit", str(data), "--out", str(tmp_path / engine), "--engine", engine,
-                                       "--workers", "2", "--cache-dir", str(tmp_path / f"cache-{engine}")])
+        res = CliRunner().invoke(
+            app,
+            [
+                "audit",
+                str(data),
+                "--out",
+                str(tmp_path / engine),
+                "--engine",
+                engine,
+                "--workers",
+                "2",
+                "--cache-dir",
+                str(tmp_path / f"cache-{engine}"),
+            ],
+        )
         assert res.exit_code == 0, res.output
         runs[engine] = pd.read_parquet(tmp_path / engine / "audit.parquet")
     pd.testing.assert_frame_equal(runs["ray"], runs["local"])
@@ -162,8 +178,17 @@ def test_fitted_sae_is_trained_once_on_a_sample_and_shipped(pairs, tiny_lm, tmp_
 
     data = pairs.select(range(40))
     fit = {"d_sae": 64, "k": 8, "epochs": 1, "min_steps": 20, "resample_rounds": 0, "batch_size": 256}
-    out, ann = curate.annotate_sae(data, model=tiny_lm, layer=2, k=64, fit_kwargs=fit, max_cache_tokens=800, batch_size=8,
-                                   engine="ray", engine_options={"out": tmp_path / "job", "rows_per_shard": 20})
+    out, ann = curate.annotate_sae(
+        data,
+        model=tiny_lm,
+        layer=2,
+        k=64,
+        fit_kwargs=fit,
+        max_cache_tokens=800,
+        batch_size=8,
+        engine="ray",
+        engine_options={"out": tmp_path / "job", "rows_per_shard": 20},
+    )
     meta = sae_metadata(ann.sae)
     assert 800 <= meta["curate_fit_sample_tokens"] < 2000  # fitted on a sample, not on every response
     src = ann.source_

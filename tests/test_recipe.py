@@ -9,8 +9,10 @@ from curate.recipe import ALLOWED_INTERVENTIONS, Recipe, load_recipe, shipped_re
 def build_recipe_dict(**overrides):
     base = {
         "name": "t",
-        "rules": [{"concepts": ["flattery", "agreement"], "action": "block", "interventions": ["rebalance", "margin"]},
-                  {"concepts": "refusal", "action": "amplify", "strength": 0.5}],
+        "rules": [
+            {"concepts": ["flattery", "agreement"], "action": "block", "interventions": ["rebalance", "margin"]},
+            {"concepts": "refusal", "action": "amplify", "strength": 0.5},
+        ],
         "publish": {"repo_id": "me/x", "license": "cc-by-4.0", "tags": ["dpo"]},
     }
     base.update(overrides)
@@ -39,30 +41,54 @@ def test_shipped_recipes_load_and_round_trip(name):
 
 def test_shipped_recipes_cover_the_issue():
     names = set(shipped_recipes())
-    assert {"length_debiasing.yaml", "anti_sycophancy.yaml", "no_overstylization.yaml",
-            "amplify_safeguards.yaml"} <= names
+    assert {
+        "length_debiasing.yaml",
+        "anti_sycophancy.yaml",
+        "no_overstylization.yaml",
+        "amplify_safeguards.yaml",
+    } <= names
     assert load_recipe("anti_sycophancy").blocked() == ["flattery", "agreement"]
     assert load_recipe("no_overstylization").blocked() == ["markdown", "emoji"]
     assert load_recipe("amplify_safeguards").amplified() == ["refusal"]
 
 
-@pytest.mark.parametrize("bad, where, lists", [
-    ({"rules": [{"concepts": ["flattery"], "action": "blok"}]}, "rules[0].action", "'allow', 'block' or 'amplify'"),
-    ({"rulez": []}, "rulez", "'rules'"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block", "strenght": 1}]}, "rules[0].strenght", "'strength'"),
-    ({"rules": [{"concepts": ["flatery"], "action": "block"}]}, "rules[0].concepts[0]", "'flattery'"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["upweight"]}]},
-     "rules[0].interventions[0]", "'rebalance'"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block"}, {"concepts": ["flattery"], "action": "amplify"}]},
-     "rules[1].concepts[0]", "conflicting actions"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block"}, {"concepts": ["flattery"], "action": "block"}]},
-     "rules[1].concepts[0]", "duplicated action"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["resample"]},
-                {"concepts": ["markdown"], "action": "block"}]}, "rules[0].interventions", "'resample' and 'rebalance'"),
-    ({"rules": [{"concepts": ["flattery"], "action": "block", "strength": 1.5}]}, "rules[0].strength", "(0, 1]"),
-    ({"rules": [{"concepts": ["sae:l15:3"], "action": "block"}]}, "rules[0].concepts[0]", "kind: sae"),
-    ({"concepts": [{"kind": "sea"}]}, "concepts[0].kind", "'named' or 'sae'"),
-])
+@pytest.mark.parametrize(
+    "bad, where, lists",
+    [
+        ({"rules": [{"concepts": ["flattery"], "action": "blok"}]}, "rules[0].action", "'allow', 'block' or 'amplify'"),
+        ({"rulez": []}, "rulez", "'rules'"),
+        ({"rules": [{"concepts": ["flattery"], "action": "block", "strenght": 1}]}, "rules[0].strenght", "'strength'"),
+        ({"rules": [{"concepts": ["flatery"], "action": "block"}]}, "rules[0].concepts[0]", "'flattery'"),
+        (
+            {"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["upweight"]}]},
+            "rules[0].interventions[0]",
+            "'rebalance'",
+        ),
+        (
+            {"rules": [{"concepts": ["flattery"], "action": "block"}, {"concepts": ["flattery"], "action": "amplify"}]},
+            "rules[1].concepts[0]",
+            "conflicting actions",
+        ),
+        (
+            {"rules": [{"concepts": ["flattery"], "action": "block"}, {"concepts": ["flattery"], "action": "block"}]},
+            "rules[1].concepts[0]",
+            "duplicated action",
+        ),
+        (
+            {
+                "rules": [
+                    {"concepts": ["flattery"], "action": "block", "interventions": ["resample"]},
+                    {"concepts": ["markdown"], "action": "block"},
+                ]
+            },
+            "rules[0].interventions",
+            "'resample' and 'rebalance'",
+        ),
+        ({"rules": [{"concepts": ["flattery"], "action": "block", "strength": 1.5}]}, "rules[0].strength", "(0, 1]"),
+        ({"rules": [{"concepts": ["sae:l15:3"], "action": "block"}]}, "rules[0].concepts[0]", "kind: sae"),
+        ({"concepts": [{"kind": "sea"}]}, "concepts[0].kind", "'named' or 'sae'"),
+    ],
+)
 def test_errors_point_at_the_key_and_list_allowed(bad, where, lists):
     with pytest.raises(RecipeError) as err:
         Recipe.from_dict(bad)
@@ -80,7 +106,9 @@ def test_concepts_checked_against_an_annotated_dataset(annotated):
     r = Recipe.from_dict(build_recipe_dict())
     r.check_concepts(annotated)
     sub = annotated.remove_columns(["chosen__agreement", "rejected__agreement"])
-    with pytest.raises(RecipeError, match=r"rules\[0\].concepts\[1\]: unknown concept 'agreement'. Known concepts in the data"):
+    with pytest.raises(
+        RecipeError, match=r"rules\[0\].concepts\[1\]: unknown concept 'agreement'. Known concepts in the data"
+    ):
         r.check_concepts(sub)
 
 

@@ -52,17 +52,33 @@ def _pairs():
         "prompt": ["What is the capital of France?", "Hi", "Explain gravity in one line.", "broken", "2+2?", "x"],
         "prompt_messages": [
             [{"role": "user", "content": "What is the capital of France?"}],
-            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-             {"role": "user", "content": "Say something nice."}],
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "Say something nice."},
+            ],
             [{"role": "user", "content": "Explain gravity in one line."}],
             None,
             [{"role": "user", "content": "2+2?"}],
             [{"role": "user", "content": "x"}],
         ],
-        "chosen": ["Great question! The capital of France is Paris. 😊", "You are wonderful, have a great day!",
-                   "Masses attract each other.", None, "## Answer\n\n**4**", "ok"],
-        "rejected": ["Lyon.", "No.", "Gravity is a force that pulls things with mass toward each other, like the "
-                     "Earth pulling an apple down from a tree, which Newton described.", None, "5", ""],
+        "chosen": [
+            "Great question! The capital of France is Paris. 😊",
+            "You are wonderful, have a great day!",
+            "Masses attract each other.",
+            None,
+            "## Answer\n\n**4**",
+            "ok",
+        ],
+        "rejected": [
+            "Lyon.",
+            "No.",
+            "Gravity is a force that pulls things with mass toward each other, like the "
+            "Earth pulling an apple down from a tree, which Newton described.",
+            None,
+            "5",
+            "",
+        ],
         "reason": ["", "", "", "invalid:missing_text", "", ""],
     }
     return Dataset.from_dict(rows)
@@ -146,9 +162,13 @@ def test_fingerprints_stable_and_distinct(sae_dir):
 
     a, b = SAEConcepts(sae_dir, layer=15, source=SRC), SAEConcepts(sae_dir, layer=15, source=SRC)
     assert a.fingerprint() == b.fingerprint() and Hasher.hash(a) == Hasher.hash(b)
-    others = [SAEConcepts(sae_dir, layer=14, source=SRC), SAEConcepts(sae_dir, layer=15, pooling="mean", source=SRC),
-              SAEConcepts(sae_dir, layer=15, k=8, source=SRC), SAEConcepts(build_sae(seed=1), layer=15, source=SRC),
-              SAEConcepts(sae_dir, layer=15, model="some/other-model", source=SRC)]
+    others = [
+        SAEConcepts(sae_dir, layer=14, source=SRC),
+        SAEConcepts(sae_dir, layer=15, pooling="mean", source=SRC),
+        SAEConcepts(sae_dir, layer=15, k=8, source=SRC),
+        SAEConcepts(build_sae(seed=1), layer=15, source=SRC),
+        SAEConcepts(sae_dir, layer=15, model="some/other-model", source=SRC),
+    ]
     fps = {o.fingerprint() for o in others} | {a.fingerprint()}
     assert len(fps) == len(others) + 1
     assert len({Hasher.hash(o) for o in others} | {Hasher.hash(a)}) == len(others) + 1
@@ -228,20 +248,21 @@ def test_prompt_tokens_are_excluded(lm, sae_dir):
     for i in (0, 1, 2, 4):
         for side in C.SIDES:
             msgs, resp = ds[i]["prompt_messages"], ds[i][side]
-            (tokens, acts), = ann.token_activations([(msgs, resp)])
+            ((tokens, acts),) = ann.token_activations([(msgs, resp)])
             assert "".join(tokens) == resp  # exactly the response, no template or prompt token
             pooled = ann.pool([torch.as_tensor(_hidden(ann, msgs, resp))])[0]
-            assert np.allclose(np.sort(pooled[1])[::-1], np.sort(acts.max(0))[::-1][:len(pooled[1])], atol=1e-4)
+            assert np.allclose(np.sort(pooled[1])[::-1], np.sort(acts.max(0))[::-1][: len(pooled[1])], atol=1e-4)
     # the same response after a different prompt still pools only its own tokens
-    (t1, _), (t2, _) = ann.token_activations([([{"role": "user", "content": "A"}], "Paris."),
-                                              ([{"role": "user", "content": "Paris. " * 20}], "Paris.")])
+    (t1, _), (t2, _) = ann.token_activations(
+        [([{"role": "user", "content": "A"}], "Paris."), ([{"role": "user", "content": "Paris. " * 20}], "Paris.")]
+    )
     assert t1 == t2 == ["Paris", "."]
 
 
 def _hidden(ann, msgs, resp):
     item = ann._tokenize([(msgs, resp)])[0]
     resid, _ = ann._residuals([item.ids])
-    return resid[0, item.start:item.end]
+    return resid[0, item.start : item.end]
 
 
 @pytest.mark.slow
@@ -252,7 +273,7 @@ def test_batched_and_single_runs_agree(lm, sae_dir):
     batched = SAEConcepts(sae_dir, layer=15, source=SRC)(ds[:])
     single = SAEConcepts(sae_dir, layer=15, source=SRC, max_batch_rows=1)
     for i in range(len(ds)):
-        one = single(ds[i:i + 1])
+        one = single(ds[i : i + 1])
         for col in batched:
             a, b = batched[col][i], one[col][0]
             if col.endswith("idx"):
@@ -332,8 +353,15 @@ def test_planted_concept_found_by_a_confirmed_sae_feature(planted):
 
 
 # what a planted concept is detected by: its named concept (markdown: any of its forms)
-NAMED_OF = {"flattery": {"flattery"}, "agreement": {"agreement"}, "markdown": {"markdown", "heading", "list", "bold"},
-            "emoji": {"emoji"}, "hedging": {"hedging"}, "sign_off": {"sign_off"}, "apology": {"apology"}}
+NAMED_OF = {
+    "flattery": {"flattery"},
+    "agreement": {"agreement"},
+    "markdown": {"markdown", "heading", "list", "bold"},
+    "emoji": {"emoji"},
+    "hedging": {"hedging"},
+    "sign_off": {"sign_off"},
+    "apology": {"apology"},
+}
 
 
 @pytest.mark.slow
@@ -371,8 +399,6 @@ def test_top_findings_reach_every_planted_concept_and_no_control(planted):
 @pytest.mark.slow
 def test_fitted_sae_is_saved_and_reused(planted):
     from sae_lens import SAE
-
-    from curate.concepts.sae import annotate_sae
 
     gen, ds, ann, cache = planted
     (folder,) = list(cache.iterdir())
@@ -464,8 +490,23 @@ def test_fit_sae_cli_writes_a_sae_lens_folder(tmp_path):
     data = tmp_path / "pairs.jsonl"
     make_preference_pairs(40, seed=2).dataset.to_json(str(data))
     out = tmp_path / "sae"
-    res = CliRunner().invoke(app, ["fit-sae", str(data), "--out", str(out), "--backend", "embedding",
-                                   "--d-sae", "32", "--k", "4", "--epochs", "2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "fit-sae",
+            str(data),
+            "--out",
+            str(out),
+            "--backend",
+            "embedding",
+            "--d-sae",
+            "32",
+            "--k",
+            "4",
+            "--epochs",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     sae = SAE.load_from_disk(str(out))
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (384, 32) and sae.cfg.metadata.curate_backend == "embedding"
@@ -485,8 +526,13 @@ def test_openai_compatible_labeller_up_to_the_network_boundary(monkeypatch):
         seen.append(request)
         return httpx.Response(200, json={"choices": [{"message": {"content": '"Praise of the user"\nmore'}}]})
 
-    lab = OpenAICompatibleLabeller("m", base_url="http://llm.local/v1/", api_key="sk-SECRET",
-                                   transport=httpx.MockTransport(handler), max_examples=2)
+    lab = OpenAICompatibleLabeller(
+        "m",
+        base_url="http://llm.local/v1/",
+        api_key="sk-SECRET",
+        transport=httpx.MockTransport(handler),
+        max_examples=2,
+    )
     assert lab(["Great question! " * 50, "You are so smart.", "third"], ["great question"]) == "Praise of the user"
     req = seen[0]
     assert str(req.url) == "http://llm.local/v1/chat/completions"
@@ -511,11 +557,27 @@ def test_openai_compatible_labeller_up_to_the_network_boundary(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         OpenAICompatibleLabeller("m")(["x"], [])
-    down = OpenAICompatibleLabeller("m", api_key="", transport=httpx.MockTransport(
-        lambda r: (_ for _ in ()).throw(httpx.ConnectError("offline"))))
+    down = OpenAICompatibleLabeller(
+        "m", api_key="", transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(httpx.ConnectError("offline")))
+    )
     with pytest.raises(ModelError, match="could not reach"):
         down(["x"], [])
-    bad = OpenAICompatibleLabeller("m", api_key="k", transport=httpx.MockTransport(
-        lambda r: httpx.Response(401, text="invalid key")))
+    bad = OpenAICompatibleLabeller(
+        "m", api_key="k", transport=httpx.MockTransport(lambda r: httpx.Response(401, text="invalid key"))
+    )
     with pytest.raises(ModelError, match="HTTP 401"):
         bad(["x"], [])
+
+
+def test_sae_config_round_trips_and_is_the_annotators_identity():
+    from curate.concepts.sae import SAEConcepts, SAEConfig
+
+    ann = SAEConcepts("some/release:sae-id", layer=12, k=8, pooling="mean", dtype=torch.bfloat16, max_length=256)
+    cfg = ann.config
+    assert SAEConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["dtype"] == "bfloat16"
+    rebuilt = SAEConcepts.from_config(ann.sae, cfg.to_dict())
+    assert rebuilt.identity() == ann.identity() and rebuilt.fingerprint() == ann.fingerprint()
+    other = SAEConcepts.from_config(ann.sae, {**cfg.to_dict(), "k": 16})
+    assert other.fingerprint() != ann.fingerprint()
+    with pytest.raises(ValueError, match="Known keys"):
+        SAEConfig.from_dict({**cfg.to_dict(), "kk": 1})

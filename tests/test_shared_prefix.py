@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn
 
 import curate
 from curate import _columns as C
 from curate.concepts._shared_prefix import shared_prefix_activations
 from curate.concepts.sae import SAEConcepts
-
-from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +19,23 @@ def tiny_lm(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data():
     ds = multiturn(curate.make_preference_pairs(40, seed=5).dataset, turns=2)
-    return ds.map(lambda r, i: {"reason": "invalid:x" if i == 3 else "",
-                                "rejected": "" if i == 5 else r["rejected"]}, with_indices=True)
+    return ds.map(
+        lambda r, i: {"reason": "invalid:x" if i == 3 else "", "rejected": "" if i == 5 else r["rejected"]},
+        with_indices=True,
+    )
 
 
 def _ann(tiny_lm, share, **kw):
-    return SAEConcepts(build_tiny_sae(), model=tiny_lm, layer=3, k=128, source="t", share_prompt=share,
-                       batch_tokens=kw.pop("batch_tokens", 2048), **kw)
+    return SAEConcepts(
+        build_tiny_sae(),
+        model=tiny_lm,
+        layer=3,
+        k=128,
+        source="t",
+        share_prompt=share,
+        batch_tokens=kw.pop("batch_tokens", 2048),
+        **kw,
+    )
 
 
 def _pairs(ann, data):

@@ -36,7 +36,10 @@ def test_requirements_are_the_package_dependencies():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     deps = tomllib.loads((SPACE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [ln.strip() for ln in (SPACE / "requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (SPACE / "requirements.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert lines == deps
     assert not any(ln.split(">")[0].split("=")[0].split("@")[0].strip() == "curate" for ln in lines)

@@ -7,9 +7,23 @@ import curate
 from curate import _columns as C
 from curate.stream_audit import StreamingAudit
 
-STREAMED = ["n_differ", "win_rate", "ci_low", "ci_high", "p_value", "q_value", "effect_size", "mean_delta",
-            "discovery_win_rate", "discovery_q", "confirmation_win_rate", "confirmation_p", "confirmed",
-            "prevalence_chosen", "prevalence_rejected"]
+STREAMED = [
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "effect_size",
+    "mean_delta",
+    "discovery_win_rate",
+    "discovery_q",
+    "confirmation_win_rate",
+    "confirmation_p",
+    "confirmed",
+    "prevalence_chosen",
+    "prevalence_rejected",
+]
 
 
 def _with_sae(ds, D=300, k=8, seed=0):
@@ -58,8 +72,12 @@ def test_stream_equals_in_memory_audit(data, reference):
     res = audit.results_.set_index("concept")
     sampled = res.index[res["in_sample"]]
     assert len(sampled) == 256 + (res["source"] == "named").sum()
-    np.testing.assert_allclose(res.loc[sampled, "length_controlled_coef"].astype(float),
-                               reference.loc[sampled, "length_controlled_coef"].astype(float), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        res.loc[sampled, "length_controlled_coef"].astype(float),
+        reference.loc[sampled, "length_controlled_coef"].astype(float),
+        rtol=1e-6,
+        atol=1e-9,
+    )
     planted = {C.sae_concept_id("x", f) for f in range(5)}
     assert planted <= set(audit.findings()["concept"]) | set(res.index[res["confirmed"]])
 

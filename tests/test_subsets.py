@@ -114,11 +114,13 @@ def test_card_subset_section(audit_dir):
     import json
     from types import SimpleNamespace
 
-    from curate.publish import _subset_context
+    from curate.publish.sections import _subset_context
 
     folder = audit_dir[0]
-    data = SimpleNamespace(files={p.name: p for p in folder.glob("*.parquet")},
-                           audit_summary=json.loads((folder / "summary.json").read_text()))
+    data = SimpleNamespace(
+        files={p.name: p for p in folder.glob("*.parquet")},
+        audit_summary=json.loads((folder / "summary.json").read_text()),
+    )
     ctx = _subset_context(data)
     assert ctx["subset_by"] == "subset"
     wheres = [r["where"] for r in ctx["subset_findings"] if r["concept"] == "flattery"]
@@ -160,4 +162,7 @@ def test_second_run_reads_the_cache_and_gives_the_identical_audit(tmp_path):
     assert third["record"]["cache"] == {"dir": str(tmp_path / "cache"), "annotations": "reused", "audit": "stored"}
     # changed data misses
     make_preference_pairs(201, seed=5, subset_rates=FLIP).dataset.to_json(str(data))
-    assert run_audit(str(data), out=tmp_path / "d", cache_dir=tmp_path / "cache")["record"]["cache"]["annotations"] == "stored"
+    assert (
+        run_audit(str(data), out=tmp_path / "d", cache_dir=tmp_path / "cache")["record"]["cache"]["annotations"]
+        == "stored"
+    )

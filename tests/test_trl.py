@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("trl")
 
+from _tiny_lm import build_tokenizer, tiny_config  # noqa: E402
+
 from curate import _columns as C  # noqa: E402
 from curate.recipe import Recipe  # noqa: E402
 
@@ -24,31 +26,6 @@ def curated():
     return dd
 
 
-def build_tokenizer(dataset):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = set()
-    pre = pre_tokenizers.Whitespace()
-    for col in (C.PROMPT, C.CHOSEN, C.REJECTED):
-        for text in dataset[col]:
-            words.update(w for w, _ in pre.pre_tokenize_str(text))
-    vocab = {"<pad>": 0, "<unk>": 1, "</s>": 2}
-    for w in sorted(words):
-        vocab[w] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
-
-
-def tiny_config(vocab_size, **kw):
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, pad_token_id=0,
-                       eos_token_id=2, bos_token_id=2, **kw)
-
-
 def test_weighted_dpo_trains_and_uses_weights(curated, tmp_path):
     import torch
     from transformers import LlamaForCausalLM
@@ -61,10 +38,22 @@ def test_weighted_dpo_trains_and_uses_weights(curated, tmp_path):
     tok = build_tokenizer(train)
     torch.manual_seed(0)
     model = LlamaForCausalLM(tiny_config(len(tok)))
-    args = DPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
-                     bf16=False, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
-                     precompute_ref_log_probs=True, gradient_checkpointing=False, max_length=128,
-                     dataloader_num_workers=0, seed=0)
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        precompute_ref_log_probs=True,
+        gradient_checkpointing=False,
+        max_length=128,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     trainer = WeightedDPOTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     batch = next(iter(trainer.get_train_dataloader()))
     assert C.WEIGHT in batch and batch[C.WEIGHT].shape == (4,)
@@ -96,9 +85,21 @@ def test_reward_trainer_reads_margin(curated, tmp_path):
     tok = build_tokenizer(train)
     torch.manual_seed(0)
     model = LlamaForSequenceClassification(tiny_config(len(tok), num_labels=1))
-    args = RewardConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
-                        bf16=False, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
-                        gradient_checkpointing=False, max_length=128, dataloader_num_workers=0, seed=0)
+    args = RewardConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        gradient_checkpointing=False,
+        max_length=128,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tok)
     batch = next(iter(trainer.get_train_dataloader()))
     assert C.MARGIN in batch

@@ -11,8 +11,9 @@ spec = importlib.util.spec_from_file_location("wimhf_check", BENCH)
 wimhf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(wimhf)
 
-pytestmark = pytest.mark.skipif(not (wimhf.DEFAULT / wimhf.FILE).exists(),
-                                reason=f"WIMHF demo data not found at {wimhf.DEFAULT}")
+pytestmark = pytest.mark.skipif(
+    not (wimhf.DEFAULT / wimhf.FILE).exists(), reason=f"WIMHF demo data not found at {wimhf.DEFAULT}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,10 @@ def test_feature_rules_read_polarity():
     assert wimhf.match("fulfills harmful requests instead of refusing") == (wimhf.REFUSALS, -1)
     assert wimhf.match("no markdown-style formatting (headings, bold, lists)") == ("markdown", -1)
     assert wimhf.match("expresses uncertainty/deflects instead of giving a direct answer") == ("deflection", 1)
-    assert wimhf.match("provides direct advice/content instead of asking clarifying questions") == ("clarifying_question", -1)
+    assert wimhf.match("provides direct advice/content instead of asking clarifying questions") == (
+        "clarifying_question",
+        -1,
+    )
     assert wimhf.match("frames things optimistically") is None
 
 

@@ -36,8 +36,15 @@ class EditorState:
     name: str = "draft-recipe"
 
     def key(self) -> tuple:
-        return (tuple(self.block), tuple(self.amplify), self.method, round(float(self.strength), 6),
-                round(float(self.amplify_strength), 6), tuple(sorted(self.extras)), self.name)
+        return (
+            tuple(self.block),
+            tuple(self.amplify),
+            self.method,
+            round(float(self.strength), 6),
+            round(float(self.amplify_strength), 6),
+            tuple(sorted(self.extras)),
+            self.name,
+        )
 
 
 def applied_recipe(data: AppData) -> dict | None:
@@ -67,10 +74,15 @@ def preset(data: AppData) -> EditorState:
     method = next((i for i in steps if i in BLOCK_METHODS), "rebalance")
     b_rule = next((r for r in rules if r.get("action") == "block"), {})
     a_rule = next((r for r in rules if r.get("action") == "amplify"), {})
-    return EditorState(block=block, amplify=amplify, method=method,
-                       strength=float(b_rule.get("strength", 1.0) or 1.0),
-                       amplify_strength=float(a_rule.get("strength", 1.0) or 1.0),
-                       extras=[e for e in EXTRAS if e in steps], name=str(rec.get("name") or "draft-recipe"))
+    return EditorState(
+        block=block,
+        amplify=amplify,
+        method=method,
+        strength=float(b_rule.get("strength", 1.0) or 1.0),
+        amplify_strength=float(a_rule.get("strength", 1.0) or 1.0),
+        extras=[e for e in EXTRAS if e in steps],
+        name=str(rec.get("name") or "draft-recipe"),
+    )
 
 
 def _list(v) -> list[str]:
@@ -87,11 +99,23 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
     margin = ["margin"] if "margin" in st.extras else []
     rules = []
     if block:
-        rules.append({"concepts": block, "action": "block", "strength": float(st.strength),
-                      "interventions": [st.method] + (["inoculate"] if "inoculate" in st.extras else []) + margin})
+        rules.append(
+            {
+                "concepts": block,
+                "action": "block",
+                "strength": float(st.strength),
+                "interventions": [st.method] + (["inoculate"] if "inoculate" in st.extras else []) + margin,
+            }
+        )
     if amplify:
-        rules.append({"concepts": amplify, "action": "amplify", "strength": float(st.amplify_strength),
-                      "interventions": ["upweight"] + margin})
+        rules.append(
+            {
+                "concepts": amplify,
+                "action": "amplify",
+                "strength": float(st.amplify_strength),
+                "interventions": ["upweight"] + margin,
+            }
+        )
     taken = set(block) | set(amplify)
     for r in base.get("rules") or []:
         if r.get("action") == "allow":
@@ -136,12 +160,19 @@ def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str |
         bad = [c for c in ids if c not in known]
         for c in bad:
             close = difflib.get_close_matches(c, sorted(known), n=3)
-            warnings.append(f"Unknown concept {c!r} in {what}: left out."
-                            + (f" Did you mean {', '.join(close)}?" if close else ""))
+            warnings.append(
+                f"Unknown concept {c!r} in {what}: left out." + (f" Did you mean {', '.join(close)}?" if close else "")
+            )
         clean[what] = [c for c in ids if c in known]
     both = sorted(set(clean["block"]) & set(clean["amplify"]))
-    err = (f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} both blocked and amplified: choose one action "
-           "per concept (remove it from Amplify or from Block).") if both else None
+    err = (
+        (
+            f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} both blocked and amplified: choose one action "
+            "per concept (remove it from Amplify or from Block)."
+        )
+        if both
+        else None
+    )
     try:
         strength = float(st.strength)
     except (TypeError, ValueError):
@@ -150,8 +181,15 @@ def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str |
         warnings.append(f"Block strength must be in (0, 1]; {st.strength!r} was given, 1.0 is used.")
         strength = 1.0
     method = st.method if st.method in BLOCK_METHODS else "rebalance"
-    out = EditorState(clean["block"], clean["amplify"], method, strength, st.amplify_strength,
-                      [e for e in st.extras if e in EXTRAS], st.name)
+    out = EditorState(
+        clean["block"],
+        clean["amplify"],
+        method,
+        strength,
+        st.amplify_strength,
+        [e for e in st.extras if e in EXTRAS],
+        st.name,
+    )
     return out, warnings, err
 
 
@@ -163,8 +201,14 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     from ..recipe import Recipe
 
     w0 = data._source.astype(float)
-    out = {"rows_before": int((w0 > 0).sum()), "ess_before": round(float(w0.sum()), 1), "concepts": [],
-           "warnings": [], "rows_kept": int((w0 > 0).sum()), "ess_after": round(float(w0.sum()), 1)}
+    out = {
+        "rows_before": int((w0 > 0).sum()),
+        "ess_before": round(float(w0.sum()), 1),
+        "concepts": [],
+        "warnings": [],
+        "rows_kept": int((w0 > 0).sum()),
+        "ess_after": round(float(w0.sum()), 1),
+    }
     rec = recipe_dict(data, st)
     acted = [c for r in rec["rules"] for c in r["concepts"]]
     shown = [c for c in data.concepts if c not in data.hidden()]
@@ -186,23 +230,39 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     ids = recipe.concept_ids()
     n = data.n_rows
     state = PairState(
-        concepts=list(ids), chosen=np.column_stack([data.side(c, C.CHOSEN) for c in ids]),
-        rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]), usable=data._source.copy(),
-        keep=data._source.copy(), reason=np.where(data._source, "", data._reason).astype(object),
-        weight=w0.copy(), margin=np.zeros(n), swapped=np.zeros(n, bool), copies=np.ones(n, np.int64),
-        instructions=[[]] * n, labels={c: c for c in ids})  # rows' lists are replaced, never appended to
+        concepts=list(ids),
+        chosen=np.column_stack([data.side(c, C.CHOSEN) for c in ids]),
+        rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]),
+        usable=data._source.copy(),
+        keep=data._source.copy(),
+        reason=np.where(data._source, "", data._reason).astype(object),
+        weight=w0.copy(),
+        margin=np.zeros(n),
+        swapped=np.zeros(n, bool),
+        copies=np.ones(n, np.int64),
+        instructions=[[]] * n,
+        labels={c: c for c in ids},
+    )  # rows' lists are replaced, never appended to
     res = run_preview(None, recipe=recipe, state=state)
-    table = [{**r, "action": groups.get(r["concept"], r["action"])} for r in res["table"].to_dict("records")
-             if r["concept"] not in members]
-    table.sort(key=lambda r: ({"block": 0, "amplify": 1}.get(r["action"], 2)))
-    out.update(rows_kept=int(res["rows_kept"]), ess_after=round(float(res["ess"]), 1),
-               ess_fraction=float(res["ess_fraction"]), concepts=table)
+    table = [
+        {**r, "action": groups.get(r["concept"], r["action"])}
+        for r in res["table"].to_dict("records")
+        if r["concept"] not in members
+    ]
+    table.sort(key=lambda r: {"block": 0, "amplify": 1}.get(r["action"], 2))
+    out.update(
+        rows_kept=int(res["rows_kept"]),
+        ess_after=round(float(res["ess"]), 1),
+        ess_fraction=float(res["ess_fraction"]),
+        concepts=table,
+    )
     for r in table:
         b, a = r["win_rate_before"], r["win_rate_after"]
         if r["action"] == "amplify" and a < b - 0.005:
             out["warnings"].append(
                 f"Amplifying {r['concept']} moves it down ({b:.3f} → {a:.3f}): pairs that show it also show a "
-                "blocked concept, and blocking that removes weight from them. Block fewer concepts, or accept it.")
+                "blocked concept, and blocking that removes weight from them. Block fewer concepts, or accept it."
+            )
     return out
 
 
@@ -223,12 +283,19 @@ def curation(data: AppData) -> dict | None:
             added.update(s.get("instructions_used") or {})
     w = data.weights[data._kept]
     return {
-        "recipe": rec, "retention": ret, "before_after": before_after, "added": added,
+        "recipe": rec,
+        "retention": ret,
+        "before_after": before_after,
+        "added": added,
         "dropped_by_reason": {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()},
         "warnings": list(data.applied.get("warnings") or []),
-        "weights": {"rows": len(w), "zero": int((w == 0).sum()),
-                    "min": float(w.min()) if len(w) else None, "median": float(np.median(w)) if len(w) else None,
-                    "max": float(w.max()) if len(w) else None},
+        "weights": {
+            "rows": len(w),
+            "zero": int((w == 0).sum()),
+            "min": float(w.min()) if len(w) else None,
+            "median": float(np.median(w)) if len(w) else None,
+            "max": float(w.max()) if len(w) else None,
+        },
     }
 
 

@@ -20,9 +20,11 @@ from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, 
 
 TABS = ("overview", "concept", "pairs", "curation", "recipe")
 #: event delegation inside an HTML view: an element with data-concept triggers the view's click event
-CLICKS = ("element.addEventListener('click', (e) => { const a = e.target.closest('[data-concept]'); "
-          "if (!a) return; e.preventDefault(); trigger('click', {concept: a.dataset.concept, "
-          "action: a.dataset.action || 'open'}); });")
+CLICKS = (
+    "element.addEventListener('click', (e) => { const a = e.target.closest('[data-concept]'); "
+    "if (!a) return; e.preventDefault(); trigger('click', {concept: a.dataset.concept, "
+    "action: a.dataset.action || 'open'}); });"
+)
 HEADER_CSS = """<style>
 #cu-title h2{margin:.2rem 0;overflow-wrap:anywhere;font-size:clamp(1rem,4vw,1.5rem)}
 #concept-table thead th, #concept-table thead th span{white-space:nowrap !important;word-break:normal !important;overflow-wrap:normal !important}
@@ -30,9 +32,22 @@ HEADER_CSS = """<style>
 </style>"""
 
 
-WIDTHS = {"finding": "80px", "group": "90px", "concept": "230px", "label": "300px", "source": "90px",
-          "n_members": "110px", "pairs differ": "120px", "win-rate": "95px", "95% CI": "140px", "effect d": "95px",
-          "q": "95px", "length-ctrl q": "125px", "confirmed": "105px", "nearest named": "210px"}
+WIDTHS = {
+    "finding": "80px",
+    "group": "90px",
+    "concept": "230px",
+    "label": "300px",
+    "source": "90px",
+    "n_members": "110px",
+    "pairs differ": "120px",
+    "win-rate": "95px",
+    "95% CI": "140px",
+    "effect d": "95px",
+    "q": "95px",
+    "length-ctrl q": "125px",
+    "confirmed": "105px",
+    "nearest named": "210px",
+}
 
 
 def _url_js(*keys: str, tab: str | None = None) -> str:
@@ -40,11 +55,13 @@ def _url_js(*keys: str, tab: str | None = None) -> str:
     Nothing is written before the page has read its own URL (``window.__cu_ready``, set by the load event)."""
     sets = "".join(f"set('{k}', args[{i}]);" for i, k in enumerate(keys))
     tab_set = f"u.searchParams.set('tab', '{tab}');" if tab else ""
-    return ("(...args) => { if (!window.__cu_ready) return args.length === 1 ? args[0] : args; "
-            "const u = new URL(window.location.href); const set = (k, v) => { "
-            "if (v === null || v === undefined || v === '' || v === '(any)') u.searchParams.delete(k); "
-            f"else u.searchParams.set(k, v); }}; {tab_set}{sets} window.history.replaceState(null, '', u); "
-            "return args.length === 1 ? args[0] : args; }")
+    return (
+        "(...args) => { if (!window.__cu_ready) return args.length === 1 ? args[0] : args; "
+        "const u = new URL(window.location.href); const set = (k, v) => { "
+        "if (v === null || v === undefined || v === '' || v === '(any)') u.searchParams.delete(k); "
+        f"else u.searchParams.set(k, v); }}; {tab_set}{sets} window.history.replaceState(null, '', u); "
+        "return args.length === 1 ? args[0] : args; }"
+    )
 
 
 def build_app(source=None, *, title: str | None = None):
@@ -93,11 +110,19 @@ def build_app(source=None, *, title: str | None = None):
     def step(delta):
         def fn(concept, status, reason, page, page_size, search):
             return pairs_fn(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search)
+
         return fn
 
     def preview_fn(name, block, amplify, method, extras, strength, amplify_strength):
-        st = E.EditorState(list(block or []), list(amplify or []), method, strength, amplify_strength,
-                           list(extras or []), name or "draft-recipe")
+        st = E.EditorState(
+            list(block or []),
+            list(amplify or []),
+            method,
+            strength,
+            amplify_strength,
+            list(extras or []),
+            name or "draft-recipe",
+        )
         st, warnings, err = E.check(data, st)
         if err:
             return R.render_preview({}, warnings, err), gr.update(), gr.update()
@@ -160,15 +185,27 @@ def build_app(source=None, *, title: str | None = None):
                 with gr.Row():
                     src_filter = gr.Radio(list(SOURCE_CHOICES), value="all", label="Source", elem_id="source-filter")
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
-                    find_filter = gr.Checkbox(value=False, label="Findings only", elem_id="findings-filter",
-                                              visible=data.has_findings)
-                    sub_filter = gr.Dropdown([ALL_SUBSETS] + data.subsets, value=ALL_SUBSETS, label="Subset",
-                                             elem_id="subset-filter", visible=bool(data.subsets))
+                    find_filter = gr.Checkbox(
+                        value=False, label="Findings only", elem_id="findings-filter", visible=data.has_findings
+                    )
+                    sub_filter = gr.Dropdown(
+                        [ALL_SUBSETS] + data.subsets,
+                        value=ALL_SUBSETS,
+                        label="Subset",
+                        elem_id="subset-filter",
+                        visible=bool(data.subsets),
+                    )
                 first_table = data.concept_table()
-                table = gr.Dataframe(first_table, column_widths=[WIDTHS.get(c, "110px") for c in first_table.columns],
-                                     label="Concepts (click a row to open it; a header's menu "
-                                     "sorts; concepts with identical statistics share a row)", interactive=False,
-                                     wrap=True, max_height=420, elem_id="concept-table")
+                table = gr.Dataframe(
+                    first_table,
+                    column_widths=[WIDTHS.get(c, "110px") for c in first_table.columns],
+                    label="Concepts (click a row to open it; a header's menu "
+                    "sorts; concepts with identical statistics share a row)",
+                    interactive=False,
+                    wrap=True,
+                    max_height=420,
+                    elem_id="concept-table",
+                )
                 plot = gr.HTML(R.render_plot(data.volcano()), elem_id="volcano", js_on_load=CLICKS)
             with gr.Tab("Concept", id="concept") as t_concept:
                 concept_dd = gr.Dropdown(choices, value=first, label="Concept", elem_id="concept-dd")
@@ -178,15 +215,25 @@ def build_app(source=None, *, title: str | None = None):
                 concept_html = gr.HTML(R.render_concept(data, first), elem_id="concept-html", js_on_load=None)
             with gr.Tab("Pairs", id="pairs") as t_pairs:
                 with gr.Row():
-                    p_concept = gr.Dropdown([(ANY, ANY)] + choices, value=ANY, label="Concept differs",
-                                            elem_id="pairs-concept")
-                    p_status = gr.Radio(list(STATUS_CHOICES), value="all", label="Status", elem_id="pairs-status",
-                                        info="weight 0: kept, but the weights give it nothing")
-                    p_reason = gr.Dropdown([ANY] + reasons, value=ANY, label="Reason", elem_id="pairs-reason",
-                                           visible=bool(reasons))
+                    p_concept = gr.Dropdown(
+                        [(ANY, ANY)] + choices, value=ANY, label="Concept differs", elem_id="pairs-concept"
+                    )
+                    p_status = gr.Radio(
+                        list(STATUS_CHOICES),
+                        value="all",
+                        label="Status",
+                        elem_id="pairs-status",
+                        info="weight 0: kept, but the weights give it nothing",
+                    )
+                    p_reason = gr.Dropdown(
+                        [ANY] + reasons, value=ANY, label="Reason", elem_id="pairs-reason", visible=bool(reasons)
+                    )
                     p_size = gr.Dropdown([5, 10, 20, 50], value=10, label="Per page", elem_id="pairs-size")
-                p_search = gr.Textbox(label="Search the text (prompt, chosen, rejected; Enter to search)",
-                                      elem_id="pairs-search", max_lines=1)
+                p_search = gr.Textbox(
+                    label="Search the text (prompt, chosen, rejected; Enter to search)",
+                    elem_id="pairs-search",
+                    max_lines=1,
+                )
                 with gr.Row():
                     prev_btn = gr.Button("◀ Previous", elem_id="prev-page", size="sm")
                     p_page = gr.Number(1, label="Page", precision=0, elem_id="pairs-page")
@@ -203,51 +250,109 @@ def build_app(source=None, *, title: str | None = None):
                         gr.Image(data.learning[1], show_label=False, elem_id="learned-scatter")
                     gr.Dataframe(data.learning[2], interactive=False, elem_id="learned-table")
             with gr.Tab("Recipe", id="recipe") as t_recipe:
-                gr.Markdown(("Starts from the **applied recipe** (" + R.esc(start.name) + "): change it and the "
-                             "preview updates; the download is exactly the YAML below." if data.recipe_text else
-                             "Mark concepts to **block** (stop rewarding them) or **amplify**; unmarked concepts are "
-                             "allowed. The preview updates as you edit; the download is exactly the YAML below."),
-                            elem_id="recipe-intro")
+                gr.Markdown(
+                    (
+                        "Starts from the **applied recipe** (" + R.esc(start.name) + "): change it and the "
+                        "preview updates; the download is exactly the YAML below."
+                        if data.recipe_text
+                        else "Mark concepts to **block** (stop rewarding them) or **amplify**; unmarked concepts are "
+                        "allowed. The preview updates as you edit; the download is exactly the YAML below."
+                    ),
+                    elem_id="recipe-intro",
+                )
                 name = gr.Textbox(start.name, label="Recipe name", elem_id="recipe-name", max_lines=1)
                 with gr.Row():
-                    block_dd = gr.Dropdown(choices, value=start.block, multiselect=True, label="Block",
-                                           allow_custom_value=True, elem_id="block-dd")
-                    amplify_dd = gr.Dropdown([c for c in choices if c[1] not in start.block], value=start.amplify,
-                                             multiselect=True, label="Amplify", allow_custom_value=True,
-                                             elem_id="amplify-dd")
+                    block_dd = gr.Dropdown(
+                        choices,
+                        value=start.block,
+                        multiselect=True,
+                        label="Block",
+                        allow_custom_value=True,
+                        elem_id="block-dd",
+                    )
+                    amplify_dd = gr.Dropdown(
+                        [c for c in choices if c[1] not in start.block],
+                        value=start.amplify,
+                        multiselect=True,
+                        label="Amplify",
+                        allow_custom_value=True,
+                        elem_id="amplify-dd",
+                    )
                 with gr.Row():
-                    method = gr.Radio(list(E.BLOCK_METHODS), value=start.method, label="Block by", elem_id="block-method",
-                                      info="rebalance: re-weight pairs (keeps rows); resample: draw rows by weight; "
-                                           "filter: drop pairs; relabel: swap chosen and rejected")
-                    extras = gr.CheckboxGroup(list(E.EXTRAS), value=start.extras, label="Also", elem_id="recipe-extras",
-                                              info="inoculate: add an instruction naming the blocked behaviour to "
-                                                   "the prompts that reward it; margin: a reward margin")
+                    method = gr.Radio(
+                        list(E.BLOCK_METHODS),
+                        value=start.method,
+                        label="Block by",
+                        elem_id="block-method",
+                        info="rebalance: re-weight pairs (keeps rows); resample: draw rows by weight; "
+                        "filter: drop pairs; relabel: swap chosen and rejected",
+                    )
+                    extras = gr.CheckboxGroup(
+                        list(E.EXTRAS),
+                        value=start.extras,
+                        label="Also",
+                        elem_id="recipe-extras",
+                        info="inoculate: add an instruction naming the blocked behaviour to "
+                        "the prompts that reward it; margin: a reward margin",
+                    )
                 with gr.Row():
-                    strength = gr.Slider(0.05, 1.0, value=start.strength, step=0.05, elem_id="block-strength",
-                                         label="Block strength (share of the imbalance removed; 1 = no longer rewarded)")
-                    amp_strength = gr.Slider(0.1, 3.0, value=start.amplify_strength, step=0.1,
-                                             label="Amplify strength (extra weight)", elem_id="amplify-strength")
-                init = preview_fn(start.name, start.block, start.amplify, start.method, start.extras, start.strength,
-                                  start.amplify_strength)
+                    strength = gr.Slider(
+                        0.05,
+                        1.0,
+                        value=start.strength,
+                        step=0.05,
+                        elem_id="block-strength",
+                        label="Block strength (share of the imbalance removed; 1 = no longer rewarded)",
+                    )
+                    amp_strength = gr.Slider(
+                        0.1,
+                        3.0,
+                        value=start.amplify_strength,
+                        step=0.1,
+                        label="Amplify strength (extra weight)",
+                        elem_id="amplify-strength",
+                    )
+                init = preview_fn(
+                    start.name,
+                    start.block,
+                    start.amplify,
+                    start.method,
+                    start.extras,
+                    start.strength,
+                    start.amplify_strength,
+                )
                 preview_html = gr.HTML(init[0], elem_id="preview-html")
                 download = gr.DownloadButton("Download recipe YAML", value=init[2], elem_id="download-recipe")
-                yaml_code = gr.Code(init[1], language="yaml", label="recipe.yaml", interactive=False,
-                                    elem_id="recipe-yaml")
+                yaml_code = gr.Code(
+                    init[1], language="yaml", label="recipe.yaml", interactive=False, elem_id="recipe-yaml"
+                )
 
         filters = [src_filter, conf_filter, find_filter, sub_filter]
         src_filter.change(table_fn, filters, table, api_name="concept_table")
         gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
         plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
-        concept_dd.change(concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept"))
-        see_all.click(lambda c: (gr.update(value=c), gr.Tabs(selected="pairs")), concept_dd, [p_concept, tabs],
-                      api_name=False)
-        block_it.click(lambda c, b: (gr.update(value=[x for x in (b or []) if x != c] + [c]), gr.Tabs(selected="recipe")),
-                       [concept_dd, block_dd], [block_dd, tabs], api_name=False)
+        concept_dd.change(
+            concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept")
+        )
+        see_all.click(
+            lambda c: (gr.update(value=c), gr.Tabs(selected="pairs")), concept_dd, [p_concept, tabs], api_name=False
+        )
+        block_it.click(
+            lambda c, b: (gr.update(value=[x for x in (b or []) if x != c] + [c]), gr.Tabs(selected="recipe")),
+            [concept_dd, block_dd],
+            [block_dd, tabs],
+            api_name=False,
+        )
         inputs = [p_concept, p_status, p_reason, p_page, p_size, p_search]
         outputs = [p_html, p_info, p_page]
-        gr.on([p_concept.change, p_status.change, p_reason.change, p_size.change, p_search.submit],
-              lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q), inputs, outputs, api_name=False)
+        gr.on(
+            [p_concept.change, p_status.change, p_reason.change, p_size.change, p_search.submit],
+            lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q),
+            inputs,
+            outputs,
+            api_name=False,
+        )
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
         prev_btn.click(step(-1), inputs, outputs, api_name=False)
         next_btn.click(step(+1), inputs, outputs, api_name=False)
@@ -255,11 +360,25 @@ def build_app(source=None, *, title: str | None = None):
         for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
             tab.select(None, None, None, js=_url_js(tab=tab_id))
         editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
-        gr.on([name.submit, block_dd.change, amplify_dd.change, method.change, extras.change, strength.change,
-               amp_strength.change], preview_fn, editor, [preview_html, yaml_code, download], api_name="preview",
-              trigger_mode="always_last")
+        gr.on(
+            [
+                name.submit,
+                block_dd.change,
+                amplify_dd.change,
+                method.change,
+                extras.change,
+                strength.change,
+                amp_strength.change,
+            ],
+            preview_fn,
+            editor,
+            [preview_html, yaml_code, download],
+            api_name="preview",
+            trigger_mode="always_last",
+        )
         block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
-        demo.load(load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info],
-                  api_name=False).then(None, None, None, js="() => { window.__cu_ready = true; }")
+        demo.load(
+            load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info], api_name=False
+        ).then(None, None, None, js="() => { window.__cu_ready = true; }")
     demo.curate_data = data  # the loaded data, for tests and notebooks
     return demo

@@ -28,7 +28,8 @@ def default_source() -> str:
             return d
     raise FileNotFoundError(
         f"No demo output found ({' or '.join(DEMO_DIRS)}). Run `curate demo` first, or pass a folder "
-        "written by `curate audit DATA --out DIR` / `curate publish`, or a Hub dataset id.")
+        "written by `curate audit DATA --out DIR` / `curate publish`, or a Hub dataset id."
+    )
 
 
 def dataset_name(source: str, manifest: dict | None = None) -> str:
@@ -76,7 +77,8 @@ def load_app_data(source: str | os.PathLike | None = None):
         return _load_folder(_download(source), source)
     raise FileNotFoundError(
         f"{source!r} is neither an existing folder nor a Hub dataset id (owner/name). Pass a folder written by "
-        "`curate audit DATA --out DIR`, `curate apply` or `curate publish`, or a Hub id.")
+        "`curate audit DATA --out DIR`, `curate apply` or `curate publish`, or a Hub id."
+    )
 
 
 def _download(repo_id: str) -> Path:
@@ -89,7 +91,8 @@ def _download(repo_id: str) -> Path:
             f"Could not download the dataset {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no details'}). If you are offline (HF_HUB_OFFLINE=1) "
             "or the repository is private, pass a local folder written by `curate publish` or "
-            "`curate audit DATA --out DIR` instead.") from None
+            "`curate audit DATA --out DIR` instead."
+        ) from None
 
 
 def _load_folder(path: Path, source: str):
@@ -102,20 +105,39 @@ def _load_folder(path: Path, source: str):
     name = dataset_name(source, manifest)
     if kind == "audit":
         af = F.load_audit(path)
-        return AppData(source=name, kind="audit folder", audit=af.results,
-                       table=af.annotated().with_format("arrow")[:], record=dict(af.summary), labels=af.labels,
-                       members=af.members, by_audit=af.by)
+        return AppData(
+            source=name,
+            kind="audit folder",
+            audit=af.results,
+            table=af.annotated().with_format("arrow")[:],
+            record=dict(af.summary),
+            labels=af.labels,
+            members=af.members,
+            by_audit=af.by,
+        )
     if kind == "curated":
         cf = F.load_curated(path)
         table = _concat([cf.dataset[s].with_format("arrow")[:] for s in (C.TRAIN_SPLIT, C.DROPPED_SPLIT)])
         af = cf.audit
-        return _with_audit(name, "curated folder", table, cf.report, cf.recipe_text,
-                           af.results if af else None, dict(af.summary) if af else {}, af.labels if af else None,
-                           af.members if af else None, af.by if af else None, _learning(path))
+        return _with_audit(
+            name,
+            "curated folder",
+            table,
+            cf.report,
+            cf.recipe_text,
+            af.results if af else None,
+            dict(af.summary) if af else {},
+            af.labels if af else None,
+            af.members if af else None,
+            af.by if af else None,
+            _learning(path),
+        )
     if kind == "published":
         return _load_published_folder(F.load_published(path), name, _learning(path))
-    raise F.FolderError(f"{name!r} is a {kind} folder: it has no pairs to browse. Open the folder it was made "
-                        "from, or an audit, curated or published folder.")
+    raise F.FolderError(
+        f"{name!r} is a {kind} folder: it has no pairs to browse. Open the folder it was made "
+        "from, or an audit, curated or published folder."
+    )
 
 
 def _concat(parts):
@@ -136,19 +158,34 @@ def _learning(path: Path):
     return found
 
 
-def _with_audit(name, kind, table, apply_record, recipe_text, audit, summary, labels, members, by_audit=None,
-                learning=None):
+def _with_audit(
+    name, kind, table, apply_record, recipe_text, audit, summary, labels, members, by_audit=None, learning=None
+):
     from ..audit import RESULT_COLUMNS
     from .queries import AppData
 
     record = dict(summary or {})
     if audit is None:
-        record["missing"] = [("the audit of the source data (made by `curate audit`, or saved by `curate apply` "
-                              "from this version on): the concept views are empty")]
+        record["missing"] = [
+            (
+                "the audit of the source data (made by `curate audit`, or saved by `curate apply` "
+                "from this version on): the concept views are empty"
+            )
+        ]
         audit = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
-    return AppData(source=name, kind=kind, audit=audit, table=table, record=record, labels=labels,
-                   recipe_text=recipe_text, members=members, applied=dict(apply_record or {}), by_audit=by_audit,
-                   learning=learning)
+    return AppData(
+        source=name,
+        kind=kind,
+        audit=audit,
+        table=table,
+        record=record,
+        labels=labels,
+        recipe_text=recipe_text,
+        members=members,
+        applied=dict(apply_record or {}),
+        by_audit=by_audit,
+        learning=learning,
+    )
 
 
 def _read_json(path: Path | None) -> dict:
@@ -174,15 +211,26 @@ def _load_published_folder(pf, name: str, learning=None):
                 t = t.append_column(C.KEEP, pa.array(np.full(t.num_rows, split == C.TRAIN_SPLIT)))
             parts.append(t)
     if not parts:
-        raise F.FolderError(f"{name!r}: data/ holds no {C.TRAIN_SPLIT}-*.parquet or {C.DROPPED_SPLIT}-*.parquet "
-                            f"files; re-run `{F.KINDS['published']}`.")
+        raise F.FolderError(
+            f"{name!r}: data/ holds no {C.TRAIN_SPLIT}-*.parquet or {C.DROPPED_SPLIT}-*.parquet "
+            f"files; re-run `{F.KINDS['published']}`."
+        )
 
     def opt(file):
         f = pf.audit_file(file)
         return pd.read_parquet(f) if f is not None else None
 
     recipe = pf.audit_file(F.RECIPE)
-    return _with_audit(name, "published folder", _concat(parts), _read_json(pf.audit_file(F.APPLY_RECORD)),
-                       recipe.read_text(encoding="utf-8") if recipe else None, opt(F.AUDIT_TABLE),
-                       _read_json(pf.audit_file(F.AUDIT_SUMMARY)), opt(F.FEATURE_LABELS), opt(F.AUDIT_MEMBERS),
-                       opt(F.AUDIT_BY), learning)
+    return _with_audit(
+        name,
+        "published folder",
+        _concat(parts),
+        _read_json(pf.audit_file(F.APPLY_RECORD)),
+        recipe.read_text(encoding="utf-8") if recipe else None,
+        opt(F.AUDIT_TABLE),
+        _read_json(pf.audit_file(F.AUDIT_SUMMARY)),
+        opt(F.FEATURE_LABELS),
+        opt(F.AUDIT_MEMBERS),
+        opt(F.AUDIT_BY),
+        learning,
+    )

@@ -150,15 +150,23 @@ class AppData:
         dropped = {r: int(c) for r, c in pd.Series(self._reason[~self._kept]).value_counts().items()}
         a = self.audit
         return {
-            "source": self.source, "kind": self.kind, "rows": self.n_rows, "kept": int(self._kept.sum()),
-            "dropped": int((~self._kept).sum()), "dropped_by_reason": dropped,
+            "source": self.source,
+            "kind": self.kind,
+            "rows": self.n_rows,
+            "kept": int(self._kept.sum()),
+            "dropped": int((~self._kept).sum()),
+            "dropped_by_reason": dropped,
             "zero_weight": int((self._kept & (self._weight == 0)).sum()),
-            "input_format": ing.get("format"), "input_rows": ing.get("n_rows"), "usable": ing.get("n_usable"),
-            "unusable_by_reason": ing.get("reasons") or {}, "concepts": len(a),
+            "input_format": ing.get("format"),
+            "input_rows": ing.get("n_rows"),
+            "usable": ing.get("n_usable"),
+            "unusable_by_reason": ing.get("reasons") or {},
+            "concepts": len(a),
             "significant": int((a["q_value"] < aud.get("alpha", 0.05)).sum()) if "q_value" in a else None,
             "confirmed": int(truthy(a["confirmed"]).sum()) if "confirmed" in a else None,
             "findings": int(truthy(a["finding"]).sum()) if "finding" in a else None,
-            "heldout_auc": aud.get("heldout_auc"), "concept_sources": self.record.get("concept_sources"),
+            "heldout_auc": aud.get("heldout_auc"),
+            "concept_sources": self.record.get("concept_sources"),
             "missing": list(self.record.get("missing") or []),
         }
 
@@ -175,14 +183,18 @@ class AppData:
         if subset not in self.subsets:
             raise ValueError(f"Unknown subset {subset!r}. Subsets of this audit: {self.subsets or 'none'}.")
         a = self.by_audit[self.by_audit[C.SUBSET].astype(str) == subset]
-        extra = [c for c in ("concept", "n_members", "nearest_named", "nearest_r", "group") if c in self.audit
-                 and (c == "concept" or c not in a)]
+        extra = [
+            c
+            for c in ("concept", "n_members", "nearest_named", "nearest_r", "group")
+            if c in self.audit and (c == "concept" or c not in a)
+        ]
         a = a.merge(self.audit[extra], on="concept", how="left")
         rank = a["finding_rank"].fillna(np.inf) if "finding_rank" in a else pd.Series(np.inf, index=a.index)
         return a.assign(_r=rank.to_numpy()).sort_values(["_r", "length_controlled_q"]).drop(columns="_r")
 
-    def concept_table(self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False,
-                      subset: str = ALL_SUBSETS) -> pd.DataFrame:
+    def concept_table(
+        self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False, subset: str = ALL_SUBSETS
+    ) -> pd.DataFrame:
         """The Overview's concept table, filtered by source (``all``, ``named``, ``SAE``), confirmation, findings
         and subset (``all pairs``: the pooled audit; a subset: the tests within it). Findings come first;
         concepts with identical statistics share one row (``length = log_length``)."""
@@ -201,7 +213,9 @@ class AppData:
         out = pd.DataFrame()
         if "finding" in a.columns:
             rank = a["finding_rank"] if "finding_rank" in a else pd.Series(np.nan, index=a.index)
-            out["finding"] = [("yes" if is_missing(r) else f"#{int(r)}") if f else "" for f, r in zip(truthy(a["finding"]), rank)]
+            out["finding"] = [
+                ("yes" if is_missing(r) else f"#{int(r)}") if f else "" for f, r in zip(truthy(a["finding"]), rank)
+            ]
         if "group" in a.columns:
             out["group"] = a["group"].fillna("").astype(str)
         out["concept"] = [" = ".join([c] + self.aliases.get(c, [])) for c in a["concept"].astype(str)]
@@ -226,14 +240,18 @@ class AppData:
         a = self.audit[~self.audit["concept"].astype(str).isin(self.hidden())]
         q = a["q_value"].astype(float).fillna(1.0).clip(lower=1e-300)
         finding = truthy(a["finding"]) if "finding" in a else np.zeros(len(a), bool)
-        out = pd.DataFrame({
-            "concept": [" = ".join([c] + self.aliases.get(c, [])) for c in a["concept"].astype(str)],
-            "win_rate": a["win_rate"].astype(float).fillna(0.5).round(3),
-            "neg_log10_q": (-np.log10(q)).round(2),
-            "source": ["named" if s == "named" else "SAE" for s in a["source"].astype(str)],
-            "status": [("finding" if f else "confirmed" if c else "not confirmed")
-                       for f, c in zip(finding, truthy(a["confirmed"]))],
-        })
+        out = pd.DataFrame(
+            {
+                "concept": [" = ".join([c] + self.aliases.get(c, [])) for c in a["concept"].astype(str)],
+                "win_rate": a["win_rate"].astype(float).fillna(0.5).round(3),
+                "neg_log10_q": (-np.log10(q)).round(2),
+                "source": ["named" if s == "named" else "SAE" for s in a["source"].astype(str)],
+                "status": [
+                    ("finding" if f else "confirmed" if c else "not confirmed")
+                    for f, c in zip(finding, truthy(a["confirmed"]))
+                ],
+            }
+        )
         return out.iloc[np.argsort(finding, kind="stable")].reset_index(drop=True)
 
     # -- one concept -----------------------------------------------------------------------------------
@@ -248,8 +266,10 @@ class AppData:
         if hit.empty:
             from ..errors import ConceptError
 
-            raise ConceptError(f"Unknown concept {concept!r}. Concepts in this audit: {self.concepts[:40]}"
-                               + (" …" if len(self.concepts) > 40 else ""))
+            raise ConceptError(
+                f"Unknown concept {concept!r}. Concepts in this audit: {self.concepts[:40]}"
+                + (" …" if len(self.concepts) > 40 else "")
+            )
         return hit.iloc[0].to_dict()
 
     def concept_details(self, concept: str) -> dict:
@@ -340,8 +360,9 @@ class AppData:
         return list(dict.fromkeys(out))
 
     # -- pairs -----------------------------------------------------------------------------------------
-    def pair_indices(self, concept: str | None = None, status: str = "all", reason: str | None = None,
-                     search: str = "") -> np.ndarray:
+    def pair_indices(
+        self, concept: str | None = None, status: str = "all", reason: str | None = None, search: str = ""
+    ) -> np.ndarray:
         """Rows matching the filters. With a concept: rows where it differs, largest |Δ| first. ``search``
         keeps rows whose prompt, chosen or rejected text contains it (case-insensitive)."""
         concept = self.resolve(concept)
@@ -384,11 +405,18 @@ class AppData:
         for col in (C.PROMPT, C.CHOSEN, C.REJECTED):
             if col in self.table.column_names:
                 m = pc.match_substring(self.table.column(col), text, ignore_case=True)
-                hit |= np.asarray(m.to_numpy(zero_copy_only=False), dtype=object) == True
+                hit |= np.asarray(m.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
         return hit
 
-    def pairs_page(self, concept: str | None = None, status: str = "all", reason: str | None = None,
-                   page=1, page_size=10, search: str = "") -> PairPage:
+    def pairs_page(
+        self,
+        concept: str | None = None,
+        status: str = "all",
+        reason: str | None = None,
+        page=1,
+        page_size=10,
+        search: str = "",
+    ) -> PairPage:
         """One page (1-based) of the pairs matching the filters. A page out of range, empty or not a number
         is corrected (to 1 or the last page) and ``note`` says so; it never raises for a bad page."""
         idx = self.pair_indices(concept, status, reason, search)
@@ -397,10 +425,16 @@ class AppData:
         n_pages = max(1, math.ceil(len(idx) / size))
         asked = page_number(page, None)
         page_n = 1 if asked is None else min(max(1, asked), n_pages)
-        note = "" if asked == page_n else (
-            f"Page {page!r} is not a page number: showing page 1." if asked is None else
-            f"There is no page {asked}: showing page {page_n} (pages run from 1 to {n_pages}).")
-        rows = idx[(page_n - 1) * size: page_n * size]
+        note = (
+            ""
+            if asked == page_n
+            else (
+                f"Page {page!r} is not a page number: showing page 1."
+                if asked is None
+                else f"There is no page {asked}: showing page {page_n} (pages run from 1 to {n_pages})."
+            )
+        )
+        rows = idx[(page_n - 1) * size : page_n * size]
         concept = self.resolve(concept)
         return PairPage(self._rows(rows, concept), page_n, n_pages, len(idx), concept, note, (search or "").strip())
 
@@ -409,13 +443,20 @@ class AppData:
         cols = [c for c in (C.ID, C.PROMPT, C.CHOSEN, C.REJECTED) if c in names]
         sub = self.table.select(cols).take(np.asarray(rows, dtype=np.int64)).to_pydict()
         d = self.delta(concept) if concept else None
-        return [{
-            "row": int(i), "id": sub[C.ID][j] if C.ID in sub else int(i),
-            "prompt": sub.get(C.PROMPT, [""] * len(rows))[j] or "",
-            "chosen": sub[C.CHOSEN][j] or "", "rejected": sub[C.REJECTED][j] or "",
-            "kept": bool(self._kept[i]), "reason": self._reason[i], "weight": float(self._weight[i]),
-            "delta": None if d is None else float(d[i]),
-        } for j, i in enumerate(rows)]
+        return [
+            {
+                "row": int(i),
+                "id": sub[C.ID][j] if C.ID in sub else int(i),
+                "prompt": sub.get(C.PROMPT, [""] * len(rows))[j] or "",
+                "chosen": sub[C.CHOSEN][j] or "",
+                "rejected": sub[C.REJECTED][j] or "",
+                "kept": bool(self._kept[i]),
+                "reason": self._reason[i],
+                "weight": float(self._weight[i]),
+                "delta": None if d is None else float(d[i]),
+            }
+            for j, i in enumerate(rows)
+        ]
 
 
 def page_number(value, default):

@@ -20,16 +20,16 @@ _SPAN_PARTS = {"markdown": ("heading", "list", "bold", "code", "link")}
 #: plain-language meaning of the terms the views use (shown in the Overview's glossary and as tooltips)
 GLOSSARY = {
     "win-rate": "Among pairs where chosen and rejected differ in a concept, the share where the chosen response "
-                "has more of it. 0.5 means the data does not reward it; 0.8 means it is rewarded 4 to 1.",
+    "has more of it. 0.5 means the data does not reward it; 0.8 means it is rewarded 4 to 1.",
     "95% CI": "The range the win-rate lies in with 95% confidence (Wilson interval).",
     "significant": "q below 0.05: after correcting for testing many concepts (Benjamini–Hochberg), the win-rate "
-                   "is unlikely to be 0.5 by chance.",
+    "is unlikely to be 0.5 by chance.",
     "length-controlled q": "The same test after accounting for response length, so a concept that only rides "
-                           "along with longer answers is not reported as rewarded.",
+    "along with longer answers is not reported as rewarded.",
     "confirmed": "Found on one half of the prompts and seen again on the other half (held out).",
     "finding": "Confirmed, significant after length control and large enough to act on.",
     "held-out AUC": "How well all concepts together predict which response was chosen, on held-out prompts "
-                    "(0.5: not at all, 1: perfectly).",
+    "(0.5: not at all, 1: perfectly).",
     "ESS": "Effective sample size: how many equally weighted pairs the weighted data is worth.",
 }
 
@@ -76,11 +76,13 @@ def _num(x, fmt="{:.3f}") -> str:
 
 # -- Overview ------------------------------------------------------------------------------------------
 def render_teaches(data: AppData) -> str:
-    """"What this data teaches": the dataset card's finding sentences (:func:`curate.teach.finding_sentences`)."""
+    """ "What this data teaches": the dataset card's finding sentences (:func:`curate.teach.finding_sentences`)."""
     sentences = finding_sentences(data.audit)
     if not sentences:
-        return ('<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>The audit marked no '
-                "finding: no concept is confirmed, length-controlled and large enough to act on.</p></div>")
+        return (
+            '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>The audit marked no '
+            "finding: no concept is confirmed, length-controlled and large enough to act on.</p></div>"
+        )
     items = []
     for f in sentences:
         if f.given:
@@ -88,9 +90,11 @@ def render_teaches(data: AppData) -> str:
             continue
         label = f" ({esc(f.label)}" + (f"; {esc(f.note)}" if f.note else "") + ")" if f.label or f.note else ""
         items.append(f"<li><b>{esc(f.concept)}</b>{label}: {esc(f.text)}</li>")
-    return ('<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>A model trained on these pairs '
-            "learns to prefer what the chosen responses have more of. The audit found:</p>"
-            f"<ol>{''.join(items)}</ol></div>")
+    return (
+        '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>A model trained on these pairs '
+        "learns to prefer what the chosen responses have more of. The audit found:</p>"
+        f"<ol>{''.join(items)}</ol></div>"
+    )
 
 
 def render_glossary() -> str:
@@ -100,73 +104,111 @@ def render_glossary() -> str:
 
 def render_summary(data: AppData) -> str:
     s = data.summary()
-    stats = [("rows", s["rows"], None), ("kept", s["kept"], None), ("dropped", s["dropped"], None),
-             ("concepts", s["concepts"], None), ("significant", s["significant"], GLOSSARY["significant"]),
-             ("confirmed", s["confirmed"], GLOSSARY["confirmed"])]
+    stats = [
+        ("rows", s["rows"], None),
+        ("kept", s["kept"], None),
+        ("dropped", s["dropped"], None),
+        ("concepts", s["concepts"], None),
+        ("significant", s["significant"], GLOSSARY["significant"]),
+        ("confirmed", s["confirmed"], GLOSSARY["confirmed"]),
+    ]
     if s["findings"] is not None:
         stats.append(("findings", s["findings"], GLOSSARY["finding"]))
     if s["heldout_auc"] is not None:
         stats.append(("held-out AUC", f"{float(s['heldout_auc']):.3f}", GLOSSARY["held-out AUC"]))
     lines = [f"<p><b>Dataset:</b> {esc(s['source'])} ({esc(s['kind'])})"]
     if s["input_rows"] is not None:
-        lines.append(f"<br><b>Ingestion:</b> format {esc(s['input_format'])}, {int(s['input_rows'])} rows read, "
-                     f"{int(s['usable'] or 0)} usable; unusable by reason: {_counts(s['unusable_by_reason'])}")
+        lines.append(
+            f"<br><b>Ingestion:</b> format {esc(s['input_format'])}, {int(s['input_rows'])} rows read, "
+            f"{int(s['usable'] or 0)} usable; unusable by reason: {_counts(s['unusable_by_reason'])}"
+        )
     if s["dropped"]:
         lines.append(f"<br><b>Dropped by reason:</b> {_counts(s['dropped_by_reason'])}")
     if s["zero_weight"]:
-        lines.append(f"<br><b>Weight 0:</b> {s['zero_weight']} kept pairs weigh nothing in training "
-                     "(see the Curation tab)")
+        lines.append(
+            f"<br><b>Weight 0:</b> {s['zero_weight']} kept pairs weigh nothing in training (see the Curation tab)"
+        )
     for missing in s["missing"]:
         lines.append(f"<br><b>Missing:</b> {esc(missing)}")
-    return (CSS + render_teaches(data) + '<div class="cu-summary">'
-            + "".join(stat(k, v, t) for k, v, t in stats) + "</div>" + "".join(lines) + "</p>" + render_glossary())
+    return (
+        CSS
+        + render_teaches(data)
+        + '<div class="cu-summary">'
+        + "".join(stat(k, v, t) for k, v, t in stats)
+        + "</div>"
+        + "".join(lines)
+        + "</p>"
+        + render_glossary()
+    )
 
 
 # -- Curation ------------------------------------------------------------------------------------------
 def render_curation(data: AppData, cur: dict | None) -> str:
     if cur is None:
-        return (CSS + '<p id="cu-no-curation">No recipe has been applied to this data: it is an audit of the '
-                "source pairs. Draft one in the <b>Recipe</b> tab, then run <code>curate apply</code>.</p>")
+        return (
+            CSS + '<p id="cu-no-curation">No recipe has been applied to this data: it is an audit of the '
+            "source pairs. Draft one in the <b>Recipe</b> tab, then run <code>curate apply</code>.</p>"
+        )
     rec, ret = cur["recipe"] or {}, cur["retention"]
-    out = [CSS, f'<h3>Applied recipe: {esc(rec.get("name", "(unnamed)"))}</h3>']
+    out = [CSS, f"<h3>Applied recipe: {esc(rec.get('name', '(unnamed)'))}</h3>"]
     if rec.get("description"):
         out.append(f"<p>{esc(rec['description'])}</p>")
-    rules = "".join(f"<li><b>{esc(r.get('action'))}</b> {esc(', '.join(map(str, r.get('concepts') or [])))}"
-                    + (f" via {esc(', '.join(r.get('interventions') or []))}" if r.get("interventions") else "")
-                    + (f" (strength {esc(r.get('strength'))})" if r.get("strength") is not None else "") + "</li>"
-                    for r in rec.get("rules") or [])
+    rules = "".join(
+        f"<li><b>{esc(r.get('action'))}</b> {esc(', '.join(map(str, r.get('concepts') or [])))}"
+        + (f" via {esc(', '.join(r.get('interventions') or []))}" if r.get("interventions") else "")
+        + (f" (strength {esc(r.get('strength'))})" if r.get("strength") is not None else "")
+        + "</li>"
+        for r in rec.get("rules") or []
+    )
     out.append(f"<ul>{rules}</ul>")
     if ret:
         usable = ret.get("rows_usable") or 0
         ess = ret.get("ess")
-        tiles = [("rows kept", f"{ret.get('rows_kept')} of {usable}", None),
-                 ("dropped", ret.get("rows_dropped", 0), None),
-                 ("ESS", f"{ess:.1f} ({100 * ret.get('ess_fraction', 0):.0f}%)" if ess is not None else "—",
-                  "effective sample size: " + GLOSSARY["ESS"]),
-                 ("weight 0", cur["weights"]["zero"], "kept pairs the weights give nothing"),
-                 ("inoculated", ret.get("rows_inoculated", 0), "pairs whose prompt got an added instruction")]
+        tiles = [
+            ("rows kept", f"{ret.get('rows_kept')} of {usable}", None),
+            ("dropped", ret.get("rows_dropped", 0), None),
+            (
+                "ESS",
+                f"{ess:.1f} ({100 * ret.get('ess_fraction', 0):.0f}%)" if ess is not None else "—",
+                "effective sample size: " + GLOSSARY["ESS"],
+            ),
+            ("weight 0", cur["weights"]["zero"], "kept pairs the weights give nothing"),
+            ("inoculated", ret.get("rows_inoculated", 0), "pairs whose prompt got an added instruction"),
+        ]
         out.append('<div class="cu-summary" id="cu-retention">' + "".join(stat(*t) for t in tiles) + "</div>")
     if cur["before_after"]:
         rows = "".join(
             f"<tr><td>{esc(r.get('concept'))}</td><td>{esc(r.get('action'))}</td>"
             f"<td>{_wr(r, 'before')}</td><td>→</td><td>{_wr(r, 'after')}</td>"
             f"<td>{esc(fmt_q(r.get('q_before')))} → {esc(fmt_q(r.get('q_after')))}</td></tr>"
-            for r in cur["before_after"])
-        out.append('<h4>Before → after, per concept</h4><div class="cu-wrap"><table class="cu-t" id="cu-before-after">'
-                   "<tr><th>concept</th><th>action</th><th>win-rate before [95% CI]</th><th></th>"
-                   f"<th>after [95% CI]</th><th>q</th></tr>{rows}</table></div>")
+            for r in cur["before_after"]
+        )
+        out.append(
+            '<h4>Before → after, per concept</h4><div class="cu-wrap"><table class="cu-t" id="cu-before-after">'
+            "<tr><th>concept</th><th>action</th><th>win-rate before [95% CI]</th><th></th>"
+            f"<th>after [95% CI]</th><th>q</th></tr>{rows}</table></div>"
+        )
     w = cur["weights"]
     if w["rows"]:
-        out.append(f"<p><b>Weights</b> of the {w['rows']} kept pairs: min {_num(w['min'])}, median "
-                   f"{_num(w['median'])}, max {_num(w['max'])}; {w['zero']} weigh 0 (they stay in the data but do "
-                   "not count in training; filter Pairs by status <i>weight 0</i> to read them).</p>")
+        out.append(
+            f"<p><b>Weights</b> of the {w['rows']} kept pairs: min {_num(w['min'])}, median "
+            f"{_num(w['median'])}, max {_num(w['max'])}; {w['zero']} weigh 0 (they stay in the data but do "
+            "not count in training; filter Pairs by status <i>weight 0</i> to read them).</p>"
+        )
     dropped = cur["dropped_by_reason"]
-    out.append(f"<p><b>Dropped by the recipe:</b> {_counts(dropped)}" + (
-        " (filter Pairs by status <i>dropped</i> to read them)" if dropped else "") + "</p>")
+    out.append(
+        f"<p><b>Dropped by the recipe:</b> {_counts(dropped)}"
+        + (" (filter Pairs by status <i>dropped</i> to read them)" if dropped else "")
+        + "</p>"
+    )
     if cur["added"]:
-        items = "".join(f"<li><b>{esc(c)}</b>: <ins class='cu-added'>{esc(t)}</ins></li>" for c, t in cur["added"].items())
-        out.append("<p><b>Text added to prompts</b> by inoculation (marked <ins class='cu-added'>like this</ins> in "
-                   f"Pairs):</p><ul>{items}</ul>")
+        items = "".join(
+            f"<li><b>{esc(c)}</b>: <ins class='cu-added'>{esc(t)}</ins></li>" for c, t in cur["added"].items()
+        )
+        out.append(
+            "<p><b>Text added to prompts</b> by inoculation (marked <ins class='cu-added'>like this</ins> in "
+            f"Pairs):</p><ul>{items}</ul>"
+        )
     for warn in cur["warnings"]:
         out.append(f'<p class="cu-warn">{esc(warn)}</p>')
     return "".join(out)
@@ -184,15 +226,27 @@ def render_preview(result: dict, warnings: list[str] = (), error: str | None = N
     notes = "".join(f'<p class="cu-warn">{esc(w)}</p>' for w in [*warnings, *result.get("warnings", [])])
     if error:
         return CSS + f'<p class="cu-no" id="cu-preview-error">{esc(error)}</p>' + notes
-    rows = "".join(f"<tr><td>{esc(r['concept'])}</td><td>{esc(r['action'] or 'allow')}</td><td>{_wr(r, 'before')}</td>"
-                   f"<td>{_wr(r, 'after')}</td></tr>" for r in result["concepts"])
+    rows = "".join(
+        f"<tr><td>{esc(r['concept'])}</td><td>{esc(r['action'] or 'allow')}</td><td>{_wr(r, 'before')}</td>"
+        f"<td>{_wr(r, 'after')}</td></tr>"
+        for r in result["concepts"]
+    )
     frac = result.get("ess_fraction")
-    stats = [("rows kept", f"{result['rows_kept']} of {result['rows_before']}"),
-             ("effective sample size", f"{result['ess_after']}" + (f" ({100 * frac:.0f}%)" if frac else "")
-              + f" (was {result['ess_before']})")]
-    return (CSS + notes + '<div class="cu-summary cu-preview-stats">' + "".join(stat(k, v) for k, v in stats)
-            + '</div><div class="cu-wrap"><table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th>'
-            f"<th>win-rate before [95% CI]</th><th>after [95% CI]</th></tr>{rows}</table></div>")
+    stats = [
+        ("rows kept", f"{result['rows_kept']} of {result['rows_before']}"),
+        (
+            "effective sample size",
+            f"{result['ess_after']}" + (f" ({100 * frac:.0f}%)" if frac else "") + f" (was {result['ess_before']})",
+        ),
+    ]
+    return (
+        CSS
+        + notes
+        + '<div class="cu-summary cu-preview-stats">'
+        + "".join(stat(k, v) for k, v in stats)
+        + '</div><div class="cu-wrap"><table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th>'
+        f"<th>win-rate before [95% CI]</th><th>after [95% CI]</th></tr>{rows}</table></div>"
+    )
 
 
 # -- Pairs ---------------------------------------------------------------------------------------------
@@ -240,8 +294,11 @@ def highlight(text: str, spans, max_chars: int = MAX_CHARS, tag: str = 'mark cla
 def highlight_tokens(tokens: list[str], activations: list[float]) -> str:
     """Tokens escaped and shaded by activation (SAE features with token-level activations)."""
     top = max([float(a) for a in activations] + [1e-9])
-    return "".join(f'<span class="cu-tok" title="activation {float(a):.2f}" style="background:rgba(255,170,0,'
-                   f'{max(0.0, float(a)) / top:.2f})">{esc(t)}</span>' for t, a in zip(tokens, activations))
+    return "".join(
+        f'<span class="cu-tok" title="activation {float(a):.2f}" style="background:rgba(255,170,0,'
+        f'{max(0.0, float(a)) / top:.2f})">{esc(t)}</span>'
+        for t, a in zip(tokens, activations)
+    )
 
 
 def _added_spans(prompt: str, added: list[str]) -> list[tuple[int, int]]:
@@ -275,8 +332,11 @@ def render_pairs(page: PairPage, data: AppData | None = None, added: list[str] =
     parts = [CSS, note]
     for r in page.rows:
         status = "dropped" if not r["kept"] else "weight 0" if r["weight"] == 0 else "kept"
-        head = [f"row {r['row']}", f"id {esc(r['id'])}",
-                f'<span class="cu-badge {"cu-yes" if status == "kept" else "cu-no"}">{status}</span>']
+        head = [
+            f"row {r['row']}",
+            f"id {esc(r['id'])}",
+            f'<span class="cu-badge {"cu-yes" if status == "kept" else "cu-no"}">{status}</span>',
+        ]
         if r["reason"]:
             head.append(f"reason: <code>{esc(r['reason'])}</code>")
         if r["kept"] and r["weight"] not in (0.0, 1.0):
@@ -291,10 +351,16 @@ def render_pairs(page: PairPage, data: AppData | None = None, added: list[str] =
                 spans = concept_spans(page.concept, r[side])
                 body = highlight(r[side], spans + (_find(r[side], page.search) if page.search else []))
             sides.append(f'<div class="cu-side cu-{side}"><h4>{side}</h4>{body}</div>')
-        prompt = highlight(r["prompt"], _added_spans(r["prompt"], added), 1500,
-                           tag='ins class="cu-added" title="added by inoculation (not in the source data)"')
-        parts.append(f'<div class="cu-pair"><div class="cu-head">{" · ".join(head)}</div>'
-                     f'<div class="cu-prompt">{prompt}</div><div class="cu-sides">{"".join(sides)}</div></div>')
+        prompt = highlight(
+            r["prompt"],
+            _added_spans(r["prompt"], added),
+            1500,
+            tag='ins class="cu-added" title="added by inoculation (not in the source data)"',
+        )
+        parts.append(
+            f'<div class="cu-pair"><div class="cu-head">{" · ".join(head)}</div>'
+            f'<div class="cu-prompt">{prompt}</div><div class="cu-sides">{"".join(sides)}</div></div>'
+        )
     return "".join(parts)
 
 
@@ -314,38 +380,62 @@ def render_concept(data: AppData, concept: str | None) -> str:
     det = data.concept_details(concept)
     r = det["row"]
     confirmed = bool(truthy([r.get("confirmed")])[0])
-    head = (f'<h3 class="cu-concept-title">{esc(r.get("concept"))} <span class="cu-badge '
-            f'{"cu-yes" if confirmed else "cu-no"}">{"confirmed" if confirmed else "not confirmed"}</span></h3>'
-            f'<p><b>Label:</b> {esc(r.get("label"))}<br><b>Source:</b> {esc(r.get("source"))}</p>')
+    head = (
+        f'<h3 class="cu-concept-title">{esc(r.get("concept"))} <span class="cu-badge '
+        f'{"cu-yes" if confirmed else "cu-no"}">{"confirmed" if confirmed else "not confirmed"}</span></h3>'
+        f"<p><b>Label:</b> {esc(r.get('label'))}<br><b>Source:</b> {esc(r.get('source'))}</p>"
+    )
     if det["aliases"]:
-        head += (f"<p>Same statistics as {esc(', '.join(det['aliases']))} (the two mark the same pairs), so the "
-                 "table shows them as one row.</p>")
+        head += (
+            f"<p>Same statistics as {esc(', '.join(det['aliases']))} (the two mark the same pairs), so the "
+            "table shows them as one row.</p>"
+        )
     if "finding" in r and truthy([r["finding"]])[0]:
         rank = r.get("finding_rank")
-        head += (f'<p><span class="cu-badge cu-yes">finding{"" if is_missing(rank) else f" #{int(rank)}"}'
-                 "</span> confirmed, length-controlled and large enough to act on</p>")
+        head += (
+            f'<p><span class="cu-badge cu-yes">finding{"" if is_missing(rank) else f" #{int(rank)}"}'
+            "</span> confirmed, length-controlled and large enough to act on</p>"
+        )
 
     def num(key, fmt="{:.3f}"):
         return _num(r.get(key), fmt)
 
-    stats = [("pairs", num("n_pairs", "{:.0f}"), None), ("differ", num("n_differ", "{:.0f}"), None),
-             ("win-rate [95% CI]", f'{num("win_rate")} [{num("ci_low")}, {num("ci_high")}]', GLOSSARY["win-rate"]),
-             ("effect size d", num("effect_size", "{:+.2f}"), None),
-             ("q", fmt_q(r.get("q_value")), GLOSSARY["significant"]),
-             ("length-controlled q", fmt_q(r.get("length_controlled_q")), GLOSSARY["length-controlled q"])]
-    held = [("discovery win-rate", num("discovery_win_rate")), ("discovery q", fmt_q(r.get("discovery_q"))),
-            ("confirmation win-rate", num("confirmation_win_rate")), ("confirmation p", fmt_q(r.get("confirmation_p")))]
-    body = ('<div class="cu-summary">' + "".join(stat(*s) for s in stats) + "</div>"
-            + f'<p title="{esc(GLOSSARY["confirmed"])}"><b>Held-out check</b> (pairs split by prompt):</p>'
-            + '<div class="cu-summary">' + "".join(stat(k, v) for k, v in held) + "</div>")
+    stats = [
+        ("pairs", num("n_pairs", "{:.0f}"), None),
+        ("differ", num("n_differ", "{:.0f}"), None),
+        ("win-rate [95% CI]", f"{num('win_rate')} [{num('ci_low')}, {num('ci_high')}]", GLOSSARY["win-rate"]),
+        ("effect size d", num("effect_size", "{:+.2f}"), None),
+        ("q", fmt_q(r.get("q_value")), GLOSSARY["significant"]),
+        ("length-controlled q", fmt_q(r.get("length_controlled_q")), GLOSSARY["length-controlled q"]),
+    ]
+    held = [
+        ("discovery win-rate", num("discovery_win_rate")),
+        ("discovery q", fmt_q(r.get("discovery_q"))),
+        ("confirmation win-rate", num("confirmation_win_rate")),
+        ("confirmation p", fmt_q(r.get("confirmation_p"))),
+    ]
+    body = (
+        '<div class="cu-summary">'
+        + "".join(stat(*s) for s in stats)
+        + "</div>"
+        + f'<p title="{esc(GLOSSARY["confirmed"])}"><b>Held-out check</b> (pairs split by prompt):</p>'
+        + '<div class="cu-summary">'
+        + "".join(stat(k, v) for k, v in held)
+        + "</div>"
+    )
     near = nearest(r.get("nearest_named"), r.get("nearest_r", float("nan")))
     body += f'<p id="cu-nearest"><b>Nearest named concept:</b> {esc(near or "—")}</p>'
     body += render_feature_labels(det["labels"], det.get("members"))
     top = data.top_pairs(concept, k=5)
-    how = ("activation Δ shown per pair" if SAE_ID.match(concept) or GROUP_ID.match(concept)
-           else "matched spans highlighted")
-    body += (f"<h4>Pairs where it differs most</h4><p>{top.n_matching} usable pairs differ; top 5 by |Δ| "
-             f"({how}). <i>See all</i> opens them in Pairs.</p>" + render_pairs(top, data))
+    how = (
+        "activation Δ shown per pair"
+        if SAE_ID.match(concept) or GROUP_ID.match(concept)
+        else "matched spans highlighted"
+    )
+    body += (
+        f"<h4>Pairs where it differs most</h4><p>{top.n_matching} usable pairs differ; top 5 by |Δ| "
+        f"({how}). <i>See all</i> opens them in Pairs.</p>" + render_pairs(top, data)
+    )
     return CSS + head + body
 
 
@@ -422,28 +512,37 @@ def render_plot(points, width: int = 640, height: int = 340) -> str:
     def sy(y):
         return pad_t + (1 - float(y) / ymax) * (height - pad_t - pad_b)
 
-    grid = "".join(f'<line x1="{sx(x):.1f}" y1="{pad_t}" x2="{sx(x):.1f}" y2="{height - pad_b}" stroke="#eee"/>'
-                   f'<text x="{sx(x):.1f}" y="{height - pad_b + 14}" font-size="11" text-anchor="middle">{x:g}</text>'
-                   for x in (0, 0.25, 0.5, 0.75, 1))
+    grid = "".join(
+        f'<line x1="{sx(x):.1f}" y1="{pad_t}" x2="{sx(x):.1f}" y2="{height - pad_b}" stroke="#eee"/>'
+        f'<text x="{sx(x):.1f}" y="{height - pad_b + 14}" font-size="11" text-anchor="middle">{x:g}</text>'
+        for x in (0, 0.25, 0.5, 0.75, 1)
+    )
     ticks = np.linspace(0, ymax, 5)
-    grid += "".join(f'<text x="{pad_l - 4}" y="{sy(t) + 4:.1f}" font-size="11" text-anchor="end">{t:.0f}</text>'
-                    for t in ticks)
-    grid += (f'<line x1="{sx(0.5):.1f}" y1="{pad_t}" x2="{sx(0.5):.1f}" y2="{height - pad_b}" stroke="#bbb" '
-             'stroke-dasharray="4 3"/>'
-             f'<text x="{(width + pad_l) / 2:.0f}" y="{height - 4}" font-size="12" text-anchor="middle">win-rate '
-             '(right: chosen has more of the concept)</text>'
-             f'<text x="12" y="{(height - pad_b) / 2:.0f}" font-size="12" text-anchor="middle" '
-             f'transform="rotate(-90 12 {(height - pad_b) / 2:.0f})">−log10 q</text>')
+    grid += "".join(
+        f'<text x="{pad_l - 4}" y="{sy(t) + 4:.1f}" font-size="11" text-anchor="end">{t:.0f}</text>' for t in ticks
+    )
+    grid += (
+        f'<line x1="{sx(0.5):.1f}" y1="{pad_t}" x2="{sx(0.5):.1f}" y2="{height - pad_b}" stroke="#bbb" '
+        'stroke-dasharray="4 3"/>'
+        f'<text x="{(width + pad_l) / 2:.0f}" y="{height - 4}" font-size="12" text-anchor="middle">win-rate '
+        "(right: chosen has more of the concept)</text>"
+        f'<text x="12" y="{(height - pad_b) / 2:.0f}" font-size="12" text-anchor="middle" '
+        f'transform="rotate(-90 12 {(height - pad_b) / 2:.0f})">−log10 q</text>'
+    )
     dots = []
     for p in points.itertuples():
         first = str(p.concept).split(" = ")[0]
         r = 7 if p.status == "finding" else 5
         tip = f"{p.concept} · win-rate {p.win_rate:.3f} · −log10 q {p.neg_log10_q:.1f} · {p.status}"
-        dots.append(f'<a href="?tab=concept&amp;concept={esc(quote(first))}" data-concept="{esc(first)}" '
-                    f'data-action="open" class="cu-dot"><circle cx="{sx(p.win_rate):.1f}" cy="{sy(p.neg_log10_q):.1f}" '
-                    f'r="{r}" fill="{_COLORS.get(p.status, "#8c959f")}" fill-opacity=".85" stroke="#fff">'
-                    f"<title>{esc(tip)}</title></circle></a>")
+        dots.append(
+            f'<a href="?tab=concept&amp;concept={esc(quote(first))}" data-concept="{esc(first)}" '
+            f'data-action="open" class="cu-dot"><circle cx="{sx(p.win_rate):.1f}" cy="{sy(p.neg_log10_q):.1f}" '
+            f'r="{r}" fill="{_COLORS.get(p.status, "#8c959f")}" fill-opacity=".85" stroke="#fff">'
+            f"<title>{esc(tip)}</title></circle></a>"
+        )
     legend = " ".join(f'<span style="color:{c}">●</span> {esc(k)}' for k, c in _COLORS.items())
-    return (f'<div class="cu-plot"><p><b>Effect plot</b> (click a dot to open its concept) · {legend}</p>'
-            f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
-            f'aria-label="effect plot">{grid}{"".join(dots)}</svg></div>')
+    return (
+        f'<div class="cu-plot"><p><b>Effect plot</b> (click a dot to open its concept) · {legend}</p>'
+        f'<svg viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+        f'aria-label="effect plot">{grid}{"".join(dots)}</svg></div>'
+    )

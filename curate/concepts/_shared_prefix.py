@@ -77,8 +77,9 @@ def _forward(ann, input_ids, attention_mask, *, position_ids=None, cache=None) -
     return captured[0]
 
 
-def _pack(groups: list[tuple[int, list[int]]], prefix_len: dict, suffix_len: dict, batch_tokens: int,
-          max_rows: int) -> Iterator[list[tuple[int, list[int]]]]:
+def _pack(
+    groups: list[tuple[int, list[int]]], prefix_len: dict, suffix_len: dict, batch_tokens: int, max_rows: int
+) -> Iterator[list[tuple[int, list[int]]]]:
     """Length-bucketed micro-batches of prompt groups: sorted by total length, packed by padded tokens."""
     order = sorted(groups, key=lambda g: (prefix_len[g[0]] + max(suffix_len[j] for j in g[1]), len(g[1])))
     cur: list = []
@@ -96,7 +97,9 @@ def _pack(groups: list[tuple[int, list[int]]], prefix_len: dict, suffix_len: dic
         yield cur
 
 
-def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+def shared_prefix_activations(
+    ann, pairs: list[tuple[list[dict], str]]
+) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
     """Drop-in for :meth:`SAEConcepts._response_activations` (``backend="lm"``) that forwards each distinct
     prompt once: yields ``(positions, [n_tokens, d] response activations)`` per micro-batch."""
     if int(ann.max_batch_rows) < 2:  # one sequence per micro-batch was asked for: nothing can share a forward
@@ -114,7 +117,7 @@ def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Itera
     plain: list[int] = []
     for j, (key, it) in enumerate(zip(keys, items)):
         pre = prefixes[key]
-        if pre and it.start >= len(pre) and it.ids[:len(pre)] == pre and len(it.ids) > len(pre):
+        if pre and it.start >= len(pre) and it.ids[: len(pre)] == pre and len(it.ids) > len(pre):
             by_prompt.setdefault(key, []).append(j)
         else:
             plain.append(j)
@@ -132,7 +135,7 @@ def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Itera
     for group in ann._micro_batches([len(items[j].ids) for j in plain]):
         group = [plain[g] for g in group]
         resid, _ = ann._residuals([items[j].ids for j in group])
-        acts = [resid[b, items[j].start:items[j].end] for b, j in enumerate(group)]
+        acts = [resid[b, items[j].start : items[j].end] for b, j in enumerate(group)]
         ann.stats_["response_tokens"] += sum(len(a) for a in acts)
         yield group, acts
 
@@ -148,8 +151,8 @@ def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Itera
         p_mask = torch.zeros((len(batch), P), dtype=torch.long)
         for b, (gi, _) in enumerate(batch):
             pre = prefixes[keys_of[gi]]
-            p_ids[b, :len(pre)] = torch.tensor(pre, dtype=torch.long)
-            p_mask[b, :len(pre)] = 1
+            p_ids[b, : len(pre)] = torch.tensor(pre, dtype=torch.long)
+            p_mask[b, : len(pre)] = 1
         cache = DynamicCache()
         _forward(ann, p_ids, p_mask, cache=cache)
         # 2. every response on its prompt's cache
@@ -162,16 +165,18 @@ def shared_prefix_activations(ann, pairs: list[tuple[list[dict], str]]) -> Itera
         for r, (b, gi, j) in enumerate(rows):
             p = prefix_len[gi]
             suffix = items[j].ids[p:]
-            r_ids[r, :len(suffix)] = torch.tensor(suffix, dtype=torch.long)
+            r_ids[r, : len(suffix)] = torch.tensor(suffix, dtype=torch.long)
             mask[r, :P] = p_mask[b]
-            mask[r, P:P + len(suffix)] = 1
+            mask[r, P : P + len(suffix)] = 1
             pos[r] = p + torch.arange(S)
         resid = _forward(ann, r_ids, mask, position_ids=pos, cache=cache)
         del cache
-        acts = [resid[r, items[j].start - prefix_len[gi]:items[j].end - prefix_len[gi]] for r, (_, gi, j) in enumerate(rows)]
+        acts = [
+            resid[r, items[j].start - prefix_len[gi] : items[j].end - prefix_len[gi]]
+            for r, (_, gi, j) in enumerate(rows)
+        ]
         ann.stats_["micro_batches"] += 2
         ann.stats_["tokens"] += int(p_mask.sum()) + int(mask[:, P:].sum())
         ann.stats_["padded_tokens"] += int(p_mask.numel()) + int(r_ids.numel())
         ann.stats_["response_tokens"] += sum(len(a) for a in acts)
         yield [j for _, _, j in rows], acts
-

@@ -35,8 +35,17 @@ from ..errors import ModelError
 
 __all__ = ["label_features", "LABEL_COLUMNS", "OpenAICompatibleLabeller"]
 
-LABEL_COLUMNS = ["concept", "feature", "source", "label", "n_active", "nearest_named", "nearest_r", "top_ngrams",
-                 "top_examples"]
+LABEL_COLUMNS = [
+    "concept",
+    "feature",
+    "source",
+    "label",
+    "n_active",
+    "nearest_named",
+    "nearest_r",
+    "top_ngrams",
+    "top_examples",
+]
 _TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 
 
@@ -64,7 +73,9 @@ def _responses(table, source: str):
             idx.append(ii[i] or [])
             val.append(vv[i] or [])
             if msgs is not None and msgs[i]:
-                prompt_of.append([{"role": m.get("role") or "user", "content": m.get("content") or ""} for m in msgs[i]])
+                prompt_of.append(
+                    [{"role": m.get("role") or "user", "content": m.get("content") or ""} for m in msgs[i]]
+                )
             elif prompts is not None and prompts[i]:
                 prompt_of.append([{"role": "user", "content": prompts[i]}])
             else:
@@ -74,14 +85,26 @@ def _responses(table, source: str):
 
 def _named_matrix(table, valid: list[int]) -> tuple[list[str], np.ndarray]:
     names = table.column_names
-    named = [p[1] for n in names if (p := C.parse_score_column(n)) and p[0] == C.CHOSEN
-             and C.score_column(C.REJECTED, p[1]) in names and p[1] != "log_length"]
+    named = [
+        p[1]
+        for n in names
+        if (p := C.parse_score_column(n))
+        and p[0] == C.CHOSEN
+        and C.score_column(C.REJECTED, p[1]) in names
+        and p[1] != "log_length"
+    ]
     if not named:
         return [], np.zeros((2 * len(valid), 0))
     mats = []
     for side in C.SIDES:
-        m = np.column_stack([np.asarray(table.column(C.score_column(side, c)).to_numpy(zero_copy_only=False),
-                                        dtype=np.float64)[valid] for c in named])
+        m = np.column_stack(
+            [
+                np.asarray(table.column(C.score_column(side, c)).to_numpy(zero_copy_only=False), dtype=np.float64)[
+                    valid
+                ]
+                for c in named
+            ]
+        )
         mats.append(np.nan_to_num(m))
     return named, np.concatenate(mats, axis=0)
 
@@ -96,8 +119,13 @@ def _ngram_labels(texts: list[str], top_sets: list[np.ndarray], ngram_range, n_t
     from scipy import sparse
     from sklearn.feature_extraction.text import CountVectorizer
 
-    vec = CountVectorizer(ngram_range=ngram_range, binary=True, token_pattern=_TOKEN_PATTERN, lowercase=True,
-                          min_df=min(min_df, max(1, len(texts))))
+    vec = CountVectorizer(
+        ngram_range=ngram_range,
+        binary=True,
+        token_pattern=_TOKEN_PATTERN,
+        lowercase=True,
+        min_df=min(min_df, max(1, len(texts))),
+    )
     try:
         X = vec.fit_transform(texts).tocsc().astype(np.float64)
     except ValueError:  # empty vocabulary
@@ -166,11 +194,22 @@ def separation_order(V, keys, feats) -> np.ndarray:
     return np.argsort(-z, kind="stable")
 
 
-def label_features(dataset, source: str, *, annotator=None, features: Sequence[int] | None = None,
-                   min_active: int = 5, n_top: int = 5, n_token_examples: int = 3, max_token_responses: int = 128,
-                   ngram_range: tuple[int, int] = (1, 3), n_terms: int = 3, min_df: int = 3,
-                   labeller: Callable[[list[str], list[str]], str] | None = None, max_text_chars: int = 600
-                   ) -> pd.DataFrame:
+def label_features(
+    dataset,
+    source: str,
+    *,
+    annotator=None,
+    features: Sequence[int] | None = None,
+    min_active: int = 5,
+    n_top: int = 5,
+    n_token_examples: int = 3,
+    max_token_responses: int = 128,
+    ngram_range: tuple[int, int] = (1, 3),
+    n_terms: int = 3,
+    min_df: int = 3,
+    labeller: Callable[[list[str], list[str]], str] | None = None,
+    max_text_chars: int = 600,
+) -> pd.DataFrame:
     """Describe each SAE feature of ``source`` by examples, contrastive n-grams and nearest named concept.
 
     Args:
@@ -204,8 +243,11 @@ def label_features(dataset, source: str, *, annotator=None, features: Sequence[i
     import pyarrow as pa
     from scipy import sparse
 
-    table = pa.Table.from_pandas(dataset, preserve_index=False) if isinstance(dataset, pd.DataFrame) \
+    table = (
+        pa.Table.from_pandas(dataset, preserve_index=False)
+        if isinstance(dataset, pd.DataFrame)
         else dataset.with_format("arrow")[:]
+    )
     texts, keys, idx, val, prompt_of, valid = _responses(table, source)
     n = len(texts)
     lens = [len(x) for x in idx]
@@ -225,20 +267,27 @@ def label_features(dataset, source: str, *, annotator=None, features: Sequence[i
     # top sets (strong activations) and top examples per feature
     top_sets, top_examples = [], []
     for f in feats:
-        r, v = V.indices[V.indptr[f]:V.indptr[f + 1]], V.data[V.indptr[f]:V.indptr[f + 1]]
+        r, v = V.indices[V.indptr[f] : V.indptr[f + 1]], V.data[V.indptr[f] : V.indptr[f + 1]]
         order = np.argsort(-v, kind="stable")
         strong = r[v >= np.median(v)] if len(v) else r
         if len(strong) < min(3, len(r)):
             strong = r[order[:3]]
-        top_sets.append(np.sort(strong[:max(3, min(len(strong), 500))]))
+        top_sets.append(np.sort(strong[: max(3, min(len(strong), 500))]))
         seen, ex = set(), []
         for o in order:
             t = texts[r[o]]
             if t in seen:
                 continue
             seen.add(t)
-            ex.append({"row": int(keys[r[o]][0]), "side": keys[r[o]][1], "value": round(float(v[o]), 4),
-                       "text": t[:max_text_chars], "_j": int(r[o])})
+            ex.append(
+                {
+                    "row": int(keys[r[o]][0]),
+                    "side": keys[r[o]][1],
+                    "value": round(float(v[o]), 4),
+                    "text": t[:max_text_chars],
+                    "_j": int(r[o]),
+                }
+            )
             if len(ex) >= n_top:
                 break
         top_examples.append(ex)
@@ -286,17 +335,19 @@ def label_features(dataset, source: str, *, annotator=None, features: Sequence[i
     for ex in top_examples:
         for e in ex:
             e.pop("_j", None)
-    return pd.DataFrame({
-        "concept": [C.sae_concept_id(source, f) for f in feats],
-        "feature": feats.astype(int),
-        "source": f"sae:{source}",
-        "label": labels,
-        "n_active": counts[feats].astype(int),
-        "nearest_named": nearest,
-        "nearest_r": nearest_r,
-        "top_ngrams": [[list(x) for x in ng] for ng in ngrams],
-        "top_examples": [json.dumps(ex, ensure_ascii=False) for ex in top_examples],
-    })[LABEL_COLUMNS]
+    return pd.DataFrame(
+        {
+            "concept": [C.sae_concept_id(source, f) for f in feats],
+            "feature": feats.astype(int),
+            "source": f"sae:{source}",
+            "label": labels,
+            "n_active": counts[feats].astype(int),
+            "nearest_named": nearest,
+            "nearest_r": nearest_r,
+            "top_ngrams": [[list(x) for x in ng] for ng in ngrams],
+            "top_examples": [json.dumps(ex, ensure_ascii=False) for ex in top_examples],
+        }
+    )[LABEL_COLUMNS]
 
 
 class OpenAICompatibleLabeller:
@@ -327,9 +378,19 @@ class OpenAICompatibleLabeller:
         "Praise of the user's question"
     """
 
-    def __init__(self, model: str, *, base_url: str = "https://api.openai.com/v1", api_key: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", max_examples: int = 5, max_chars: int = 400,
-                 max_label_chars: int = 80, timeout: float = 30.0, transport=None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_examples: int = 5,
+        max_chars: int = 400,
+        max_label_chars: int = 80,
+        timeout: float = 30.0,
+        transport=None,
+    ):
         self.model = model
         self.base_url = base_url
         self.api_key = api_key
@@ -345,13 +406,19 @@ class OpenAICompatibleLabeller:
 
     def messages(self, texts: list[str], ngrams: list[str]) -> list[dict]:
         """The chat messages sent for one feature."""
-        shown = "\n".join(f"{i + 1}. {t[:self.max_chars]}" for i, t in enumerate(texts[:self.max_examples]))
+        shown = "\n".join(f"{i + 1}. {t[: self.max_chars]}" for i, t in enumerate(texts[: self.max_examples]))
         return [
-            {"role": "system", "content": "You name features of a sparse autoencoder read from a language model. "
-                                          "Answer with one short noun phrase (at most 8 words), nothing else."},
-            {"role": "user", "content": f"Responses on which the feature fires most strongly:\n{shown}\n\n"
-                                        f"Words over-represented in them: {', '.join(ngrams) or '(none)'}\n\n"
-                                        "What does the feature detect?"},
+            {
+                "role": "system",
+                "content": "You name features of a sparse autoencoder read from a language model. "
+                "Answer with one short noun phrase (at most 8 words), nothing else.",
+            },
+            {
+                "role": "user",
+                "content": f"Responses on which the feature fires most strongly:\n{shown}\n\n"
+                f"Words over-represented in them: {', '.join(ngrams) or '(none)'}\n\n"
+                "What does the feature detect?",
+            },
         ]
 
     def __call__(self, texts: list[str], ngrams: list[str]) -> str:
@@ -361,8 +428,10 @@ class OpenAICompatibleLabeller:
 
         key = self.api_key if self.api_key is not None else os.environ.get(self.api_key_env)
         if key is None:
-            raise ModelError(f"No API key for the labeller: set the environment variable {self.api_key_env} or pass "
-                             f"api_key=... (api_key='' for a local server that needs none).")
+            raise ModelError(
+                f"No API key for the labeller: set the environment variable {self.api_key_env} or pass "
+                f"api_key=... (api_key='' for a local server that needs none)."
+            )
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         url = self.base_url.rstrip("/") + "/chat/completions"
         body = {"model": self.model, "messages": self.messages(texts, ngrams), "temperature": 0, "max_tokens": 32}
@@ -370,32 +439,124 @@ class OpenAICompatibleLabeller:
             with httpx.Client(transport=self.transport, timeout=self.timeout) as client:
                 resp = client.post(url, json=body, headers=headers)
         except httpx.HTTPError as err:
-            raise ModelError(f"The labeller could not reach {url}: {type(err).__name__}. Check base_url and the "
-                             f"network, or label without an endpoint (labeller=None: contrastive n-grams).") from None
+            raise ModelError(
+                f"The labeller could not reach {url}: {type(err).__name__}. Check base_url and the "
+                f"network, or label without an endpoint (labeller=None: contrastive n-grams)."
+            ) from None
         if resp.status_code != 200:
-            raise ModelError(f"The labeller's endpoint {url} answered HTTP {resp.status_code}: "
-                             f"{resp.text[:200]!r}. Check model={self.model!r} and the API key.")
+            raise ModelError(
+                f"The labeller's endpoint {url} answered HTTP {resp.status_code}: "
+                f"{resp.text[:200]!r}. Check model={self.model!r} and the API key."
+            )
         try:
             content = resp.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise ModelError(f"The labeller's endpoint {url} did not answer in the chat-completions format "
-                             f"(choices[0].message.content): {resp.text[:200]!r}") from None
+            raise ModelError(
+                f"The labeller's endpoint {url} did not answer in the chat-completions format "
+                f"(choices[0].message.content): {resp.text[:200]!r}"
+            ) from None
         lines = [ln.strip().strip('"') for ln in str(content).strip().splitlines() if ln.strip()]
-        return (lines[0] if lines else "")[:self.max_label_chars]
+        return (lines[0] if lines else "")[: self.max_label_chars]
 
 
 # -- readable labels for findings ------------------------------------------------------------------------
 MARK_OPEN, MARK_CLOSE = "«", "»"  # the strongest token (or the matched phrase) in an example context
 FINDING_LABEL_COLUMNS = ["label", "ngram_label", "phrase", "example", "contexts_chosen", "contexts_rejected"]
-_SHORT_WORDS = {"i", "a", "an", "to", "is", "it", "no", "do", "be", "go", "so", "ok", "my", "me", "we", "us", "he",
-                "up", "on", "in", "at", "of", "or", "if", "as", "by", "am", "hi", "oh"}
-_STUBS = {"t", "s", "d", "m", "ll", "re", "ve", "don", "won", "isn", "doesn", "didn", "wasn", "aren", "couldn",
-          "wouldn", "shouldn", "haven", "hasn", "weren"}
-_FUNCTION_WORDS = {"what", "the", "a", "an", "and", "is", "it", "to", "of", "you", "i", "that", "this", "in", "for",
-                   "on", "with", "as", "be", "are", "was", "so", "but", "or", "if", "at", "by", "my", "your", "we"}
-_SYMBOLS = [("#", "Markdown headings (#)"), ("*", "bold text or list markers (*)"), ("`", "code (`)"),
-            ("|", "tables (|)"), ("?", "questions (?)"), ("!", "exclamations (!)"), ("-", "list items (-)"),
-            (":", "colons introducing lists or steps")]
+_SHORT_WORDS = {
+    "i",
+    "a",
+    "an",
+    "to",
+    "is",
+    "it",
+    "no",
+    "do",
+    "be",
+    "go",
+    "so",
+    "ok",
+    "my",
+    "me",
+    "we",
+    "us",
+    "he",
+    "up",
+    "on",
+    "in",
+    "at",
+    "of",
+    "or",
+    "if",
+    "as",
+    "by",
+    "am",
+    "hi",
+    "oh",
+}
+_STUBS = {
+    "t",
+    "s",
+    "d",
+    "m",
+    "ll",
+    "re",
+    "ve",
+    "don",
+    "won",
+    "isn",
+    "doesn",
+    "didn",
+    "wasn",
+    "aren",
+    "couldn",
+    "wouldn",
+    "shouldn",
+    "haven",
+    "hasn",
+    "weren",
+}
+_FUNCTION_WORDS = {
+    "what",
+    "the",
+    "a",
+    "an",
+    "and",
+    "is",
+    "it",
+    "to",
+    "of",
+    "you",
+    "i",
+    "that",
+    "this",
+    "in",
+    "for",
+    "on",
+    "with",
+    "as",
+    "be",
+    "are",
+    "was",
+    "so",
+    "but",
+    "or",
+    "if",
+    "at",
+    "by",
+    "my",
+    "your",
+    "we",
+}
+_SYMBOLS = [
+    ("#", "Markdown headings (#)"),
+    ("*", "bold text or list markers (*)"),
+    ("`", "code (`)"),
+    ("|", "tables (|)"),
+    ("?", "questions (?)"),
+    ("!", "exclamations (!)"),
+    ("-", "list items (-)"),
+    (":", "colons introducing lists or steps"),
+]
 
 
 def detokenize(text: str) -> str:
@@ -442,8 +603,10 @@ def is_fragment(phrase: str) -> bool:
 
 def _word_span(text: str, a: int, b: int) -> tuple[int, int]:
     """Grow [a, b) to whole words (letters, digits and apostrophes inside a word)."""
+
     def inword(ch):
         return ch.isalnum() or ch in "'’"
+
     while a > 0 and inword(text[a - 1]) and (a < len(text) and inword(text[a]) or a == b):
         a -= 1
     while b < len(text) and inword(text[b]) and b > 0 and inword(text[b - 1]):
@@ -468,8 +631,15 @@ def mark_context(text: str, start: int, end: int, width: int = 60) -> str:
     while hi < len(text) and not text[hi].isspace() and hi - end < width + 15:
         hi += 1
     inner = text[start:end].strip() or text[start:end]
-    out = (("…" if lo > 0 else "") + text[lo:start] + MARK_OPEN + inner + MARK_CLOSE + text[end:hi]
-           + ("…" if hi < len(text) else ""))
+    out = (
+        ("…" if lo > 0 else "")
+        + text[lo:start]
+        + MARK_OPEN
+        + inner
+        + MARK_CLOSE
+        + text[end:hi]
+        + ("…" if hi < len(text) else "")
+    )
     return " ".join(out.replace("\n", " ↵ ").split())
 
 
@@ -530,8 +700,14 @@ def _symbol_label(words: list[str], ngrams: list[str]) -> str:
     return ""
 
 
-def readable_label(phrase: str, nearest: str | None = None, nearest_r: float | None = None, *,
-                   definition: str | None = None, fallback: str = "") -> str:
+def readable_label(
+    phrase: str,
+    nearest: str | None = None,
+    nearest_r: float | None = None,
+    *,
+    definition: str | None = None,
+    fallback: str = "",
+) -> str:
     """One line a person can read: a named concept's definition, or ``“phrase”`` with its nearest named concept.
 
     Example:
@@ -574,14 +750,15 @@ def _named_contexts(concept, texts, scores, n: int, width: int) -> tuple[list[st
             words.append(" ".join(texts[i][a:b].split()))
         elif concept is not None and concept.id in ("length", "log_length"):
             t = texts[i]
-            out.append(f"{MARK_OPEN}{len(t.split())} words{MARK_CLOSE} " + " ".join(t[:2 * width].split()) + "…")
+            out.append(f"{MARK_OPEN}{len(t.split())} words{MARK_CLOSE} " + " ".join(t[: 2 * width].split()) + "…")
         if len(out) >= n:
             break
     return out, words
 
 
-def describe_findings(dataset, audit, labels: pd.DataFrame | None = None, *, n_contexts: int = 3,
-                      width: int = 40) -> pd.DataFrame:
+def describe_findings(
+    dataset, audit, labels: pd.DataFrame | None = None, *, n_contexts: int = 3, width: int = 40
+) -> pd.DataFrame:
     """Readable labels and marked example contexts for each of an audit's findings (offline).
 
     For a named concept: its definition, and windows around its matches in the responses that carry it most.
@@ -615,9 +792,7 @@ def describe_findings(dataset, audit, labels: pd.DataFrame | None = None, *, n_c
     by = getattr(audit, "by_", None)
     subset_of = None
     if by:
-        from ..subsets import subset_values
-
-        subset_of = subset_values(dataset[by])
+        subset_of = C.subset_values(dataset[by])
     lab = labels.set_index("concept") if labels is not None and len(labels) else None
     members = audit.members_.groupby("group")["concept"].apply(list).to_dict() if len(audit.members_) else {}
     for k, r in f.iterrows():
@@ -669,8 +844,13 @@ def describe_findings(dataset, audit, labels: pd.DataFrame | None = None, *, n_c
                     if pos >= 0 and not e.get("tokens"):
                         ctx[e["side"]].append(mark_context(e["text"], pos, pos + len(phrase), width))
         phrase = "" if definition else _phrase_from(words, ngrams)
-        label = readable_label(phrase, r.get("nearest_named"), r.get("nearest_r"), definition=definition,
-                               fallback=_symbol_label(words, ngrams))
+        label = readable_label(
+            phrase,
+            r.get("nearest_named"),
+            r.get("nearest_r"),
+            definition=definition,
+            fallback=_symbol_label(words, ngrams),
+        )
         first, second = (C.CHOSEN, C.REJECTED) if r["win_rate"] > 0.5 else (C.REJECTED, C.CHOSEN)
         example = (ctx.get(first) or ctx.get(second) or [""])[0]
         if example:

@@ -11,7 +11,7 @@ runs in ``Dataset.map(batched=True)`` and in a distributed engine's batch map (R
 Example:
 
     >>> from datasets import Dataset
-    >>> from curate import NamedConcepts
+    >>> from curate.concepts import NamedConcepts
     >>> ds = Dataset.from_dict({"chosen": ["Great question! Paris."], "rejected": ["Paris."]})
     >>> out = ds.map(NamedConcepts(["flattery", "exclamation"]), batched=True)
     >>> out[0]["chosen__flattery"], out[0]["rejected__flattery"]
@@ -30,8 +30,6 @@ from .. import _columns as C
 from ..errors import ConceptError
 
 __all__ = ["Concept", "NamedConcepts", "annotate", "list_concepts", "register_concept", "BUILTIN_CONCEPTS"]
-
-_VERSION = "2"  # bump when a built-in pattern changes: cached annotations carry it
 
 
 @dataclass(frozen=True)
@@ -114,31 +112,54 @@ def log_length(texts: list[str]) -> np.ndarray:
     return np.log1p(_words(texts)).astype(np.float32)
 
 
-_EMOJI = (
-    r"[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0001F900-\U0001F9FF]"
-)
+_EMOJI = r"[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0001F900-\U0001F9FF]"
 
 _APOS = "['\u2019]"  # straight or curly apostrophe (HH-RLHF writes both)
 _NT = f"n{_APOS}?t"
 # "I" + a declining verb phrase + what is declined ("can't help but…" and "can't wait" are not refusals)
 _REFUSAL = (
-    r"\bi\s?(?:can" + _APOS + r"?t|cannot|can not|won" + _APOS + r"?t|will not|(?:" + _APOS + r"m|\s?am) (?:unable|not able|"
-    r"not going|not willing|not comfortable|not allowed|not permitted)(?: to)?|must decline to|refuse to|(?:" + _APOS
-    + r"d|\s?would) rather not|do(?:" + _NT + r"| not) (?:feel comfortable|think i (?:can|should)|want to))\s+"
+    r"\bi\s?(?:can"
+    + _APOS
+    + r"?t|cannot|can not|won"
+    + _APOS
+    + r"?t|will not|(?:"
+    + _APOS
+    + r"m|\s?am) (?:unable|not able|"
+    r"not going|not willing|not comfortable|not allowed|not permitted)(?: to)?|must decline to|refuse to|(?:"
+    + _APOS
+    + r"d|\s?would) rather not|do(?:"
+    + _NT
+    + r"| not) (?:feel comfortable|think i (?:can|should)|want to))\s+"
     r"(?:help(?:\s+(?:you|with|there|on|in|that|here|anyone|people|them)\b|[.,!;]|$)|assist|provide|comply|do (?:that|this|it)"
     r"|fulfill|support|create|write|share|give|tell|answer|recommend|condone|encourage|engage|participate|advise|discuss"
     r"|offer|go along|be (?:of )?(?:any )?help|be a part|be involved|in good conscience|get involved|explain how|say|talk about"
     r"|helping|assisting|doing that|providing|answering|sharing|discussing|participating|with (?:that|this)\b)"
     r"|\bi (?:must|have to|will have to|" + _APOS + r"ll have to) (?:decline|refuse|pass)\b"
-    r"|\b(?:that|this|it)(?:" + _APOS + r"s| is) not something i(?:" + _APOS + r"m| am)? (?:can|will|able|comfortable|willing|"
+    r"|\b(?:that|this|it)(?:"
+    + _APOS
+    + r"s| is) not something i(?:"
+    + _APOS
+    + r"m| am)? (?:can|will|able|comfortable|willing|"
     r"going|should|feel comfortable)\b"
-    r"|\bi(?:" + _APOS + r"m| am) (?:sorry|afraid),? (?:but )?i (?:can" + _APOS + r"?t|cannot|won" + _APOS
-    + r"?t|will not|(?:" + _APOS + r"m|am) (?:unable|not able)|do(?:" + _NT + r"| not) think i can)\b"
+    r"|\bi(?:"
+    + _APOS
+    + r"m| am) (?:sorry|afraid),? (?:but )?i (?:can"
+    + _APOS
+    + r"?t|cannot|won"
+    + _APOS
+    + r"?t|will not|(?:"
+    + _APOS
+    + r"m|am) (?:unable|not able)|do(?:"
+    + _NT
+    + r"| not) think i can)\b"
 )
 _DEFLECTION = (
     r"\bi(?:" + _APOS + r"m| am) (?:not (?:really |quite |entirely |totally |completely |exactly |so |too |100% )?"
     r"(?:sure|certain|familiar with|positive|clear on|aware of)|unsure|uncertain)\b"
-    r"|\bi (?:(?:really|honestly|just|actually|truly|simply) )?(?:don" + _APOS + r"?t|do not|didn" + _APOS
+    r"|\bi (?:(?:really|honestly|just|actually|truly|simply) )?(?:don"
+    + _APOS
+    + r"?t|do not|didn"
+    + _APOS
     + r"?t|did not) (?:really |actually |even |quite )?(?:know|understand|have (?:any|an|enough|the|much) "
     r"(?:idea|information|knowledge|answer|data|context))\b"
     r"|\bi have (?:no|not the slightest|not the faintest) (?:idea|clue)\b"
@@ -155,7 +176,9 @@ _DISCOURAGEMENT = (
     r"|\b(?:it|this|that)(?:(?:" + _APOS + r"s| is| would be) (?:not|never)| isn" + _APOS + r"?t) (?:a good idea|"
     r"appropriate|okay|ok|acceptable|ethical|legal|safe|advisable|wise)\b"
     r"|\b(?:is|are|would be) (?:illegal|unethical|against the law|never (?:okay|acceptable|appropriate|the (?:best|right) way))\b"
-    r"|\byou (?:should|must)(?: not|n" + _APOS + r"?t| never) (?:do|try|attempt|engage|use|take|hurt|harm|steal|lie|break|"
+    r"|\byou (?:should|must)(?: not|n"
+    + _APOS
+    + r"?t| never) (?:do|try|attempt|engage|use|take|hurt|harm|steal|lie|break|"
     r"drive|threaten|manipulate|harass|cheat|kill|attack|exclude|insult|humiliate|bully)\b"
     r"|\byou (?:cannot|can" + _APOS + r"?t) (?:legally|ethically)\b"
     r"|\bthere (?:is|are) no (?:safe|legal|ethical|acceptable|good) (?:way|ways|reason)\b"
@@ -175,7 +198,11 @@ _CLARIFYING = (
 
 _PATTERNS: list[tuple[str, str, str]] = [
     ("heading", "Markdown headings: lines starting with one to six '#'.", r"(?m)^[ \t]{0,3}#{1,6}[ \t]+\S"),
-    ("list", "Markdown list items: lines starting with '-', '*', '+' or '1.'.", r"(?m)^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\S"),
+    (
+        "list",
+        "Markdown list items: lines starting with '-', '*', '+' or '1.'.",
+        r"(?m)^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\S",
+    ),
     ("bold", "Bold text: **like this** or __like this__.", r"\*\*[^*\n]+\*\*|__[^_\n]+__"),
     ("code", "Code: fenced blocks (```) and `inline code`.", r"```|`[^`\n]+`"),
     ("link", "Links: [text](url) or a bare http(s) URL.", r"\[[^\]\n]+\]\([^)\s]+\)|https?://\S+"),
@@ -219,7 +246,11 @@ _PATTERNS: list[tuple[str, str, str]] = [
         "A question put back to the user ('Do you mean…?', 'Are you asking…?', 'What kind of…?', 'Is it for…?').",
         _CLARIFYING,
     ),
-    ("apology", "Apologies ('sorry', 'I apologize').", r"\bsorry\b|\bi apologi[sz]e\b|\bmy apologies\b|\bapologies for\b"),
+    (
+        "apology",
+        "Apologies ('sorry', 'I apologize').",
+        r"\bsorry\b|\bi apologi[sz]e\b|\bmy apologies\b|\bapologies for\b",
+    ),
     (
         "hedging",
         "Uncertainty markers ('I think', 'might', 'as far as I know').",
@@ -277,7 +308,9 @@ def register_concept(
         doc = (pattern_or_fn.__doc__ or "").strip().splitlines()
         concept = Concept(id, label or (doc[0] if doc else id), fn=pattern_or_fn)
     else:
-        raise ConceptError(f"Concept {id!r}: expected a regex string or a callable, got {type(pattern_or_fn).__name__}.")
+        raise ConceptError(
+            f"Concept {id!r}: expected a regex string or a callable, got {type(pattern_or_fn).__name__}."
+        )
     if id in BUILTIN_CONCEPTS:
         raise ConceptError(f"{id!r} is a built-in concept; choose another id. Built-ins: {sorted(BUILTIN_CONCEPTS)}.")
     _REGISTRY[id] = concept
@@ -360,25 +393,35 @@ class NamedConcepts:
         return out
 
     def fingerprint(self) -> str:
-        """A small deterministic identity for `datasets`' cache: concept ids, patterns and code version."""
+        """A small deterministic identity for `datasets`' cache and curate's: the concept ids, their patterns,
+        the code of their functions (:func:`curate.cache.code_hash`: editing a scorer changes it) and the code
+        that counts pattern matches."""
         import hashlib
 
-        parts = [_VERSION, *self.text_columns]
+        from ..cache import code_hash
+
+        parts = [code_hash(Concept.score), *self.text_columns]
         for c in self.concepts_:
-            fn_id = "" if c.fn is None else f"{getattr(c.fn, '__module__', '')}.{getattr(c.fn, '__qualname__', '')}"
-            parts.append(f"{c.id}|{c.pattern or ''}|{fn_id}")
+            parts.append(f"{c.id}|{c.pattern or ''}|{'' if c.fn is None else code_hash(c.fn)}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        return {"type": "named", "concepts": {c.id: c.label for c in self.concepts_}, "version": _VERSION}
+        return {"type": "named", "concepts": {c.id: c.label for c in self.concepts_}, "fingerprint": self.fingerprint()}
 
     def __repr__(self) -> str:
         return f"NamedConcepts({[c.id for c in self.concepts_]})"
 
 
-def annotate(dataset, concepts: NamedConcepts | Iterable[str] | None = None, *, batch_size: int = 1000,
-             num_proc: int | None = None, desc: str = "Scoring named concepts", engine: str = "local",
-             engine_options: dict | None = None):
+def annotate(
+    dataset,
+    concepts: NamedConcepts | Iterable[str] | None = None,
+    *,
+    batch_size: int = 1000,
+    num_proc: int | None = None,
+    desc: str = "Scoring named concepts",
+    engine: str = "local",
+    engine_options: dict | None = None,
+):
     """Add named-concept scores to a pair dataset with ``Dataset.map(batched=True)``.
 
     Row order and count are preserved. The map gets a deterministic fingerprint from the annotator's
@@ -425,5 +468,3 @@ def annotate(dataset, concepts: NamedConcepts | Iterable[str] | None = None, *, 
         new_fingerprint=fp,
         desc=desc,
     )
-
-

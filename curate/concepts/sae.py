@@ -32,62 +32,55 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .. import _columns as C
 from ..errors import ModelError
+from .activations import (  # noqa: F401  (re-exported: their home is curate.concepts.activations)
+    ActivationReader,
+    ResponseActivations,
+    _FromActivations,
+    _Item,
+    _StopForward,
+    _torch_dtype,
+    collect_activations,
+)
+from .sae_config import SAEConfig
 from .sae_source import FIT, fit_sae, is_sae, load_sae, sae_content_hash, sae_metadata
 
-__all__ = ["SAEConcepts", "annotate_sae", "collect_activations", "ResponseActivations", "POOLINGS", "BACKENDS"]
+__all__ = [
+    "SAEConfig",
+    "SAEConcepts",
+    "annotate_sae",
+    "collect_activations",
+    "ResponseActivations",
+    "POOLINGS",
+    "BACKENDS",
+]
 
 logger = logging.getLogger("curate")
 
-_VERSION = "1"
+
+def _code_version() -> str:
+    """The annotation code's identity (this module and the SAE loading/fitting one): cached activations,
+    fits and columns made by other code are not reused. Replaces a hand-bumped version number."""
+    from ..cache import module_hash
+    from . import _shared_prefix, sae_source
+
+    return module_hash(sys.modules[__name__], sae_source, _shared_prefix)
+
+
 POOLINGS = ("max", "mean", "frac")
 BACKENDS = ("lm", "embedding")
 
 # in-memory SAEs by content hash, so a pickled annotator (fingerprint / worker processes) stays small
 _LIVE_SAES: dict[str, object] = {}
-
-
-class _StopForward(Exception):
-    """Raised by the layer hook to end the forward pass once the hooked layer has run."""
-
-
-@dataclass
-class _Item:
-    """One response to encode: rendered text, its token ids and where the response tokens are."""
-
-    ids: list[int]
-    start: int  # first response token
-    end: int  # one past the last response token
-    offsets: list[tuple[int, int]] | None = None
-    text: str = ""
-
-
-@dataclass
-class ResponseActivations:
-    """Response-token activations of a dataset, kept once so an SAE can be fitted and applied without a
-    second forward pass.
-
-    Attributes:
-        acts: ``[n_tokens, d]`` float32, all response tokens one response after another.
-        offsets: ``[n_responses + 1]`` int64; response ``j`` owns ``acts[offsets[j]:offsets[j + 1]]``.
-        rows: dataset row of each response; ``sides``: its side (``chosen``/``rejected``).
-    """
-
-    acts: torch.Tensor
-    offsets: np.ndarray
-    rows: np.ndarray
-    sides: list[str]
-
-    def of(self, j: int) -> torch.Tensor:
-        return self.acts[int(self.offsets[j]):int(self.offsets[j + 1])]
 
 
 def _short_model_name(model: str | None) -> str:
@@ -117,20 +110,7 @@ def default_source(model: str | None = None, layer: int = 15, sae=FIT, backend: 
     return _sanitize(base)
 
 
-def _torch_dtype(dtype) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).replace("torch.", "")
-    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
-    value = getattr(torch, aliases.get(name, name), None)
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16.")
-    return value
-
-
-class SAEConcepts:
+class SAEConcepts(ActivationReader):
     """A batched ``datasets.map`` callable writing SAE features of each response as sparse top-k columns.
 
     ``function(batch: dict[str, list]) -> dict[str, list]``: reads ``chosen``, ``rejected``,
@@ -171,10 +151,24 @@ class SAEConcepts:
         >>> ds = ds.map(ann, batched=True, batch_size=256, features=ann.features(ds.features))  # doctest: +SKIP
     """
 
-    def __init__(self, sae, *, model: str | None = None, layer: int = 15, pooling: str = "max", k: int = 32,
-                 source: str | None = None, backend: str = "lm", device: str = "cpu", dtype=None,
-                 max_length: int = 1024, batch_tokens: int = 4096, max_batch_rows: int = 32,
-                 text_columns: Sequence[str] = C.SIDES, share_prompt: bool = True):
+    def __init__(
+        self,
+        sae,
+        *,
+        model: str | None = None,
+        layer: int = 15,
+        pooling: str = "max",
+        k: int = 32,
+        source: str | None = None,
+        backend: str = "lm",
+        device: str = "cpu",
+        dtype=None,
+        max_length: int = 1024,
+        batch_tokens: int = 4096,
+        max_batch_rows: int = 32,
+        text_columns: Sequence[str] = C.SIDES,
+        share_prompt: bool = True,
+    ):
         self.sae = sae
         self.model = model
         self.layer = layer
@@ -189,6 +183,17 @@ class SAEConcepts:
         self.max_batch_rows = max_batch_rows
         self.text_columns = tuple(text_columns)
         self.share_prompt = share_prompt
+
+    @property
+    def config(self) -> SAEConfig:
+        """The annotator's :class:`SAEConfig` (everything it was built from but the SAE)."""
+        return SAEConfig.from_dict({f.name: getattr(self, f.name) for f in fields(SAEConfig)})
+
+    @classmethod
+    def from_config(cls, sae, config: SAEConfig | dict) -> "SAEConcepts":
+        """An annotator of ``sae`` built from a :class:`SAEConfig` (or its ``to_dict()``)."""
+        config = config if isinstance(config, SAEConfig) else SAEConfig.from_dict(config)
+        return cls(sae, **{f.name: getattr(config, f.name) for f in fields(SAEConfig)})
 
     # -- identity --------------------------------------------------------------------------------------
     @property
@@ -225,10 +230,17 @@ class SAEConcepts:
     def identity(self) -> dict:
         """What the output depends on: model, layer, SAE, pooling, k, truncation and code version."""
         return {
-            "annotator": "sae", "version": _VERSION, "backend": self.backend, "model": self._model_identity(),
-            "layer": int(self.layer) if self.backend == "lm" else None, "sae": self._sae_identity(),
-            "pooling": self.pooling, "k": int(self.k), "source": self.source_,
-            "dtype": str(_torch_dtype(self.dtype)).replace("torch.", ""), "max_length": int(self.max_length),
+            "annotator": "sae",
+            "version": _code_version(),
+            "backend": self.backend,
+            "model": self._model_identity(),
+            "layer": int(self.layer) if self.backend == "lm" else None,
+            "sae": self._sae_identity(),
+            "pooling": self.pooling,
+            "k": int(self.k),
+            "source": self.source_,
+            "dtype": str(_torch_dtype(self.dtype)).replace("torch.", ""),
+            "max_length": int(self.max_length),
             "text_columns": list(self.text_columns),
         }
 
@@ -251,8 +263,10 @@ class SAEConcepts:
         if isinstance(state.get("sae"), _SAERef):
             key = state["sae"].key
             if key not in _LIVE_SAES:
-                raise ModelError(f"The in-memory SAE {key} is not available in this process: save it with "
-                                 "`sae.save_model(path)` and pass the path instead.")
+                raise ModelError(
+                    f"The in-memory SAE {key} is not available in this process: save it with "
+                    "`sae.save_model(path)` and pass the path instead."
+                )
             state = {**state, "sae": _LIVE_SAES[key]}
         self.__dict__.update(state)
 
@@ -287,8 +301,15 @@ class SAEConcepts:
             raise ValueError(f"Unknown backend {self.backend!r}. Choose one of {list(BACKENDS)}.")
         if int(self.k) < 1:
             raise ValueError(f"k must be at least 1, got {self.k}.")
-        self.stats_ = {"responses": 0, "micro_batches": 0, "tokens": 0, "padded_tokens": 0, "response_tokens": 0,
-                       "truncated": 0, "truncated_response": 0}
+        self.stats_ = {
+            "responses": 0,
+            "micro_batches": 0,
+            "tokens": 0,
+            "padded_tokens": 0,
+            "response_tokens": 0,
+            "truncated": 0,
+            "truncated_response": 0,
+        }
         dtype = _torch_dtype(self.dtype)
         if self.backend == "embedding":
             from ..models import load_embedder
@@ -311,152 +332,36 @@ class SAEConcepts:
             d_in = int(self.sae_.cfg.d_in)
             if d_in != d_model:
                 meta = sae_metadata(self.sae_)
-                made_for = ", ".join(f"{k}={meta[k]!r}" for k in ("model_name", "hook_name", "curate_model",
-                                                                  "curate_layer") if meta.get(k) is not None)
+                made_for = ", ".join(
+                    f"{k}={meta[k]!r}"
+                    for k in ("model_name", "hook_name", "curate_model", "curate_layer")
+                    if meta.get(k) is not None
+                )
                 raise ModelError(
                     f"SAE/model dimension mismatch: the SAE expects d_in={d_in} but {self.model_id_} has hidden "
-                    f"size {d_model}. Use the model the SAE was trained on" + (f" ({made_for})" if made_for else "")
+                    f"size {d_model}. Use the model the SAE was trained on"
+                    + (f" ({made_for})" if made_for else "")
                     + ", pick an SAE trained on this model, or fit one on your data with sae='fit' (`--sae fit`)."
                 )
             meta = sae_metadata(self.sae_)
             if self.backend == "lm" and meta.get("curate_layer") not in (None, self.layer):
-                logger.warning("This SAE was fitted on layer %s but is applied to layer %s.", meta["curate_layer"], self.layer)
+                logger.warning(
+                    "This SAE was fitted on layer %s but is applied to layer %s.", meta["curate_layer"], self.layer
+                )
 
     def _load_sae(self):
         sae = load_sae(self.sae, device=self.device)
         sae.eval()
         return sae
 
-    # -- tokenization ----------------------------------------------------------------------------------
-    def _messages(self, batch: dict, i: int) -> list[dict]:
-        msgs = batch.get(C.PROMPT_MESSAGES)
-        if msgs is not None and isinstance(msgs[i], list) and msgs[i]:
-            return [{"role": str(m.get("role") or "user"), "content": str(m.get("content") or "")} for m in msgs[i]]
-        prompts = batch.get(C.PROMPT)
-        if prompts is not None and isinstance(prompts[i], str) and prompts[i]:
-            return [{"role": "user", "content": prompts[i]}]
-        return []
-
-    def _render(self, messages: list[dict], response: str) -> tuple[str, int, int]:
-        """Text of prompt + response and the character span of the response in it."""
-        tok = self.tokenizer_
-        if getattr(tok, "chat_template", None):
-            full = tok.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
-            prefix = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) if messages else ""
-            if full.startswith(prefix) and full[len(prefix):].startswith(response):
-                return full, len(prefix), len(prefix) + len(response)
-            pos = full.rfind(response)
-            if pos >= 0 and response:
-                return full, pos, pos + len(response)
-            text = prefix + response
-            return text, len(prefix), len(text)
-        prefix = "\n\n".join(m["content"] for m in messages)
-        prefix = prefix + "\n\n" if prefix else ""
-        return prefix + response, len(prefix), len(prefix) + len(response)
-
-    def _tokenize(self, pairs: list[tuple[list[dict], str]], keep_offsets: bool = False) -> list[_Item]:
-        if not pairs:
-            return []
-        rendered = [self._render(m, r) for m, r in pairs]
-        has_template = bool(getattr(self.tokenizer_, "chat_template", None))
-        enc = self.tokenizer_([t for t, _, _ in rendered], add_special_tokens=not has_template,
-                              return_offsets_mapping=True)
-        items = []
-        for (text, cs, ce), ids, offs in zip(rendered, enc["input_ids"], enc["offset_mapping"]):
-            resp = [j for j, (a, b) in enumerate(offs) if b > a and b > cs and a < ce]
-            start, end = (resp[0], resp[-1] + 1) if resp else (len(ids), len(ids))
-            ids = list(ids)
-            offs = [tuple(o) for o in offs]
-            if len(ids) > self.max_length:
-                cut = min(len(ids) - self.max_length, start)
-                if cut < len(ids) - self.max_length:
-                    self.stats_["truncated_response"] += 1
-                self.stats_["truncated"] += 1
-                ids, offs = ids[cut:cut + self.max_length], offs[cut:cut + self.max_length]
-                start, end = start - cut, min(end - cut, len(ids))
-            items.append(_Item(ids, start, end, offs if keep_offsets else None, text if keep_offsets else ""))
-        return items
-
-    # -- forward ---------------------------------------------------------------------------------------
-    def _micro_batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
-        order = np.argsort(np.asarray(lengths), kind="stable")
-        cur: list[int] = []
-        for j in order:
-            n = max(1, int(lengths[j]))
-            if cur and ((len(cur) + 1) * n > self.batch_tokens or len(cur) >= self.max_batch_rows):
-                yield cur
-                cur = []
-            cur.append(int(j))
-        if cur:
-            yield cur
-
-    @torch.inference_mode()
-    def _residuals(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Residual stream after block ``layer`` for right-padded ``ids``: ``([B, T, d], [B, T] mask)``."""
-        from ..models import decoder_layers
-
-        T = max(len(x) for x in ids)
-        pad = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
-        input_ids = torch.full((len(ids), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(ids), T), dtype=torch.long)
-        for b, x in enumerate(ids):
-            input_ids[b, :len(x)] = torch.tensor(x, dtype=torch.long)
-            mask[b, :len(x)] = 1
-        captured: list[torch.Tensor] = []
-
-        def hook(module, args, output):
-            captured.append(output[0] if isinstance(output, tuple) else output)
-            raise _StopForward
-
-        handle = decoder_layers(self.model_)[self.layer - 1].register_forward_hook(hook)
-        try:
-            self.model_(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise ModelError(f"The hook on layer {self.layer} never ran: is this model's forward standard?")
-        self.stats_["micro_batches"] += 1
-        self.stats_["tokens"] += int(mask.sum())
-        self.stats_["padded_tokens"] += int(mask.numel())
-        return captured[0], mask
-
-    @torch.inference_mode()
-    def _embed(self, texts: list[str]) -> torch.Tensor:
-        enc = self.tokenizer_(texts, padding=True, truncation=True, max_length=min(self.max_length, 512),
-                              return_tensors="pt").to(self.device)
-        hidden = self.model_(**enc).last_hidden_state
-        m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-        self.stats_["micro_batches"] += 1
-        self.stats_["tokens"] += int(enc["attention_mask"].sum())
-        self.stats_["padded_tokens"] += int(enc["attention_mask"].numel())
-        return torch.nn.functional.normalize(emb.float(), dim=-1)
-
-    def _response_activations(self, pairs: list[tuple[list[dict], str]]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
-        """Yield ``(positions, activations)`` per micro-batch: the ``[n_tokens, d]`` response-token
-        activations (one row per response for the embedding backend) of ``pairs[positions[j]]``."""
-        if self.backend == "embedding":
-            texts = [r for _, r in pairs]
-            lengths = [len(t) // 4 + 1 for t in texts]
-            for group in self._micro_batches(lengths):
-                emb = self._embed([texts[j] for j in group])
-                yield group, [emb[i:i + 1] for i in range(len(group))]
-            return
-        items = self._tokenize(pairs)
-        for group in self._micro_batches([len(it.ids) for it in items]):
-            resid, _ = self._residuals([items[j].ids for j in group])
-            acts = [resid[b, items[j].start:items[j].end] for b, j in enumerate(group)]
-            self.stats_["response_tokens"] += sum(len(a) for a in acts)
-            yield group, acts
-
     # -- encoding and pooling ------------------------------------------------------------------------
     @torch.inference_mode()
     def _encode(self, acts: torch.Tensor) -> torch.Tensor:
         sae = self.sae_
-        out = [sae.encode(chunk.to(sae.W_dec.device if hasattr(sae, "W_dec") else self.device))
-               for chunk in acts.split(4096)]
+        out = [
+            sae.encode(chunk.to(sae.W_dec.device if hasattr(sae, "W_dec") else self.device))
+            for chunk in acts.split(4096)
+        ]
         return torch.cat(out).float() if out else torch.zeros((0, int(sae.cfg.d_sae)))
 
     @torch.inference_mode()
@@ -473,7 +378,8 @@ class SAEConcepts:
         d_sae = feats.shape[1]
         if self.pooling == "max":
             pooled = torch.zeros((len(acts), d_sae), device=feats.device).scatter_reduce_(
-                0, seg.unsqueeze(1).expand_as(feats), feats, "amax", include_self=True)
+                0, seg.unsqueeze(1).expand_as(feats), feats, "amax", include_self=True
+            )
         else:
             src = feats if self.pooling == "mean" else (feats > 0).float()
             pooled = torch.zeros((len(acts), d_sae), device=feats.device).index_add_(0, seg, src)
@@ -486,26 +392,15 @@ class SAEConcepts:
             out.append((idx[j][keep].astype(np.int32), vals[j][keep].astype(np.float32)))
         return out
 
-    # -- the map ---------------------------------------------------------------------------------------
-    def _targets(self, batch: dict) -> list[tuple[str, int, list[dict], str]]:
-        n = len(batch[self.text_columns[0]])
-        reasons = batch.get(C.REASON) or [""] * n
-        out = []
-        for side in self.text_columns:
-            for i in range(n):
-                text = batch[side][i]
-                if reasons[i] or not isinstance(text, str) or not text:
-                    continue
-                out.append((side, i, self._messages(batch, i) if self.backend == "lm" else [], text))
-        return out
-
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         missing = [c for c in self.text_columns if c not in batch]
         if missing:
             raise KeyError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
         self._setup()
         if self.sae_ is None:
-            raise ModelError("SAEConcepts has no SAE: pass sae=<folder | 'RELEASE/ID' | SAE> or use annotate_sae(sae='fit').")
+            raise ModelError(
+                "SAEConcepts has no SAE: pass sae=<folder | 'RELEASE/ID' | SAE> or use annotate_sae(sae='fit')."
+            )
         n = len(batch[self.text_columns[0]])
         src = self.source_
         out = {c: [[] for _ in range(n)] for c in self.output_columns}
@@ -525,15 +420,21 @@ class SAEConcepts:
                 out[C.sae_value_column(side, src)][i] = val.tolist()
         self.stats_["responses"] += len(targets)
         if self.stats_["truncated"] > before:
-            logger.warning("%d of %d inputs in this batch were longer than max_length=%d; their prompts were "
-                           "truncated from the left (%d so far).", self.stats_["truncated"] - before, len(targets),
-                           self.max_length, self.stats_["truncated"])
+            logger.warning(
+                "%d of %d inputs in this batch were longer than max_length=%d; their prompts were "
+                "truncated from the left (%d so far).",
+                self.stats_["truncated"] - before,
+                len(targets),
+                self.max_length,
+                self.stats_["truncated"],
+            )
         return out
 
     # -- token-level reading (labels, the Space) ---------------------------------------------------------
     @torch.inference_mode()
-    def token_activations(self, pairs: list[tuple[list[dict], str]], features: Sequence[int] | None = None
-                          ) -> list[tuple[list[str], np.ndarray]]:
+    def token_activations(
+        self, pairs: list[tuple[list[dict], str]], features: Sequence[int] | None = None
+    ) -> list[tuple[list[str], np.ndarray]]:
         """Per-token SAE activations of responses, for reading features.
 
         Args:
@@ -558,10 +459,10 @@ class SAEConcepts:
             resid, _ = self._residuals([items[j].ids for j in group])
             for b, j in enumerate(group):
                 it = items[j]
-                f = self._encode(resid[b, it.start:it.end]).cpu()
+                f = self._encode(resid[b, it.start : it.end]).cpu()
                 toks, last = [], 0
-                for a, e in it.offsets[it.start:it.end]:  # a multi-token character goes to its first token
-                    toks.append(it.text[max(a, last):e] if e > last else "")
+                for a, e in it.offsets[it.start : it.end]:  # a multi-token character goes to its first token
+                    toks.append(it.text[max(a, last) : e] if e > last else "")
                     last = max(last, e)
                 results[j] = (toks, (f if cols is None else f[:, cols]).numpy())
         return results
@@ -579,8 +480,10 @@ class SAEConcepts:
 
     def __repr__(self) -> str:
         sae = self.sae if isinstance(self.sae, str) or self.sae is None else type(self.sae).__name__
-        return (f"SAEConcepts(sae={sae!r}, model={self.model!r}, layer={self.layer}, pooling={self.pooling!r}, "
-                f"k={self.k}, backend={self.backend!r})")
+        return (
+            f"SAEConcepts(sae={sae!r}, model={self.model!r}, layer={self.layer}, pooling={self.pooling!r}, "
+            f"k={self.k}, backend={self.backend!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -588,96 +491,56 @@ class _SAERef:
     key: str
 
 
-def collect_activations(dataset, annotator: SAEConcepts, *, batch_size: int = 256,
-                        max_tokens: int | None = None) -> ResponseActivations:
-    """Run the model once over the usable responses of ``dataset`` and keep their response-token
-    activations (float32, CPU).
-
-    Args:
-        dataset: a pair dataset.
-        annotator: the :class:`SAEConcepts` whose model, layer and backend to use (its SAE is not needed).
-        batch_size: rows per batch.
-        max_tokens: stop after this many response tokens (the result then covers a prefix of the rows).
-
-    Example:
-
-        >>> ann = SAEConcepts(None, layer=15)                                   # doctest: +SKIP
-        >>> acts = collect_activations(make_preference_pairs(50).dataset, ann)  # doctest: +SKIP
-    """
-    annotator._setup()
-    chunks, lengths, rows, sides = [], [], [], []
-    total = 0
-    cols = [c for c in (*annotator.text_columns, C.PROMPT, C.PROMPT_MESSAGES, C.REASON) if c in dataset.column_names]
-    data = dataset.select_columns(cols)
-    from .._progress import Progress
-
-    n_resp = len(data) * len(annotator.text_columns)
-    progress = Progress(f"Collecting activations ({annotator.backend}, layer {annotator.layer})", n_resp, "responses")
-    for start in range(0, len(data), batch_size):
-        batch = data[start:start + batch_size]
-        targets = annotator._targets(batch)
-        got: list = [None] * len(targets)
-        for group, acts in annotator._response_activations([(m, r) for _, _, m, r in targets]):
-            for j, a in zip(group, acts):
-                got[j] = a.detach().to("cpu", torch.float32).clone()
-            progress.update(len(group))
-        progress.update(len(annotator.text_columns) * len(batch[next(iter(batch))]) - len(targets))  # unusable rows
-        for (side, i, _, _), a in zip(targets, got):
-            chunks.append(a)
-            lengths.append(len(a))
-            rows.append(start + i)
-            sides.append(side)
-            total += len(a)
-        if max_tokens is not None and total >= max_tokens:
-            break
-    d = int(annotator.model_.config.hidden_size)
-    acts = torch.cat(chunks) if chunks else torch.zeros((0, d))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return ResponseActivations(acts, offsets, np.asarray(rows, dtype=np.int64), sides)
-
-
-class _FromActivations:
-    """Map function that pools precomputed activations (same output as the annotator's forward)."""
-
-    def __init__(self, annotator: SAEConcepts, cached: ResponseActivations):
-        self.annotator = annotator
-        self.cached = cached
-        self.where = {(int(r), s): j for j, (r, s) in enumerate(zip(cached.rows, cached.sides))}
-
-    def __call__(self, batch: dict, indices: list[int]) -> dict:
-        ann = self.annotator
-        src = ann.source_
-        out = {c: [[] for _ in indices] for c in ann.output_columns}
-        reasons = batch.get(C.REASON) or [""] * len(indices)
-        want = []
-        for side in ann.text_columns:
-            for i, row in enumerate(indices):
-                j = self.where.get((int(row), side))
-                if j is not None and not reasons[i]:
-                    want.append((side, i, j))
-        for start in range(0, len(want), 64):
-            part = want[start:start + 64]
-            for (side, i, _), (idx, val) in zip(part, ann.pool([self.cached.of(j) for _, _, j in part])):
-                out[C.sae_index_column(side, src)][i] = idx.tolist()
-                out[C.sae_value_column(side, src)][i] = val.tolist()
-        return out
-
-    def __getstate__(self):  # hashed by `datasets` only when no new_fingerprint is given
-        return {"annotator": self.annotator.identity(), "n": len(self.cached.rows)}
+def fit_metadata(probe: SAEConcepts) -> dict:
+    """What a fitted SAE records about where its activations came from (model, layer, backend, hook)."""
+    lm = probe.backend == "lm"
+    return {
+        "curate_model": probe.model_id_,
+        "curate_layer": probe.layer if lm else None,
+        "curate_backend": probe.backend,
+        "model_name": probe.model_id_,
+        "hook_name": f"blocks.{probe.layer - 1}.hook_resid_post" if lm else "sentence_embedding",
+    }
 
 
 def _fit_key(dataset, model_identity: str, layer: int, backend: str, fit_kwargs: dict) -> str:
     fp = getattr(dataset, "_fingerprint", None) or str(len(dataset))
-    blob = json.dumps({"data": fp, "model": model_identity, "layer": layer, "backend": backend,
-                       "fit": fit_kwargs, "version": _VERSION}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {
+            "data": fp,
+            "model": model_identity,
+            "layer": layer,
+            "backend": backend,
+            "fit": fit_kwargs,
+            "version": _code_version(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT, pooling: str = "max", k: int = 32,
-                 source: str | None = None, backend: str = "lm", batch_size: int = 256, fit_kwargs: dict | None = None,
-                 cache_dir: str | Path | None = None, device: str = "cpu", dtype=None, max_length: int = 1024,
-                 max_cache_tokens: int = 500_000, desc: str = "SAE concepts", engine: str = "local",
-                 engine_options: dict | None = None):
+def annotate_sae(
+    dataset,
+    *,
+    model: str | None = None,
+    layer: int = 15,
+    sae=FIT,
+    pooling: str = "max",
+    k: int = 32,
+    source: str | None = None,
+    backend: str = "lm",
+    batch_size: int = 256,
+    fit_kwargs: dict | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    dtype=None,
+    max_length: int = 1024,
+    max_cache_tokens: int = 500_000,
+    desc: str = "SAE concepts",
+    engine: str = "local",
+    engine_options: dict | None = None,
+):
     """Add sparse SAE feature columns to a pair dataset; fit the SAE on the data first when ``sae="fit"``.
 
     With ``sae="fit"`` the model runs **once**: the response-token activations are kept (up to
@@ -725,20 +588,51 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
             raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
         from ..ray_engine import annotate_sae_ray
 
-        return annotate_sae_ray(dataset, model=model, layer=layer, sae=sae, pooling=pooling, k=k, source=source,
-                                backend=backend, batch_size=batch_size, fit_kwargs=fit_kwargs, cache_dir=cache_dir,
-                                device=device, dtype=dtype, max_length=max_length, max_cache_tokens=max_cache_tokens,
-                                **(engine_options or {}))
-    ann_kwargs = dict(model=model, layer=layer, pooling=pooling, k=k, backend=backend, device=device, dtype=dtype,
-                      max_length=max_length)
+        return annotate_sae_ray(
+            dataset,
+            model=model,
+            layer=layer,
+            sae=sae,
+            pooling=pooling,
+            k=k,
+            source=source,
+            backend=backend,
+            batch_size=batch_size,
+            fit_kwargs=fit_kwargs,
+            cache_dir=cache_dir,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            max_cache_tokens=max_cache_tokens,
+            **(engine_options or {}),
+        )
+    config = SAEConfig.from_dict(
+        dict(
+            model=model,
+            layer=layer,
+            pooling=pooling,
+            k=k,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+        )
+    )
     cached = None
     fitted_here = isinstance(sae, str) and sae == FIT
     if fitted_here:
-        defaults = {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3} if backend == "lm" else \
-            {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
+        defaults = (
+            {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3}
+            if backend == "lm"
+            else {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
+        )
         fkw = {**defaults, **(fit_kwargs or {})}
-        probe = SAEConcepts(None, **ann_kwargs)
-        path = Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}" if cache_dir else None
+        probe = SAEConcepts.from_config(None, config)
+        path = (
+            Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}"
+            if cache_dir
+            else None
+        )
         if path is not None and (path / "cfg.json").exists():
             logger.info("Reusing the SAE fitted earlier at %s", path)
             fitted = load_sae(path, device=device)
@@ -746,16 +640,14 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
             cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=max_cache_tokens)
             if len(cached.acts) == 0:
                 raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
-            meta = {"curate_model": probe.model_id_, "curate_layer": layer if backend == "lm" else None,
-                    "curate_backend": backend, "model_name": probe.model_id_,
-                    "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding"}
-            fitted = fit_sae(cached.acts, device=device, metadata=meta, out=path, **fkw)
-            if len(np.unique(cached.rows)) < sum(1 for r in (dataset[C.REASON] if C.REASON in dataset.column_names
-                                                              else [""] * len(dataset)) if not r):
+            fitted = fit_sae(cached.acts, device=device, metadata=fit_metadata(probe), out=path, **fkw)
+            if len(np.unique(cached.rows)) < sum(
+                1 for r in (dataset[C.REASON] if C.REASON in dataset.column_names else [""] * len(dataset)) if not r
+            ):
                 cached = None  # partial: annotate with a forward pass
         sae = fitted
-    ann = SAEConcepts(sae, source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
-                      **ann_kwargs)
+    source = source or default_source(model, layer, FIT if fitted_here else sae, backend)
+    ann = SAEConcepts.from_config(sae, SAEConfig.from_dict({**config.to_dict(), "source": source}))
     ann._setup()
     if fitted_here and cached is not None:
         ann.stats_.update(probe.stats_)
@@ -769,6 +661,13 @@ def annotate_sae(dataset, *, model: str | None = None, layer: int = 15, sae=FIT,
         fn, extra = _FromActivations(ann, cached), {"with_indices": True}
     else:
         fn, extra = ann, {}
-    out = dataset.map(fn, batched=True, batch_size=batch_size, features=ann.features(dataset.features),
-                      new_fingerprint=fp, desc=desc, **extra)
+    out = dataset.map(
+        fn,
+        batched=True,
+        batch_size=batch_size,
+        features=ann.features(dataset.features),
+        new_fingerprint=fp,
+        desc=desc,
+        **extra,
+    )
     return out, ann

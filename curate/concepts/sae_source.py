@@ -216,13 +216,15 @@ def fit_sae(
 
     torch.manual_seed(seed)
     cfg = TopKTrainingSAEConfig(
-        d_in=d_in, d_sae=d_sae, k=k, device=device, normalize_activations="expected_average_only_in",
+        d_in=d_in, d_sae=d_sae, k=k, device=device, normalize_activations="expected_average_only_in"
     )
     sae = TopKTrainingSAE(cfg)
 
     if not 0 <= resample_rounds <= len(RESAMPLE_AT):
-        raise ValueError(f"resample_rounds must be between 0 and {len(RESAMPLE_AT)} (resampling happens at "
-                         f"{[f'{f:.0%}' for f in RESAMPLE_AT]} of the steps), got {resample_rounds}.")
+        raise ValueError(
+            f"resample_rounds must be between 0 and {len(RESAMPLE_AT)} (resampling happens at "
+            f"{[f'{f:.0%}' for f in RESAMPLE_AT]} of the steps), got {resample_rounds}."
+        )
     n_norm_batches = max(1, min(50, math.ceil(n / batch_size)))
     resample_at = {n_norm_batches + int(steps * f) for f in RESAMPLE_AT[:resample_rounds]}
     holder: dict = {}
@@ -257,7 +259,6 @@ def fit_sae(
         n_batches_for_norm_estimate=n_norm_batches,
     )
     import contextlib
-    import io
     import os
 
     quiet = open(os.devnull, "w") if not progress else None
@@ -279,10 +280,19 @@ def fit_sae(
             rec = trained.decode(f).cpu()
             err += float(((rec - chunk) ** 2).sum())
             tot += float(((chunk - mean) ** 2).sum())
-    stats = {"n_samples": int(n), "n_outliers_dropped": n_outliers, "steps": int(steps), "epochs": epochs,
-             "lr": lr, "batch_size": batch_size, "seed": seed, "resample_rounds": resample_rounds,
-             "resampled": int(holder.get("resampled", 0)), "fvu": round(err / max(tot, 1e-12), 4),
-             "dead_latents": int((~fire).sum())}
+    stats = {
+        "n_samples": int(n),
+        "n_outliers_dropped": n_outliers,
+        "steps": int(steps),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "resample_rounds": resample_rounds,
+        "resampled": int(holder.get("resampled", 0)),
+        "fvu": round(err / max(tot, 1e-12), 4),
+        "dead_latents": int((~fire).sum()),
+    }
     logger.info("Fitted SAE d_sae=%d k=%d on %d vectors: %s", d_sae, k, n, stats)
 
     # hand back the inference class: exactly what sae-lens loads from disk

@@ -79,10 +79,32 @@ from .training import Ablate, Steer
 from .upweight import Upweight
 
 __all__ = [
-    "Ablate", "ApplyReport", "DEFAULT_INSTRUCTIONS", "Filter", "Inoculate", "Intervention", "Margin", "PairState",
-    "Rebalance", "Relabel", "Resample", "Steer", "Upweight", "WeightedDPOTrainer", "WeightedPreferenceCollator",
-    "apply_recipe", "balance_weights", "before_after", "entropy_weights", "instruction_for", "materialize", "plan",
-    "preview", "retention", "save_curated", "state_from_dataset",
+    "Ablate",
+    "ApplyReport",
+    "DEFAULT_INSTRUCTIONS",
+    "Filter",
+    "Inoculate",
+    "Intervention",
+    "Margin",
+    "PairState",
+    "Rebalance",
+    "Relabel",
+    "Resample",
+    "Steer",
+    "Upweight",
+    "WeightedDPOTrainer",
+    "WeightedPreferenceCollator",
+    "apply_recipe",
+    "balance_weights",
+    "before_after",
+    "entropy_weights",
+    "instruction_for",
+    "materialize",
+    "plan",
+    "preview",
+    "retention",
+    "save_curated",
+    "state_from_dataset",
 ]
 
 

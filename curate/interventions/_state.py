@@ -94,15 +94,25 @@ class PairState:
 
     def ess(self) -> float:
         """Kish effective sample size of the kept rows, ``(Σw)² / Σw²`` (row copies counted)."""
-        w = self.weight * self.keep * self.copies  # a row drawn c times counts with weight c·w
-        s2 = float((w**2).sum())
-        return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+        from ..stats import kish_n
+
+        return float(kish_n(self.weight * self.keep * self.copies))  # a row drawn c times counts with weight c·w
 
     def copy(self) -> "PairState":
-        return PairState(list(self.concepts), self.chosen.copy(), self.rejected.copy(), self.usable.copy(),
-                         self.keep.copy(), self.reason.copy(), self.weight.copy(), self.margin.copy(),
-                         self.swapped.copy(), self.copies.copy(), list(self.instructions),
-                         dict(self.labels))
+        return PairState(
+            list(self.concepts),
+            self.chosen.copy(),
+            self.rejected.copy(),
+            self.usable.copy(),
+            self.keep.copy(),
+            self.reason.copy(),
+            self.weight.copy(),
+            self.margin.copy(),
+            self.swapped.copy(),
+            self.copies.copy(),
+            list(self.instructions),
+            dict(self.labels),
+        )
 
 
 def state_from_dataset(dataset, concepts: list[str]) -> PairState:
@@ -118,7 +128,8 @@ def state_from_dataset(dataset, concepts: list[str]) -> PairState:
     if missing:
         raise ConceptError(
             f"Concepts {missing} have no scores in the dataset. Annotate it first (curate.annotate / an SAE "
-            f"annotator). Concepts present: {present[:60]}" + (" …" if len(present) > 60 else ""))
+            f"annotator). Concepts present: {present[:60]}" + (" …" if len(present) > 60 else "")
+        )
     n = len(dataset)
     k = len(concepts)
     chosen = np.zeros((n, k), np.float32)
@@ -132,7 +143,16 @@ def state_from_dataset(dataset, concepts: list[str]) -> PairState:
     usable = reason == ""
     labels = dict(zip(scores.concepts["concept"], scores.concepts["label"]))
     return PairState(
-        concepts=list(concepts), chosen=chosen, rejected=rejected, usable=usable, keep=usable.copy(),
-        reason=reason, weight=usable.astype(float), margin=np.zeros(n), swapped=np.zeros(n, bool),
-        copies=np.ones(n, np.int64), instructions=[[] for _ in range(n)],
-        labels={c: labels.get(c, c) for c in concepts})
+        concepts=list(concepts),
+        chosen=chosen,
+        rejected=rejected,
+        usable=usable,
+        keep=usable.copy(),
+        reason=reason,
+        weight=usable.astype(float),
+        margin=np.zeros(n),
+        swapped=np.zeros(n, bool),
+        copies=np.ones(n, np.int64),
+        instructions=[[] for _ in range(n)],
+        labels={c: labels.get(c, c) for c in concepts},
+    )

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from .._format import fmt_q
+from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
 from ..recipe import Recipe
 from ._state import PairState, state_from_dataset
 from .base import Intervention
@@ -27,8 +29,19 @@ from .upweight import Upweight
 ORDER = ("relabel", "filter", "upweight", "rebalance", "resample", "margin", "inoculate", "ablate", "steer")
 
 BEFORE_AFTER_COLUMNS = [
-    "concept", "action", "interventions", "n_differ_before", "win_rate_before", "ci_low_before", "ci_high_before",
-    "q_before", "n_differ_after", "win_rate_after", "ci_low_after", "ci_high_after", "q_after",
+    "concept",
+    "action",
+    "interventions",
+    "n_differ_before",
+    "win_rate_before",
+    "ci_low_before",
+    "ci_high_before",
+    "q_before",
+    "n_differ_after",
+    "win_rate_after",
+    "ci_low_after",
+    "ci_high_after",
+    "q_after",
 ]
 
 
@@ -75,7 +88,12 @@ def plan(recipe: Recipe) -> list[Intervention]:
     # merge consecutive single-concept Upweight steps of equal strength
     merged: list[Intervention] = []
     for s in steps:
-        if merged and isinstance(s, Upweight) and isinstance(merged[-1], Upweight) and s.strength == merged[-1].strength:
+        if (
+            merged
+            and isinstance(s, Upweight)
+            and isinstance(merged[-1], Upweight)
+            and s.strength == merged[-1].strength
+        ):
             merged[-1].concepts += s.concepts
         else:
             merged.append(s)
@@ -104,8 +122,14 @@ class ApplyReport:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {"recipe": self.recipe, "steps": self.steps, "retention": self.retention,
-               "before_after": _records(self.before_after), "seconds": self.seconds, **self.extra}
+        out = {
+            "recipe": self.recipe,
+            "steps": self.steps,
+            "retention": self.retention,
+            "before_after": _records(self.before_after),
+            "seconds": self.seconds,
+            **self.extra,
+        }
         if self.proxy is not None:
             out["proxy"] = _records(self.proxy)
         return out
@@ -122,16 +146,22 @@ class ApplyReport:
     def table(self) -> str:
         """A plain-text before/after table (what the CLI prints)."""
         df = self.before_after
-        lines = [f"{'concept':<16}{'action':<9}{'win-rate before [95% CI]':<28}{'q':>8}   "
-                 f"{'win-rate after [95% CI]':<28}{'q':>8}"]
+        lines = [
+            f"{'concept':<16}{'action':<9}{'win-rate before [95% CI]':<28}{'q':>8}   "
+            f"{'win-rate after [95% CI]':<28}{'q':>8}"
+        ]
         for r in df.itertuples():
-            lines.append(f"{r.concept:<16}{r.action:<9}{_wr(r.win_rate_before, r.ci_low_before, r.ci_high_before):<28}"
-                         f"{_q(r.q_before):>8}   {_wr(r.win_rate_after, r.ci_low_after, r.ci_high_after):<28}{_q(r.q_after):>8}")
+            lines.append(
+                f"{r.concept:<16}{r.action:<9}{_wr(r.win_rate_before, r.ci_low_before, r.ci_high_before):<28}"
+                f"{_q(r.q_before):>8}   {_wr(r.win_rate_after, r.ci_low_after, r.ci_high_after):<28}{_q(r.q_after):>8}"
+            )
         t = self.retention
-        lines.append(f"rows kept {t['rows_kept']}/{t['rows_usable']} · dropped {t['rows_dropped']} · "
-                     f"ESS {t['ess']:.1f} ({100 * t['ess_fraction']:.1f}% of usable rows)"
-                     + (f" · swapped {t['rows_swapped']}" if t.get("rows_swapped") else "")
-                     + (f" · inoculated {t['rows_inoculated']}" if t.get("rows_inoculated") else ""))
+        lines.append(
+            f"rows kept {t['rows_kept']}/{t['rows_usable']} · dropped {t['rows_dropped']} · "
+            f"ESS {t['ess']:.1f} ({100 * t['ess_fraction']:.1f}% of usable rows)"
+            + (f" · swapped {t['rows_swapped']}" if t.get("rows_swapped") else "")
+            + (f" · inoculated {t['rows_inoculated']}" if t.get("rows_inoculated") else "")
+        )
         return "\n".join(lines)
 
 
@@ -183,18 +213,11 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         table = _audit_before_after(dataset, train, recipe)
     else:
         table = before_after(state0, state, recipe)
-    report = ApplyReport(recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps],
-                         retention=retention(state), before_after=table)
+    report = ApplyReport(
+        recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps], retention=retention(state), before_after=table
+    )
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
-
-
-def save_curated(dd, folder: str | Path) -> Path:
-    """``dd.save_to_disk(folder)`` that also works for an empty split (datasets 5.2 writes no shard for an
-    empty split and then cannot load it back); at most 500 MB per shard otherwise."""
-    num_shards = {k: max(1, int(v.data.nbytes // 500_000_000) + 1) for k, v in dd.items()}
-    dd.save_to_disk(str(folder), num_shards=num_shards)
-    return Path(folder)
 
 
 def ensure_annotated(dataset, concepts: Iterable[str], *, annotate_missing: bool = True):
@@ -224,7 +247,7 @@ def materialize(dataset, state: PairState, *, with_swapped: bool = False):
         names = table.column_names
         for name in names:
             if name == C.CHOSEN or name.startswith(C.CHOSEN + C.SEP):
-                other = C.REJECTED + name[len(C.CHOSEN):]
+                other = C.REJECTED + name[len(C.CHOSEN) :]
                 if other in names:
                     a, b = table.column(name).combine_chunks(), table.column(other).combine_chunks()
                     table = table.set_column(table.column_names.index(name), name, pc.if_else(mask, b, a))
@@ -232,16 +255,23 @@ def materialize(dataset, state: PairState, *, with_swapped: bool = False):
     inoculated = [i for i, ins in enumerate(state.instructions) if ins]
     if inoculated:
         prompts = table.column(C.PROMPT).to_pylist()
-        messages = (table.column(C.PROMPT_MESSAGES).to_pylist() if C.PROMPT_MESSAGES in table.column_names
-                    else [[{"role": "user", "content": p}] for p in prompts])
+        messages = (
+            table.column(C.PROMPT_MESSAGES).to_pylist()
+            if C.PROMPT_MESSAGES in table.column_names
+            else [[{"role": "user", "content": p}] for p in prompts]
+        )
         for i in inoculated:
-            msgs = add_system_instruction(messages[i] or [{"role": "user", "content": prompts[i] or ""}],
-                                          " ".join(state.instructions[i]))
+            msgs = add_system_instruction(
+                messages[i] or [{"role": "user", "content": prompts[i] or ""}], " ".join(state.instructions[i])
+            )
             messages[i] = msgs
             prompts[i] = render_prompt(msgs)
         table = table.set_column(table.column_names.index(C.PROMPT), C.PROMPT, pa.array(prompts, pa.string()))
-        mtype = (table.schema.field(C.PROMPT_MESSAGES).type if C.PROMPT_MESSAGES in table.column_names
-                 else pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))
+        mtype = (
+            table.schema.field(C.PROMPT_MESSAGES).type
+            if C.PROMPT_MESSAGES in table.column_names
+            else pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+        )
         col = pa.array([[{"role": m["role"], "content": m["content"]} for m in ms] for ms in messages], mtype)
         if C.PROMPT_MESSAGES in table.column_names:
             table = table.set_column(table.column_names.index(C.PROMPT_MESSAGES), C.PROMPT_MESSAGES, col)
@@ -267,11 +297,16 @@ def retention(state: PairState) -> dict:
     usable = int(state.usable.sum())
     ess = state.ess()
     return {
-        "rows": state.n, "rows_usable": usable, "rows_kept": int(state.keep.sum()),
-        "rows_in_train": int((state.copies * state.keep).sum()), "rows_dropped": int((~state.keep).sum()),
+        "rows": state.n,
+        "rows_usable": usable,
+        "rows_kept": int(state.keep.sum()),
+        "rows_in_train": int((state.copies * state.keep).sum()),
+        "rows_dropped": int((~state.keep).sum()),
         "dropped_by_reason": {str(k): int(v) for k, v in reasons.items()},
-        "rows_swapped": int(state.swapped.sum()), "rows_inoculated": int(sum(bool(x) for x in state.instructions)),
-        "ess": ess, "ess_fraction": ess / usable if usable else 0.0,
+        "rows_swapped": int(state.swapped.sum()),
+        "rows_inoculated": int(sum(bool(x) for x in state.instructions)),
+        "ess": ess,
+        "ess_fraction": ess / usable if usable else 0.0,
         "weight_sum": float((state.weight * state.keep * state.copies).sum()),
     }
 
@@ -289,8 +324,13 @@ def before_after(before: PairState, after: PairState, recipe: Recipe | None = No
         res = S.paired_win_stats(d, w[w > 0]) if len(d) else None
         if res is None:
             nan = np.full(len(state.concepts), np.nan)
-            return {"n_differ": np.zeros(len(state.concepts), int), "win_rate": nan, "ci_low": nan, "ci_high": nan,
-                    "q": nan}
+            return {
+                "n_differ": np.zeros(len(state.concepts), int),
+                "win_rate": nan,
+                "ci_low": nan,
+                "ci_high": nan,
+                "q": nan,
+            }
         res["q"] = S.benjamini_hochberg(res["p_value"])
         return res
 
@@ -299,19 +339,36 @@ def before_after(before: PairState, after: PairState, recipe: Recipe | None = No
     rows = []
     for j, c in enumerate(before.concepts):
         rule = recipe.rule_for(c) if recipe and c in actions else None
-        rows.append({
-            "concept": c, "action": actions.get(c, ""), "interventions": ",".join(rule.interventions) if rule else "",
-            "n_differ_before": int(b["n_differ"][j]), "win_rate_before": float(b["win_rate"][j]),
-            "ci_low_before": float(b["ci_low"][j]), "ci_high_before": float(b["ci_high"][j]), "q_before": float(b["q"][j]),
-            "n_differ_after": int(a["n_differ"][j]), "win_rate_after": float(a["win_rate"][j]),
-            "ci_low_after": float(a["ci_low"][j]), "ci_high_after": float(a["ci_high"][j]), "q_after": float(a["q"][j]),
-        })
+        rows.append(
+            {
+                "concept": c,
+                "action": actions.get(c, ""),
+                "interventions": ",".join(rule.interventions) if rule else "",
+                "n_differ_before": int(b["n_differ"][j]),
+                "win_rate_before": float(b["win_rate"][j]),
+                "ci_low_before": float(b["ci_low"][j]),
+                "ci_high_before": float(b["ci_high"][j]),
+                "q_before": float(b["q"][j]),
+                "n_differ_after": int(a["n_differ"][j]),
+                "win_rate_after": float(a["win_rate"][j]),
+                "ci_low_after": float(a["ci_low"][j]),
+                "ci_high_after": float(a["ci_high"][j]),
+                "q_after": float(a["q"][j]),
+            }
+        )
     return pd.DataFrame(rows, columns=BEFORE_AFTER_COLUMNS)
 
 
-def preview(dataset, block: Iterable[str] = (), amplify: Iterable[str] = (), *, recipe: Recipe | None = None,
-            block_with: Iterable[str] = ("rebalance",), amplify_with: Iterable[str] = ("upweight",),
-            state: PairState | None = None) -> dict:
+def preview(
+    dataset,
+    block: Iterable[str] = (),
+    amplify: Iterable[str] = (),
+    *,
+    recipe: Recipe | None = None,
+    block_with: Iterable[str] = ("rebalance",),
+    amplify_with: Iterable[str] = ("upweight",),
+    state: PairState | None = None,
+) -> dict:
     """A fast what-if for a set of block/amplify choices on an already annotated dataset (no text written).
 
     Args:
@@ -334,8 +391,9 @@ def preview(dataset, block: Iterable[str] = (), amplify: Iterable[str] = (), *, 
         (300, 0.5)
     """
     if recipe is None:
-        recipe = Recipe.from_ids(block=block, amplify=amplify, block_with=block_with, amplify_with=amplify_with,
-                                 validate_ids=False)
+        recipe = Recipe.from_ids(
+            block=block, amplify=amplify, block_with=block_with, amplify_with=amplify_with, validate_ids=False
+        )
     ids = recipe.concept_ids()
     if state is None:
         state = state_from_dataset(dataset, ids)
@@ -344,8 +402,14 @@ def preview(dataset, block: Iterable[str] = (), amplify: Iterable[str] = (), *, 
     for step in plan(recipe):
         step.apply(work)
     ret = retention(work)
-    return {"rows": ret["rows"], "rows_usable": ret["rows_usable"], "rows_kept": ret["rows_kept"],
-            "ess": ret["ess"], "ess_fraction": ret["ess_fraction"], "table": before_after(base, work, recipe)}
+    return {
+        "rows": ret["rows"],
+        "rows_usable": ret["rows_usable"],
+        "rows_kept": ret["rows_kept"],
+        "ess": ret["ess"],
+        "ess_fraction": ret["ess_fraction"],
+        "table": before_after(base, work, recipe),
+    }
 
 
 def _sub_state(state: PairState, concepts: list[str]) -> PairState:
@@ -372,15 +436,23 @@ def _audit_before_after(original, train, recipe: Recipe) -> pd.DataFrame:
         def g(r, k):
             return float(r[k]) if r is not None else float("nan")
 
-        rows.append({
-            "concept": c, "action": rule.action, "interventions": ",".join(rule.interventions or []),
-            "n_differ_before": int(g(b, "n_differ")) if b is not None else 0,
-            "win_rate_before": g(b, "win_rate"), "ci_low_before": g(b, "ci_low"), "ci_high_before": g(b, "ci_high"),
-            "q_before": g(b, "q_value"),
-            "n_differ_after": int(g(a, "n_differ")) if a is not None else 0,
-            "win_rate_after": g(a, "win_rate"), "ci_low_after": g(a, "ci_low"), "ci_high_after": g(a, "ci_high"),
-            "q_after": g(a, "q_value"),
-        })
+        rows.append(
+            {
+                "concept": c,
+                "action": rule.action,
+                "interventions": ",".join(rule.interventions or []),
+                "n_differ_before": int(g(b, "n_differ")) if b is not None else 0,
+                "win_rate_before": g(b, "win_rate"),
+                "ci_low_before": g(b, "ci_low"),
+                "ci_high_before": g(b, "ci_high"),
+                "q_before": g(b, "q_value"),
+                "n_differ_after": int(g(a, "n_differ")) if a is not None else 0,
+                "win_rate_after": g(a, "win_rate"),
+                "ci_low_after": g(a, "ci_low"),
+                "ci_high_after": g(a, "ci_high"),
+                "q_after": g(a, "q_value"),
+            }
+        )
     return pd.DataFrame(rows, columns=BEFORE_AFTER_COLUMNS)
 
 
@@ -404,5 +476,4 @@ def _wr(w, lo, hi) -> str:
     return f"{w:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _q(q) -> str:
-    return "—" if not np.isfinite(q) else (f"{q:.1e}" if q < 1e-3 else f"{q:.3f}")
+_q = fmt_q

@@ -32,7 +32,9 @@ class Intervention:
         if missing:
             from ..errors import ConceptError
 
-            raise ConceptError(f"{type(self).__name__}: no scores for {missing}. Concepts in the state: {state.concepts}.")
+            raise ConceptError(
+                f"{type(self).__name__}: no scores for {missing}. Concepts in the state: {state.concepts}."
+            )
         self.stats_ = self._apply(state)
         return self
 

@@ -84,7 +84,8 @@ def _build():
                 raise ValueError(
                     f"WeightedDPOTrainer supports loss_type in {list(SUPPORTED_LOSSES)} with "
                     f"f_divergence_type='reverse_kl'; got loss_type={self.loss_types}, "
-                    f"f_divergence_type={self.f_divergence_type!r}.")
+                    f"f_divergence_type={self.f_divergence_type!r}."
+                )
             self.data_collator = WeightedPreferenceCollator(self.data_collator, self.weight_column)
 
         def _set_signature_columns_if_needed(self):

@@ -45,8 +45,9 @@ class Filter(Intervention):
 
     name = "filter"
 
-    def __init__(self, concepts: Iterable[str], strength: float = 1.0, mode: str = "balance", seed: int = 0,
-                 max_rounds: int = 10):
+    def __init__(
+        self, concepts: Iterable[str], strength: float = 1.0, mode: str = "balance", seed: int = 0, max_rounds: int = 10
+    ):
         super().__init__(concepts, strength)
         self.mode = mode
         self.seed = seed
@@ -67,8 +68,11 @@ class Filter(Intervention):
             # cyclic passes (like iterative proportional fitting): dropping pairs for one concept can
             # unbalance another, so repeat until no concept needs more than half a pair dropped. The
             # imbalance left, (1 − strength) of the first one, is fixed up front: passes do not compound.
-            left = {(c, k): (1 - self.strength) * abs(_excess(state, c, g))
-                    for c in self.concepts for k, g in enumerate(state.groups(c))}
+            left = {
+                (c, k): (1 - self.strength) * abs(_excess(state, c, g))
+                for c in self.concepts
+                for k, g in enumerate(state.groups(c))
+            }
             for _ in range(self.max_rounds):
                 changed = 0
                 for c in self.concepts:

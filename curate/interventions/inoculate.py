@@ -68,8 +68,7 @@ class Inoculate(Intervention):
 
     name = "inoculate"
 
-    def __init__(self, concepts: Iterable[str], instructions: Mapping[str, str] | None = None,
-                 when: str = "preferred"):
+    def __init__(self, concepts: Iterable[str], instructions: Mapping[str, str] | None = None, when: str = "preferred"):
         super().__init__(concepts, 1.0)
         self.instructions = dict(instructions or {})
         self.when = when
@@ -91,8 +90,11 @@ class Inoculate(Intervention):
                     state.instructions[i] = [*state.instructions[i], text]
             used[c] = text
             counts[c] = int(mask.sum())
-        return {"instructions_used": used, "rows_inoculated": counts,
-                "rows_with_any_instruction": int(sum(bool(x) for x in state.instructions))}
+        return {
+            "instructions_used": used,
+            "rows_inoculated": counts,
+            "rows_with_any_instruction": int(sum(bool(x) for x in state.instructions)),
+        }
 
 
 def add_system_instruction(messages: list[dict], text: str) -> list[dict]:

@@ -65,6 +65,10 @@ class Margin(Intervention):
             state.margin += np.where(state.keep, k * sign, 0.0)
             coef[c] = k
         m = state.margin[state.keep]
-        return {"coefficient": coef, "margin_mean": float(m.mean()) if len(m) else 0.0,
-                "margin_min": float(m.min()) if len(m) else 0.0, "margin_max": float(m.max()) if len(m) else 0.0,
-                "rows_nonzero": int((m != 0).sum())}
+        return {
+            "coefficient": coef,
+            "margin_mean": float(m.mean()) if len(m) else 0.0,
+            "margin_min": float(m.min()) if len(m) else 0.0,
+            "margin_max": float(m.max()) if len(m) else 0.0,
+            "rows_nonzero": int((m != 0).sum()),
+        }

@@ -9,8 +9,29 @@ import numpy as np
 from .base import Intervention
 
 
-def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *,
-                    tol: float = 1e-10, max_iter: int = 100) -> tuple[np.ndarray, dict]:
+def _strata(signs, prior, targets):
+    """The inputs as arrays, the rows with prior weight, and the distinct sign patterns (strata) among them
+    with each live row's stratum and each stratum's prior mass."""
+    signs = np.asarray(signs, float)
+    prior = np.asarray(prior, float)
+    targets = np.zeros(signs.shape[1]) if targets is None else np.asarray(targets, float)
+    live = prior > 0
+    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    return (
+        signs,
+        prior,
+        targets,
+        live,
+        strata,
+        inverse,
+        np.bincount(inverse, weights=prior[live], minlength=len(strata)),
+    )
+
+
+def balance_weights(
+    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 100
+) -> tuple[np.ndarray, dict]:
     """Closest non-negative weights to ``prior`` that meet linear balance constraints.
 
     Solves ``min Σᵢ wᵢ²/pᵢ`` subject to ``Σᵢ wᵢ = Σᵢ pᵢ``, ``Σᵢ wᵢ sᵢc = t_c`` for every column ``c`` and
@@ -36,14 +57,8 @@ def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | 
         >>> w.round(3).tolist(), info["converged"]
         ([0.625, 0.625, 0.625, 1.875, 1.25], True)
     """
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
+    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
     n, k = signs.shape
-    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
     A = np.column_stack([np.ones(len(strata)), strata])  # (m, k+1)
     b = np.concatenate([[p_s.sum()], targets])
     mu = np.zeros(k + 1)
@@ -56,7 +71,7 @@ def balance_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | 
 
     it = 0
     viol = np.inf
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         z = A @ mu
         act = z > 0
         grad = A.T @ (p_s * np.maximum(z, 0.0)) - b
@@ -117,8 +132,13 @@ class Rebalance(Intervention):
 
     name = "rebalance"
 
-    def __init__(self, concepts: Iterable[str], strength: float | Sequence[float] = 1.0, method: str = "max_ess",
-                 presence: bool = True):
+    def __init__(
+        self,
+        concepts: Iterable[str],
+        strength: float | Sequence[float] = 1.0,
+        method: str = "max_ess",
+        presence: bool = True,
+    ):
         super().__init__(concepts, strength)
         self.method = method
         self.presence = presence
@@ -171,12 +191,17 @@ class Rebalance(Intervention):
             info = {"converged": True, "iterations": 0, "max_violation": 0.0}
         w = state.weight[state.keep]
         return {
-            "balanced": use, "skipped": skipped, **info,
+            "balanced": use,
+            "skipped": skipped,
+            **info,
             "win_rate_before": {c: before[c] for c in self.concepts},
             "win_rate_after": {c: state.win_rates()[c] for c in self.concepts},
-            "ess_before": before_ess, "ess_after": state.ess(), "rows_kept": int(state.keep.sum()),
+            "ess_before": before_ess,
+            "ess_after": state.ess(),
+            "rows_kept": int(state.keep.sum()),
             "zero_weight_rows": int((w == 0).sum()),
-            "weight_min": float(w.min()) if len(w) else 0.0, "weight_max": float(w.max()) if len(w) else 0.0,
+            "weight_min": float(w.min()) if len(w) else 0.0,
+            "weight_max": float(w.max()) if len(w) else 0.0,
             "strata": _strata_table(state, use),
         }
 
@@ -184,23 +209,18 @@ class Rebalance(Intervention):
         return self._weights(state)
 
 
-def entropy_weights(signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *,
-                    tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, dict]:
+def entropy_weights(
+    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 200
+) -> tuple[np.ndarray, dict]:
     """Raking / entropy balancing: ``wᵢ = pᵢ exp(μ₀ + Σ_c μ_c sᵢc)`` meeting the same constraints as
     :func:`balance_weights` (minimises KL(w‖p) instead of the chi-square distance; never zero)."""
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
+    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
     n, k = signs.shape
-    targets = np.zeros(k) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    p_s = np.bincount(inverse, weights=prior[live], minlength=len(strata))
     total = p_s.sum()
     mu = np.zeros(k)
     viol = np.inf
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
         e = p_s * np.exp(strata @ mu)
         e *= total / e.sum()
         grad = strata.T @ e - targets
@@ -249,8 +269,15 @@ class Resample(Rebalance):
 
     name = "resample"
 
-    def __init__(self, concepts: Iterable[str], strength: float | Sequence[float] = 1.0, method: str = "max_ess",
-                 presence: bool = True, size: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        concepts: Iterable[str],
+        strength: float | Sequence[float] = 1.0,
+        method: str = "max_ess",
+        presence: bool = True,
+        size: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__(concepts, strength, method, presence)
         self.size = size
         self.seed = seed
@@ -269,8 +296,14 @@ class Resample(Rebalance):
         not_drawn = state.drop(state.keep & (counts == 0), "resample:not_drawn")
         state.copies[:] = np.where(state.keep, counts, 1)
         state.weight[:] = np.where(state.keep, 1.0, 0.0)
-        stats.update({"size": int(counts.sum()), "rows_not_drawn": not_drawn,
-                      "max_copies": int(counts.max()) if len(counts) else 0,
-                      "win_rate_after": {c: state.win_rates(state.weight * state.copies)[c] for c in self.concepts},
-                      "ess_after": state.ess(), "rows_kept": int(state.keep.sum())})
+        stats.update(
+            {
+                "size": int(counts.sum()),
+                "rows_not_drawn": not_drawn,
+                "max_copies": int(counts.max()) if len(counts) else 0,
+                "win_rate_after": {c: state.win_rates(state.weight * state.copies)[c] for c in self.concepts},
+                "ess_after": state.ess(),
+                "rows_kept": int(state.keep.sum()),
+            }
+        )
         return stats

@@ -56,8 +56,11 @@ class Relabel(Intervention):
         swapped = {c: 0 for c in self.concepts}
         # cyclic passes: a swap for one concept flips the others too; what is left, (1 − strength) of the
         # first imbalance, is fixed up front so passes do not compound
-        left = {(c, k): (1 - self.strength) * abs(_excess(state, c, g))
-                for c in self.concepts for k, g in enumerate(state.groups(c))}
+        left = {
+            (c, k): (1 - self.strength) * abs(_excess(state, c, g))
+            for c in self.concepts
+            for k, g in enumerate(state.groups(c))
+        }
         for _ in range(self.max_rounds):
             changed = 0
             for c in self.concepts:
@@ -69,6 +72,9 @@ class Relabel(Intervention):
             if not changed:
                 break
         after = state.win_rates()
-        return {"swapped": swapped, "rows_swapped": int(state.swapped.sum()),
-                "win_rate_before": {c: before[c] for c in self.concepts},
-                "win_rate_after": {c: after[c] for c in self.concepts}}
+        return {
+            "swapped": swapped,
+            "rows_swapped": int(state.swapped.sum()),
+            "win_rate_before": {c: before[c] for c in self.concepts},
+            "win_rate_after": {c: after[c] for c in self.concepts},
+        }

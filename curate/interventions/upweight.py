@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
-import numpy as np
-
 from .base import Intervention
 
 
@@ -47,5 +43,9 @@ class Upweight(Intervention):
         if total > 0:
             state.weight[kept] *= kept.sum() / total
         after = state.win_rates()
-        return {"rows_upweighted": up, "win_rate_before": {c: before[c] for c in self.concepts},
-                "win_rate_after": {c: after[c] for c in self.concepts}, "ess_after": state.ess()}
+        return {
+            "rows_upweighted": up,
+            "win_rate_before": {c: before[c] for c in self.concepts},
+            "win_rate_after": {c: after[c] for c in self.concepts},
+            "ess_after": state.ess(),
+        }

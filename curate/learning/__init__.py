@@ -2,15 +2,18 @@
 (:mod:`.predict`), train LoRA DPO on the original and the curated pairs (:mod:`.train`), and measure what
 each policy learned (:mod:`.measure`); :func:`learning_check` (:mod:`.check`) runs all three."""
 
-from .check import (
-           LEARNING_COLUMNS,
-           LearningResult,
-           learning_check,
-           read_learning,
-           split_by_prompt,
-)
+from .check import LEARNING_COLUMNS, LearningResult, learning_check, read_learning, split_by_prompt
 from .predict import DEFAULT_ESTIMATOR, ESTIMATORS, predict_learning
 from .train import LearnConfig
 
-__all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "LEARNING_COLUMNS", "LearnConfig", "LearningResult",
-           "learning_check", "predict_learning", "read_learning", "split_by_prompt"]
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "LEARNING_COLUMNS",
+    "LearnConfig",
+    "LearningResult",
+    "learning_check",
+    "predict_learning",
+    "read_learning",
+    "split_by_prompt",
+]

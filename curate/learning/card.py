@@ -59,14 +59,19 @@ def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> st
         "|---|---|---:|---|---|---|",
     ]
     for r in table.itertuples():
-        lines.append(f"| `{r.concept}` | {r.action or '—'} | {r.predicted:+.3f} | "
-                     f"{_ci(r.observed_original, r.observed_original_low, r.observed_original_high)} | "
-                     f"{_ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high)} | "
-                     f"{_f(r.reward_original)} / {_f(r.reward_curated)} |")
-    lines += ["", f"The audit's prediction against the observed shift over {rec.get('n_concepts_supported')} concepts: "
-              f"R² {_f(rec.get('r2'))}, Spearman {_f(rec.get('spearman'))} (original-data policy); "
-              f"R² {_f(rec.get('r2_curated'))}, Spearman {_f(rec.get('spearman_curated'))} (curated-data policy). "
-              f"The check took {rec.get('seconds')} s on {rec.get('device')}."]
+        lines.append(
+            f"| `{r.concept}` | {r.action or '—'} | {r.predicted:+.3f} | "
+            f"{_ci(r.observed_original, r.observed_original_low, r.observed_original_high)} | "
+            f"{_ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high)} | "
+            f"{_f(r.reward_original)} / {_f(r.reward_curated)} |"
+        )
+    lines += [
+        "",
+        f"The audit's prediction against the observed shift over {rec.get('n_concepts_supported')} concepts: "
+        f"R² {_f(rec.get('r2'))}, Spearman {_f(rec.get('spearman'))} (original-data policy); "
+        f"R² {_f(rec.get('r2_curated'))}, Spearman {_f(rec.get('spearman_curated'))} (curated-data policy). "
+        f"The check took {rec.get('seconds')} s on {rec.get('device')}.",
+    ]
     if SCATTER_PNG in images:
         lines += ["", f"![Predicted vs observed shift per concept]({images[SCATTER_PNG]})"]
     if BARS_PNG in images:
@@ -83,13 +88,25 @@ def app_view(folder: str | Path | None):
     for cand in (folder / PUBLISHED_DIR, folder):
         if (cand / LEARNING_FILE).exists() and (cand / LEARNING_JSON).exists():
             table, rec = read_learning(cand)
-            md = (f"**What a model learned from it.** LoRA DPO on `{rec.get('model')}`, {rec.get('steps')} steps per "
-                  f"policy. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
-                  f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
-                  f"{_f(rec.get('spearman_curated'))}.")
-            cols = ["concept", "action", "predicted", "observed_original", "observed_original_low",
-                    "observed_original_high", "observed_curated", "observed_curated_low", "observed_curated_high",
-                    "reward_original", "reward_curated"]
+            md = (
+                f"**What a model learned from it.** LoRA DPO on `{rec.get('model')}`, {rec.get('steps')} steps per "
+                f"policy. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
+                f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
+                f"{_f(rec.get('spearman_curated'))}."
+            )
+            cols = [
+                "concept",
+                "action",
+                "predicted",
+                "observed_original",
+                "observed_original_low",
+                "observed_original_high",
+                "observed_curated",
+                "observed_curated_low",
+                "observed_curated_high",
+                "reward_original",
+                "reward_curated",
+            ]
             scatter = cand / SCATTER_PNG
             return md, (str(scatter) if scatter.exists() else None), pd.DataFrame(table[cols]).round(3)
     return None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +28,7 @@ import pandas as pd
 
 from .. import _columns as C
 from ..errors import CurateError
-from .measure import (
-    generate,
-    generation_shift,
-    implicit_reward_preference,
-    prediction_quality,
-    score_texts,
-)
+from .measure import generate, generation_shift, implicit_reward_preference, prediction_quality, score_texts
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
     LearnConfig,
@@ -47,21 +40,50 @@ from .train import (
     training_pairs,
 )
 
-__all__ = ["LEARNING_COLUMNS", "LEARNING_FILE", "LEARNING_JSON", "LearningResult", "learning_check",
-           "read_learning", "split_by_prompt"]
+__all__ = [
+    "LEARNING_COLUMNS",
+    "LEARNING_FILE",
+    "LEARNING_JSON",
+    "LearningResult",
+    "learning_check",
+    "read_learning",
+    "split_by_prompt",
+]
 
 from ..folders import LEARNING_BARS as BARS_PNG  # noqa: E402  (file names live in curate.folders)
 from ..folders import LEARNING_RECORD as LEARNING_JSON  # noqa: E402
 from ..folders import LEARNING_SCATTER as SCATTER_PNG  # noqa: E402
 from ..folders import LEARNING_TABLE as LEARNING_FILE  # noqa: E402
+
 LEARNING_COLUMNS = [
-    "concept", "label", "source", "action", "predicted", "predicted_curated", "scale",
-    "observed_original", "observed_original_low", "observed_original_high",
-    "observed_curated", "observed_curated_low", "observed_curated_high",
-    "reference_mean", "original_mean", "curated_mean",
-    "reward_original", "reward_original_low", "reward_original_high",
-    "reward_curated", "reward_curated_low", "reward_curated_high", "reward_n",
-    "pred_delta_std", "pred_win_share", "pred_length_controlled", "n_differ", "supported",
+    "concept",
+    "label",
+    "source",
+    "action",
+    "predicted",
+    "predicted_curated",
+    "scale",
+    "observed_original",
+    "observed_original_low",
+    "observed_original_high",
+    "observed_curated",
+    "observed_curated_low",
+    "observed_curated_high",
+    "reference_mean",
+    "original_mean",
+    "curated_mean",
+    "reward_original",
+    "reward_original_low",
+    "reward_original_high",
+    "reward_curated",
+    "reward_curated_low",
+    "reward_curated_high",
+    "reward_n",
+    "pred_delta_std",
+    "pred_win_share",
+    "pred_length_controlled",
+    "n_differ",
+    "supported",
 ]
 MIN_EVAL_PROMPTS = 5
 MIN_TRAIN_PROMPTS = 5
@@ -86,13 +108,16 @@ def split_by_prompt(prompts: list[str], n_eval: int, *, salt: str = "curate-lear
     """
     distinct = sorted(set(prompts), key=lambda p: hashlib.md5(f"{salt}|{p}".encode()).hexdigest())
     if n_eval < MIN_EVAL_PROMPTS:
-        raise CurateError(f"Too few held-out prompts: eval_prompts={n_eval}; the shift needs at least "
-                          f"{MIN_EVAL_PROMPTS}. Pass --eval-prompts {MIN_EVAL_PROMPTS} or more.")
+        raise CurateError(
+            f"Too few held-out prompts: eval_prompts={n_eval}; the shift needs at least "
+            f"{MIN_EVAL_PROMPTS}. Pass --eval-prompts {MIN_EVAL_PROMPTS} or more."
+        )
     if len(distinct) < n_eval + MIN_TRAIN_PROMPTS:
         raise CurateError(
             f"Too few held-out prompts: the data has {len(distinct)} distinct prompts, and {n_eval} held out would "
             f"leave {len(distinct) - n_eval} to train on (at least {MIN_TRAIN_PROMPTS} needed). Pass a smaller "
-            f"--eval-prompts (at most {max(len(distinct) - MIN_TRAIN_PROMPTS, 0)}) or give more data.")
+            f"--eval-prompts (at most {max(len(distinct) - MIN_TRAIN_PROMPTS, 0)}) or give more data."
+        )
     return set(distinct[:n_eval])
 
 
@@ -114,17 +139,15 @@ def _load_curated(curated):
         return curated, None, None
     folder = Path(curated)
     if not folder.is_dir():
-        raise FileNotFoundError(f"Curated folder {str(folder)!r} does not exist (expected the --out folder of "
-                                "`curate apply`).")
-    from ..publish import read_curated
+        raise FileNotFoundError(
+            f"Curated folder {str(folder)!r} does not exist (expected the --out folder of `curate apply`)."
+        )
+    from .. import folders as F
+    from ..recipe import Recipe
 
-    cd = read_curated(folder)
-    recipe = None
-    if (folder / "recipe.yaml").exists():
-        from ..recipe import load_recipe
-
-        recipe = load_recipe(folder / "recipe.yaml", validate_ids=False)
-    return cd.dataset, recipe, folder
+    cf = F.load_curated(folder)  # refuses a folder that `curate apply` did not write, naming the fix
+    recipe = Recipe.from_yaml(cf.recipe_text, validate_ids=False) if cf.recipe_text else None
+    return cf.dataset, recipe, cf.path
 
 
 def _check_ids(data, train, dropped):
@@ -135,13 +158,15 @@ def _check_ids(data, train, dropped):
         raise CurateError(
             f"The curated folder does not match the data: {len(unknown)} curated ids are not in the data "
             f"(e.g. {unknown[:5]}; data ids look like {sorted(ids, key=str)[:5]}). Pass the same DATA that "
-            "`curate apply` was run on (the --curated folder records it in apply.json).")
+            "`curate apply` was run on (the --curated folder records it in apply.json)."
+        )
     missing = len(ids - set(cur))
     usable = sum(1 for r in data[C.REASON] if not r) if C.REASON in data.column_names else len(data)
     if missing and missing > len(data) - usable:
         raise CurateError(
             f"The curated folder does not match the data: {missing} usable data rows are in neither its "
-            f"{C.TRAIN_SPLIT!r} nor its {C.DROPPED_SPLIT!r} split. Pass the DATA that `curate apply` was run on.")
+            f"{C.TRAIN_SPLIT!r} nor its {C.DROPPED_SPLIT!r} split. Pass the DATA that `curate apply` was run on."
+        )
 
 
 def _intervention(recipe, folder):
@@ -153,8 +178,10 @@ def _intervention(recipe, folder):
         return None, None
     path = folder / "directions.safetensors" if folder is not None else None
     if path is None or not path.exists():
-        raise CurateError(f"The recipe uses {'ablate' if ablate_ids else 'steer'} for {ablate_ids or steer_ids}, but "
-                          "the curated folder has no directions.safetensors. Re-run `curate apply` (it exports them).")
+        raise CurateError(
+            f"The recipe uses {'ablate' if ablate_ids else 'steer'} for {ablate_ids or steer_ids}, but "
+            "the curated folder has no directions.safetensors. Re-run `curate apply` (it exports them)."
+        )
     from ..directions import ablate, load_directions, steer
 
     d = load_directions(path)
@@ -173,13 +200,27 @@ def _intervention(recipe, folder):
     return ctx, {"ablate": ablate_ids, "steer": steer_ids, "alpha": alpha, "layer": d.layer}
 
 
-def learning_check(data, curated, *, out: str | Path | None = None, model=None, config: LearnConfig | None = None,
-                   eval_prompts: int = 40, samples: int = 4, max_new_tokens: int = 48, temperature: float = 1.0,
-                   counterfactual_pairs: int = 64, concepts: list[str] | None = None,
-                   reward_concepts: list[str] | None = None,
-                   estimator: str = DEFAULT_ESTIMATOR, cache_dir: str | Path | None = "default",
-                   device: str | None = None, limit: int | None = None, progress: bool = True,
-                   log=print) -> LearningResult:
+def learning_check(
+    data,
+    curated,
+    *,
+    out: str | Path | None = None,
+    model=None,
+    config: LearnConfig | None = None,
+    eval_prompts: int = 40,
+    samples: int = 4,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    counterfactual_pairs: int = 64,
+    concepts: list[str] | None = None,
+    reward_concepts: list[str] | None = None,
+    estimator: str = DEFAULT_ESTIMATOR,
+    cache_dir: str | Path | None = "default",
+    device: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    log=print,
+) -> LearningResult:
     """Train LoRA DPO on the original and on the curated pairs and measure what each policy learned.
 
     Args:
@@ -226,10 +267,14 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     cur_rows = [i for i, x in enumerate(train_cur_all[C.ID]) if x not in held_ids]
     train_cur = train_cur_all.select(cur_rows)
     if len(train_orig) == 0 or len(train_cur) == 0:
-        raise CurateError(f"No training pairs left after holding out {eval_prompts} prompts "
-                          f"(original: {len(train_orig)}, curated: {len(train_cur)}). Pass a smaller --eval-prompts.")
-    log(f"held out {len(held)} prompts ({len(usable) - len(train_orig)} pairs); training pairs: original "
-        f"{len(train_orig)}, curated {len(train_cur)} (dropped split: {len(dropped)} rows)")
+        raise CurateError(
+            f"No training pairs left after holding out {eval_prompts} prompts "
+            f"(original: {len(train_orig)}, curated: {len(train_cur)}). Pass a smaller --eval-prompts."
+        )
+    log(
+        f"held out {len(held)} prompts ({len(usable) - len(train_orig)} pairs); training pairs: original "
+        f"{len(train_orig)}, curated {len(train_cur)} (dropped split: {len(dropped)} rows)"
+    )
 
     # predictions from the audit of the pairs each arm trains on
     n_used = config.steps * config.batch_size
@@ -242,8 +287,10 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     ann_orig = annotate(train_orig_used, names)
     ann_cur = annotate(train_cur_used, names)
     pred_o = predict_learning(ConceptAudit(group_features=False).fit(ann_orig), estimator)
-    pred_c = predict_learning(ConceptAudit(group_features=False).fit(
-        ann_cur, weights=C.WEIGHT if C.WEIGHT in ann_cur.column_names else None), estimator)
+    pred_c = predict_learning(
+        ConceptAudit(group_features=False).fit(ann_cur, weights=C.WEIGHT if C.WEIGHT in ann_cur.column_names else None),
+        estimator,
+    )
     names = [c for c in names if c in set(pred_o["concept"])]
 
     timing = {"prepare_and_predict": round(time.perf_counter() - t0, 1)}
@@ -263,11 +310,13 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     memo = RefLogpMemo()
     arms = {}
     for arm, ds, inter, rec in (("original", ds_o, None, None), ("curated", ds_c, intervention, inter_rec)):
-        fp = fingerprint(ds, model_id=model_id, config=config, recipe=recipe_dict if arm == "curated" else None,
-                         intervention=rec)
+        fp = fingerprint(
+            ds, model_id=model_id, config=config, recipe=recipe_dict if arm == "curated" else None, intervention=rec
+        )
         log(f"training the {arm}-data policy ({config.steps} steps of {config.batch_size} pairs, fingerprint {fp})")
-        policy, info = train_policy(reference, tok, ds, config, memo=memo, intervention=inter, cache_dir=cache, fp=fp,
-                                    progress=progress)
+        policy, info = train_policy(
+            reference, tok, ds, config, memo=memo, intervention=inter, cache_dir=cache, fp=fp, progress=progress
+        )
         arms[arm] = (policy, {**info, "fingerprint": fp})
     log(f"reference log-probs: {memo.n_computed} sequences computed, {memo.n_reused} reused")
     timing["train"] = round(time.perf_counter() - t, 1)
@@ -275,16 +324,21 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
 
     # implicit reward on counterfactual pairs
     reward = {}
-    targeted = reward_concepts if reward_concepts is not None else (
-        [c for c, a in recipe.actions().items() if a in ("block", "amplify")] if recipe is not None else [])
-    cf_concepts = [c for c in names if c in DEFAULT_RATES and (not targeted or c in targeted)] \
-        if counterfactual_pairs else []
+    targeted = (
+        reward_concepts
+        if reward_concepts is not None
+        else ([c for c, a in recipe.actions().items() if a in ("block", "amplify")] if recipe is not None else [])
+    )
+    cf_concepts = (
+        [c for c in names if c in DEFAULT_RATES and (not targeted or c in targeted)] if counterfactual_pairs else []
+    )
     for c in _progress(cf_concepts, "implicit reward (counterfactual pairs)", progress):
         pairs = make_counterfactual_pairs(c, counterfactual_pairs, seed=config.seed + 1)
         ref_lp = None
         for arm, (policy, _) in arms.items():
-            r = implicit_reward_preference(policy, reference, tok, pairs, beta=config.beta,
-                                           max_length=config.max_length, ref_logps=ref_lp)
+            r = implicit_reward_preference(
+                policy, reference, tok, pairs, beta=config.beta, max_length=config.max_length, ref_logps=ref_lp
+            )
             ref_lp = r.pop("ref_logps")
             reward[(arm, c)] = r
 
@@ -294,8 +348,11 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
     shifts, gens = {}, {}
     if samples > 0:
         first = {}
-        msgs_all = (usable[C.PROMPT_MESSAGES] if C.PROMPT_MESSAGES in usable.column_names
-                    else [[{"role": "user", "content": p}] for p in usable[C.PROMPT]])
+        msgs_all = (
+            usable[C.PROMPT_MESSAGES]
+            if C.PROMPT_MESSAGES in usable.column_names
+            else [[{"role": "user", "content": p}] for p in usable[C.PROMPT]]
+        )
         for p, m in zip(usable[C.PROMPT], msgs_all):
             if p in held and p not in first:
                 first[p] = [{"role": x["role"], "content": x["content"]} for x in m]
@@ -305,48 +362,81 @@ def learning_check(data, curated, *, out: str | Path | None = None, model=None, 
         scores = {}
         for name, m in (("reference", reference), *((a, p) for a, (p, _) in arms.items())):
             bar = _bar(len(prompts) * samples, f"generating ({name})", progress)
-            texts = generate(m, tok, messages, samples=samples, max_new_tokens=max_new_tokens,
-                             temperature=temperature, seed=config.seed, progress=bar.update if bar else None)
+            texts = generate(
+                m,
+                tok,
+                messages,
+                samples=samples,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=config.seed,
+                progress=bar.update if bar else None,
+            )
             if bar:
                 bar.close()
             flat = [t for ts in texts for t in ts]
             gens[name] = pd.DataFrame({"prompt": np.repeat(prompts, samples), "text": flat})
             scores[name] = score_texts(flat, names)
         for arm in arms:
-            shifts[arm] = generation_shift(scores[arm], scores["reference"], prompt_index,
-                                           seed=config.seed).set_index("concept")
+            shifts[arm] = generation_shift(scores[arm], scores["reference"], prompt_index, seed=config.seed).set_index(
+                "concept"
+            )
 
     timing["generation"] = round(time.perf_counter() - t, 1)
     table = _table(names, pred_o, pred_c, shifts, reward, recipe)
-    quality = {arm: prediction_quality(table.loc[table["supported"], "predicted" if arm == "original" else "predicted_curated"],
-                                       table.loc[table["supported"], f"observed_{arm}"] / table.loc[table["supported"], "scale"])
-               for arm in ("original", "curated")} if samples > 0 else {}
+    quality = (
+        {
+            arm: prediction_quality(
+                table.loc[table["supported"], "predicted" if arm == "original" else "predicted_curated"],
+                table.loc[table["supported"], f"observed_{arm}"] / table.loc[table["supported"], "scale"],
+            )
+            for arm in ("original", "curated")
+        }
+        if samples > 0
+        else {}
+    )
     estimators = {}
     if samples > 0:
         sup = table[table["supported"]]
         for est in ("delta_std", "win_share", "length_controlled"):
             estimators[est] = prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"])
     record = {
-        "model": model_id, "device": device, "steps": config.steps, "config": config.to_dict(),
-        "estimator": estimator, "loss": "sigmoid DPO, weighted per pair" + (
-            f" + {config.sft_weight} x SFT on chosen" if config.sft_weight else ""),
-        "r2": quality.get("original", {}).get("r2"), "spearman": quality.get("original", {}).get("spearman"),
-        "r2_curated": quality.get("curated", {}).get("r2"), "spearman_curated": quality.get("curated", {}).get("spearman"),
-        "n_concepts_supported": int(table["supported"].sum()), "estimators": estimators,
-        "eval_prompts": len(held), "samples_per_prompt": samples, "max_new_tokens": max_new_tokens,
-        "temperature": temperature, "counterfactual_pairs": counterfactual_pairs,
-        "n_train_original": len(train_orig), "n_train_curated": len(train_cur), "n_dropped": len(dropped),
-        "n_used_original": len(ds_o), "n_used_curated": len(ds_c),
-        "recipe": recipe_dict, "training_time_intervention": inter_rec,
+        "model": model_id,
+        "device": device,
+        "steps": config.steps,
+        "config": config.to_dict(),
+        "estimator": estimator,
+        "loss": "sigmoid DPO, weighted per pair"
+        + (f" + {config.sft_weight} x SFT on chosen" if config.sft_weight else ""),
+        "r2": quality.get("original", {}).get("r2"),
+        "spearman": quality.get("original", {}).get("spearman"),
+        "r2_curated": quality.get("curated", {}).get("r2"),
+        "spearman_curated": quality.get("curated", {}).get("spearman"),
+        "n_concepts_supported": int(table["supported"].sum()),
+        "estimators": estimators,
+        "eval_prompts": len(held),
+        "samples_per_prompt": samples,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "counterfactual_pairs": counterfactual_pairs,
+        "n_train_original": len(train_orig),
+        "n_train_curated": len(train_cur),
+        "n_dropped": len(dropped),
+        "n_used_original": len(ds_o),
+        "n_used_curated": len(ds_c),
+        "recipe": recipe_dict,
+        "training_time_intervention": inter_rec,
         "arms": {a: info for a, (_, info) in arms.items()},
         "reference_logps": {"computed": memo.n_computed, "reused": memo.n_reused},
-        "seconds": round(time.perf_counter() - t0, 1), "timing": timing,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "timing": timing,
     }
     result = LearningResult(table, record, None, gens)
     if out is not None:
         made_from = curated if isinstance(curated, (str, Path)) and (Path(curated) / "curate.json").exists() else None
-        result.out = _save_learning_folder(result, out, made_from=made_from,
-                                           source=str(data) if isinstance(data, (str, Path)) else None)
+        result.out = _save_learning_folder(
+            result, out, made_from=made_from, source=str(data) if isinstance(data, (str, Path)) else None
+        )
     return result
 
 
@@ -382,26 +472,42 @@ def _table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFrame:
     actions = recipe.actions() if recipe is not None else {}
     rows = []
     for c in names:
-        row = {"concept": c, "label": po.loc[c, "label"], "source": po.loc[c, "source"],
-               "action": actions.get(c, ""), "predicted": po.loc[c, "predicted"],
-               "predicted_curated": pc.loc[c, "predicted"] if c in pc.index else np.nan,
-               "scale": po.loc[c, "scale"], "n_differ": int(po.loc[c, "n_differ"]),
-               **{k: po.loc[c, k] for k in ("pred_delta_std", "pred_win_share", "pred_length_controlled")}}
+        row = {
+            "concept": c,
+            "label": po.loc[c, "label"],
+            "source": po.loc[c, "source"],
+            "action": actions.get(c, ""),
+            "predicted": po.loc[c, "predicted"],
+            "predicted_curated": pc.loc[c, "predicted"] if c in pc.index else np.nan,
+            "scale": po.loc[c, "scale"],
+            "n_differ": int(po.loc[c, "n_differ"]),
+            **{k: po.loc[c, k] for k in ("pred_delta_std", "pred_win_share", "pred_length_controlled")},
+        }
         for arm in ("original", "curated"):
             s = shifts.get(arm)
             if s is not None and c in s.index:
                 row[f"observed_{arm}"], row[f"observed_{arm}_low"], row[f"observed_{arm}_high"] = (
-                    s.loc[c, "shift"], s.loc[c, "low"], s.loc[c, "high"])
+                    s.loc[c, "shift"],
+                    s.loc[c, "low"],
+                    s.loc[c, "high"],
+                )
                 row[f"{arm}_mean"] = s.loc[c, "policy_mean"]
                 row["reference_mean"] = s.loc[c, "reference_mean"]
             r = reward.get((arm, c))
             if r is not None:
-                row[f"reward_{arm}"], row[f"reward_{arm}_low"], row[f"reward_{arm}_high"] = r["share"], r["low"], r["high"]
+                row[f"reward_{arm}"], row[f"reward_{arm}_low"], row[f"reward_{arm}_high"] = (
+                    r["share"],
+                    r["low"],
+                    r["high"],
+                )
                 row["reward_n"] = r["n"]
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
-    table["supported"] = (table["n_differ"] > 0) & np.isfinite(table["scale"].astype(float)) & \
-        np.isfinite(table["observed_original"].astype(float))
+    table["supported"] = (
+        (table["n_differ"] > 0)
+        & np.isfinite(table["scale"].astype(float))
+        & np.isfinite(table["observed_original"].astype(float))
+    )
     return table
 
 
@@ -417,14 +523,25 @@ def _save_learning_folder(result: LearningResult, out: str | Path, *, made_from=
         (tmp / LEARNING_JSON).write_text(json.dumps(result.record, indent=2, default=_json_default))
         if result.generations:
             pd.concat([g.assign(model=k) for k, g in result.generations.items()], ignore_index=True).to_parquet(
-                tmp / F.LEARNING_GENERATIONS, index=False)
+                tmp / F.LEARNING_GENERATIONS, index=False
+            )
         if result.table["observed_original"].notna().any():
             plot_learning_scatter(result.table, result.record, tmp / SCATTER_PNG)
             plot_learning_bars(result.table, tmp / BARS_PNG)
-        rows = {"train_original": result.record.get("n_train_original"),
-                "train_curated": result.record.get("n_train_curated"), "dropped": result.record.get("n_dropped")}
-        F.write_manifest(tmp, kind="learning", source=source, rows=rows, made_from=made_from,
-                         model=result.record.get("model"), steps=result.record.get("steps"))
+        rows = {
+            "train_original": result.record.get("n_train_original"),
+            "train_curated": result.record.get("n_train_curated"),
+            "dropped": result.record.get("n_dropped"),
+        }
+        F.write_manifest(
+            tmp,
+            kind="learning",
+            source=source,
+            rows=rows,
+            made_from=made_from,
+            model=result.record.get("model"),
+            steps=result.record.get("steps"),
+        )
     return out
 
 

@@ -56,8 +56,9 @@ def encode(tokenizer, messages: list[dict], response: str | None = None) -> tupl
     return p[:n], full[n:]
 
 
-def sequence_logps(model, tokenizer, messages: list[list[dict]], responses: list[str], *, max_length: int = 128,
-                   batch_size: int = 16) -> np.ndarray:
+def sequence_logps(
+    model, tokenizer, messages: list[list[dict]], responses: list[str], *, max_length: int = 128, batch_size: int = 16
+) -> np.ndarray:
     """Sum of the log-probs of each response's tokens given its prompt (truncated to ``max_length``)."""
     import torch
 
@@ -66,7 +67,7 @@ def sequence_logps(model, tokenizer, messages: list[list[dict]], responses: list
     out = np.zeros(len(responses))
     encoded = [encode(tokenizer, m, r) for m, r in zip(messages, responses)]
     for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
+        chunk = encoded[start : start + batch_size]
         seqs = [(p + c)[:max_length] for p, c in chunk]
         masks = [([0] * len(p) + [1] * len(c))[:max_length] for p, c in chunk]
         L = max(len(s) for s in seqs)
@@ -74,14 +75,14 @@ def sequence_logps(model, tokenizer, messages: list[list[dict]], responses: list
         att = torch.zeros((len(seqs), L), dtype=torch.long)
         cm = torch.zeros((len(seqs), L), dtype=torch.float32)
         for i, (s, m) in enumerate(zip(seqs, masks)):
-            ids[i, :len(s)] = torch.tensor(s)
-            att[i, :len(s)] = 1
-            cm[i, :len(m)] = torch.tensor(m, dtype=torch.float32)
+            ids[i, : len(s)] = torch.tensor(s)
+            att[i, : len(s)] = 1
+            cm[i, : len(m)] = torch.tensor(m, dtype=torch.float32)
         ids, att, cm = ids.to(device), att.to(device), cm.to(device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=att, use_cache=False).logits.float()
         lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
-        out[start:start + len(chunk)] = (lp * cm[:, 1:]).sum(1).cpu().numpy()
+        out[start : start + len(chunk)] = (lp * cm[:, 1:]).sum(1).cpu().numpy()
     return out
 
 
@@ -95,8 +96,16 @@ def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
     return float(mid - half), float(mid + half)
 
 
-def implicit_reward_preference(policy, reference, tokenizer, pairs, *, beta: float = 0.1, max_length: int = 128,
-                               ref_logps: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def implicit_reward_preference(
+    policy,
+    reference,
+    tokenizer,
+    pairs,
+    *,
+    beta: float = 0.1,
+    max_length: int = 128,
+    ref_logps: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Share of counterfactual pairs where β·log(π/π_ref) prefers ``chosen`` (the variant with the concept).
 
     Args:
@@ -110,16 +119,24 @@ def implicit_reward_preference(policy, reference, tokenizer, pairs, *, beta: flo
     """
     msgs = _messages(pairs)
     if ref_logps is None:
-        ref_logps = (sequence_logps(reference, tokenizer, msgs, pairs[C.CHOSEN], max_length=max_length),
-                     sequence_logps(reference, tokenizer, msgs, pairs[C.REJECTED], max_length=max_length))
+        ref_logps = (
+            sequence_logps(reference, tokenizer, msgs, pairs[C.CHOSEN], max_length=max_length),
+            sequence_logps(reference, tokenizer, msgs, pairs[C.REJECTED], max_length=max_length),
+        )
     pc = sequence_logps(policy, tokenizer, msgs, pairs[C.CHOSEN], max_length=max_length)
     pr = sequence_logps(policy, tokenizer, msgs, pairs[C.REJECTED], max_length=max_length)
     margin = beta * ((pc - ref_logps[0]) - (pr - ref_logps[1]))
     n = len(margin)
     k = float((margin > 0).sum() + 0.5 * (margin == 0).sum())
     lo, hi = wilson(k, n)
-    return {"share": k / n if n else float("nan"), "low": lo, "high": hi, "n": n,
-            "mean_margin": float(margin.mean()) if n else float("nan"), "ref_logps": ref_logps}
+    return {
+        "share": k / n if n else float("nan"),
+        "low": lo,
+        "high": hi,
+        "n": n,
+        "mean_margin": float(margin.mean()) if n else float("nan"),
+        "ref_logps": ref_logps,
+    }
 
 
 def _messages(pairs) -> list[list[dict]]:
@@ -129,8 +146,18 @@ def _messages(pairs) -> list[list[dict]]:
     return [[{"role": "user", "content": p}] for p in pairs[C.PROMPT]]
 
 
-def generate(model, tokenizer, messages: list[list[dict]], *, samples: int = 4, max_new_tokens: int = 64,
-             temperature: float = 1.0, seed: int = 0, batch_size: int = 32, progress=None) -> list[list[str]]:
+def generate(
+    model,
+    tokenizer,
+    messages: list[list[dict]],
+    *,
+    samples: int = 4,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress=None,
+) -> list[list[str]]:
     """``samples`` responses per prompt, sampled at ``temperature`` (0 = greedy) with a fixed seed per batch,
     so two models see the same random stream."""
     import torch
@@ -144,13 +171,13 @@ def generate(model, tokenizer, messages: list[list[dict]], *, samples: int = 4, 
     out: list[list[str]] = [[] for _ in prompts]
     try:
         for b, start in enumerate(range(0, len(flat), batch_size)):
-            chunk = flat[start:start + batch_size]
+            chunk = flat[start : start + batch_size]
             L = max(len(p) for _, p in chunk)
             ids = torch.full((len(chunk), L), pad, dtype=torch.long)
             att = torch.zeros_like(ids)
             for j, (_, p) in enumerate(chunk):
-                ids[j, L - len(p):] = torch.tensor(p)
-                att[j, L - len(p):] = 1
+                ids[j, L - len(p) :] = torch.tensor(p)
+                att[j, L - len(p) :] = 1
             torch.manual_seed(seed * 100003 + b)
             kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens, pad_token_id=pad)
             if temperature > 0:
@@ -187,8 +214,9 @@ def bootstrap_shift(diff: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> t
     return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def generation_shift(policy_scores: pd.DataFrame, reference_scores: pd.DataFrame, prompt_index: np.ndarray,
-                     *, seed: int = 0) -> pd.DataFrame:
+def generation_shift(
+    policy_scores: pd.DataFrame, reference_scores: pd.DataFrame, prompt_index: np.ndarray, *, seed: int = 0
+) -> pd.DataFrame:
     """Per concept: mean per-prompt (policy − reference) score with a bootstrap 95% CI over prompts.
 
     ``policy_scores`` / ``reference_scores`` have one row per generation; ``prompt_index`` says which prompt
@@ -199,8 +227,16 @@ def generation_shift(policy_scores: pd.DataFrame, reference_scores: pd.DataFrame
         pol = pd.Series(policy_scores[c].to_numpy(float)).groupby(prompt_index).mean()
         ref = pd.Series(reference_scores[c].to_numpy(float)).groupby(prompt_index).mean()
         m, lo, hi = bootstrap_shift((pol - ref).to_numpy(), seed=seed)
-        rows.append({"concept": c, "shift": m, "low": lo, "high": hi, "policy_mean": float(pol.mean()),
-                     "reference_mean": float(ref.mean())})
+        rows.append(
+            {
+                "concept": c,
+                "shift": m,
+                "low": lo,
+                "high": hi,
+                "policy_mean": float(pol.mean()),
+                "reference_mean": float(ref.mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -41,8 +41,17 @@ from ..errors import NotFittedError
 
 ESTIMATORS = ("delta_std", "win_share", "length_controlled")
 DEFAULT_ESTIMATOR = "delta_std"
-PREDICTION_COLUMNS = ["concept", "label", "source", "n_differ", "scale", "pred_delta_std", "pred_win_share",
-                      "pred_length_controlled", "predicted"]
+PREDICTION_COLUMNS = [
+    "concept",
+    "label",
+    "source",
+    "n_differ",
+    "scale",
+    "pred_delta_std",
+    "pred_win_share",
+    "pred_length_controlled",
+    "predicted",
+]
 
 
 def concept_scale(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -77,7 +86,9 @@ def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
     if estimator not in ESTIMATORS:
         raise ValueError(f"Unknown estimator {estimator!r}. Allowed: {list(ESTIMATORS)}.")
     if not hasattr(audit, "scores_") or not hasattr(audit, "results_"):
-        raise NotFittedError("This ConceptAudit is not fitted yet. Call `fit(dataset)` first, then predict_learning(audit).")
+        raise NotFittedError(
+            "This ConceptAudit is not fitted yet. Call `fit(dataset)` first, then predict_learning(audit)."
+        )
     scores = audit.scores_
     w = np.asarray(scores.weights, dtype=float)
     delta = scores.delta.astype(float)
@@ -95,15 +106,17 @@ def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
     res = audit.results_.set_index("concept")
     ids = scores.concepts["concept"].tolist()
     lc = res["length_controlled_coef"].reindex(ids).to_numpy(dtype=float)
-    out = pd.DataFrame({
-        "concept": ids,
-        "label": scores.concepts["label"].to_numpy(),
-        "source": scores.concepts["source"].to_numpy(),
-        "n_differ": differ.sum(0).astype(int),
-        "scale": scale,
-        "pred_delta_std": np.nan_to_num(pred_delta, nan=0.0),
-        "pred_win_share": np.nan_to_num(pred_win, nan=0.0),
-        "pred_length_controlled": np.nan_to_num(lc, nan=0.0),
-    })
+    out = pd.DataFrame(
+        {
+            "concept": ids,
+            "label": scores.concepts["label"].to_numpy(),
+            "source": scores.concepts["source"].to_numpy(),
+            "n_differ": differ.sum(0).astype(int),
+            "scale": scale,
+            "pred_delta_std": np.nan_to_num(pred_delta, nan=0.0),
+            "pred_win_share": np.nan_to_num(pred_win, nan=0.0),
+            "pred_length_controlled": np.nan_to_num(lc, nan=0.0),
+        }
+    )
     out["predicted"] = out[f"pred_{estimator}"]
     return out[PREDICTION_COLUMNS]

@@ -70,6 +70,7 @@ class LearnConfig:
 
 # -- the reference model ---------------------------------------------------------------------------------
 
+
 def load_reference(model=None, *, device: str | None = None):
     """The reference model, trainable: ``(model, tokenizer, model_id, device)``.
 
@@ -140,8 +141,11 @@ def training_pairs(dataset, tokenizer, *, weights: bool = False):
 
     chat = uses_chat_template(tokenizer)
     cols = dataset.column_names
-    msgs = dataset[C.PROMPT_MESSAGES] if C.PROMPT_MESSAGES in cols else [[{"role": "user", "content": p}]
-                                                                       for p in dataset[C.PROMPT]]
+    msgs = (
+        dataset[C.PROMPT_MESSAGES]
+        if C.PROMPT_MESSAGES in cols
+        else [[{"role": "user", "content": p}] for p in dataset[C.PROMPT]]
+    )
     rows = {"prompt": [], "chosen": [], "rejected": []}
     for m, p, c, r in zip(msgs, dataset[C.PROMPT], dataset[C.CHOSEN], dataset[C.REJECTED]):
         if chat:
@@ -159,6 +163,7 @@ def training_pairs(dataset, tokenizer, *, weights: bool = False):
 
 
 # -- shared reference log-probs --------------------------------------------------------------------------
+
 
 class RefLogpMemo:
     """Reference log-probs of (prompt, response) token sequences, computed once and shared by every arm.
@@ -205,9 +210,16 @@ def _trainer_class():
             missing = [i for i in range(b) if keys[i] not in memo.values or keys[b + i] not in memo.values]
             if missing:
                 rows = torch.tensor(missing + [b + i for i in missing], device=ids.device)
-                sub = {k: (v.index_select(0, rows.to(v.device)) if torch.is_tensor(v) and v.shape[0] == 2 * b else
-                           v.index_select(0, torch.tensor(missing, device=v.device)) if torch.is_tensor(v) and v.shape[0] == b
-                           else v) for k, v in inputs.items()}
+                sub = {
+                    k: (
+                        v.index_select(0, rows.to(v.device))
+                        if torch.is_tensor(v) and v.shape[0] == 2 * b
+                        else v.index_select(0, torch.tensor(missing, device=v.device))
+                        if torch.is_tensor(v) and v.shape[0] == b
+                        else v
+                    )
+                    for k, v in inputs.items()
+                }
                 c, r = super().compute_ref_log_probs(model, sub)
                 for j, i in enumerate(missing):
                     memo.values[keys[i]] = float(c[j])
@@ -249,20 +261,33 @@ def trainer_class():
 
 # -- fingerprints and the adapter cache ------------------------------------------------------------------
 
+
 def _code_hash() -> str:
     src = inspect.getsource(_trainer_class) + inspect.getsource(train_policy) + inspect.getsource(training_pairs)
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
 
-def fingerprint(train_ds, *, model_id: str, config: LearnConfig, recipe: dict | None = None,
-                intervention: dict | None = None) -> str:
+def fingerprint(
+    train_ds, *, model_id: str, config: LearnConfig, recipe: dict | None = None, intervention: dict | None = None
+) -> str:
     """A deterministic identity of one trained arm: its training rows, the recipe, the model, the
     hyper-parameters, the training-time intervention and this module's code."""
     h = hashlib.sha256()
     for row in train_ds.to_list():
         h.update(json.dumps(row, sort_keys=True, default=str).encode())
-    h.update(json.dumps({"model": model_id, "config": config.to_dict(), "recipe": recipe,
-                         "intervention": intervention, "code": _code_hash()}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {
+                "model": model_id,
+                "config": config.to_dict(),
+                "recipe": recipe,
+                "intervention": intervention,
+                "code": _code_hash(),
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     return h.hexdigest()[:20]
 
 
@@ -272,9 +297,20 @@ def default_cache_dir() -> Path:
 
 # -- training --------------------------------------------------------------------------------------------
 
-def train_policy(reference, tokenizer, train_ds, config: LearnConfig, *, memo: RefLogpMemo | None = None,
-                 intervention=None, cache_dir: str | Path | None = None, fp: str | None = None,
-                 progress: bool = True, work_dir: str | Path | None = None):
+
+def train_policy(
+    reference,
+    tokenizer,
+    train_ds,
+    config: LearnConfig,
+    *,
+    memo: RefLogpMemo | None = None,
+    intervention=None,
+    cache_dir: str | Path | None = None,
+    fp: str | None = None,
+    progress: bool = True,
+    work_dir: str | Path | None = None,
+):
     """Train one LoRA DPO policy on ``train_ds`` (from :func:`training_pairs` with weights).
 
     Args:
@@ -308,18 +344,39 @@ def train_policy(reference, tokenizer, train_ds, config: LearnConfig, *, memo: R
     torch.manual_seed(config.seed)
     for p in base.parameters():
         p.requires_grad_(False)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
-                      target_modules="all-linear")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+        target_modules="all-linear",
+    )
     policy = get_peft_model(base, lora)
     on_cuda = next(reference.parameters()).device.type == "cuda"
     work = Path(work_dir or tempfile.mkdtemp(prefix="curate-learn-"))
-    args = DPOConfig(output_dir=str(work), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
-                     learning_rate=config.learning_rate, beta=config.beta, lr_scheduler_type="constant",
-                     warmup_steps=0, bf16=on_cuda, use_cpu=not on_cuda, report_to="none", save_strategy="no",
-                     logging_steps=max(1, config.steps // 10), precompute_ref_log_probs=True,
-                     gradient_checkpointing=False, max_length=config.max_length, dataloader_num_workers=0,
-                     seed=config.seed, data_seed=config.seed, loss_type=["sigmoid"],
-                     disable_tqdm=not progress, remove_unused_columns=True)
+    args = DPOConfig(
+        output_dir=str(work),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        bf16=on_cuda,
+        use_cpu=not on_cuda,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, config.steps // 10),
+        precompute_ref_log_probs=True,
+        gradient_checkpointing=False,
+        max_length=config.max_length,
+        dataloader_num_workers=0,
+        seed=config.seed,
+        data_seed=config.seed,
+        loss_type=["sigmoid"],
+        disable_tqdm=not progress,
+        remove_unused_columns=True,
+    )
     cls = trainer_class()
     cls.memo = memo
     cls.sft_weight = config.sft_weight
@@ -336,9 +393,15 @@ def train_policy(reference, tokenizer, train_ds, config: LearnConfig, *, memo: R
     policy.eval()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     acc = [h.get("rewards/accuracies") for h in logs if h.get("rewards/accuracies") is not None]
-    info = {"cached": False, "train_loss": float(result.training_loss), "steps": int(trainer.state.global_step),
-            "reward_accuracy_last": acc[-1] if acc else None, "n_pairs": len(train_ds),
-            "seconds_ref_and_setup": round(t1 - t0, 2), "seconds_train": round(time.perf_counter() - t1, 2)}
+    info = {
+        "cached": False,
+        "train_loss": float(result.training_loss),
+        "steps": int(trainer.state.global_step),
+        "reward_accuracy_last": acc[-1] if acc else None,
+        "n_pairs": len(train_ds),
+        "seconds_ref_and_setup": round(t1 - t0, 2),
+        "seconds_train": round(time.perf_counter() - t1, 2),
+    }
     if target:
         target.mkdir(parents=True, exist_ok=True)
         policy.save_pretrained(str(target))

@@ -13,13 +13,15 @@ DEMO_AUDIT = Path("outputs/demo/audit")
 
 def _quick_demo(console_echo=typer.echo) -> str:
     """Audit 1,000 generated pairs (named concepts only, a few seconds) into outputs/demo/audit."""
-    from .generate import make_preference_pairs
-    from .pipeline import run_audit
+    from ..generate import make_preference_pairs
+    from ..pipeline import run_audit
 
     DEMO_AUDIT.parent.mkdir(parents=True, exist_ok=True)
     data = DEMO_AUDIT.parent / "pairs.jsonl"
-    console_echo(f"No demo output yet: auditing 1,000 generated pairs into {DEMO_AUDIT} "
-                 "(run `curate demo` for the full flow with SAE concepts and a published folder).")
+    console_echo(
+        f"No demo output yet: auditing 1,000 generated pairs into {DEMO_AUDIT} "
+        "(run `curate demo` for the full flow with SAE concepts and a published folder)."
+    )
     make_preference_pairs(1000, seed=0).dataset.to_json(str(data), lines=True)
     run_audit(str(data), out=DEMO_AUDIT)
     return str(DEMO_AUDIT)
@@ -27,26 +29,32 @@ def _quick_demo(console_echo=typer.echo) -> str:
 
 def app_command(
     source: Optional[str] = typer.Argument(
-        None, help="Folder from `curate audit --out` or `curate publish`, or a Hub dataset id. Default: the demo output."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port to serve on (default: Gradio's, 7860 or the next free one)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 to reach it from other machines)."),
+        None,
+        help="Folder from `curate audit --out` or `curate publish`, or a Hub dataset id. Default: the demo output.",
+    ),
+    port: Optional[int] = typer.Option(
+        None, "--port", help="Port to serve on (default: Gradio's, 7860 or the next free one)."
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to bind (0.0.0.0 to reach it from other machines)."
+    ),
 ) -> None:
     """Open the curate app: Overview, Concept, Pairs and Recipe views of an audited dataset."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .browse import build_app, default_source
+    from ..browse import build_app, default_source
 
     if source is None:
         try:
             source = default_source()
         except FileNotFoundError:
             source = _quick_demo()
-    from .errors import CurateError
+    from ..errors import CurateError
 
     try:
         demo = build_app(source)
     except (FileNotFoundError, CurateError) as err:
         typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     demo.launch(server_name=host, server_port=port)
 
 

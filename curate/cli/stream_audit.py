@@ -14,20 +14,24 @@ def register(app: typer.Typer) -> None:
 
     @app.command("stream-audit")
     def stream_audit_command(
-        shards: List[Path] = typer.Argument(..., help="Annotated parquet files or folders (a Ray job folder's shards/)."),
+        shards: List[Path] = typer.Argument(
+            ..., help="Annotated parquet files or folders (a Ray job folder's shards/)."
+        ),
         out: Path = typer.Option(..., "--out", help="Output folder: audit.parquet and summary.json."),
-        sample_pairs: int = typer.Option(10_000, "--sample-pairs", help="Pairs sampled for length control, grouping "
-                                                                        "and the sparse model."),
+        sample_pairs: int = typer.Option(
+            10_000, "--sample-pairs", help="Pairs sampled for length control, grouping and the sparse model."
+        ),
         sample_concepts: int = typer.Option(256, "--sample-concepts", help="SAE features analysed on the sample."),
         top: int = typer.Option(20, "--top", help="Rows to print."),
     ) -> None:
         """Audit annotated shards with memory that grows with the number of concepts, not pairs × SAE width."""
-        from .cli import _console, _fail
-        from .stream_audit import StreamingAudit
+        from .. import StreamingAudit
+        from ._base import _console, _fail
 
         try:
             audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit(
-                [str(s) for s in shards])
+                [str(s) for s in shards]
+            )
         except (ValueError, FileNotFoundError) as err:
             _fail(str(err))
         out.mkdir(parents=True, exist_ok=True)
@@ -35,7 +39,14 @@ def register(app: typer.Typer) -> None:
         (out / "summary.json").write_text(json.dumps(audit.to_dict(), indent=2, default=str))
         console = _console()
         rows = audit.findings() if len(audit.findings()) else audit.results_
-        console.print(rows.head(top)[["concept", "win_rate", "ci_low", "ci_high", "q_value", "length_controlled_q",
-                                      "confirmed", "group"]].to_string(index=False), highlight=False)
-        console.print(f"{audit.n_pairs_} pairs, {len(audit.results_)} concepts, {audit.seconds_} s; wrote "
-                      f"{out / 'audit.parquet'}", highlight=False)
+        console.print(
+            rows.head(top)[
+                ["concept", "win_rate", "ci_low", "ci_high", "q_value", "length_controlled_q", "confirmed", "group"]
+            ].to_string(index=False),
+            highlight=False,
+        )
+        console.print(
+            f"{audit.n_pairs_} pairs, {len(audit.results_)} concepts, {audit.seconds_} s; wrote "
+            f"{out / 'audit.parquet'}",
+            highlight=False,
+        )

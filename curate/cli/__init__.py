@@ -1,0 +1,99 @@
+"""The ``curate`` command line: one command per step.
+
+    curate audit DATA --out DIR        annotate concepts and test which ones separate chosen from rejected
+    curate generate --out FILE         write the built-in generator's pairs (with planted concepts)
+    curate demo --out DIR              generate → audit → apply a shipped recipe → publish locally
+    curate apply / fit-sae / publish / app   (see ``curate COMMAND --help``)
+
+Errors are one line naming the fix; ``--debug`` (anywhere on the line) shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from . import _base
+from ._base import _console, _fail, _show_progress, app  # noqa: F401  (tests and plugins use these names)
+
+#: one module per command under curate/cli/; each defines ``register(app)``. A new command is one new module
+#: and one entry here. A module that fails to import is an error, never a silently missing command.
+COMMANDS = (
+    "audit",
+    "generate",
+    "demo",
+    "apply",
+    "fit_sae",
+    "publish",
+    "browse",
+    "stream_audit",
+    "learn",
+)  # browse: `curate app`
+
+
+def _register_commands() -> None:
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(app)
+
+
+_register_commands()
+
+
+#: errors a user can meet with bad input or a wrong folder: printed as one line naming the fix
+EXPECTED_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, ImportError, OSError, EOFError)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``curate`` entry point: every expected error is one line (``error: …``, exit code 2), an
+    unexpected one a line asking for ``--debug`` (exit code 1), Ctrl-C a word (exit code 130).
+    ``--debug`` anywhere on the command line (or ``CURATE_DEBUG=1``) shows the traceback instead."""
+    from rich.markup import escape
+
+    from .. import CurateError
+
+    try:  # typer >= 0.24 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions as click
+    from typer.exceptions import Abort
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CURATE_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    _base.DEBUG = debug
+    try:
+        try:
+            code = app(args=args, prog_name="curate", standalone_mode=False)
+        except Abort as err:  # typer turns EOF (e.g. a truncated .gz) into Abort
+            raise (err.__cause__ or KeyboardInterrupt()) from None
+        if code == 130:  # typer's answer to Ctrl-C
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C): the step stopped; its output folder is left as it was.", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as err:  # usage errors: click's own message
+        err.show()
+        sys.exit(err.exit_code)
+    except (CurateError, *EXPECTED_ERRORS) as err:
+        if debug:
+            raise
+        message = " ".join(str(err.args[0] if isinstance(err, KeyError) and err.args else err).split())
+        _console().print(
+            f"[bold red]error:[/] {escape(message or type(err).__name__)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if debug:
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {' '.join(str(err).split())[:300]} (run again with "
+            "--debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""What every ``curate`` command shares: the Typer application, the console and the one-line failure."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="curate",
+    help="See what a preference dataset teaches before you train on it, and change it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=max(120, int(os.environ.get("COLUMNS", 120))))
+
+
+DEBUG = False  # set by main() from --debug / CURATE_DEBUG
+
+
+def _fail(message: str) -> None:
+    """Print ``error: message`` and exit with code 2; with ``--debug``, re-raise the error being handled."""
+    from rich.markup import escape
+
+    if DEBUG and sys.exc_info()[1] is not None:
+        raise
+    _console().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _show_progress() -> None:
+    """Show curate's progress lines (activation collection, SAE fitting) on stderr."""
+    import logging
+
+    log = logging.getLogger("curate")
+    if not any(getattr(h, "_curate_progress", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._curate_progress = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
