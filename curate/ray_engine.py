@@ -391,11 +391,9 @@ def annotate_ray(dataset, ann, *, batch_size: int = 1000, out=None, stop_after: 
         the annotated `datasets.Dataset`, fingerprint as the local engine's; ``.engine_`` is not set —
         read ``RayEngine.stats_`` through :func:`last_engine`.
     """
-    from .concepts.named import NamedConcepts
-
     # ship the resolved concepts, not ``None`` (= "the registry"): a concept registered in this process
     # (``register_concept``) is unknown to a fresh worker process
-    ann = NamedConcepts(ann.concepts_, text_columns=ann.text_columns)
+    ann = type(ann)(ann.concepts_, text_columns=ann.text_columns)
     existing = [c for c in ann.output_columns if hasattr(dataset, "column_names") and c in dataset.column_names]
     if existing:
         dataset = dataset.remove_columns(existing)

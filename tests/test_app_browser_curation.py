@@ -7,7 +7,6 @@ in a downloaded file is found by a plain text search.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
@@ -39,12 +38,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    from rich.console import Console
 
     from curate.pipeline import run_demo
 
     out = tmp_path_factory.mktemp("issue16") / PLANTED / "demo"
-    run_demo(out=out, n_pairs=600, sae=False, seed=0, console=Console(file=io.StringIO()))
+    run_demo(out=out, n_pairs=600, sae=False, seed=0)
     return out
 
 

@@ -141,7 +141,7 @@ def _tiny_model(datasets_):
 def test_learning_check_original_learns_marker_curated_much_less(planted, curated_dir, tmp_path):
     pytest.importorskip("trl")
     pytest.importorskip("peft")
-    from curate import make_counterfactual_pairs
+    from curate.generate import make_counterfactual_pairs
     from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
 
     model = _tiny_model([planted.dataset, make_counterfactual_pairs("flattery", 32, seed=1)])

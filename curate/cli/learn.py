@@ -42,12 +42,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train LoRA DPO on DATA and on the curated pairs (same seed, steps, settings) and measure per concept
         the generation shift and the implicit-reward preference against the audit's prediction."""
-        from ..errors import CurateError
-        from ..learning import LearnConfig, learning_check
+        from .. import CurateError, learning_check
         from ._base import _console, _fail
 
         console = _console()
-        config = LearnConfig(
+        config = dict(  # a curate.learning.LearnConfig
             steps=steps,
             batch_size=batch_size,
             learning_rate=learning_rate,

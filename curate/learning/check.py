@@ -206,7 +206,7 @@ def learning_check(
     *,
     out: str | Path | None = None,
     model=None,
-    config: LearnConfig | None = None,
+    config: LearnConfig | dict | None = None,
     eval_prompts: int = 40,
     samples: int = 4,
     max_new_tokens: int = 48,
@@ -229,7 +229,8 @@ def learning_check(
             ``dropped``).
         out: the learning folder to write (``learning.parquet``, ``learning.json``, two PNGs); None writes nothing.
         model: reference model (None = SmolLM2-135M-Instruct offline; a Hub id / folder; or ``(model, tokenizer)``).
-        config: :class:`LearnConfig` (steps, batch size, lr, β, LoRA, max length, seed, SFT weight).
+        config: :class:`LearnConfig` or a dict of its fields (steps, batch size, lr, β, LoRA, max length, seed,
+            SFT weight).
         eval_prompts: distinct prompts held out of training for the generation shift.
         samples, max_new_tokens, temperature: decoding on held-out prompts (seeded; temperature 0 = greedy).
             ``samples=0`` skips generation (implicit reward only).
@@ -254,7 +255,7 @@ def learning_check(
     from ..generate import DEFAULT_RATES, make_counterfactual_pairs
 
     t0 = time.perf_counter()
-    config = config or LearnConfig()
+    config = LearnConfig(**config) if isinstance(config, dict) else (config or LearnConfig())
     dataset = _load_data(data, limit)
     dd, recipe, folder = _load_curated(curated)
     train_cur_all, dropped = dd[C.TRAIN_SPLIT], dd[C.DROPPED_SPLIT]
