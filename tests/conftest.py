@@ -36,6 +36,18 @@ if "CURATE_CACHE" not in os.environ:  # tests never write to the user's cache
     atexit.register(shutil.rmtree, os.environ["CURATE_CACHE"], True)
 
 
+@pytest.fixture(autouse=True)
+def _named_registry_restored():
+    """A test (or a doctest) that registers a named concept must not change the default concept set of the
+    tests that run after it in the same worker."""
+    from curate.concepts import named
+
+    saved = dict(named._REGISTRY)
+    yield
+    named._REGISTRY.clear()
+    named._REGISTRY.update(saved)
+
+
 @pytest.fixture(scope="session")
 def generated():
     """600 generated pairs with planted concepts (shared, read-only)."""
