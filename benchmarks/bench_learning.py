@@ -86,7 +86,7 @@ def main() -> int:
     cf = a.counterfactual_pairs or (8 if q else 64)
 
     from curate import make_preference_pairs
-    from curate._cli_apply import run_apply
+    from curate.pipeline import run_apply
     from curate.learning import LearnConfig, learning_check
     from curate.recipe import Recipe
 
@@ -165,7 +165,7 @@ def run_alpaca(a, config, kw, out: Path) -> None:
         print(f"alpaca: skipped, no annotations under {root}")
         return
     from curate import load_pairs
-    from curate._cli_apply import run_apply
+    from curate.pipeline import run_apply
     from curate.learning import learning_check
 
     data = load_pairs(str(files[0]))

@@ -23,7 +23,7 @@ def planted():
 
 @pytest.fixture(scope="module")
 def curated_dir(planted, tmp_path_factory):
-    from curate._cli_apply import run_apply
+    from curate.pipeline import run_apply
 
     out = tmp_path_factory.mktemp("curated")
     run_apply(planted.dataset, block=["flattery"], out=out)
@@ -223,7 +223,7 @@ def _fake_learning(folder):
 
 
 def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
-    from curate._cli_apply import run_apply
+    from curate.pipeline import run_apply
     from curate.browse import build_app
     from curate.pipeline import ANNOTATED_DIR, run_audit
     from curate.publish import publish
