@@ -86,8 +86,8 @@ def main() -> int:
     cf = a.counterfactual_pairs or (8 if q else 64)
 
     from curate import make_preference_pairs
-    from curate.pipeline import run_apply
     from curate.learning import LearnConfig, learning_check
+    from curate.pipeline import run_apply
     from curate.recipe import Recipe
 
     t0 = time.perf_counter()
@@ -165,8 +165,8 @@ def run_alpaca(a, config, kw, out: Path) -> None:
         print(f"alpaca: skipped, no annotations under {root}")
         return
     from curate import load_pairs
-    from curate.pipeline import run_apply
     from curate.learning import learning_check
+    from curate.pipeline import run_apply
 
     data = load_pairs(str(files[0]))
     run_apply(data, recipe="length_debiasing", out=out / "curated_alpaca")

@@ -165,8 +165,8 @@ def test_p3_no_local_path_in_the_page_or_the_download(page, demo_dir):
 def test_p4_downloaded_recipe_round_trips_to_the_same_weights(page, demo_dir, tmp_path):
     import pyarrow.parquet as pq
 
-    from curate.pipeline import run_apply
     from curate.folders import load_curated
+    from curate.pipeline import run_apply
 
     _tab(page, "Recipe")
     assert page.locator("#recipe-name input").input_value() == "anti-sycophancy"

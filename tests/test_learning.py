@@ -223,9 +223,8 @@ def _fake_learning(folder):
 
 
 def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
-    from curate.pipeline import run_apply
     from curate.browse import build_app
-    from curate.pipeline import ANNOTATED_DIR, run_audit
+    from curate.pipeline import ANNOTATED_DIR, run_apply, run_audit
     from curate.publish import publish
 
     planted.dataset.to_json(str(tmp_path / "pairs.jsonl"), lines=True)
