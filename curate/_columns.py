@@ -115,3 +115,25 @@ def subset_values(values):
     import numpy as np
 
     return np.asarray(out, dtype=object)
+
+
+#: the per-concept test statistics every audit table carries, in this order (pooled, per subset, streamed)
+TEST_COLUMNS = [
+    "n_pairs",
+    "n_differ",
+    "win_rate",
+    "ci_low",
+    "ci_high",
+    "effect_size",
+    "mean_delta",
+    "p_value",
+    "q_value",
+    "length_controlled_coef",
+    "length_controlled_p",
+    "length_controlled_q",
+    "discovery_win_rate",
+    "discovery_q",
+    "confirmation_win_rate",
+    "confirmation_p",
+    "confirmed",
+]

@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import _columns as C
 from . import stats as S
 from .errors import NotFittedError
 from .grouping import group_scores
@@ -64,23 +65,7 @@ RESULT_COLUMNS = [
     "finding",
     "finding_rank",
     "n_members",
-    "n_pairs",
-    "n_differ",
-    "win_rate",
-    "ci_low",
-    "ci_high",
-    "effect_size",
-    "mean_delta",
-    "p_value",
-    "q_value",
-    "length_controlled_coef",
-    "length_controlled_p",
-    "length_controlled_q",
-    "discovery_win_rate",
-    "discovery_q",
-    "confirmation_win_rate",
-    "confirmation_p",
-    "confirmed",
+    *C.TEST_COLUMNS,
     "nearest_named",
     "nearest_r",
     "purity",
