@@ -191,7 +191,6 @@ KNOWN_LONG = {
     "curate/concepts/labels.py",
     "curate/ingest.py",
     "curate/concepts/sae.py",  # the annotator: the engine dispatch and the shared-prefix switch to move out
-    "curate/learning/check.py",  # the learning check: held-out split and measurement to split from the run
     "curate/ray_engine.py",  # the engine and the named/SAE job functions
     "curate/stream_audit.py",  # the one-pass statistics and the bounded-sample models
 }

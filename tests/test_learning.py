@@ -181,7 +181,7 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
 
 
 def _fake_learning(folder):
-    from curate.learning.check import LEARNING_COLUMNS, LearningResult, _save_learning_folder
+    from curate.learning.folder import LEARNING_COLUMNS, LearningResult, save_learning_folder
 
     rows = []
     for i, (c, a) in enumerate((("flattery", "block"), ("agreement", "block"), ("length", ""), ("markdown", ""))):
@@ -219,7 +219,7 @@ def _fake_learning(folder):
         "device": "cpu",
         "eval_prompts": 5,
     }
-    return _save_learning_folder(LearningResult(table, record), folder)
+    return save_learning_folder(LearningResult(table, record), folder)
 
 
 def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
@@ -261,16 +261,16 @@ def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from curate.directions import Directions
-    from curate.learning.check import _intervention
+    from curate.learning.inputs import training_intervention
     from curate.recipe import Recipe
 
     recipe = Recipe.from_ids(block=["flattery"], block_with=["ablate"])
     with pytest.raises(CurateError, match="directions.safetensors"):
-        _intervention(recipe, tmp_path)
+        training_intervention(recipe, tmp_path)
     torch.manual_seed(0)
     d = Directions(torch.randn(1, 16), ["flattery"], layer=1)
     d.save(tmp_path / "directions.safetensors")
-    ctx, record = _intervention(recipe, tmp_path)
+    ctx, record = training_intervention(recipe, tmp_path)
     assert record["ablate"] == ["flattery"] and record["layer"] == 1
     model = LlamaForCausalLM(
         LlamaConfig(
@@ -290,4 +290,4 @@ def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
     u = d.unit()[0]
     assert float((h @ u).abs().max()) < 1e-4
     assert float((after @ u).abs().max()) > 1e-2  # removed after training
-    assert _intervention(Recipe.from_ids(block=["flattery"]), tmp_path) == (None, None)
+    assert training_intervention(Recipe.from_ids(block=["flattery"]), tmp_path) == (None, None)

@@ -1,6 +1,6 @@
 """The learning check in a published folder: the card section "What a model learned from it" and what
 the Space shows (the scatter and the table). ``curate publish`` and the app call these; the layout of
-the learning folder itself belongs to :mod:`curate.learning.check`."""
+the learning folder itself belongs to :mod:`curate.learning.folder`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .check import BARS_PNG, LEARNING_FILE, LEARNING_JSON, SCATTER_PNG, read_learning
+from .folder import BARS_PNG, CARD_COLUMNS, LEARNING_FILE, LEARNING_JSON, SCATTER_PNG, read_learning
 
 PUBLISHED_DIR = "learning"
 
@@ -94,19 +94,6 @@ def app_view(folder: str | Path | None):
                 f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
                 f"{_f(rec.get('spearman_curated'))}."
             )
-            cols = [
-                "concept",
-                "action",
-                "predicted",
-                "observed_original",
-                "observed_original_low",
-                "observed_original_high",
-                "observed_curated",
-                "observed_curated_low",
-                "observed_curated_high",
-                "reward_original",
-                "reward_curated",
-            ]
             scatter = cand / SCATTER_PNG
-            return md, (str(scatter) if scatter.exists() else None), pd.DataFrame(table[cols]).round(3)
+            return md, (str(scatter) if scatter.exists() else None), pd.DataFrame(table[CARD_COLUMNS]).round(3)
     return None

@@ -17,10 +17,7 @@ Example (minutes on a CPU; see the README section "What a model learns")::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +25,8 @@ import pandas as pd
 
 from .. import _columns as C
 from ..errors import CurateError
+from .folder import LEARNING_COLUMNS, LearningResult, learning_table, read_learning, save_learning_folder
+from .inputs import check_ids, first_by_rank, load_curated, load_data, split_by_prompt, training_intervention
 from .measure import generate, generation_shift, implicit_reward_preference, prediction_quality, score_texts
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
@@ -40,164 +39,7 @@ from .train import (
     training_pairs,
 )
 
-__all__ = [
-    "LEARNING_COLUMNS",
-    "LEARNING_FILE",
-    "LEARNING_JSON",
-    "LearningResult",
-    "learning_check",
-    "read_learning",
-    "split_by_prompt",
-]
-
-from ..folders import LEARNING_BARS as BARS_PNG  # noqa: E402  (file names live in curate.folders)
-from ..folders import LEARNING_RECORD as LEARNING_JSON  # noqa: E402
-from ..folders import LEARNING_SCATTER as SCATTER_PNG  # noqa: E402
-from ..folders import LEARNING_TABLE as LEARNING_FILE  # noqa: E402
-
-LEARNING_COLUMNS = [
-    "concept",
-    "label",
-    "source",
-    "action",
-    "predicted",
-    "predicted_curated",
-    "scale",
-    "observed_original",
-    "observed_original_low",
-    "observed_original_high",
-    "observed_curated",
-    "observed_curated_low",
-    "observed_curated_high",
-    "reference_mean",
-    "original_mean",
-    "curated_mean",
-    "reward_original",
-    "reward_original_low",
-    "reward_original_high",
-    "reward_curated",
-    "reward_curated_low",
-    "reward_curated_high",
-    "reward_n",
-    "pred_delta_std",
-    "pred_win_share",
-    "pred_length_controlled",
-    "n_differ",
-    "supported",
-]
-MIN_EVAL_PROMPTS = 5
-MIN_TRAIN_PROMPTS = 5
-
-
-@dataclass
-class LearningResult:
-    """What :func:`learning_check` returns: the per-concept ``table`` (:data:`LEARNING_COLUMNS`), the summary
-    ``record`` (what ``learning.json`` holds) and the output folder (or None)."""
-
-    table: pd.DataFrame
-    record: dict
-    out: Path | None = None
-    generations: dict = field(default_factory=dict)
-
-
-def split_by_prompt(prompts: list[str], n_eval: int, *, salt: str = "curate-learn") -> set[str]:
-    """The held-out prompts: the ``n_eval`` distinct prompts first in the order of a salted hash.
-
-    Raises:
-        CurateError: fewer than ``n_eval + 5`` distinct prompts, or ``n_eval < 5``.
-    """
-    distinct = sorted(set(prompts), key=lambda p: hashlib.md5(f"{salt}|{p}".encode()).hexdigest())
-    if n_eval < MIN_EVAL_PROMPTS:
-        raise CurateError(
-            f"Too few held-out prompts: eval_prompts={n_eval}; the shift needs at least "
-            f"{MIN_EVAL_PROMPTS}. Pass --eval-prompts {MIN_EVAL_PROMPTS} or more."
-        )
-    if len(distinct) < n_eval + MIN_TRAIN_PROMPTS:
-        raise CurateError(
-            f"Too few held-out prompts: the data has {len(distinct)} distinct prompts, and {n_eval} held out would "
-            f"leave {len(distinct) - n_eval} to train on (at least {MIN_TRAIN_PROMPTS} needed). Pass a smaller "
-            f"--eval-prompts (at most {max(len(distinct) - MIN_TRAIN_PROMPTS, 0)}) or give more data."
-        )
-    return set(distinct[:n_eval])
-
-
-def _load_data(data, limit=None):
-    from datasets import Dataset
-
-    if isinstance(data, Dataset):
-        return data
-    from ..ingest import load_pairs
-
-    return load_pairs(data, limit=limit)
-
-
-def _load_curated(curated):
-    """``(DatasetDict, recipe or None, folder or None)`` from a ``curate apply`` folder or a DatasetDict."""
-    import datasets
-
-    if isinstance(curated, datasets.DatasetDict):
-        return curated, None, None
-    folder = Path(curated)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"Curated folder {str(folder)!r} does not exist (expected the --out folder of `curate apply`)."
-        )
-    from .. import folders as F
-    from ..recipe import Recipe
-
-    cf = F.load_curated(folder)  # refuses a folder that `curate apply` did not write, naming the fix
-    recipe = Recipe.from_yaml(cf.recipe_text, validate_ids=False) if cf.recipe_text else None
-    return cf.dataset, recipe, cf.path
-
-
-def _check_ids(data, train, dropped):
-    ids = set(data[C.ID])
-    cur = list(train[C.ID]) + list(dropped[C.ID])
-    unknown = sorted({i for i in cur if i not in ids}, key=str)
-    if unknown:
-        raise CurateError(
-            f"The curated folder does not match the data: {len(unknown)} curated ids are not in the data "
-            f"(e.g. {unknown[:5]}; data ids look like {sorted(ids, key=str)[:5]}). Pass the same DATA that "
-            "`curate apply` was run on (the --curated folder records it in apply.json)."
-        )
-    missing = len(ids - set(cur))
-    usable = sum(1 for r in data[C.REASON] if not r) if C.REASON in data.column_names else len(data)
-    if missing and missing > len(data) - usable:
-        raise CurateError(
-            f"The curated folder does not match the data: {missing} usable data rows are in neither its "
-            f"{C.TRAIN_SPLIT!r} nor its {C.DROPPED_SPLIT!r} split. Pass the DATA that `curate apply` was run on."
-        )
-
-
-def _intervention(recipe, folder):
-    """A ``model -> context manager`` for the recipe's ablate/steer rules, with its record (or ``(None, None)``)."""
-    if recipe is None:
-        return None, None
-    ablate_ids, steer_ids = recipe.with_intervention("ablate"), recipe.with_intervention("steer")
-    if not (ablate_ids or steer_ids):
-        return None, None
-    path = folder / "directions.safetensors" if folder is not None else None
-    if path is None or not path.exists():
-        raise CurateError(
-            f"The recipe uses {'ablate' if ablate_ids else 'steer'} for {ablate_ids or steer_ids}, but "
-            "the curated folder has no directions.safetensors. Re-run `curate apply` (it exports them)."
-        )
-    from ..directions import ablate, load_directions, steer
-
-    d = load_directions(path)
-    alpha = next((r.alpha for r in recipe.rules if r.alpha is not None and set(r.concepts) & set(steer_ids)), 4.0)
-
-    def ctx(model):
-        import contextlib
-
-        stack = contextlib.ExitStack()
-        if ablate_ids:
-            stack.enter_context(ablate(model, d.select([c for c in ablate_ids if c in d.concepts])))
-        if steer_ids:
-            stack.enter_context(steer(model, d.select([c for c in steer_ids if c in d.concepts]), alpha))
-        return stack
-
-    return ctx, {"ablate": ablate_ids, "steer": steer_ids, "alpha": alpha, "layer": d.layer}
+__all__ = ["LEARNING_COLUMNS", "LearningResult", "learning_check", "read_learning", "split_by_prompt"]
 
 
 def learning_check(
@@ -256,10 +98,10 @@ def learning_check(
 
     t0 = time.perf_counter()
     config = LearnConfig(**config) if isinstance(config, dict) else (config or LearnConfig())
-    dataset = _load_data(data, limit)
-    dd, recipe, folder = _load_curated(curated)
+    dataset = load_data(data, limit)
+    dd, recipe, folder = load_curated(curated)
     train_cur_all, dropped = dd[C.TRAIN_SPLIT], dd[C.DROPPED_SPLIT]
-    _check_ids(dataset, train_cur_all, dropped)
+    check_ids(dataset, train_cur_all, dropped)
     usable = dataset.filter(lambda r: not r, input_columns=[C.REASON]) if C.REASON in dataset.column_names else dataset
     held = split_by_prompt(usable[C.PROMPT], eval_prompts)
     orig_rows = [i for i, p in enumerate(usable[C.PROMPT]) if p not in held]
@@ -279,7 +121,7 @@ def learning_check(
 
     # predictions from the audit of the pairs each arm trains on
     n_used = config.steps * config.batch_size
-    train_orig_used, train_cur_used = (_first_by_rank(d, n_used, config.seed) for d in (train_orig, train_cur))
+    train_orig_used, train_cur_used = (first_by_rank(d, n_used, config.seed) for d in (train_orig, train_cur))
     known = list_concepts()
     names = [c for c in (concepts or known) if c in known and c != "log_length"]
     unknown = [c for c in (concepts or []) if c not in known]
@@ -304,7 +146,7 @@ def learning_check(
     recipe_dict = recipe.to_dict() if recipe is not None else None
     ds_o = training_pairs(train_orig_used, tok, weights=True)
     ds_c = training_pairs(train_cur_used, tok, weights=True)
-    intervention, inter_rec = _intervention(recipe, folder)
+    intervention, inter_rec = training_intervention(recipe, folder)
     cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if isinstance(model, tuple):
         cache = None  # an in-memory model has no stable identity
@@ -384,7 +226,7 @@ def learning_check(
             )
 
     timing["generation"] = round(time.perf_counter() - t, 1)
-    table = _table(names, pred_o, pred_c, shifts, reward, recipe)
+    table = learning_table(names, pred_o, pred_c, shifts, reward, recipe)
     quality = (
         {
             arm: prediction_quality(
@@ -435,21 +277,10 @@ def learning_check(
     result = LearningResult(table, record, None, gens)
     if out is not None:
         made_from = curated if isinstance(curated, (str, Path)) and (Path(curated) / "curate.json").exists() else None
-        result.out = _save_learning_folder(
+        result.out = save_learning_folder(
             result, out, made_from=made_from, source=str(data) if isinstance(data, (str, Path)) else None
         )
     return result
-
-
-def _first_by_rank(dataset, n: int, seed: int):
-    """The ``n`` rows that ``n`` training examples use: rows ordered by a seeded rank of their ``id`` (the same
-    rank in both arms, so they train on the same pairs where the curation kept them), then the first ``n``.
-    Only these get reference log-probs (TRL would otherwise precompute them for every row)."""
-    if len(dataset) <= n:
-        return dataset
-    ranks = [hashlib.md5(f"{seed}|{i}".encode()).hexdigest() for i in dataset[C.ID]]
-    order = sorted(range(len(dataset)), key=lambda j: (ranks[j], j))
-    return dataset.select(order[:n])
 
 
 def _progress(items, desc, on):
@@ -466,99 +297,3 @@ def _bar(total, desc, on):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc)
-
-
-def _table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFrame:
-    po, pc = pred_o.set_index("concept"), pred_c.set_index("concept")
-    actions = recipe.actions() if recipe is not None else {}
-    rows = []
-    for c in names:
-        row = {
-            "concept": c,
-            "label": po.loc[c, "label"],
-            "source": po.loc[c, "source"],
-            "action": actions.get(c, ""),
-            "predicted": po.loc[c, "predicted"],
-            "predicted_curated": pc.loc[c, "predicted"] if c in pc.index else np.nan,
-            "scale": po.loc[c, "scale"],
-            "n_differ": int(po.loc[c, "n_differ"]),
-            **{k: po.loc[c, k] for k in ("pred_delta_std", "pred_win_share", "pred_length_controlled")},
-        }
-        for arm in ("original", "curated"):
-            s = shifts.get(arm)
-            if s is not None and c in s.index:
-                row[f"observed_{arm}"], row[f"observed_{arm}_low"], row[f"observed_{arm}_high"] = (
-                    s.loc[c, "shift"],
-                    s.loc[c, "low"],
-                    s.loc[c, "high"],
-                )
-                row[f"{arm}_mean"] = s.loc[c, "policy_mean"]
-                row["reference_mean"] = s.loc[c, "reference_mean"]
-            r = reward.get((arm, c))
-            if r is not None:
-                row[f"reward_{arm}"], row[f"reward_{arm}_low"], row[f"reward_{arm}_high"] = (
-                    r["share"],
-                    r["low"],
-                    r["high"],
-                )
-                row["reward_n"] = r["n"]
-        rows.append(row)
-    table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
-    table["supported"] = (
-        (table["n_differ"] > 0)
-        & np.isfinite(table["scale"].astype(float))
-        & np.isfinite(table["observed_original"].astype(float))
-    )
-    return table
-
-
-def _save_learning_folder(result: LearningResult, out: str | Path, *, made_from=None, source=None) -> Path:
-    """Write the learning folder through :mod:`curate.folders` (atomic, with a ``curate.json`` manifest):
-    ``learning.parquet``, ``learning.json``, the scatter and the before/after PNGs, and ``generations.parquet``."""
-    from .. import folders as F
-    from .plots import plot_learning_bars, plot_learning_scatter
-
-    out = F.check_target(out, "learning")
-    with F.atomic_folder(out, kind="learning") as tmp:
-        result.table.to_parquet(tmp / LEARNING_FILE, index=False)
-        (tmp / LEARNING_JSON).write_text(json.dumps(result.record, indent=2, default=_json_default))
-        if result.generations:
-            pd.concat([g.assign(model=k) for k, g in result.generations.items()], ignore_index=True).to_parquet(
-                tmp / F.LEARNING_GENERATIONS, index=False
-            )
-        if result.table["observed_original"].notna().any():
-            plot_learning_scatter(result.table, result.record, tmp / SCATTER_PNG)
-            plot_learning_bars(result.table, tmp / BARS_PNG)
-        rows = {
-            "train_original": result.record.get("n_train_original"),
-            "train_curated": result.record.get("n_train_curated"),
-            "dropped": result.record.get("n_dropped"),
-        }
-        F.write_manifest(
-            tmp,
-            kind="learning",
-            source=source,
-            rows=rows,
-            made_from=made_from,
-            model=result.record.get("model"),
-            steps=result.record.get("steps"),
-        )
-    return out
-
-
-def read_learning(folder: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read a learning folder written by :func:`learning_check`: ``(table, record)`` (refuses any other folder)."""
-    from .. import folders as F
-
-    f = F.open_folder(folder, kind="learning")
-    return pd.read_parquet(f.path / LEARNING_FILE), json.loads((f.path / LEARNING_JSON).read_text())
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, float) and np.isnan(o):
-        return None
-    return str(o)

@@ -1,0 +1,125 @@
+"""The inputs of a learning check: the original pairs, the curated folder (checked against them), the
+held-out prompts (split by prompt, never trained on), the rows each arm trains on, and the recipe's
+training-time interventions (ablation / steering hooks)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .. import _columns as C
+from ..errors import CurateError
+
+MIN_EVAL_PROMPTS = 5
+MIN_TRAIN_PROMPTS = 5
+
+
+def split_by_prompt(prompts: list[str], n_eval: int, *, salt: str = "curate-learn") -> set[str]:
+    """The held-out prompts: the ``n_eval`` distinct prompts first in the order of a salted hash.
+
+    Raises:
+        CurateError: fewer than ``n_eval + 5`` distinct prompts, or ``n_eval < 5``.
+    """
+    distinct = sorted(set(prompts), key=lambda p: hashlib.md5(f"{salt}|{p}".encode()).hexdigest())
+    if n_eval < MIN_EVAL_PROMPTS:
+        raise CurateError(
+            f"Too few held-out prompts: eval_prompts={n_eval}; the shift needs at least "
+            f"{MIN_EVAL_PROMPTS}. Pass --eval-prompts {MIN_EVAL_PROMPTS} or more."
+        )
+    if len(distinct) < n_eval + MIN_TRAIN_PROMPTS:
+        raise CurateError(
+            f"Too few held-out prompts: the data has {len(distinct)} distinct prompts, and {n_eval} held out would "
+            f"leave {len(distinct) - n_eval} to train on (at least {MIN_TRAIN_PROMPTS} needed). Pass a smaller "
+            f"--eval-prompts (at most {max(len(distinct) - MIN_TRAIN_PROMPTS, 0)}) or give more data."
+        )
+    return set(distinct[:n_eval])
+
+
+def load_data(data, limit=None):
+    from datasets import Dataset
+
+    if isinstance(data, Dataset):
+        return data
+    from ..ingest import load_pairs
+
+    return load_pairs(data, limit=limit)
+
+
+def load_curated(curated):
+    """``(DatasetDict, recipe or None, folder or None)`` from a ``curate apply`` folder or a DatasetDict."""
+    import datasets
+
+    if isinstance(curated, datasets.DatasetDict):
+        return curated, None, None
+    folder = Path(curated)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Curated folder {str(folder)!r} does not exist (expected the --out folder of `curate apply`)."
+        )
+    from .. import folders as F
+    from ..recipe import Recipe
+
+    cf = F.load_curated(folder)  # refuses a folder that `curate apply` did not write, naming the fix
+    recipe = Recipe.from_yaml(cf.recipe_text, validate_ids=False) if cf.recipe_text else None
+    return cf.dataset, recipe, cf.path
+
+
+def check_ids(data, train, dropped):
+    ids = set(data[C.ID])
+    cur = list(train[C.ID]) + list(dropped[C.ID])
+    unknown = sorted({i for i in cur if i not in ids}, key=str)
+    if unknown:
+        raise CurateError(
+            f"The curated folder does not match the data: {len(unknown)} curated ids are not in the data "
+            f"(e.g. {unknown[:5]}; data ids look like {sorted(ids, key=str)[:5]}). Pass the same DATA that "
+            "`curate apply` was run on (the --curated folder records it in apply.json)."
+        )
+    missing = len(ids - set(cur))
+    usable = sum(1 for r in data[C.REASON] if not r) if C.REASON in data.column_names else len(data)
+    if missing and missing > len(data) - usable:
+        raise CurateError(
+            f"The curated folder does not match the data: {missing} usable data rows are in neither its "
+            f"{C.TRAIN_SPLIT!r} nor its {C.DROPPED_SPLIT!r} split. Pass the DATA that `curate apply` was run on."
+        )
+
+
+def training_intervention(recipe, folder):
+    """A ``model -> context manager`` for the recipe's ablate/steer rules, with its record (or ``(None, None)``)."""
+    if recipe is None:
+        return None, None
+    ablate_ids, steer_ids = recipe.with_intervention("ablate"), recipe.with_intervention("steer")
+    if not (ablate_ids or steer_ids):
+        return None, None
+    path = folder / "directions.safetensors" if folder is not None else None
+    if path is None or not path.exists():
+        raise CurateError(
+            f"The recipe uses {'ablate' if ablate_ids else 'steer'} for {ablate_ids or steer_ids}, but "
+            "the curated folder has no directions.safetensors. Re-run `curate apply` (it exports them)."
+        )
+    from ..directions import ablate, load_directions, steer
+
+    d = load_directions(path)
+    alpha = next((r.alpha for r in recipe.rules if r.alpha is not None and set(r.concepts) & set(steer_ids)), 4.0)
+
+    def ctx(model):
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        if ablate_ids:
+            stack.enter_context(ablate(model, d.select([c for c in ablate_ids if c in d.concepts])))
+        if steer_ids:
+            stack.enter_context(steer(model, d.select([c for c in steer_ids if c in d.concepts]), alpha))
+        return stack
+
+    return ctx, {"ablate": ablate_ids, "steer": steer_ids, "alpha": alpha, "layer": d.layer}
+
+
+def first_by_rank(dataset, n: int, seed: int):
+    """The ``n`` rows that ``n`` training examples use: rows ordered by a seeded rank of their ``id`` (the same
+    rank in both arms, so they train on the same pairs where the curation kept them), then the first ``n``.
+    Only these get reference log-probs (TRL would otherwise precompute them for every row)."""
+    if len(dataset) <= n:
+        return dataset
+    ranks = [hashlib.md5(f"{seed}|{i}".encode()).hexdigest() for i in dataset[C.ID]]
+    order = sorted(range(len(dataset)), key=lambda j: (ranks[j], j))
+    return dataset.select(order[:n])
