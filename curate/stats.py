@@ -153,3 +153,36 @@ def correlation_matrix(a, b):
     za = standardize(a)
     zb = standardize(b)
     return za.T @ zb / a.shape[0]
+
+
+def pooled_scale(chosen, rejected, weights):
+    """Weighted standard deviation of each concept's scores over all responses, chosen and rejected together
+    (NaN where a concept is constant)."""
+    x = np.concatenate([chosen, rejected], axis=0).astype(float)
+    w = np.concatenate([weights, weights]).astype(float)
+    if w.sum() <= 0:
+        return np.full(x.shape[1], np.nan)
+    mean = (w[:, None] * x).sum(0) / w.sum()
+    sd = np.sqrt((w[:, None] * (x - mean) ** 2).sum(0) / w.sum())
+    return np.where(sd > 1e-12, sd, np.nan)
+
+
+def standardised_mean_delta(chosen, rejected, weights):
+    """Per concept: the weighted mean chosen − rejected difference divided by :func:`pooled_scale` — the shift
+    that preference optimisation on these pairs is predicted to cause, in standard deviations
+    (:mod:`curate.learning.predict`, estimator ``delta_std``). 0 where the concept is constant.
+
+    Example:
+
+        >>> import numpy as np
+        >>> c, r = np.array([[1.0], [1.0], [0.0]]), np.array([[0.0], [0.0], [0.0]])
+        >>> round(float(standardised_mean_delta(c, r, np.ones(3))[0]), 3)
+        1.414
+    """
+    w = np.asarray(weights, dtype=float)
+    delta = np.asarray(chosen, dtype=float) - np.asarray(rejected, dtype=float)
+    if w.sum() <= 0:
+        return np.zeros(delta.shape[1])
+    mean_delta = (w[:, None] * delta).sum(0) / w.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(mean_delta / pooled_scale(chosen, rejected, w), nan=0.0)

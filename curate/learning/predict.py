@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittedError
+from ..stats import pooled_scale, standardised_mean_delta
 
 ESTIMATORS = ("delta_std", "win_share", "length_controlled")
 DEFAULT_ESTIMATOR = "delta_std"
@@ -52,18 +53,6 @@ PREDICTION_COLUMNS = [
     "pred_length_controlled",
     "predicted",
 ]
-
-
-def concept_scale(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted pooled standard deviation of each concept's scores over all responses (NaN where constant)."""
-    x = np.concatenate([chosen, rejected], axis=0).astype(float)
-    w = np.concatenate([weights, weights]).astype(float)
-    if w.sum() <= 0:
-        return np.full(x.shape[1], np.nan)
-    mean = (w[:, None] * x).sum(0) / w.sum()
-    var = (w[:, None] * (x - mean) ** 2).sum(0) / w.sum()
-    sd = np.sqrt(var)
-    return np.where(sd > 1e-12, sd, np.nan)
 
 
 def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
@@ -93,15 +82,13 @@ def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
     w = np.asarray(scores.weights, dtype=float)
     delta = scores.delta.astype(float)
     wsum = w.sum()
-    mean_delta = (w[:, None] * delta).sum(0) / wsum if wsum > 0 else np.full(delta.shape[1], np.nan)
-    scale = concept_scale(scores.chosen, scores.rejected, w)
+    scale = pooled_scale(scores.chosen, scores.rejected, w)
     differ = delta != 0
     share_differ = (w[:, None] * differ).sum(0) / wsum if wsum > 0 else np.full(delta.shape[1], np.nan)
     up = (w[:, None] * (delta > 0)).sum(0)
     down = (w[:, None] * (delta < 0)).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         win_rate = up / (up + down)
-        pred_delta = mean_delta / scale
     pred_win = np.where(share_differ > 0, (win_rate - 0.5) * 2 * share_differ, 0.0)
     res = audit.results_.set_index("concept")
     ids = scores.concepts["concept"].tolist()
@@ -113,7 +100,7 @@ def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
             "source": scores.concepts["source"].to_numpy(),
             "n_differ": differ.sum(0).astype(int),
             "scale": scale,
-            "pred_delta_std": np.nan_to_num(pred_delta, nan=0.0),
+            "pred_delta_std": standardised_mean_delta(scores.chosen, scores.rejected, w),
             "pred_win_share": np.nan_to_num(pred_win, nan=0.0),
             "pred_length_controlled": np.nan_to_num(lc, nan=0.0),
         }
