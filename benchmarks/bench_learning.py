@@ -1,9 +1,10 @@
 """What a model learns: train LoRA DPO on generated pairs and on their curation, and compare per concept the
 audit's predicted shift with the shift observed in the policies' generations.
 
-    python benchmarks/bench_learning.py            # default: 1,200 pairs, 60 steps of 8 (sized for <= 45 min idle)
+    python benchmarks/bench_learning.py            # default: 1,200 pairs, 48 steps of 8 (sized for <= 45 min idle)
     python benchmarks/bench_learning.py --quick    # a few minutes: checks the code path, numbers are noisy
     python benchmarks/bench_learning.py --alpaca   # also AlpacaEval-2 with length blocked (../shared/data)
+    python benchmarks/bench_learning.py --sft 1.0  # the same with an SFT term on chosen (what it does to the comparison)
 
 Cases (one reference model, SmolLM2-135M-Instruct offline; same seed, steps and hyper-parameters everywhere):
 1. block flattery and agreement (rebalance), allow the rest: the original-data policy should raise both,
@@ -65,7 +66,10 @@ def main() -> int:
     p.add_argument("--n-pairs", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-length", type=int, default=96)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--sft", type=float, default=0.0, help="weight of an SFT term on chosen (0 = pure DPO)")
     p.add_argument("--eval-prompts", type=int, default=None)
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None)
@@ -79,11 +83,11 @@ def main() -> int:
     a = p.parse_args()
     q = a.quick
     n_pairs = a.n_pairs or (1000 if q else 1200)
-    steps = a.steps or (4 if q else 60)
+    steps = a.steps or (4 if q else 48)
     eval_prompts = a.eval_prompts or (8 if q else 40)
     samples = a.samples or (2 if q else 4)
     max_new = a.max_new_tokens or (24 if q else 48)
-    cf = a.counterfactual_pairs or (8 if q else 64)
+    cf = a.counterfactual_pairs or (8 if q else 32)
 
     from curate import make_preference_pairs
     from curate.learning import LearnConfig, learning_check
@@ -94,18 +98,26 @@ def main() -> int:
     out = Path(a.out)
     gen = make_preference_pairs(n_pairs, seed=0)
     data = gen.dataset
-    config = LearnConfig(steps=steps, batch_size=a.batch_size or (4 if q else 8), learning_rate=a.lr)
+    config = LearnConfig(
+        steps=steps,
+        batch_size=a.batch_size or (4 if q else 8),
+        learning_rate=a.lr,
+        max_length=a.max_length,
+        sft_weight=a.sft,
+    )
     kw = dict(
         config=config,
         eval_prompts=eval_prompts,
         samples=samples,
         max_new_tokens=max_new,
+        temperature=a.temperature,
         counterfactual_pairs=cf,
         progress=False,
     )
     print(
-        f"{n_pairs} generated pairs; {steps} steps of {config.batch_size}; {eval_prompts} held-out prompts x {samples} "
-        f"samples of {max_new} tokens; {cf} counterfactual pairs per concept"
+        f"{n_pairs} generated pairs; {steps} steps of {config.batch_size} (lr {config.learning_rate}, max length "
+        f"{config.max_length}, SFT weight {config.sft_weight}); {eval_prompts} held-out prompts x {samples} samples "
+        f"of {max_new} tokens at temperature {a.temperature}; {cf} counterfactual pairs per concept"
     )
 
     block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy")
@@ -113,6 +125,7 @@ def main() -> int:
     res = learning_check(data, out / "curated_block", out=out / "learning_block", **kw)
     show(res, f"block flattery + agreement ({block.rules[0].interventions})")
     t = res.table.set_index("concept")
+    targets(t, res.record)
 
     amp = None
     if not a.no_amplify:
@@ -131,6 +144,7 @@ def main() -> int:
         show(amp, "amplify hedging (upweight x5)")
         h = amp.table.set_index("concept").loc["hedging"]
         sep = h.observed_curated_low > h.observed_original_high
+        print(f"target amplify: curated hedging CI above the original's: {'PASS' if sep else 'FAIL'}")
         print(
             f"amplify: hedging original {fmt(h.observed_original, h.observed_original_low, h.observed_original_high)}"
             f" curated {fmt(h.observed_curated, h.observed_curated_low, h.observed_curated_high)}; CIs separated: {sep}; "
@@ -155,6 +169,31 @@ def main() -> int:
         f"agreement_curated={t.loc['agreement', 'observed_curated']:.3f}"
     )
     return 0
+
+
+def targets(t, record) -> None:
+    """The issue's targets on the block case, each with its measured numbers and PASS/FAIL (nothing is tuned to
+    pass: a FAIL is reported as measured)."""
+    for c in ("flattery", "agreement"):
+        r = t.loc[c]
+        raised = r.observed_original_low > 0
+        quarter = abs(r.observed_curated) <= 0.25 * abs(r.observed_original) if raised else False
+        print(
+            f"target block {c}: original shift {r.observed_original:+.3f} CI excludes 0: {'PASS' if raised else 'FAIL'}; "
+            f"curated {r.observed_curated:+.3f} <= a quarter of it: {'PASS' if quarter else 'FAIL'}"
+        )
+    for c in ("markdown", "length"):
+        if c in t.index:
+            r = t.loc[c]
+            both = r.observed_original_low > 0 and r.observed_curated_low > 0
+            print(
+                f"target allow {c}: rises in both (CI low > 0): original {r.observed_original:+.3f} "
+                f"[{r.observed_original_low:+.3f}], curated {r.observed_curated:+.3f} [{r.observed_curated_low:+.3f}]: "
+                f"{'PASS' if both else 'FAIL'}"
+            )
+    r2, n = record["r2"], record["n_concepts_supported"]
+    ok = r2 is not None and r2 == r2 and r2 >= 0.7 and n >= 8
+    print(f"target prediction: R² {r2} over {n} concepts (>= 0.7 over >= 8): {'PASS' if ok else 'FAIL'}")
 
 
 def run_alpaca(a, config, kw, out: Path) -> None:
