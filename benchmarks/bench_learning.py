@@ -76,6 +76,12 @@ def main() -> int:
     p.add_argument("--counterfactual-pairs", type=int, default=None)
     p.add_argument("--no-amplify", action="store_true")
     p.add_argument("--alpaca", action="store_true")
+    p.add_argument("--alpaca-only", action="store_true", help="only the AlpacaEval-2 run (its own sizes via the flags)")
+    p.add_argument(
+        "--alpaca-model",
+        default="gpt-3.5-turbo-1106_concise",
+        help="results/<model> folder: the concise outputs lose to the reference, so short responses end inside the window",
+    )
     p.add_argument(
         "--alpaca-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca-eval-2")
     )
@@ -96,6 +102,12 @@ def main() -> int:
 
     t0 = time.perf_counter()
     out = Path(a.out)
+    kw_alpaca = dict(eval_prompts=eval_prompts, samples=samples, max_new_tokens=max_new, temperature=a.temperature)
+    if a.alpaca_only:
+        config = LearnConfig(steps=steps, batch_size=a.batch_size or 8, learning_rate=a.lr, max_length=a.max_length)
+        run_alpaca(a, config, {**kw_alpaca, "config": config, "progress": False}, out)
+        print(f"\nbenchmark time {time.perf_counter() - t0:.0f} s")
+        return 0
     gen = make_preference_pairs(n_pairs, seed=0)
     data = gen.dataset
     config = LearnConfig(
@@ -199,9 +211,11 @@ def targets(t, record) -> None:
 def run_alpaca(a, config, kw, out: Path) -> None:
     """AlpacaEval-2 pairs with length blocked: mean generation length, original vs curated policy."""
     root = Path(a.alpaca_data)
-    files = sorted(root.glob("results/*/weighted_alpaca_eval_gpt4_turbo/annotations.json"))
+    files = sorted(root.glob(f"results/{a.alpaca_model}/weighted_alpaca_eval_gpt4_turbo/annotations.json"))
     if not files:
-        print(f"alpaca: skipped, no annotations under {root}")
+        print(
+            f"alpaca: skipped, no results/{a.alpaca_model}/weighted_alpaca_eval_gpt4_turbo/annotations.json under {root}"
+        )
         return
     from curate import load_pairs
     from curate.learning import learning_check
