@@ -291,3 +291,20 @@ def test_ablate_rule_becomes_a_training_time_hook(tmp_path):
     assert float((h @ u).abs().max()) < 1e-4
     assert float((after @ u).abs().max()) > 1e-2  # removed after training
     assert training_intervention(Recipe.from_ids(block=["flattery"]), tmp_path) == (None, None)
+
+
+def test_reference_log_probs_persist_between_checks(tmp_path):
+    """The memo of reference log-probs round-trips through its file, so a second check (another recipe on the
+    same rows, a re-run) computes none again; a missing file is an empty memo."""
+    import torch
+
+    from curate.learning.train import RefLogpMemo
+
+    memo = RefLogpMemo.load(tmp_path / "memo.npz")
+    assert memo.values == {}
+    ids, mask = torch.tensor([5, 6, 7, 8, 0]), torch.tensor([0, 0, 1, 1, 0])
+    memo.values[memo.key(ids, mask)] = -3.25
+    memo.save(tmp_path / "memo.npz")
+    again = RefLogpMemo.load(tmp_path / "memo.npz")
+    assert again.values == {memo.key(ids, mask): -3.25}
+    assert [p.name for p in tmp_path.iterdir()] == ["memo.npz"]  # no temporary file left

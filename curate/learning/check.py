@@ -17,6 +17,7 @@ Example (minutes on a CPU; see the README section "What a model learns")::
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -150,7 +151,12 @@ def learning_check(
     cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if isinstance(model, tuple):
         cache = None  # an in-memory model has no stable identity
-    memo = RefLogpMemo()
+    # reference log-probs persist beside the adapters: a second check on the same pairs (another recipe that
+    # keeps the rows, a re-run) computes none again
+    memo_path = (
+        cache / f"ref_logps-{hashlib.sha1(f'{model_id}|{device}'.encode()).hexdigest()[:16]}.npz" if cache else None
+    )
+    memo = RefLogpMemo.load(memo_path) if memo_path else RefLogpMemo()
     arms = {}
     for arm, ds, inter, rec in (("original", ds_o, None, None), ("curated", ds_c, intervention, inter_rec)):
         fp = fingerprint(
@@ -162,6 +168,8 @@ def learning_check(
         )
         arms[arm] = (policy, {**info, "fingerprint": fp})
     log(f"reference log-probs: {memo.n_computed} sequences computed, {memo.n_reused} reused")
+    if memo_path and memo.n_computed:
+        memo.save(memo_path)
     timing["train"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
 

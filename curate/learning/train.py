@@ -178,6 +178,25 @@ class RefLogpMemo:
         self.n_computed = 0
         self.n_reused = 0
 
+    @classmethod
+    def load(cls, path: str | Path) -> RefLogpMemo:
+        """A memo filled from ``path`` (written by :meth:`save`); empty when the file does not exist yet."""
+        memo = cls()
+        path = Path(path)
+        if path.exists():
+            with np.load(path) as f:
+                memo.values = dict(zip((bytes(k) for k in f["keys"]), f["values"].tolist()))
+        return memo
+
+    def save(self, path: str | Path) -> None:
+        """Write every value to ``path`` (``.npz``), atomically: a killed run leaves the old file or the new one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        keys = np.array(list(self.values), dtype="S20")
+        np.savez(tmp, keys=keys, values=np.array(list(self.values.values()), dtype=np.float64))
+        os.replace(tmp, path)
+
     @staticmethod
     def key(input_ids, completion_mask) -> bytes:
         ids = np.asarray(input_ids.cpu(), dtype=np.int64)
