@@ -85,6 +85,23 @@ def parse_score_column(name: str) -> tuple[str, str] | None:
     return None
 
 
+def paired_concepts(names) -> list[str]:
+    """The named concepts scored on both sides among the column ``names``, in column order.
+
+    Example:
+
+        >>> paired_concepts(["id", "chosen__length", "rejected__length", "chosen__polite", "chosen__sae:s__idx"])
+        ['length']
+    """
+    names = list(names)
+    present = set(names)
+    return [
+        p[1]
+        for n in names
+        if (p := parse_score_column(n)) and p[0] == CHOSEN and score_column(REJECTED, p[1]) in present
+    ]
+
+
 def parse_sae_column(name: str) -> tuple[str, str, str] | None:
     """``chosen__sae:src__idx`` -> ``("chosen", "src", "idx")``; None for any other column."""
     for side in SIDES:

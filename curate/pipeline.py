@@ -340,7 +340,7 @@ def _cached_pickle(cache, name: str, compute):
 
 def label_findings(ds, audit, labels) -> None:
     """Give every finding a readable label and marked example contexts (:func:`describe_findings`), in place."""
-    from .concepts.labels import describe_findings
+    from .concepts.finding_labels import describe_findings
 
     audit.findings_ = describe_findings(ds, audit, labels)
     readable = dict(zip(audit.findings_["concept"], audit.findings_["label"]))

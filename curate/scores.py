@@ -161,13 +161,7 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
     rows = np.flatnonzero(valid)
 
     ids, labels, sources, cmats, rmats = [], [], [], [], []
-    named = [
-        parsed[1]
-        for n in names
-        if (parsed := C.parse_score_column(n))
-        and parsed[0] == C.CHOSEN
-        and C.score_column(C.REJECTED, parsed[1]) in names
-    ]
+    named = C.paired_concepts(names)
     if named:
         cm = np.column_stack([table.column(C.score_column(C.CHOSEN, c)).to_numpy(zero_copy_only=False) for c in named])
         rm = np.column_stack(

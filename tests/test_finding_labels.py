@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 
 from curate import ConceptAudit
-from curate.concepts.labels import (
+from curate.concepts.finding_labels import (
     MARK_CLOSE,
     MARK_OPEN,
     describe_findings,
     detokenize,
     is_fragment,
-    label_features,
     mark_context,
     readable_label,
     token_context,
 )
+from curate.concepts.labels import label_features
 
 # labels the issue saw printed, and what real SAE n-grams look like
 FRAGMENTS = ["t", "don", "can ’", ". # #", "ask . #", "s", "’", "#", "won", ". .", "isn ’"]

@@ -162,7 +162,7 @@ def test_p4_a_failed_reaudit_leaves_the_old_folder_whole(alpaca, tmp_path, monke
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the step stops after audit.parquet and annotated/ are written
 
-    monkeypatch.setattr(F, "write_manifest", killed)
+    monkeypatch.setattr(F.audit_folder, "write_manifest", killed)  # where write_audit_files looks it up
     data = _write_jsonl(tmp_path / "other.jsonl", [_good(i) for i in range(30)])
     with pytest.raises(KeyboardInterrupt):
         run_audit(str(data), out=out)
