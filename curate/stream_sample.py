@@ -13,7 +13,7 @@ Example:
     >>> rows = np.arange(5)
     >>> smp.add(rows, np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 2)), np.zeros(5, np.int8), {}, n=5)
     >>> len(smp), sorted(smp.data_["gid"].tolist())
-    (3, [0, 2, 4])
+    (3, [1, 2, 3])
 """
 
 from __future__ import annotations
