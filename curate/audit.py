@@ -48,11 +48,14 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from . import _columns as C
 from . import stats as S
+from .audit_base import AuditSettings, mark_findings, oriented, sparse_preference_model
 from .errors import NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
@@ -81,14 +84,15 @@ MEMBER_COLUMNS = [
 ] + ["group"]
 
 
-class ConceptAudit:
+@dataclass(eq=False, repr=False, kw_only=True)
+class ConceptAudit(AuditSettings):
     """Test which concepts separate chosen from rejected responses.
 
     Args:
-        alpha: significance level for q-values and held-out confirmation.
-        seed: seed for the multivariate model's split-free parts (orientation).
-        min_active: an SAE feature enters the audit only if active in at least this many responses.
-        split_salt: salt of the prompt hash that defines the discovery/confirmation halves.
+        alpha, seed, min_active, split_salt, group_threshold, max_findings, min_effect: as
+            :class:`~curate.audit_base.AuditSettings` (``seed`` orients the pairs of the multivariate models).
+        group_features: group correlated SAE features into one row each (``group:<source>:<n>``).
+        redundancy: a finding correlating at |r| ≥ this with a stronger one is left out.
 
     Attributes (after :meth:`fit`):
         results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), most significant
@@ -102,27 +106,8 @@ class ConceptAudit:
         auc_by_: with ``by``, held-out AUC pooled and per subset, without and with concept × subset terms.
     """
 
-    def __init__(
-        self,
-        alpha: float = 0.05,
-        seed: int = 0,
-        min_active: int = 5,
-        split_salt: str = "curate",
-        group_features: bool = True,
-        group_threshold: float = 0.5,
-        max_findings: int = 20,
-        min_effect: float = 0.1,
-        redundancy: float = 0.9,
-    ):
-        self.alpha = alpha
-        self.seed = seed
-        self.min_active = min_active
-        self.split_salt = split_salt
-        self.group_features = group_features
-        self.group_threshold = group_threshold
-        self.max_findings = max_findings
-        self.min_effect = min_effect
-        self.redundancy = redundancy
+    group_features: bool = True
+    redundancy: float = 0.9
 
     # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, data, *, weights=None, by: str | None = None, labels: pd.DataFrame | None = None) -> "ConceptAudit":
@@ -168,7 +153,7 @@ class ConceptAudit:
         sizes = membership["group"].value_counts() if membership is not None else pd.Series(dtype=int)
         res["n_members"] = [int(sizes.get(c, 1)) for c in res["concept"]]
         res["purity"] = self._purity(scores, res)
-        coef, self.sparse_auc_ = self._sparse_model(scores, half)
+        coef, self.sparse_auc_ = sparse_preference_model(scores.delta, half, self.seed, scores.weights)
         res["multivariate_coef"] = coef
         res["survives_controls"] = coef != 0
         self.auc_ = self._multivariate_auc(scores, half)
@@ -226,53 +211,9 @@ class ConceptAudit:
                 out[i] = act[stacked[:, ids.index(near)] > 0].sum() / total
         return out
 
-    def _sparse_model(self, scores: ConceptScores, half: np.ndarray):
-        """L1 logistic regression of the preference on every concept's Δ (named, length and groups together).
-
-        Fitted on the discovery half with the penalty chosen by 3-fold CV; returns per-concept coefficients
-        (0 = explained away by the others) and the AUC on the confirmation half.
-        """
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.metrics import roc_auc_score
-
-        K = scores.chosen.shape[1]
-        X = S.scale_no_center(scores.delta)
-        rng = np.random.default_rng(self.seed)
-        orient = rng.choice([-1.0, 1.0], size=len(X))
-        X, y = X * orient[:, None], (orient > 0).astype(int)
-        tr, te = half == 0, half == 1
-        if tr.sum() < 30 or te.sum() < 10 or len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
-            return np.zeros(K), float("nan")
-        import inspect
-
-        params = inspect.signature(LogisticRegressionCV).parameters
-        l1 = (
-            {"l1_ratios": (1.0,), "use_legacy_attributes": True}
-            if "use_legacy_attributes" in params
-            else {"penalty": "l1"}
-        )  # scikit-learn >= 1.8 spells the L1 penalty as l1_ratios
-        model = LogisticRegressionCV(
-            Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
-            solver="liblinear",
-            cv=3,
-            fit_intercept=False,
-            scoring="roc_auc",
-            random_state=self.seed,
-            **l1,
-        )
-        model.fit(X[tr], y[tr], sample_weight=scores.weights[tr])
-        auc = roc_auc_score(y[te], model.decision_function(X[te]), sample_weight=scores.weights[te])
-        return model.coef_[0].copy(), float(auc)
-
     def _mark_findings(self, scores: ConceptScores, res: pd.DataFrame) -> pd.DataFrame:
         """At most ``max_findings`` confirmed, length-controlled, practically large, non-redundant concepts."""
-        ok = (
-            res["confirmed"]
-            & (res["length_controlled_q"] < self.alpha)
-            & ((res["win_rate"] - 0.5).abs() >= self.min_effect)
-        ).to_numpy()
-        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
-        candidates = [i for i in np.argsort(-strength, kind="stable") if ok[i]]
+        candidates = self.finding_candidates(res)
         stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
         chosen_idx: list[int] = []
         for i in candidates:
@@ -371,11 +312,7 @@ class ConceptAudit:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
 
-        X = S.scale_no_center(scores.delta)
-        rng = np.random.default_rng(self.seed)
-        orient = rng.choice([-1.0, 1.0], size=len(X))
-        X = X * orient[:, None]
-        y = (orient > 0).astype(int)
+        X, y = oriented(scores.delta, self.seed)
         tr, te = half == 0, half == 1
         if tr.sum() < 10 or te.sum() < 10 or len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
             return float("nan")
@@ -401,15 +338,17 @@ class ConceptAudit:
         """Settings and summary numbers of this audit (for cards and reports)."""
         out = {
             "type": "ConceptAudit",
-            "alpha": self.alpha,
-            "seed": self.seed,
-            "min_active": self.min_active,
-            "split_salt": self.split_salt,
-            "group_features": self.group_features,
-            "group_threshold": self.group_threshold,
-            "max_findings": self.max_findings,
-            "min_effect": self.min_effect,
-            "redundancy": self.redundancy,
+            **self.settings(
+                "alpha",
+                "seed",
+                "min_active",
+                "split_salt",
+                "group_features",
+                "group_threshold",
+                "max_findings",
+                "min_effect",
+                "redundancy",
+            ),
         }
         if hasattr(self, "results_"):
             out.update(
@@ -444,12 +383,3 @@ class ConceptAudit:
             f"ConceptAudit(alpha={self.alpha}, seed={self.seed}, group_features={self.group_features}, "
             f"max_findings={self.max_findings}, min_effect={self.min_effect})"
         )
-
-
-def mark_findings(res: pd.DataFrame, picked: list[int]) -> pd.DataFrame:
-    """Set ``finding`` (True for the rows at positions ``picked``) and ``finding_rank`` (their order, 1 first)."""
-    res["finding"] = False
-    res["finding_rank"] = np.nan
-    res.loc[res.index[picked], "finding"] = True
-    res.loc[res.index[picked], "finding_rank"] = np.arange(1, len(picked) + 1)
-    return res

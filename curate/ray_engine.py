@@ -1,10 +1,11 @@
-"""The Ray Data engine: the same annotators as ``Dataset.map``, run by an actor pool across machines and GPUs.
+"""The Ray Data engine: an annotator that ``Dataset.map`` runs, run instead by an actor pool across machines and GPUs.
 
-``curate.annotate(ds, engine="ray")``, ``curate.annotate_sae(ds, engine="ray")`` and
-``curate audit DATA --engine ray`` run the **same batch callables** as the local engine
-(:class:`~curate.concepts.named.NamedConcepts`, :class:`~curate.concepts.sae.SAEConcepts`) through
-``ray.data.Dataset.map_batches`` on an ``ActorPoolStrategy`` pool, so a model and its SAE are loaded once
-per actor (with ``num_gpus`` per actor when ``gpus_per_worker > 0``). How a job runs:
+:func:`run_annotator` takes any ``datasets``-style batch callable (with ``output_columns`` and
+``features``) and runs it through ``ray.data.Dataset.map_batches`` on an ``ActorPoolStrategy`` pool, so a
+model and its SAE are loaded once per actor (with ``num_gpus`` per actor when ``gpus_per_worker > 0``). It
+knows nothing of concepts: ``curate.annotate(ds, engine="ray")`` (:mod:`curate.concepts.named`),
+``curate.annotate_sae(ds, engine="ray")`` (:mod:`curate.concepts.sae_ray`) and
+``curate audit DATA --engine ray`` call it with their annotators. How a job runs:
 
 1. the input (a `datasets.Dataset`, or parquet/jsonl files in curate's pair schema, local or remote
    ``s3://``/``gs://``/``hf://`` — read by ``ray.data.read_parquet`` / ``read_json``) is cut into shards of
@@ -16,10 +17,6 @@ per actor (with ``num_gpus`` per actor when ``gpus_per_worker > 0``). How a job 
    ``out/shards/part-<shard>.parquet`` (rows in input order, the output columns and types of the local
    engine's ``features``);
 4. the shards are loaded back as one `datasets.Dataset` whose fingerprint equals the local engine's.
-
-A fitted SAE (``sae="fit"``) is trained **once** on the driver, on the activations of a sample of the data
-(the first ``max_cache_tokens`` response tokens), and shipped to the workers as its saved files; a
-pretrained SAE (``RELEASE/ID`` or a folder that every worker can read) is loaded by each worker.
 
 Ray is an optional extra: ``pip install "curate-prefs[ray]"``.
 
@@ -36,16 +33,15 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import _columns as C
 from .errors import MissingDependencyError
 
-__all__ = ["RayEngine", "require_ray", "annotate_ray", "annotate_sae_ray", "INSTALL_HINT"]
+__all__ = ["RayEngine", "run_annotator", "last_engine", "require_ray", "INSTALL_HINT"]
 
 logger = logging.getLogger("curate")
 
@@ -365,9 +361,8 @@ def _default_out(kind: str, identity: str) -> Path:
     return Path(tempfile.gettempdir()) / "curate-ray" / f"{kind}-{identity}"
 
 
-# -- named concepts ----------------------------------------------------------------------------------
 class _Same:
-    """Factory returning a fixed (picklable) callable."""
+    """Factory returning a fixed (picklable) callable: the annotator itself travels to the workers."""
 
     def __init__(self, fn):
         self.fn = fn
@@ -376,221 +371,55 @@ class _Same:
         return self.fn
 
 
-def annotate_ray(dataset, ann, *, batch_size: int = 1000, out=None, stop_after: int | None = None, **engine_kwargs):
-    """Named-concept annotation on Ray (what ``curate.annotate(..., engine="ray")`` runs).
+def run_annotator(
+    annotator,
+    dataset,
+    *,
+    kind: str,
+    key: Sequence[str],
+    build: Callable | None = None,
+    batch_size: int = 256,
+    out=None,
+    stop_after: int | None = None,
+    **engine_kwargs,
+):
+    """Run an annotator (a ``datasets``-style batched callable) over ``dataset`` on Ray, like ``Dataset.map``.
 
     Args:
+        annotator: the batch callable, with ``output_columns`` and ``features(input_features)``; shipped to
+            the workers as it is (pickled) unless ``build`` is given.
         dataset: a `datasets.Dataset` or pair-schema parquet/jsonl path(s).
-        ann: a :class:`~curate.concepts.named.NamedConcepts`.
+        kind: the annotator's kind (``"named"``, ``"sae"``): names the default job folder.
+        key: what identifies the annotator's output (its fingerprint, ...); with ``kind`` and the input's
+            fingerprint it makes the job's identity and the output's fingerprint.
+        build: a picklable zero-argument callable that builds the batch callable in each worker (e.g. from
+            a configuration); default: the annotator itself.
         batch_size: rows per ``map_batches`` call.
         out: job folder (default: a folder under the temp dir named after the job).
         stop_after: stop after this many shards (to test resumption).
         **engine_kwargs: :class:`RayEngine` arguments (``address``, ``workers``, ``rows_per_shard``, ...).
 
     Returns:
-        the annotated `datasets.Dataset`, fingerprint as the local engine's; ``.engine_`` is not set —
-        read ``RayEngine.stats_`` through :func:`last_engine`.
+        the annotated `datasets.Dataset`; its fingerprint hashes the input's, ``kind`` and ``key`` (as the
+        local engine's ``new_fingerprint``). :func:`last_engine` gives the engine and its ``stats_``.
     """
-    # ship the resolved concepts, not ``None`` (= "the registry"): a concept registered in this process
-    # (``register_concept``) is unknown to a fresh worker process
-    ann = type(ann)(ann.concepts_, text_columns=ann.text_columns)
-    existing = [c for c in ann.output_columns if hasattr(dataset, "column_names") and c in dataset.column_names]
+    existing = [c for c in annotator.output_columns if hasattr(dataset, "column_names") and c in dataset.column_names]
     if existing:
         dataset = dataset.remove_columns(existing)
     engine = RayEngine(batch_size=batch_size, **engine_kwargs)
-    identity = f"named|{ann.fingerprint()}|{batch_size}"
-    out = out or _default_out("named", _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))
+    identity = "|".join([kind, *key])
+    out = out or _default_out(kind, _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))
     ds, input_fp = engine.map(
         dataset,
-        _Same(ann),
+        build or _Same(annotator),
         out=out,
-        features_for=lambda f: ann.features(f) if f else None,
+        features_for=lambda f: annotator.features(f) if f else None,
         identity=identity,
         stop_after=stop_after,
     )
-    ds._fingerprint = _fingerprint(input_fp, "named", ann.fingerprint(), str(batch_size))
+    ds._fingerprint = _fingerprint(input_fp, kind, *key)
     _LAST[0] = engine
     return ds
-
-
-# -- SAE concepts ------------------------------------------------------------------------------------
-class _SAEFactory:
-    """Builds an :class:`~curate.concepts.sae.SAEConcepts` in a worker: the configuration travels, and an
-    in-memory SAE travels as its saved files (a string SAE is loaded by each worker)."""
-
-    def __init__(self, sae, config: dict, sae_files: dict[str, bytes] | None):
-        self.sae = sae  # a path or release id; None when the SAE travels as files
-        self.config = config  # SAEConfig.to_dict()
-        self.sae_files = sae_files
-
-    def __call__(self):
-        import torch
-
-        from .concepts.sae import SAEConcepts
-        from .concepts.sae_source import load_sae
-
-        config = dict(self.config)
-        if config.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
-            config["device"] = "cpu"
-        sae = self.sae
-        if self.sae_files is not None:
-            folder = Path(tempfile.mkdtemp(prefix="curate-sae-"))
-            for name, blob in self.sae_files.items():
-                (folder / name).write_bytes(blob)
-            sae = load_sae(str(folder), device=config["device"])
-        return SAEConcepts.from_config(sae, config)
-
-
-def _sae_files(sae) -> dict[str, bytes]:
-    folder = Path(tempfile.mkdtemp(prefix="curate-sae-ship-"))
-    try:
-        sae.save_model(str(folder))
-        return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def annotate_sae_ray(
-    dataset,
-    *,
-    model=None,
-    layer: int = 15,
-    sae="fit",
-    pooling: str = "max",
-    k: int = 32,
-    source=None,
-    backend: str = "lm",
-    batch_size: int = 256,
-    fit_kwargs=None,
-    cache_dir=None,
-    device: str = "cpu",
-    dtype=None,
-    max_length: int = 1024,
-    max_cache_tokens: int = 500_000,
-    out=None,
-    stop_after: int | None = None,
-    **engine_kwargs,
-):
-    """SAE annotation on Ray (what ``curate.annotate_sae(..., engine="ray")`` runs); arguments as
-    :func:`~curate.concepts.sae.annotate_sae` plus ``out``/``stop_after`` and :class:`RayEngine`'s.
-
-    With ``gpus_per_worker > 0`` each actor runs the model on CUDA in bfloat16 (unless ``dtype`` is given).
-
-    Returns:
-        ``(annotated dataset, annotator)`` like the local engine.
-    """
-    from .concepts.sae import SAEConcepts, default_source
-    from .concepts.sae_source import FIT, is_sae
-
-    if float(engine_kwargs.get("gpus_per_worker") or 0) > 0:
-        device = "cuda"
-        dtype = dtype or "bfloat16"
-    fitted_here = isinstance(sae, str) and sae == FIT
-    if fitted_here:
-        if not hasattr(dataset, "select_columns"):
-            from datasets import load_dataset
-
-            paths = [str(p) for p in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
-            kind = "parquet" if all(p.endswith(".parquet") or Path(p).is_dir() for p in paths) else "json"
-            dataset = load_dataset(kind, data_files=paths, split="train")
-        import torch
-
-        # the driver fits on its own GPU when it has one (the workers' device may not exist here)
-        fit_device = device if not device.startswith("cuda") or torch.cuda.is_available() else "cpu"
-        sae = fit_sae_on_sample(
-            dataset,
-            model=model,
-            layer=layer,
-            backend=backend,
-            batch_size=batch_size,
-            fit_kwargs=fit_kwargs,
-            cache_dir=cache_dir,
-            device=fit_device,
-            dtype=dtype if fit_device == device else None,
-            max_length=max_length,
-            max_cache_tokens=max_cache_tokens,
-        )
-    ann = SAEConcepts(
-        sae,
-        source=source or default_source(model, layer, FIT if fitted_here else sae, backend),
-        model=model,
-        layer=layer,
-        pooling=pooling,
-        k=k,
-        backend=backend,
-        device=device,
-        dtype=dtype,
-        max_length=max_length,
-    )
-    if hasattr(dataset, "column_names"):
-        existing = [c for c in ann.output_columns if c in dataset.column_names]
-        if existing:
-            dataset = dataset.remove_columns(existing)
-    factory = _SAEFactory(None if is_sae(sae) else sae, ann.config.to_dict(), _sae_files(sae) if is_sae(sae) else None)
-    engine = RayEngine(batch_size=batch_size, **engine_kwargs)
-    identity = f"sae|{ann.fingerprint()}"
-    out = out or _default_out("sae", _fingerprint(str(getattr(dataset, "_fingerprint", dataset)), identity, n=16))
-    ds, input_fp = engine.map(
-        dataset,
-        factory,
-        out=out,
-        features_for=lambda f: ann.features(f) if f else None,
-        identity=identity,
-        stop_after=stop_after,
-    )
-    ds._fingerprint = _fingerprint(input_fp, "sae", ann.fingerprint())
-    _LAST[0] = engine
-    return ds, ann
-
-
-def fit_sae_on_sample(
-    dataset,
-    *,
-    model=None,
-    layer: int = 15,
-    backend: str = "lm",
-    batch_size: int = 256,
-    fit_kwargs=None,
-    cache_dir=None,
-    device: str = "cpu",
-    dtype=None,
-    max_length: int = 1024,
-    max_cache_tokens: int = 500_000,
-):
-    """Fit the SAE once, on the driver, on the response-token activations of the first ``max_cache_tokens``
-    tokens of ``dataset`` (the same defaults and cache key as :func:`~curate.concepts.sae.annotate_sae`)."""
-    from .concepts.sae import SAEConcepts, _fit_key, collect_activations
-    from .concepts.sae_source import fit_sae, load_sae
-
-    # the local engine's defaults (annotate_sae)
-    defaults = (
-        {"d_sae": 2048, "k": 32, "epochs": 3, "resample_rounds": 3}
-        if backend == "lm"
-        else {"d_sae": 256, "k": 8, "epochs": 30, "batch_size": 256, "lr": 3e-3}
-    )
-    fkw = {**defaults, **(fit_kwargs or {})}
-    probe = SAEConcepts(
-        None, model=model, layer=layer, backend=backend, device=device, dtype=dtype, max_length=max_length
-    )
-    path = (
-        Path(cache_dir) / f"sae-{_fit_key(dataset, probe._model_identity(), layer, backend, fkw)}"
-        if cache_dir
-        else None
-    )
-    if path is not None and (path / "cfg.json").exists():
-        return load_sae(path, device=device)
-    cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=max_cache_tokens)
-    if len(cached.acts) == 0:
-        raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
-    meta = {
-        "curate_model": probe.model_id_,
-        "curate_layer": layer if backend == "lm" else None,
-        "curate_backend": backend,
-        "model_name": probe.model_id_,
-        "hook_name": f"blocks.{layer - 1}.hook_resid_post" if backend == "lm" else "sentence_embedding",
-        "curate_fit_sample_tokens": int(len(cached.acts)),
-    }
-    return fit_sae(cached.acts, device=device, metadata=meta, out=path, **fkw)
 
 
 _LAST: list = [None]

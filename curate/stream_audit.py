@@ -19,8 +19,9 @@ What needs the pairs themselves runs on a **bounded sample**: a uniform random s
 restricted to the named concepts and the ``sample_concepts`` SAE features with the smallest stream
 p-values. On it: the length-controlled Bradley–Terry effect (``length_controlled_*``), feature grouping
 (``group``, average linkage on 1 − r as :mod:`curate.grouping`), ``nearest_named``/``nearest_r``, and the
-sparse L1 model (``multivariate_coef``, ``sparse_auc_`` on the sample's confirmation half). Rows outside
-the sample's concepts have NaN there. Per-pair weights are not supported (use ``ConceptAudit``).
+sparse L1 model (``multivariate_coef``, ``sparse_auc_`` on the sample's confirmation half); the sample and
+these models are :mod:`curate.stream_sample`'s. Rows outside the sample's concepts have NaN there. Per-pair
+weights are not supported (use ``ConceptAudit``).
 
 Memory: O(concepts) for the statistics plus one record batch (``batch_rows`` rows) plus the sample.
 
@@ -38,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +47,10 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit import mark_findings
+from .audit_base import AuditSettings, mark_findings
 from .errors import NotFittedError
-from .scores import LENGTH_CONCEPTS, prompt_halves
+from .scores import prompt_halves
+from .stream_sample import PairSample, sample_models
 
 __all__ = ["StreamingAudit", "STREAM_COLUMNS"]
 
@@ -100,19 +103,17 @@ class _Acc:
         self.s2 += np.bincount(key, weights=d * d, minlength=2 * size).reshape(2, size)
 
 
-class StreamingAudit:
+@dataclass(eq=False, repr=False, kw_only=True)
+class StreamingAudit(AuditSettings):
     """Audit annotated pairs shard by shard (see the module docstring for what is exact and what is sampled).
 
     Args:
-        alpha: significance level (q-values, held-out confirmation, findings).
-        min_active: an SAE feature enters the audit only if active in at least this many responses.
-        split_salt: salt of the prompt hash that defines the discovery/confirmation halves.
+        alpha, seed, min_active, split_salt, group_threshold, max_findings, min_effect: as
+            :class:`~curate.audit_base.AuditSettings` (``seed`` draws the sample and orients the sparse
+            model's pairs; ``group_threshold`` groups the sampled SAE features).
         sample_pairs: most usable pairs kept for the sample-based parts.
         sample_concepts: most SAE features (smallest stream p-values) analysed on the sample.
-        group_threshold: correlation at which sampled SAE features are grouped.
-        max_findings, min_effect: as :class:`~curate.audit.ConceptAudit`.
         batch_rows: rows per record batch read.
-        seed: seed of the sample and of the sparse model's orientation.
 
     Attributes (after :meth:`fit`):
         results_: one row per concept (:data:`STREAM_COLUMNS`), findings first, then by q-value.
@@ -120,29 +121,9 @@ class StreamingAudit:
         the sparse model on the sample; ``seconds_``: time of the pass.
     """
 
-    def __init__(
-        self,
-        alpha: float = 0.05,
-        min_active: int = 5,
-        split_salt: str = "curate",
-        sample_pairs: int = 10_000,
-        sample_concepts: int = 256,
-        group_threshold: float = 0.5,
-        max_findings: int = 20,
-        min_effect: float = 0.1,
-        batch_rows: int = 65_536,
-        seed: int = 0,
-    ):
-        self.alpha = alpha
-        self.min_active = min_active
-        self.split_salt = split_salt
-        self.sample_pairs = sample_pairs
-        self.sample_concepts = sample_concepts
-        self.group_threshold = group_threshold
-        self.max_findings = max_findings
-        self.min_effect = min_effect
-        self.batch_rows = batch_rows
-        self.seed = seed
+    sample_pairs: int = 10_000
+    sample_concepts: int = 256
+    batch_rows: int = 65_536
 
     # -- input -----------------------------------------------------------------------------------------
     def _batches(self, data):
@@ -197,9 +178,7 @@ class StreamingAudit:
         self._named_acc = None
         self._sae_acc: dict[str, _Acc] = {}
         self._n_half = np.zeros(2, np.int64)
-        self._rng = np.random.default_rng(self.seed)
-        self._sample: dict | None = None
-        self._offset = 0
+        self._sample = PairSample(self.sample_pairs, self.seed)
         for batch in self._batches(data):
             self._update(batch)
         if self._n_half.sum() == 0:
@@ -298,38 +277,7 @@ class StreamingAudit:
             r_of, f_of = (uniq >> 32), (uniq & _MASK32)
             acc.add(half_all[r_of], f_of, d)
             sparse[src] = parts
-        self._sample_update(rows, ch, rj, loglen, half, sparse, n)
-        self._offset += n
-
-    def _sample_update(self, rows, ch, rj, loglen, half, sparse, n) -> None:
-        """Keep the ``sample_pairs`` usable pairs with the smallest random keys seen so far."""
-        u = self._rng.random(len(rows))
-        take = np.argsort(u, kind="stable")[: self.sample_pairs]
-        gid = self._offset + rows[take]  # global row ids
-        new = {"u": u[take], "gid": gid, "ch": ch[take], "rj": rj[take], "loglen": loglen[take], "half": half[take]}
-        pos = np.full(n, -1, np.int64)
-        pos[rows[take]] = np.arange(len(take))
-        for src, parts in sparse.items():
-            for side, (ri, fi, v) in zip(C.SIDES, parts):
-                keep = pos[ri] >= 0
-                new[f"{src}|{side}"] = (self._offset + ri[keep], fi[keep], np.abs(v[keep]))
-        old = self._sample
-        if old is not None:
-            merged = {k: np.concatenate([old[k], new[k]]) for k in ("u", "gid", "ch", "rj", "loglen", "half")}
-            for k in new:
-                if "|" in k:
-                    o = old.get(k, (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
-                    merged[k] = tuple(np.concatenate([a, b]) for a, b in zip(o, new[k]))
-            new = merged
-        order = np.argsort(new["u"], kind="stable")[: self.sample_pairs]
-        out = {k: new[k][order] for k in ("u", "gid", "ch", "rj", "loglen", "half")}
-        kept = np.sort(out["gid"])
-        for k in new:
-            if "|" in k:
-                g, f, v = new[k]
-                m = np.isin(g, kept, assume_unique=False)
-                out[k] = (g[m], f[m], v[m])
-        self._sample = out
+        self._sample.add(rows, ch, rj, loglen, half, sparse, n)
 
     # -- statistics ----------------------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -357,7 +305,15 @@ class StreamingAudit:
         res["n_pairs"] = n_pairs
         self.n_pairs_ = n_pairs
         self.n_discovery_, self.n_confirmation_ = int(self._n_half[0]), int(self._n_half[1])
-        res = self._sample_part(res, concept_ids)
+        self.n_sample_ = len(self._sample)
+        res, self.sparse_auc_ = sample_models(
+            res,
+            self._sample,
+            concept_ids,
+            sample_concepts=self.sample_concepts,
+            group_threshold=self.group_threshold,
+            seed=self.seed,
+        )
         res = self._mark_findings(res)
         order = np.lexsort((res["q_value"].fillna(1).to_numpy(), res["finding_rank"].fillna(np.inf).to_numpy()))
         self.results_ = res.iloc[order][STREAM_COLUMNS].reset_index(drop=True)
@@ -401,127 +357,12 @@ class StreamingAudit:
             }
         )
 
-    def _sample_part(self, res: pd.DataFrame, concept_ids) -> pd.DataFrame:
-        """Length control, grouping, nearest named concept and the sparse model on the bounded sample."""
-        smp = self._sample
-        self.n_sample_ = int(len(smp["gid"])) if smp is not None else 0
-        for col, val in (
-            ("length_controlled_coef", np.nan),
-            ("length_controlled_p", np.nan),
-            ("group", None),
-            ("nearest_named", None),
-            ("nearest_r", np.nan),
-            ("multivariate_coef", np.nan),
-            ("in_sample", False),
-        ):
-            res[col] = val
-        self.sparse_auc_ = float("nan")
-        if not self.n_sample_:
-            res["length_controlled_q"] = np.nan
-            return res
-        # which concepts: every named one, and the SAE features with the smallest stream p-values
-        where = {c: i for i, c in enumerate(res["concept"])}
-        sae_rows = res.index[res["source"] != "named"]
-        best = res.loc[sae_rows].sort_values("p_value").head(self.sample_concepts)["concept"]
-        chosen_set = set(best)
-        sel = [(src, cid, j) for src, cid, j in concept_ids if src == "named" or cid in chosen_set]
-        ns = self.n_sample_
-        gid_pos = {g: i for i, g in enumerate(smp["gid"])}
-        X_c = np.zeros((ns, len(sel)))
-        X_r = np.zeros((ns, len(sel)))
-        col_of = {}
-        for k, (src, _cid, j) in enumerate(sel):
-            if src == "named":
-                X_c[:, k], X_r[:, k] = smp["ch"][:, j], smp["rj"][:, j]
-            else:
-                col_of[(src, int(j))] = k
-        for key in [k for k in smp if "|" in k]:
-            src, side = key.split("|")
-            g, f, v = smp[key]
-            cols = np.array([col_of.get((src, int(x)), -1) for x in f], dtype=np.int64)
-            ok = cols >= 0
-            rows = np.array([gid_pos[int(x)] for x in g[ok]], dtype=np.int64)
-            (X_c if side == C.CHOSEN else X_r)[rows, cols[ok]] = v[ok]
-        delta = X_c - X_r
-        ids = [cid for _, cid, _ in sel]
-        idx = np.array([where[c] for c in ids])
-        # length-controlled effect
-        dl = S.scale_no_center(smp["loglen"][:, 0] - smp["loglen"][:, 1])
-        x2 = np.broadcast_to(dl[:, None], delta.shape).copy()
-        is_len = np.isin(ids, LENGTH_CONCEPTS)
-        x2[:, is_len] = 0.0
-        coef, _, lc_p, _ = S.logistic_two(S.scale_no_center(delta), x2, np.ones(ns))
-        differ = (delta != 0).any(0)
-        res.loc[idx, "length_controlled_coef"] = np.where(differ, coef, np.nan)
-        res.loc[idx, "length_controlled_p"] = np.where(differ, lc_p, np.nan)
-        res["length_controlled_q"] = S.benjamini_hochberg(res["length_controlled_p"].to_numpy())
-        res.loc[idx, "in_sample"] = True
-        # grouping of the sampled SAE features
-        stacked = np.concatenate([X_c, X_r], 0)
-        sae_k = np.array([i for i, (src, _, _) in enumerate(sel) if src != "named"], dtype=int)
-        if len(sae_k):
-            from .grouping import GROUP_PREFIX, cluster_features
-
-            labels = cluster_features(stacked[:, sae_k], self.group_threshold)
-            res.loc[idx[sae_k], "group"] = [f"{GROUP_PREFIX}{sel[k][0]}:{g}" for k, g in zip(sae_k, labels)]
-        # nearest named concept
-        named_k = np.array(
-            [i for i, (src, cid, _) in enumerate(sel) if src == "named" and cid != "log_length"], dtype=int
-        )
-        if len(named_k) and len(sae_k):
-            r = S.correlation_matrix(stacked[:, sae_k], stacked[:, named_k])
-            b = np.argmax(np.abs(r), axis=1)
-            br = r[np.arange(len(sae_k)), b]
-            res.loc[idx[sae_k], "nearest_named"] = np.where(np.abs(br) > 0, np.asarray(ids, object)[named_k][b], None)
-            res.loc[idx[sae_k], "nearest_r"] = np.where(np.abs(br) > 0, br, np.nan)
-        # the sparse model
-        res.loc[idx, "multivariate_coef"] = self._sparse_model(delta, smp["half"])
-        return res
-
-    def _sparse_model(self, delta: np.ndarray, half: np.ndarray) -> np.ndarray:
-        import inspect
-
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.metrics import roc_auc_score
-
-        X = S.scale_no_center(delta)
-        rng = np.random.default_rng(self.seed)
-        orient = rng.choice([-1.0, 1.0], size=len(X))
-        X, y = X * orient[:, None], (orient > 0).astype(int)
-        tr, te = half == 0, half == 1
-        if tr.sum() < 30 or te.sum() < 10 or len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2:
-            return np.zeros(delta.shape[1])
-        params = inspect.signature(LogisticRegressionCV).parameters
-        l1 = (
-            {"l1_ratios": (1.0,), "use_legacy_attributes": True}
-            if "use_legacy_attributes" in params
-            else {"penalty": "l1"}
-        )
-        model = LogisticRegressionCV(
-            Cs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
-            solver="liblinear",
-            cv=3,
-            fit_intercept=False,
-            scoring="roc_auc",
-            random_state=self.seed,
-            **l1,
-        )
-        model.fit(X[tr], y[tr])
-        self.sparse_auc_ = float(roc_auc_score(y[te], model.decision_function(X[te])))
-        return model.coef_[0].copy()
-
     def _mark_findings(self, res: pd.DataFrame) -> pd.DataFrame:
         """At most ``max_findings`` confirmed, length-controlled (on the sample), large concepts, one per group."""
-        ok = (
-            res["confirmed"]
-            & (res["length_controlled_q"] < self.alpha)
-            & ((res["win_rate"] - 0.5).abs() >= self.min_effect)
-        ).to_numpy()
-        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
         picked, groups = [], set()
-        for i in np.argsort(-strength, kind="stable"):
-            if not ok[i] or len(picked) >= self.max_findings:
-                continue
+        for i in self.finding_candidates(res):
+            if len(picked) >= self.max_findings:
+                break
             g = res["group"].iat[i]
             if g is not None and g in groups:
                 continue
@@ -539,12 +380,7 @@ class StreamingAudit:
     def to_dict(self) -> dict:
         out = {
             "type": "StreamingAudit",
-            "alpha": self.alpha,
-            "min_active": self.min_active,
-            "split_salt": self.split_salt,
-            "sample_pairs": self.sample_pairs,
-            "sample_concepts": self.sample_concepts,
-            "group_threshold": self.group_threshold,
+            **self.settings("alpha", "min_active", "split_salt", "sample_pairs", "sample_concepts", "group_threshold"),
         }
         if hasattr(self, "results_"):
             out.update(

@@ -447,9 +447,13 @@ def annotate(
     if engine != "local":
         if engine != "ray":
             raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
-        from ..ray_engine import annotate_ray
+        from ..ray_engine import run_annotator
 
-        return annotate_ray(dataset, ann, batch_size=batch_size, **(engine_options or {}))
+        # ship the resolved concepts, not ``None`` (= "the registry"): a concept registered in this process
+        # (``register_concept``) is unknown to a fresh worker process
+        ann = type(ann)(ann.concepts_, text_columns=ann.text_columns)
+        key = (ann.fingerprint(), str(batch_size))
+        return run_annotator(ann, dataset, kind="named", key=key, batch_size=batch_size, **(engine_options or {}))
     existing = [c for c in ann.output_columns if c in dataset.column_names]
     if existing:
         dataset = dataset.remove_columns(existing)
