@@ -31,7 +31,7 @@ LAYERS = [
     ["curate.scores", "curate.grouping"],
     ["curate.audit", "curate.subsets", "curate.stream_audit", "curate.teach"],
     ["curate.recipe"],
-    ["curate.interventions", "curate.directions", "curate.proxy"],
+    ["curate.interventions", "curate.directions", "curate.reward_probe"],
     ["curate.learning"],
     ["curate.publish"],
     ["curate.pipeline"],
