@@ -26,7 +26,7 @@ errors                      :class:`CurateError` (every curate error; subclasses
 Subpackages: :mod:`curate.ingest`, :mod:`curate.concepts` (``named``, ``activations``, ``sae``, ``sae_config``,
 ``sae_source``, ``labels``),
 :mod:`curate.audit`, :mod:`curate.recipe`, :mod:`curate.interventions` (the interventions, the weighted DPO
-trainer), :mod:`curate.directions`, :mod:`curate.proxy`, :mod:`curate.learning`, :mod:`curate.publish`,
+trainer), :mod:`curate.directions`, :mod:`curate.reward_probe`, :mod:`curate.learning`, :mod:`curate.publish`,
 :mod:`curate.browse` (the app), :mod:`curate.pipeline`,
 :mod:`curate.folders` (what each output folder holds), :mod:`curate.cli`. Heavy parts (torch, transformers,
 sae-lens, TRL, Gradio) are imported only when first used.
@@ -104,8 +104,8 @@ _MOVED = {
     "steer": "curate.directions",
     "export_directions": "curate.directions",
     "load_directions": "curate.directions",
-    "BradleyTerryProbe": "curate.proxy",
-    "proxy_check": "curate.proxy",
+    "BradleyTerryProbe": "curate.reward_probe",
+    "proxy_check": "curate.reward_probe",
     "load_model": "curate.models",
     "RayEngine": "curate.ray_engine",
     "load_app_data": "curate.browse",

@@ -243,7 +243,7 @@ def run_apply(
     warnings = recipe_warnings(rec, report)
     report.extra["warnings"] = warnings
     if proxy and proxy != "none":
-        from .proxy import proxy_check
+        from .reward_probe import proxy_check
 
         report.proxy = proxy_check(dataset, dd, rec.blocked() + rec.amplified(), embedder=proxy, n_pairs=proxy_pairs)
 

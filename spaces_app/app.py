@@ -24,7 +24,8 @@ def _source():
     return None  # curate's default: the demo output
 
 
-demo = build_app(_source())
+blocks = build_app(_source())
+demo = blocks  # the name Gradio (`gradio app.py`) and Spaces look for
 
 if __name__ == "__main__":
-    demo.launch()
+    blocks.launch()

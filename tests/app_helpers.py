@@ -47,9 +47,9 @@ def launch(folder: Path):
     """Build and launch the app on a free local port; returns (blocks, url)."""
     from curate import build_app
 
-    demo = build_app(str(folder))
-    demo.queue()
-    _, url, _ = demo.launch(
+    blocks = build_app(str(folder))
+    blocks.queue()
+    _, url, _ = blocks.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
     )
-    return demo, url
+    return blocks, url

@@ -23,9 +23,9 @@ def data(folder):
 def client(folder):
     from gradio_client import Client
 
-    demo, url = launch(folder)
+    blocks, url = launch(folder)
     yield Client(url, verbose=False)
-    demo.close()
+    blocks.close()
 
 
 # -- data layer ----------------------------------------------------------------------------------------
@@ -33,7 +33,9 @@ def test_summary_counts_kept_and_dropped(data):
     s = data.summary()
     assert (s["rows"], s["kept"], s["dropped"]) == (242, 240, 2)
     assert s["dropped_by_reason"] == {"invalid:empty_rejected": 1, "invalid:identical": 1}
-    assert s["input_format"] == "standard" and s["confirmed"] >= 3
+    assert s["input_format"] == "standard" and s["concepts"] == len(data.audit) == 21
+    assert (s["confirmed"], s["findings"]) == (int(data.audit["confirmed"].sum()), int(data.audit["finding"].sum()))
+    assert (s["confirmed"], s["findings"]) == (8, 3)
 
 
 def test_concept_table_filters(data):
@@ -41,9 +43,12 @@ def test_concept_table_filters(data):
     assert list(full.columns[:2]) == ["finding", "concept"]  # findings lead
     assert full["finding"].iloc[0].startswith("#")
     confirmed = data.concept_table("named", confirmed_only=True)
-    assert 0 < len(confirmed) < len(full) and set(confirmed["confirmed"]) == {"yes"}
-    assert data.concept_table("SAE").empty
-    assert set(data.concept_table(findings_only=True)["finding"]) != {""}
+    assert confirmed["concept"].tolist() == full.loc[full["confirmed"] == "yes", "concept"].tolist()
+    assert len(confirmed) == 5 and len(full) == 18  # 21 concepts, 3 pairs of equal ones shown as one row
+    assert data.concept_table("named").equals(full) and data.concept_table("SAE").empty  # named concepts only
+    findings = data.concept_table(findings_only=True)
+    assert findings["finding"].tolist() == ["#1", "#2", "#3"]
+    assert findings["concept"].tolist() == full.loc[full["finding"] != "", "concept"].tolist()
 
 
 def test_pairs_filters_and_pages(data):
@@ -69,18 +74,23 @@ def test_every_data_text_is_escaped(data):
 
 def test_named_concept_spans_are_highlighted(data):
     from curate.browse.render import render_pairs
+    from curate.concepts.named import get_concept
 
-    html = render_pairs(data.pairs_page("flattery", "all", None, 1, 3))
-    assert html.count('<mark class="cu-hl">') >= 3
+    page = data.pairs_page("flattery", "all", None, 1, 3)
+    html = render_pairs(page)
+    spans = [get_concept("flattery").spans(r[side]) for r in page.rows for side in ("chosen", "rejected")]
+    assert sum(map(len, spans)) == 6 and html.count('<mark class="cu-hl">') == 6  # every flattery phrase, once
 
 
 def test_preview_blocking_moves_win_rate_to_half(data):
     from curate.browse.editor import EditorState, preview
 
+    d = data.delta("flattery")[data._source]
     before = preview(data, EditorState())
     after = preview(data, EditorState(["flattery"]))
     row = after["concepts"][0]
-    assert row["concept"] == "flattery" and row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
+    assert row["concept"] == "flattery" and row["win_rate_before"] == (d > 0).sum() / (d != 0).sum()
+    assert abs(row["win_rate_after"] - 0.5) < 1e-6
     assert after["ess_after"] < before["ess_after"] and after["rows_kept"] == before["rows_kept"]
     dropped = preview(data, EditorState(["flattery"], method="filter"))
     assert dropped["rows_kept"] < before["rows_kept"]
@@ -114,9 +124,9 @@ def test_load_errors_are_clear(tmp_path, monkeypatch):
 def test_cli_registers_app_command():
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
-    out = CliRunner().invoke(app, ["app", "--help"])
+    out = CliRunner().invoke(cli, ["app", "--help"])
     assert out.exit_code == 0 and "--port" in out.output
 
 
@@ -234,11 +244,11 @@ def test_group_card_lists_members_and_escapes_token_examples():
 
 # -- a published folder (curate publish) ---------------------------------------------------------------------
 def test_published_folder(folder, tmp_path):
-    publish = pytest.importorskip("curate.publish").publish
     from datasets import load_from_disk
 
     from curate.browse import load_app_data
     from curate.interventions import apply_recipe
+    from curate.publish import publish
     from curate.recipe import Recipe
 
     recipe = Recipe.from_ids(block=["flattery"], block_with=["filter"])
@@ -257,7 +267,8 @@ def test_published_folder(folder, tmp_path):
 
     assert (preset(data).block, preset(data).amplify, preset(data).method) == (["flattery"], [], "filter")
     row = preview(data, EditorState(["flattery"]))["concepts"][0]  # the preview starts from the source pairs
-    assert row["win_rate_before"] > 0.7 and abs(row["win_rate_after"] - 0.5) < 1e-6
+    d = data.delta("flattery")[data._source]
+    assert row["win_rate_before"] == (d > 0).sum() / (d != 0).sum() and abs(row["win_rate_after"] - 0.5) < 1e-6
 
 
 def test_sae_table_and_group_recipes():
@@ -307,12 +318,20 @@ def test_block_strength_is_the_share_of_the_imbalance_removed_for_every_method(d
     d = data.delta("flattery")[data._source]
     n_more, n_less = int((d > 0).sum()), int((d < 0).sum())
     for method in ("filter", "relabel", "rebalance"):
+        rates = []
         for s in (0.1, 0.5):
             row = preview(data, EditorState(["flattery"], method=method, strength=s))["concepts"][0]
-            after = n_more - s * (n_more - n_less)  # pairs left on the winning side, counted (unit weights)
-            expected = after / (after + n_less) if method == "filter" else None
+            excess = s * (n_more - n_less)  # the share of the imbalance removed, in pairs (unit weights)
+            if method == "filter":  # drops that many pairs from the winning side
+                expected = (n_more - excess) / (n_more - excess + n_less)
+            elif method == "relabel":  # moves half as many from the winning side to the losing one
+                expected = (n_more - excess / 2) / (n_more + n_less)
+            else:  # re-weights: no closed form for the weighted rate here
+                expected = None
             if expected is not None:
                 assert abs(row["win_rate_after"] - expected) < 0.01, (method, s, row)
             assert row["win_rate_before"] > row["win_rate_after"] > 0.5
+            rates.append(row["win_rate_after"])
+        assert rates[0] > rates[1] + 0.05, (method, rates)  # a stronger block removes more
     state, warnings, err = check(data, EditorState(["flatery", "agreement"], ["agreement"]))
     assert state.block == ["agreement"] and "Did you mean flattery?" in warnings[0] and "agreement" in err

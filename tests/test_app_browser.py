@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from app_helpers import XSS_IMG, XSS_LABEL, XSS_SCRIPT, launch, make_audit_folder
+from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -35,10 +36,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    demo, url = launch(make_audit_folder(tmp_path_factory.mktemp("browser") / "audit"))
+    blocks, url = launch(make_audit_folder(tmp_path_factory.mktemp("browser") / "audit"))
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         pg.set_default_timeout(20_000)
@@ -46,7 +46,7 @@ def page(tmp_path_factory):
         pg.wait_for_selector("#concept-table")
         yield pg
         browser.close()
-    demo.close()
+    blocks.close()
 
 
 def _no_script_ran(page):

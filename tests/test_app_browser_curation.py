@@ -52,16 +52,16 @@ def app(demo_dir):
 
     from curate import build_app
 
-    demo = build_app(str(demo_dir / "published"))
-    demo.queue()
-    _, url, _ = demo.launch(
+    blocks = build_app(str(demo_dir / "published"))
+    blocks.queue()
+    _, url, _ = blocks.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
     )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser, url, demo.curate_data
+        yield browser, url, blocks.curate_data
         browser.close()
-    demo.close()
+    blocks.close()
 
 
 @pytest.fixture

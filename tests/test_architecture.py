@@ -39,7 +39,7 @@ LAYERS = [
         "curate.teach",
     ],
     ["curate.recipe"],
-    ["curate.interventions", "curate.directions", "curate.proxy"],
+    ["curate.interventions", "curate.directions", "curate.reward_probe"],
     ["curate.learning"],
     ["curate.publish"],
     ["curate.pipeline"],

@@ -1,7 +1,13 @@
 """The examples in the docstrings run and print what they say."""
 
+import ast
+import builtins
 import doctest
 import importlib
+import inspect
+import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +33,7 @@ MODULES = [
     "curate.concepts.finding_labels",
     "curate.models",
     "curate.directions",
-    "curate.proxy",
+    "curate.reward_probe",
     "curate.browse",
     "curate.browse.loading",
     "curate.teach",
@@ -43,3 +49,98 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
+
+
+# -- README.md: its python examples are `>>>` blocks that run here ---------------------------------------------
+README = Path(__file__).resolve().parents[1] / "README.md"
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def readme_examples() -> list[doctest.Example]:
+    """The examples of every ```python block of README.md that holds ``>>>`` lines, in order, each with its
+    line number in README.md (0-based, as doctest counts)."""
+    text = README.read_text(encoding="utf-8")
+    parser = doctest.DocTestParser()
+    examples = []
+    for block in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
+        if ">>>" in block.group(1):
+            offset = text.count("\n", 0, block.start(1))
+            for ex in parser.get_examples(block.group(1)):
+                ex.lineno += offset
+                examples.append(ex)
+    return examples
+
+
+def _skipped(example: doctest.Example) -> bool:
+    return example.options.get(doctest.SKIP, False)
+
+
+def _resolve(node: ast.AST, env: dict, where: str):
+    """The object an expression names (a module, class, function, or an object the examples made), checking
+    every attribute on the way; None where it cannot be known without running (a call's result)."""
+    if isinstance(node, ast.Name):
+        return env.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, env, where)
+        if base is None:
+            return None
+        if inspect.isclass(base) and not hasattr(base, node.attr):
+            return None  # an instance attribute (set by __init__ or fit) of an object made by a skipped line
+        assert hasattr(base, node.attr), f"README: {where}: {ast.unparse(node)} does not exist"
+        return getattr(base, node.attr)
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute) and inspect.isclass(owner := _resolve(node.func.value, env, where)):
+            assert hasattr(owner, node.func.attr), f"README: {where}: {owner.__name__} has no {node.func.attr!r}"
+        func = _resolve(node.func, env, where)
+        if func is None or not callable(func):
+            return None
+        params = inspect.signature(func).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            for kw in node.keywords:
+                assert kw.arg is None or kw.arg in params, (
+                    f"README: {where}: {ast.unparse(node.func)} takes no argument {kw.arg!r} (it takes {list(params)})"
+                )
+        return func if inspect.isclass(func) else None  # an instance stands for its class
+    return None
+
+
+def check_names_exist(example: doctest.Example, env: dict, assigned: set[str]) -> None:
+    """A skipped example's names: every variable is defined (by an example that ran or an earlier skipped one),
+    every attribute of a module or an object exists, every keyword argument is one the callee takes."""
+    where = example.source.strip()
+    tree = ast.parse(example.source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            assert node.id in env or node.id in assigned or hasattr(builtins, node.id), (
+                f"README: {where}: {node.id!r} is not defined by an earlier example"
+            )
+        if isinstance(node, (ast.Attribute, ast.Call)):
+            _resolve(node, env, where)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            assigned.add(node.id)
+
+
+def test_readme_examples(tmp_path, monkeypatch):
+    """README's python examples run, in order and in one namespace, in a temporary folder whose ``data.jsonl``
+    holds 600 generated pairs and one unusable row; the lines marked ``+SKIP`` (the Hub, an LLM server, minutes
+    of SAE fitting, Ray) still name only things that exist."""
+    from curate import make_preference_pairs
+
+    examples = readme_examples()
+    assert len(examples) >= 15 and any(_skipped(ex) for ex in examples)
+    monkeypatch.chdir(tmp_path)
+    make_preference_pairs(600, seed=0).dataset.select_columns(["prompt", "chosen", "rejected"]).to_json("data.jsonl")
+    with open("data.jsonl", "a", encoding="utf-8") as f:  # one row that cannot be used
+        f.write(json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Hello!"}) + "\n")
+    globs: dict = {}
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    assigned: set[str] = set()
+    for example in examples:
+        if _skipped(example):
+            check_names_exist(example, globs, assigned)
+        else:
+            test = doctest.DocTest([example], globs, "README.md", str(README), 0, None)
+            runner.run(test, clear_globs=False)
+            globs = test.globs  # DocTest runs on a copy: carry what the example defined to the next one
+    assert runner.failures == 0, f"{runner.failures} README example(s) failed (see the output above)"

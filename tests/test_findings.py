@@ -114,5 +114,6 @@ def test_cluster_features_orders_groups_by_size():
 
 
 def test_to_dict_reports_counts(fake):
-    d = ConceptAudit().fit(fake).to_dict()
-    assert d["n_features"] == 73 and d["n_findings"] <= 20 and d["group_threshold"] == 0.5
+    audit = ConceptAudit().fit(fake)
+    d = audit.to_dict()
+    assert d["n_features"] == 73 and d["n_findings"] == len(audit.findings()) > 0 and d["group_threshold"] == 0.5

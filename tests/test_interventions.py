@@ -255,7 +255,7 @@ def test_docstring_examples(name):
 
 def test_proxy_probe_moves_toward_half(generated):
     from curate.interventions import apply_recipe
-    from curate.proxy import proxy_check
+    from curate.reward_probe import proxy_check
 
     dd, _ = apply_recipe(generated.dataset, Recipe.from_ids(block=BLOCK), audit=False)
     res = proxy_check(generated.dataset, dd, BLOCK + ["agreement"], embedder="hash", n_pairs=100).set_index("concept")
@@ -270,12 +270,12 @@ def test_cli_apply(tmp_path, generated):
     from datasets import load_from_disk
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
     src = tmp_path / "pairs.jsonl"
     generated.dataset.to_json(str(src), lines=True)
     out = tmp_path / "curated"
-    res = CliRunner().invoke(app, ["apply", str(src), "--block", "flattery,markdown", "--out", str(out)])
+    res = CliRunner().invoke(cli, ["apply", str(src), "--block", "flattery,markdown", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "Before vs after" in res.output and "effective sample size" in res.output
     dd = load_from_disk(str(out))
@@ -283,10 +283,10 @@ def test_cli_apply(tmp_path, generated):
     assert {C.ID, C.KEEP, C.REASON, C.WEIGHT, C.MARGIN} <= set(dd[C.TRAIN_SPLIT].column_names)
     assert (out / "before_after.parquet").exists() and (out / "apply.json").exists()
     assert (out / "recipe.yaml").exists()
-    bad = CliRunner().invoke(app, ["apply", str(src), "--block", "flatery", "--out", str(tmp_path / "x")])
+    bad = CliRunner().invoke(cli, ["apply", str(src), "--block", "flatery", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "flattery" in bad.output
     both = CliRunner().invoke(
-        app, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji", "--out", str(tmp_path / "y")]
+        cli, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji", "--out", str(tmp_path / "y")]
     )
     assert both.exit_code == 2
 

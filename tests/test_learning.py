@@ -114,11 +114,11 @@ def test_cli_learn_reports_mismatch(curated_dir, tmp_path):
     from typer.testing import CliRunner
 
     from curate import make_preference_pairs
-    from curate.cli import app
+    from curate.cli import cli
 
     data = tmp_path / "other.jsonl"
     make_preference_pairs(30, seed=4).dataset.to_json(str(data), lines=True)
-    res = CliRunner().invoke(app, ["learn", str(data), "--curated", str(curated_dir), "--out", str(tmp_path / "l")])
+    res = CliRunner().invoke(cli, ["learn", str(data), "--curated", str(curated_dir), "--out", str(tmp_path / "l")])
     assert res.exit_code == 2
     assert "does not match the data" in res.output
 
@@ -139,8 +139,6 @@ def _tiny_model(datasets_):
 
 
 def test_learning_check_original_learns_marker_curated_much_less(planted, curated_dir, tmp_path):
-    pytest.importorskip("trl")
-    pytest.importorskip("peft")
     from curate.generate import make_counterfactual_pairs
     from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
 

@@ -39,7 +39,7 @@ def curated(tmp_path_factory):
         }
     )
     dd, report = apply_recipe(audit["dataset"], recipe)
-    # the shape of curate.proxy.proxy_check's table (running it takes too long for a unit test)
+    # the shape of curate.reward_probe.proxy_check's table (running it takes too long for a unit test)
     report.proxy = pd.DataFrame(
         {
             "concept": ["flattery", "agreement"],
@@ -294,11 +294,11 @@ def test_template_is_shipped_as_package_data():
 def test_cli_publish(curated, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     result = CliRunner().invoke(
-        app,
+        cli,
         ["publish", str(curated), "--repo-id", "someone/cli", "--local-dir", str(tmp_path / "cli"), "--token", SECRET],
     )
     assert result.exit_code == 0, result.output

@@ -11,8 +11,7 @@ os.environ.setdefault("RAY_TMPDIR", "/tmp/ray-curate-tests")  # Unix socket path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-ray = pytest.importorskip("ray")
-
+import ray  # noqa: E402  (after the environment above)
 from _tiny_lm import build_tiny_lm, build_tiny_sae, multiturn  # noqa: E402
 
 import curate  # noqa: E402
@@ -141,7 +140,7 @@ def test_cli_audit_engine_ray(tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
     data = tmp_path / "pairs.jsonl"
     curate.make_preference_pairs(200, seed=4).dataset.to_json(str(data), lines=True)
@@ -149,7 +148,7 @@ def test_cli_audit_engine_ray(tmp_path):
     for engine in ("local", "ray"):
         # --cache-dir: a cache per engine, so the Ray run computes its annotations instead of reusing the local ones
         res = CliRunner().invoke(
-            app,
+            cli,
             [
                 "audit",
                 str(data),

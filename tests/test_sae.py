@@ -485,13 +485,13 @@ def test_fit_sae_cli_writes_a_sae_lens_folder(tmp_path):
     from typer.testing import CliRunner
 
     from curate import make_preference_pairs
-    from curate.cli import app
+    from curate.cli import cli
 
     data = tmp_path / "pairs.jsonl"
     make_preference_pairs(40, seed=2).dataset.to_json(str(data))
     out = tmp_path / "sae"
     res = CliRunner().invoke(
-        app,
+        cli,
         [
             "fit-sae",
             str(data),
@@ -510,7 +510,7 @@ def test_fit_sae_cli_writes_a_sae_lens_folder(tmp_path):
     assert res.exit_code == 0, res.output
     sae = SAE.load_from_disk(str(out))
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (384, 32) and sae.cfg.metadata.curate_backend == "embedding"
-    bad = CliRunner().invoke(app, ["fit-sae", str(data), "--out", str(out), "--layer", "99", "--limit", "2"])
+    bad = CliRunner().invoke(cli, ["fit-sae", str(data), "--out", str(out), "--layer", "99", "--limit", "2"])
     assert bad.exit_code == 2 and "1..30" in bad.output
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
-import pytest
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the test extra installs tomli there
+    import tomli as tomllib
 
 SPACE = Path(__file__).resolve().parents[1] / "spaces_app"
 
@@ -33,8 +37,6 @@ def test_space_imports_only_public_names():
 
 def test_requirements_are_the_package_dependencies():
     """The Space installs curate's dependencies, never the unrelated PyPI project named `curate`."""
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-
     deps = tomllib.loads((SPACE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     lines = [
         ln.strip()

@@ -112,12 +112,12 @@ def test_cli_stream_audit(data, tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
     data.to_parquet(str(tmp_path / "part-00000.parquet"))
-    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(cli, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     table = pd.read_parquet(tmp_path / "out" / "audit.parquet")
     assert "sae:x:0" in set(table["concept"]) and table["confirmed"].any()
-    res = CliRunner().invoke(app, ["stream-audit", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
+    res = CliRunner().invoke(cli, ["stream-audit", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "does not exist" in res.output

@@ -130,10 +130,10 @@ def test_card_subset_section(audit_dir):
 def test_cli_prints_subset_findings_with_labels_and_marked_examples(audit_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from curate.cli import app
+    from curate.cli import cli
 
     data = audit_dir[0].parent / "pairs.jsonl"
-    res = CliRunner().invoke(app, ["audit", str(data), "--out", str(tmp_path / "a")], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(cli, ["audit", str(data), "--out", str(tmp_path / "a")], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "subset column 'subset' detected" in res.output
     assert "opposite in" in res.output and "held-out AUC by subset" in res.output

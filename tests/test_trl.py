@@ -6,13 +6,10 @@ Tiny randomly initialised Llama (hidden 32, 2 layers) and a word-level tokenizer
 
 import numpy as np
 import pytest
+from _tiny_lm import build_tokenizer, tiny_config
 
-pytest.importorskip("trl")
-
-from _tiny_lm import build_tokenizer, tiny_config  # noqa: E402
-
-from curate import _columns as C  # noqa: E402
-from curate.recipe import Recipe  # noqa: E402
+from curate import _columns as C
+from curate.recipe import Recipe
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,18 @@ from .. import _columns as C
 from ..teach import truthy
 from .queries import GROUP_ID, SAE_ID, AppData, ids_of
 
-BLOCK_METHODS = ("rebalance", "resample", "filter", "relabel")
-EXTRAS = ("inoculate", "margin")
+#: how a block rule is carried out, each with what it does (the Recipe tab's "Block by" choices)
+BLOCK_METHODS = {
+    "rebalance": "re-weight pairs (keeps rows)",
+    "resample": "draw rows by weight",
+    "filter": "drop pairs",
+    "relabel": "swap chosen and rejected",
+}
+#: steps a recipe may add to a block rule, each with what it does (the Recipe tab's "Also" choices)
+EXTRAS = {
+    "inoculate": "add an instruction naming the blocked behaviour to the prompts that reward it",
+    "margin": "a reward margin",
+}
 
 
 @dataclass

@@ -64,6 +64,19 @@ def _url_js(*keys: str, tab: str | None = None) -> str:
     )
 
 
+def _options(widget, options: dict[str, str], value, label: str, elem_id: str):
+    """A ``widget`` (Radio or CheckboxGroup) over ``options`` (name -> what it does), their meanings as its info."""
+    info = "; ".join(f"{name}: {meaning}" for name, meaning in options.items())
+    return widget(list(options), value=value, label=label, elem_id=elem_id, info=info)
+
+
+def _strength_slider(low: float, high: float, step: float, value: float, label: str, elem_id: str):
+    """A slider for a rule's strength, from ``low`` to ``high`` in steps of ``step``."""
+    import gradio as gr
+
+    return gr.Slider(low, high, value=value, step=step, label=label, elem_id=elem_id)
+
+
 def build_app(source=None, *, title: str | None = None):
     """The curate app as a :class:`gradio.Blocks`.
 
@@ -177,7 +190,7 @@ def build_app(source=None, *, title: str | None = None):
             out += [gr.update()] * 6
         return out
 
-    with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as demo:
+    with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as blocks:
         gr.HTML(HEADER_CSS + f"<h2>curate · {R.esc(data.source)}</h2>", elem_id="cu-title")
         with gr.Tabs(elem_id="cu-tabs") as tabs:
             with gr.Tab("Overview", id="overview") as t_overview:
@@ -279,38 +292,19 @@ def build_app(source=None, *, title: str | None = None):
                         elem_id="amplify-dd",
                     )
                 with gr.Row():
-                    method = gr.Radio(
-                        list(E.BLOCK_METHODS),
-                        value=start.method,
-                        label="Block by",
-                        elem_id="block-method",
-                        info="rebalance: re-weight pairs (keeps rows); resample: draw rows by weight; "
-                        "filter: drop pairs; relabel: swap chosen and rejected",
-                    )
-                    extras = gr.CheckboxGroup(
-                        list(E.EXTRAS),
-                        value=start.extras,
-                        label="Also",
-                        elem_id="recipe-extras",
-                        info="inoculate: add an instruction naming the blocked behaviour to "
-                        "the prompts that reward it; margin: a reward margin",
-                    )
+                    method = _options(gr.Radio, E.BLOCK_METHODS, start.method, "Block by", "block-method")
+                    extras = _options(gr.CheckboxGroup, E.EXTRAS, start.extras, "Also", "recipe-extras")
                 with gr.Row():
-                    strength = gr.Slider(
+                    strength = _strength_slider(
                         0.05,
                         1.0,
-                        value=start.strength,
-                        step=0.05,
-                        elem_id="block-strength",
-                        label="Block strength (share of the imbalance removed; 1 = no longer rewarded)",
+                        0.05,
+                        start.strength,
+                        "Block strength (share of the imbalance removed; 1 = no longer rewarded)",
+                        "block-strength",
                     )
-                    amp_strength = gr.Slider(
-                        0.1,
-                        3.0,
-                        value=start.amplify_strength,
-                        step=0.1,
-                        label="Amplify strength (extra weight)",
-                        elem_id="amplify-strength",
+                    amp_strength = _strength_slider(
+                        0.1, 3.0, 0.1, start.amplify_strength, "Amplify strength (extra weight)", "amplify-strength"
                     )
                 init = preview_fn(
                     start.name,
@@ -377,8 +371,8 @@ def build_app(source=None, *, title: str | None = None):
             trigger_mode="always_last",
         )
         block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
-        demo.load(
+        blocks.load(
             load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info], api_name=False
         ).then(None, None, None, js="() => { window.__cu_ready = true; }")
-    demo.curate_data = data  # the loaded data, for tests and notebooks
-    return demo
+    blocks.curate_data = data  # the loaded data, for tests and notebooks
+    return blocks

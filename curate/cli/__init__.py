@@ -15,9 +15,9 @@ import os
 import sys
 
 from . import _base
-from ._base import _console, _fail, _show_progress, app  # noqa: F401  (tests and plugins use these names)
+from ._base import _console, _fail, _show_progress, cli  # noqa: F401  (tests and plugins use these names)
 
-#: one module per command under curate/cli/; each defines ``register(app)``. A new command is one new module
+#: one module per command under curate/cli/; each defines ``register(cli)``. A new command is one new module
 #: and one entry here. A module that fails to import is an error, never a silently missing command.
 COMMANDS = (
     "audit",
@@ -34,7 +34,7 @@ COMMANDS = (
 
 def _register_commands() -> None:
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(app)
+        importlib.import_module(f"{__name__}.{name}").register(cli)
 
 
 _register_commands()
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     _base.DEBUG = debug
     try:
         try:
-            code = app(args=args, prog_name="curate", standalone_mode=False)
+            code = cli(args=args, prog_name="curate", standalone_mode=False)
         except Abort as err:  # typer turns EOF (e.g. a truncated .gz) into Abort
             raise (err.__cause__ or KeyboardInterrupt()) from None
         if code == 130:  # typer's answer to Ctrl-C

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-app = typer.Typer(
+cli = typer.Typer(
     name="curate",
     help="See what a preference dataset teaches before you train on it, and change it.",
     no_args_is_help=True,

@@ -17,10 +17,10 @@ def _ids(values: list[str] | None) -> list[str]:
     return out
 
 
-def register(app: typer.Typer) -> None:
+def register(cli: typer.Typer) -> None:
     """Add the ``apply`` command to the ``curate`` CLI."""
 
-    @app.command("apply")
+    @cli.command("apply")
     def apply_command(
         data: Optional[str] = typer.Argument(
             None,

@@ -89,5 +89,5 @@ def audit(
     console.print(f"Wrote the audit folder {out} (audit.parquet, annotated/, summary.json, curate.json)")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(audit)
+def register(cli: typer.Typer) -> None:
+    cli.command()(audit)

@@ -58,6 +58,6 @@ def app_command(
     demo.launch(server_name=host, server_port=port)
 
 
-def register(app: typer.Typer) -> None:
+def register(cli: typer.Typer) -> None:
     """Add ``curate app`` to the command line."""
-    app.command(name="app")(app_command)
+    cli.command(name="app")(app_command)

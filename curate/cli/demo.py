@@ -67,5 +67,5 @@ def demo(
     console.print(f"Published folder: {Path(result['published']).resolve()}")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(demo)
+def register(cli: typer.Typer) -> None:
+    cli.command()(demo)

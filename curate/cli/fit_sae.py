@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``fit-sae`` command to the ``curate`` app."""
+def register(cli: typer.Typer) -> None:
+    """Add the ``fit-sae`` command to the ``curate`` command line."""
 
-    @app.command("fit-sae")
+    @cli.command("fit-sae")
     def fit_sae_command(
         data: str = typer.Argument(..., help="Preference data: a Hub id, a local file or a save_to_disk folder."),
         out: Path = typer.Option(..., "--out", help="Folder to write the SAE to (cfg.json + sae_weights.safetensors)."),

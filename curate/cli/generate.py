@@ -26,5 +26,5 @@ def generate(
     typer.echo(f"Wrote {n_pairs} pairs to {out} and their ground truth to {truth}")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(generate)
+def register(cli: typer.Typer) -> None:
+    cli.command()(generate)

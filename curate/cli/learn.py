@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 
-def register(app: typer.Typer) -> None:
+def register(cli: typer.Typer) -> None:
     """Add the ``learn`` command to the ``curate`` CLI."""
 
-    @app.command()
+    @cli.command()
     def learn(
         data: str = typer.Argument(..., help="The original pairs (what `curate apply` was run on)."),
         curated: Path = typer.Option(..., "--curated", help="The --out folder of `curate apply` on DATA."),

@@ -9,10 +9,10 @@ from typing import Optional
 import typer
 
 
-def register(app: typer.Typer) -> None:
+def register(cli: typer.Typer) -> None:
     """Add the ``publish`` command to the ``curate`` CLI."""
 
-    @app.command()
+    @cli.command()
     def publish(
         curated: Path = typer.Argument(
             ..., metavar="DIR", help="The --out folder of `curate apply` (DatasetDict + re-audit)."

@@ -9,10 +9,10 @@ from typing import List
 import typer
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``stream-audit`` command to the ``curate`` app."""
+def register(cli: typer.Typer) -> None:
+    """Add the ``stream-audit`` command to the ``curate`` command line."""
 
-    @app.command("stream-audit")
+    @cli.command("stream-audit")
     def stream_audit_command(
         shards: List[Path] = typer.Argument(
             ..., help="Annotated parquet files or folders (a Ray job folder's shards/)."

@@ -110,7 +110,7 @@ class ApplyReport:
         retention: rows, usable rows, rows kept / dropped (by reason), rows swapped / inoculated, the
             Kish effective sample size of the weights (``ess``) and ``ess_fraction`` = ESS / usable rows.
         before_after: one row per recipe concept (:data:`BEFORE_AFTER_COLUMNS`).
-        proxy: the proxy reward check (:func:`curate.proxy.proxy_check`), when run.
+        proxy: the proxy reward check (:func:`curate.reward_probe.proxy_check`), when run.
     """
 
     recipe: dict

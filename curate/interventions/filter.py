@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ._balance import balance_in_passes
 from .base import Intervention
 
 
@@ -60,64 +61,16 @@ class Filter(Intervention):
         if self.mode not in ("balance", "differ"):
             raise ValueError(f"Filter mode {self.mode!r} is unknown. Allowed: ['balance', 'differ'].")
         rng = np.random.default_rng(self.seed)
-        dropped = {c: 0 for c in self.concepts}
         if self.mode == "differ":
-            for c in self.concepts:
-                dropped[c] = state.drop(state.keep & (state.delta(c) != 0), f"filter:{c}")
+            dropped = {c: state.drop(state.keep & (state.delta(c) != 0), f"filter:{c}") for c in self.concepts}
         else:
-            # cyclic passes (like iterative proportional fitting): dropping pairs for one concept can
-            # unbalance another, so repeat until no concept needs more than half a pair dropped. The
-            # imbalance left, (1 − strength) of the first one, is fixed up front: passes do not compound.
-            left = {
-                (c, k): (1 - self.strength) * abs(_excess(state, c, g))
-                for c in self.concepts
-                for k, g in enumerate(state.groups(c))
-            }
-            for _ in range(self.max_rounds):
-                changed = 0
-                for c in self.concepts:
-                    for k, group in enumerate(state.groups(c)):
-                        mask = _pick(state, c, group, 1.0, rng, self.concepts, swap=False, left=left[(c, k)])
-                        n = state.drop(mask, f"filter:{c}")
-                        dropped[c] += n
-                        changed += n
-                if not changed:
-                    break
+            dropped = balance_in_passes(
+                state,
+                self.concepts,
+                self.strength,
+                rng,
+                self.max_rounds,
+                lambda mask, c: state.drop(mask, f"filter:{c}"),
+                swap=False,
+            )
         return {"rows_dropped": dropped, "rows_kept": int(state.keep.sum())}
-
-
-def _excess(state, c, group) -> float:
-    """``Σw[Δ>0] − Σw[Δ<0]`` of concept ``c`` over the kept pairs of ``group``."""
-    d = state.delta(c)
-    w = state.weight * state.keep
-    return float((w * group * (d > 0)).sum() - (w * group * (d < 0)).sum())
-
-
-def _pick(state, c, group, strength, rng, blocked, *, swap: bool, left: float = 0.0) -> np.ndarray:
-    """Which pairs of ``group`` to drop (or swap) so concept ``c`` is balanced within the group.
-
-    The imbalance is ``E = Σw[Δ>0] − Σw[Δ<0]``; dropping a pair on the winning side moves it by the
-    pair's weight, swapping it by twice that. Pairs are taken in order of (other blocked concepts that
-    differ, other concepts pointing the same way, a seeded shuffle) until the running total is closest
-    to ``strength · E`` (or half of it when swapping); with ``left``, until ``|E| − left``.
-    """
-    d = state.delta(c)
-    w = state.weight * state.keep
-    excess = _excess(state, c, group)
-    target = max(0.0, abs(strength * excess) - left) / (2 if swap else 1)
-    mask = np.zeros(state.n, bool)
-    live = w[state.keep & group & (d != 0)]
-    if not len(live) or target < 0.5 * live.min():
-        return mask
-    direction = np.sign(excess)
-    cand = np.flatnonzero(state.keep & group & (np.sign(d) == direction))
-    others_blocked = [state.index(o) for o in blocked if o != c]
-    others = [j for j, o in enumerate(state.concepts) if o != c]
-    D = state.delta()[cand]
-    n_blocked = (D[:, others_blocked] != 0).sum(axis=1) if others_blocked else np.zeros(len(cand))
-    n_same = (np.sign(D[:, others]) == direction).sum(axis=1) if others else np.zeros(len(cand))
-    order = cand[np.lexsort((rng.permutation(len(cand)), n_same, n_blocked))]
-    cum = np.concatenate([[0.0], np.cumsum(w[order])])
-    m = int(np.argmin(np.abs(cum - target)))
-    mask[order[:m]] = True
-    return mask

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -262,23 +262,15 @@ class Resample(Rebalance):
     in the original order, with weight 1.
 
     Args:
-        concepts, strength, method: as for :class:`Rebalance`.
+        concepts, strength, method, presence: as for :class:`Rebalance` (the same positions and defaults).
         size: rows to draw (default: the number of kept rows).
         seed: seed of the offset.
     """
 
     name = "resample"
 
-    def __init__(
-        self,
-        concepts: Iterable[str],
-        strength: float | Sequence[float] = 1.0,
-        method: str = "max_ess",
-        presence: bool = True,
-        size: int | None = None,
-        seed: int = 0,
-    ):
-        super().__init__(concepts, strength, method, presence)
+    def __init__(self, *args: Any, size: int | None = None, seed: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.size = size
         self.seed = seed
 

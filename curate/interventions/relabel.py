@@ -6,8 +6,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ._balance import balance_in_passes
 from .base import Intervention
-from .filter import _excess, _pick
 
 
 class Relabel(Intervention):
@@ -53,24 +53,12 @@ class Relabel(Intervention):
     def _apply(self, state):
         rng = np.random.default_rng(self.seed)
         before = state.win_rates()
-        swapped = {c: 0 for c in self.concepts}
-        # cyclic passes: a swap for one concept flips the others too; what is left, (1 − strength) of the
-        # first imbalance, is fixed up front so passes do not compound
-        left = {
-            (c, k): (1 - self.strength) * abs(_excess(state, c, g))
-            for c in self.concepts
-            for k, g in enumerate(state.groups(c))
-        }
-        for _ in range(self.max_rounds):
-            changed = 0
-            for c in self.concepts:
-                for k, group in enumerate(state.groups(c)):
-                    mask = _pick(state, c, group, 1.0, rng, self.concepts, swap=True, left=left[(c, k)])
-                    state.swap(mask)
-                    swapped[c] += int(mask.sum())
-                    changed += int(mask.sum())
-            if not changed:
-                break
+
+        def swap_pairs(mask, c):
+            state.swap(mask)
+            return int(mask.sum())
+
+        swapped = balance_in_passes(state, self.concepts, self.strength, rng, self.max_rounds, swap_pairs, swap=True)
         after = state.win_rates()
         return {
             "swapped": swapped,

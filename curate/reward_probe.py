@@ -17,7 +17,7 @@ Example:
     >>> from curate import make_preference_pairs
     >>> from curate.recipe import Recipe
     >>> from curate.interventions import apply_recipe
-    >>> from curate.proxy import proxy_check
+    >>> from curate.reward_probe import proxy_check
     >>> gen = make_preference_pairs(400, seed=0)
     >>> dd, _ = apply_recipe(gen.dataset, Recipe.from_ids(block=["flattery"]), audit=False)
     >>> res = proxy_check(gen.dataset, dd, ["flattery"], embedder="hash", n_pairs=100)
