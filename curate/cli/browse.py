@@ -13,7 +13,7 @@ DEMO_AUDIT = Path("outputs/demo/audit")
 
 def _quick_demo(console_echo=typer.echo) -> str:
     """Audit 1,000 generated pairs (named concepts only, a few seconds) into outputs/demo/audit."""
-    from ..generate import make_preference_pairs
+    from .. import make_preference_pairs
     from ..pipeline import run_audit
 
     DEMO_AUDIT.parent.mkdir(parents=True, exist_ok=True)
@@ -41,21 +41,19 @@ def app_command(
 ) -> None:
     """Open the curate app: Overview, Concept, Pairs and Recipe views of an audited dataset."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from ..browse import build_app, default_source
-
-    if source is None:
-        try:
-            source = default_source()
-        except FileNotFoundError:
-            source = _quick_demo()
-    from ..errors import CurateError
+    from .. import CurateError, build_app
 
     try:
-        demo = build_app(source)
+        try:
+            blocks = build_app(source)
+        except FileNotFoundError:
+            if source is not None:
+                raise
+            blocks = build_app(_quick_demo())  # no demo output yet: make a quick one
     except (FileNotFoundError, CurateError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    demo.launch(server_name=host, server_port=port)
+    blocks.launch(server_name=host, server_port=port)
 
 
 def register(cli: typer.Typer) -> None:
