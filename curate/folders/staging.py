@@ -24,7 +24,8 @@ _TMP, _OLD = ".tmp-", ".old-"
 def staging_folder(final: str | Path) -> Iterator[Path]:
     """A hidden sibling of ``final`` to build it in (``.<name>.tmp-<pid>-<random>``), removed on exit whatever
     happens; the caller moves it into place before leaving the block. The one staging step of every atomic
-    write: :func:`~curate.folders.atomic_folder` (output folders) and :func:`curate.cache.atomic_dir` (cache entries)."""
+    write: :func:`~curate.folders.atomic_folder` (output folders) and :func:`curate.cache.atomic_dir` (cache
+    entries)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
