@@ -76,6 +76,7 @@ RESULT_COLUMNS = [
     "survives_controls",
     "prevalence_chosen",
     "prevalence_rejected",
+    "predicted_shift",
 ]
 MEMBER_COLUMNS = [
     c
@@ -269,6 +270,8 @@ class ConceptAudit(AuditSettings):
                 "length_controlled_q": S.benjamini_hochberg(lc_p),
                 "prevalence_chosen": ((scores.chosen[pos] > 0).mean(0) if pos.any() else np.nan),
                 "prevalence_rejected": ((scores.rejected[pos] > 0).mean(0) if pos.any() else np.nan),
+                # what DPO on these pairs should do to the concept (curate.learning.predict, ``delta_std``)
+                "predicted_shift": S.standardised_mean_delta(scores.chosen, scores.rejected, w),
             }
         )
 

@@ -46,6 +46,9 @@ def test_predict_learning_follows_the_planted_preference(annotated, generated):
     assert (pred["predicted"] == pred["pred_delta_std"]).all()
     other = predict_learning(ConceptAudit().fit(annotated), estimator="win_share")
     assert (other["predicted"].to_numpy() == other["pred_win_share"].to_numpy()).all()
+    # the audit table carries the default prediction as a column
+    table = ConceptAudit(group_features=False).fit(annotated).results_.set_index("concept")
+    np.testing.assert_allclose(table.loc[pred.index, "predicted_shift"], pred["pred_delta_std"])
 
 
 def test_predict_learning_under_curated_weights(annotated):
@@ -59,6 +62,8 @@ def test_predict_learning_under_curated_weights(annotated):
     after = predict_learning(ConceptAudit().fit(train, weights=C.WEIGHT)).set_index("concept")
     assert before.loc["flattery", "predicted"] > 0.3
     assert abs(after.loc["flattery", "predicted"]) < 0.25 * before.loc["flattery", "predicted"]
+    reaudit = ConceptAudit().fit(train, weights=C.WEIGHT).results_.set_index("concept")
+    assert reaudit.loc["flattery", "predicted_shift"] == pytest.approx(after.loc["flattery", "predicted"])
     # an allowed planted concept keeps most of its predicted push
     assert after.loc["agreement", "predicted"] > 0.5 * before.loc["agreement", "predicted"]
 
