@@ -19,11 +19,11 @@ def register(cli: typer.Typer) -> None:
         model: str | None = typer.Option(
             None, help="Reference causal LM id or folder (default: SmolLM2-135M-Instruct offline)."
         ),
-        steps: int = typer.Option(40, "--steps", help="DPO steps per policy (same for both)."),
+        steps: int = typer.Option(48, "--steps", help="DPO steps per policy (same for both)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Pairs per step."),
-        learning_rate: float = typer.Option(3e-4, "--lr", help="LoRA learning rate."),
+        learning_rate: float = typer.Option(1e-3, "--lr", help="LoRA learning rate."),
         beta: float = typer.Option(0.1, "--beta", help="DPO β."),
-        max_length: int = typer.Option(128, "--max-length", help="Tokens per prompt + response."),
+        max_length: int = typer.Option(96, "--max-length", help="Tokens per prompt + response."),
         eval_prompts: int = typer.Option(
             40, "--eval-prompts", help="Distinct prompts held out for the generation shift."
         ),
@@ -32,7 +32,7 @@ def register(cli: typer.Typer) -> None:
         ),
         max_new_tokens: int = typer.Option(48, "--max-new-tokens", help="Tokens per generation."),
         counterfactual_pairs: int = typer.Option(
-            64, "--counterfactual-pairs", help="Pairs per concept for the implicit reward."
+            32, "--counterfactual-pairs", help="Pairs per concept for the implicit reward."
         ),
         sft_weight: float = typer.Option(
             0.0, "--sft-weight", help="Add an SFT term (biases the comparison; see the docs)."

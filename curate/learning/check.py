@@ -11,7 +11,7 @@ Example (minutes on a CPU; see the README section "What a model learns")::
 
     import curate
     res = curate.learning_check("outputs/demo/pairs.jsonl", "outputs/demo/curated", out="outputs/learning",
-                                config=curate.LearnConfig(steps=40))
+                                config={"steps": 48})
     res.table[["concept", "action", "predicted", "observed_original", "observed_curated"]]
 """
 
@@ -54,7 +54,7 @@ def learning_check(
     samples: int = 4,
     max_new_tokens: int = 48,
     temperature: float = 1.0,
-    counterfactual_pairs: int = 64,
+    counterfactual_pairs: int = 32,
     concepts: list[str] | None = None,
     reward_concepts: list[str] | None = None,
     estimator: str = DEFAULT_ESTIMATOR,

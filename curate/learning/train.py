@@ -17,6 +17,11 @@ prompts (a system message) — these go into training as they are; evaluation pr
 ones, so inoculation happens at train time only. ``ablate``/``steer`` rules of the recipe become
 training-time hooks (:func:`curate.directions.ablate` / :func:`curate.directions.steer`) on the policy,
 removed after training, with the directions the curated folder exported.
+
+**Defaults** (:class:`LearnConfig`: 48 steps of 8 pairs, lr 1e-3, β 0.1, LoRA r 16, ≤ 96 tokens) are sized for
+a CPU: one arm takes ~9 minutes on 2 cores. At lr 3e-4 a 40-step prototype barely moved the generations
+(flattery 0 → 3 of 54); at 1e-3 the implicit reward of the planted concepts saturates (flattery preferred in
+all counterfactual pairs) while the answers stay fluent. On a GPU, raise ``steps`` and ``max_length``.
 """
 
 from __future__ import annotations
@@ -54,13 +59,13 @@ class LearnConfig:
             see the module docstring for why).
     """
 
-    steps: int = 40
+    steps: int = 48
     batch_size: int = 8
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     beta: float = 0.1
     lora_r: int = 16
     lora_alpha: int = 32
-    max_length: int = 128
+    max_length: int = 96
     seed: int = 0
     sft_weight: float = 0.0
 
