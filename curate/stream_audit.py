@@ -178,7 +178,7 @@ class StreamingAudit(AuditSettings):
         self._named_acc = None
         self._sae_acc: dict[str, _Acc] = {}
         self._n_half = np.zeros(2, np.int64)
-        self._sample = PairSample(self.sample_pairs, self.seed)
+        self._sampler = PairSample(self.sample_pairs, self.seed)
         for batch in self._batches(data):
             self._update(batch)
         if self._n_half.sum() == 0:
@@ -277,7 +277,7 @@ class StreamingAudit(AuditSettings):
             r_of, f_of = (uniq >> 32), (uniq & _MASK32)
             acc.add(half_all[r_of], f_of, d)
             sparse[src] = parts
-        self._sample.add(rows, ch, rj, loglen, half, sparse, n)
+        self._sampler.add(rows, ch, rj, loglen, half, sparse, n)
 
     # -- statistics ----------------------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -305,10 +305,11 @@ class StreamingAudit(AuditSettings):
         res["n_pairs"] = n_pairs
         self.n_pairs_ = n_pairs
         self.n_discovery_, self.n_confirmation_ = int(self._n_half[0]), int(self._n_half[1])
-        self.n_sample_ = len(self._sample)
+        self._sample = self._sampler.data_  # the kept pairs: named scores, halves and SAE entries
+        self.n_sample_ = len(self._sampler)
         res, self.sparse_auc_ = sample_models(
             res,
-            self._sample,
+            self._sampler,
             concept_ids,
             sample_concepts=self.sample_concepts,
             group_threshold=self.group_threshold,
