@@ -70,6 +70,9 @@ def main() -> int:
     p.add_argument("--max-length", type=int, default=96)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--sft", type=float, default=0.0, help="weight of an SFT term on chosen (0 = pure DPO)")
+    p.add_argument(
+        "--warmup", type=int, default=None, help="SFT warm-up steps of the reference on both responses (0 = none)"
+    )
     p.add_argument("--eval-prompts", type=int, default=None)
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None)
@@ -94,6 +97,7 @@ def main() -> int:
     samples = a.samples or (2 if q else 4)
     max_new = a.max_new_tokens or (24 if q else 48)
     cf = a.counterfactual_pairs or (8 if q else 32)
+    warmup = a.warmup if a.warmup is not None else (2 if q else 24)
 
     from curate import make_preference_pairs
     from curate.learning import LearnConfig, learning_check
@@ -104,7 +108,9 @@ def main() -> int:
     out = Path(a.out)
     kw_alpaca = dict(eval_prompts=eval_prompts, samples=samples, max_new_tokens=max_new, temperature=a.temperature)
     if a.alpaca_only:
-        config = LearnConfig(steps=steps, batch_size=a.batch_size or 8, learning_rate=a.lr, max_length=a.max_length)
+        config = LearnConfig(
+            steps=steps, batch_size=a.batch_size or 8, learning_rate=a.lr, max_length=a.max_length, warmup_steps=warmup
+        )
         run_alpaca(a, config, {**kw_alpaca, "config": config, "progress": False}, out)
         print(f"\nbenchmark time {time.perf_counter() - t0:.0f} s")
         return 0
@@ -116,6 +122,7 @@ def main() -> int:
         learning_rate=a.lr,
         max_length=a.max_length,
         sft_weight=a.sft,
+        warmup_steps=warmup,
     )
     kw = dict(
         config=config,
@@ -128,7 +135,7 @@ def main() -> int:
     )
     print(
         f"{n_pairs} generated pairs; {steps} steps of {config.batch_size} (lr {config.learning_rate}, max length "
-        f"{config.max_length}, SFT weight {config.sft_weight}); {eval_prompts} held-out prompts x {samples} samples "
+        f"{config.max_length}, SFT weight {config.sft_weight}, SFT warm-up {config.warmup_steps} steps); {eval_prompts} held-out prompts x {samples} samples "
         f"of {max_new} tokens at temperature {a.temperature}; {cf} counterfactual pairs per concept"
     )
 

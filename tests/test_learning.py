@@ -311,3 +311,50 @@ def test_reference_log_probs_persist_between_checks(tmp_path):
     again = RefLogpMemo.load(tmp_path / "memo.npz")
     assert again.values == {memo.key(ids, mask): -3.25}
     assert [p.name for p in tmp_path.iterdir()] == ["memo.npz"]  # no temporary file left
+
+
+def test_warm_up_reference_learns_both_responses_and_is_cached(planted, tmp_path):
+    """The SFT stage before DPO raises the likelihood of the chosen *and* the rejected responses (no
+    preference), leaves the loaded model untouched, and a second call loads the cached adapter."""
+    from curate.learning.measure import sequence_logps
+    from curate.learning.train import LearnConfig, warm_up_reference, warmup_pairs
+
+    model, tok = _tiny_model([planted.dataset])
+    ds = planted.dataset.select(range(32))
+    sft = warmup_pairs(ds, tok)
+    assert len(sft) == 64 and sft["completion"][0::2] == ds[C.CHOSEN] and sft["completion"][1::2] == ds[C.REJECTED]
+    msgs = [[{"role": "user", "content": p}] for p in ds[C.PROMPT]]
+
+    def logps(m):
+        return sequence_logps(m, tok, msgs, ds[C.CHOSEN]), sequence_logps(m, tok, msgs, ds[C.REJECTED])
+
+    before = logps(model)
+    config = LearnConfig(warmup_steps=8, batch_size=4, learning_rate=1e-2, lora_r=8)
+    warm, info = warm_up_reference(model, tok, sft, config, cache_dir=tmp_path, fp="w", progress=False)
+    after = logps(warm)
+    assert not info["cached"] and info["steps"] == 8
+    assert after[0].mean() > before[0].mean() + 1 and after[1].mean() > before[1].mean() + 1
+    np.testing.assert_allclose(logps(model)[0], before[0])  # the loaded model is untouched
+    again, info = warm_up_reference(model, tok, sft, config, cache_dir=tmp_path, fp="w", progress=False)
+    assert info["cached"]
+    np.testing.assert_allclose(logps(again)[0], after[0], rtol=1e-4)
+
+
+def test_learning_check_with_warm_up_records_it(planted, curated_dir):
+    from curate.learning import LearnConfig, learning_check
+
+    model = _tiny_model([planted.dataset])
+    res = learning_check(
+        planted.dataset,
+        curated_dir,
+        model=model,
+        config=LearnConfig(steps=2, batch_size=4, lora_r=8, warmup_steps=2),
+        eval_prompts=10,
+        samples=0,
+        counterfactual_pairs=0,
+        concepts=["flattery", "length"],
+        progress=False,
+        log=lambda m: None,
+    )
+    assert res.record["warmup"]["steps"] == 2 and res.record["warmup"]["fingerprint"].startswith("warmup-")
+    assert "+warmup-" in res.record["model"] and "SFT warm-up of 2 steps" in res.record["loss"]

@@ -37,6 +37,9 @@ def register(cli: typer.Typer) -> None:
         sft_weight: float = typer.Option(
             0.0, "--sft-weight", help="Add an SFT term (biases the comparison; see the docs)."
         ),
+        warmup_steps: int = typer.Option(
+            0, "--warmup-steps", help="SFT warm-up of the reference on both responses before DPO (0: none)."
+        ),
         seed: int = typer.Option(0, help="Seed for training and decoding."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Train even when a cached adapter exists."),
     ) -> None:
@@ -54,6 +57,7 @@ def register(cli: typer.Typer) -> None:
             max_length=max_length,
             seed=seed,
             sft_weight=sft_weight,
+            warmup_steps=warmup_steps,
         )
         try:
             res = learning_check(

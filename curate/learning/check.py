@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ from .train import (
     load_reference,
     train_policy,
     training_pairs,
+    warm_up_reference,
+    warmup_pairs,
 )
 
 __all__ = ["LEARNING_COLUMNS", "LearningResult", "learning_check", "read_learning", "split_by_prompt"]
@@ -144,13 +147,28 @@ def learning_check(
     log(f"reference model {model_id} on {device}")
     timing["load_model"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
+    cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    if isinstance(model, tuple):
+        cache = None  # an in-memory model has no stable identity
+    warmup = None
+    if config.warmup_steps:
+        # the SFT stage: both arms start from the same warmed-up reference and are measured against it
+        sft_ds = warmup_pairs(first_by_rank(train_orig, config.warmup_steps * config.batch_size, config.seed), tok)
+        wfp = "warmup-" + fingerprint(
+            sft_ds, model_id=model_id, config=replace(config, steps=0, sft_weight=0.0), intervention={"warmup": True}
+        )
+        log(f"warming up the reference: SFT {config.warmup_steps} steps on {len(sft_ds)} responses (fingerprint {wfp})")
+        reference, warmup = warm_up_reference(
+            reference, tok, sft_ds, config, cache_dir=cache, fp=wfp, progress=progress
+        )
+        warmup = {**warmup, "fingerprint": wfp}
+        model_id = f"{model_id}+{wfp}"
+    timing["warmup"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
     recipe_dict = recipe.to_dict() if recipe is not None else None
     ds_o = training_pairs(train_orig_used, tok, weights=True)
     ds_c = training_pairs(train_cur_used, tok, weights=True)
     intervention, inter_rec = training_intervention(recipe, folder)
-    cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
-    if isinstance(model, tuple):
-        cache = None  # an in-memory model has no stable identity
     # reference log-probs persist beside the adapters: a second check on the same pairs (another recipe that
     # keeps the rows, a re-run) computes none again
     memo_path = (
@@ -258,7 +276,9 @@ def learning_check(
         "config": config.to_dict(),
         "estimator": estimator,
         "loss": "sigmoid DPO, weighted per pair"
-        + (f" + {config.sft_weight} x SFT on chosen" if config.sft_weight else ""),
+        + (f" + {config.sft_weight} x SFT on chosen" if config.sft_weight else "")
+        + (f"; after an SFT warm-up of {config.warmup_steps} steps on both responses" if config.warmup_steps else ""),
+        "warmup": warmup,
         "r2": quality.get("original", {}).get("r2"),
         "spearman": quality.get("original", {}).get("spearman"),
         "r2_curated": quality.get("curated", {}).get("r2"),
