@@ -153,7 +153,7 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
         curated_dir,
         out=tmp_path / "learn",
         model=model,
-        config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8),
+        config=LearnConfig(steps=18, batch_size=8, learning_rate=1e-2, lora_r=8, warmup_steps=0),
         eval_prompts=10,
         samples=1,
         max_new_tokens=6,
@@ -317,7 +317,8 @@ def test_warm_up_reference_learns_both_responses_and_is_cached(planted, tmp_path
     """The SFT stage before DPO raises the likelihood of the chosen *and* the rejected responses (no
     preference), leaves the loaded model untouched, and a second call loads the cached adapter."""
     from curate.learning.measure import sequence_logps
-    from curate.learning.train import LearnConfig, warm_up_reference, warmup_pairs
+    from curate.learning.train import LearnConfig, train_policy, training_pairs
+    from curate.learning.warmup import warm_up_reference, warmup_pairs
 
     model, tok = _tiny_model([planted.dataset])
     ds = planted.dataset.select(range(32))
@@ -338,6 +339,10 @@ def test_warm_up_reference_learns_both_responses_and_is_cached(planted, tmp_path
     again, info = warm_up_reference(model, tok, sft, config, cache_dir=tmp_path, fp="w", progress=False)
     assert info["cached"]
     np.testing.assert_allclose(logps(again)[0], after[0], rtol=1e-4)
+    # a DPO policy trained from the warm model moves away from it (the trainer's state on the model it trained
+    # once made every later policy compute the warm model's outputs unchanged)
+    policy, _ = train_policy(warm, tok, training_pairs(ds, tok, weights=True), config, progress=False)
+    assert np.abs(logps(policy)[0] - after[0]).max() > 0.1
 
 
 def test_learning_check_with_warm_up_records_it(planted, curated_dir):

@@ -38,7 +38,7 @@ def register(cli: typer.Typer) -> None:
             0.0, "--sft-weight", help="Add an SFT term (biases the comparison; see the docs)."
         ),
         warmup_steps: int = typer.Option(
-            0, "--warmup-steps", help="SFT warm-up of the reference on both responses before DPO (0: none)."
+            24, "--warmup-steps", help="SFT warm-up of the reference on both responses before DPO (0: none)."
         ),
         seed: int = typer.Option(0, help="Seed for training and decoding."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Train even when a cached adapter exists."),

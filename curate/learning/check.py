@@ -39,9 +39,9 @@ from .train import (
     load_reference,
     train_policy,
     training_pairs,
-    warm_up_reference,
-    warmup_pairs,
 )
+from .warmup import code_hash as warmup_code_hash
+from .warmup import warm_up_reference, warmup_pairs
 
 __all__ = ["LEARNING_COLUMNS", "LearningResult", "learning_check", "read_learning", "split_by_prompt"]
 
@@ -155,7 +155,10 @@ def learning_check(
         # the SFT stage: both arms start from the same warmed-up reference and are measured against it
         sft_ds = warmup_pairs(first_by_rank(train_orig, config.warmup_steps * config.batch_size, config.seed), tok)
         wfp = "warmup-" + fingerprint(
-            sft_ds, model_id=model_id, config=replace(config, steps=0, sft_weight=0.0), intervention={"warmup": True}
+            sft_ds,
+            model_id=model_id,
+            config=replace(config, steps=0, sft_weight=0.0),
+            intervention={"warmup": warmup_code_hash()},
         )
         log(f"warming up the reference: SFT {config.warmup_steps} steps on {len(sft_ds)} responses (fingerprint {wfp})")
         reference, warmup = warm_up_reference(

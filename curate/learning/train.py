@@ -11,6 +11,9 @@ generator) *regardless of the preference*; rebalancing only makes the concept eq
 sides, so it cannot remove that part. :class:`LearnConfig` has ``sft_weight`` (0 by default) so the
 effect can be measured, and the learning folder records it.
 
+**The SFT stage** (``warmup_steps``, :mod:`curate.learning.warmup`): both arms can start from the reference
+fine-tuned on both responses of the original pairs, as SFT → DPO pipelines do; see that module.
+
 **Curation as training would use it** (:func:`training_pairs`): the curated ``train`` split already
 holds the dropped rows out, repeats resampled rows, swaps relabelled pairs and carries inoculation
 prompts (a system message) — these go into training as they are; evaluation prompts are the original
@@ -40,7 +43,7 @@ import numpy as np
 from .. import _columns as C
 from ..errors import ModelError
 
-__all__ = ["LearnConfig", "RefLogpMemo", "load_reference", "train_policy", "training_pairs", "warm_up_reference"]
+__all__ = ["LearnConfig", "RefLogpMemo", "load_reference", "train_policy", "training_pairs"]
 
 
 @dataclass
@@ -57,8 +60,9 @@ class LearnConfig:
         seed: training seed (data order, LoRA init).
         sft_weight: weight of an SFT (NLL on chosen) term added to the DPO loss; 0 = pure DPO (default,
             see the module docstring for why).
-        warmup_steps: steps of a supervised warm-up of the reference (:func:`warm_up_reference`) on *both*
-            responses of the original training pairs, before DPO; 0 = DPO from the model as loaded.
+        warmup_steps: steps of a supervised warm-up of the reference (:mod:`curate.learning.warmup`) on *both*
+            responses of the original training pairs, before DPO (default 24, of ``2 × batch_size``
+            responses); 0 = DPO from the model as loaded.
     """
 
     steps: int = 48
@@ -70,7 +74,7 @@ class LearnConfig:
     max_length: int = 96
     seed: int = 0
     sft_weight: float = 0.0
-    warmup_steps: int = 0
+    warmup_steps: int = 24
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -290,9 +294,7 @@ def trainer_class():
 
 
 def _code_hash() -> str:
-    src = "".join(
-        inspect.getsource(f) for f in (_trainer_class, train_policy, training_pairs, warm_up_reference, warmup_pairs)
-    )
+    src = "".join(inspect.getsource(f) for f in (_trainer_class, train_policy, training_pairs))
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
 
@@ -436,117 +438,3 @@ def train_policy(
         policy.save_pretrained(str(target))
         (target / "train_info.json").write_text(json.dumps(info, indent=2))
     return policy, info
-
-
-# -- the SFT stage before DPO ----------------------------------------------------------------------------
-
-
-def warmup_pairs(dataset, tokenizer):
-    """The SFT dataset of the warm-up: every pair gives two rows, its prompt with the chosen and with the
-    rejected response, so the set carries the data's concepts at their base rate and no preference."""
-    from datasets import Dataset
-
-    pairs = training_pairs(dataset, tokenizer)
-    rows = {"prompt": [], "completion": []}
-    for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"]):
-        rows["prompt"] += [p, p]
-        rows["completion"] += [c, r]
-    return Dataset.from_dict(rows)
-
-
-def warm_up_reference(
-    reference,
-    tokenizer,
-    sft_ds,
-    config: LearnConfig,
-    *,
-    cache_dir: str | Path | None = None,
-    fp: str | None = None,
-    progress: bool = True,
-):
-    """Supervised warm-up of the reference model before DPO (the SFT stage of an SFT → DPO pipeline).
-
-    DPO moves the probability of what the policy already produces: a concept the reference never writes (a
-    flattering opener, a markdown heading) can gain a large implicit reward and still never appear in a
-    generation. Post-training pipelines (Tulu 3, Dolci) run DPO from a model fine-tuned on responses like the
-    preference data's. The warm-up does that on ``sft_ds`` (:func:`warmup_pairs`: chosen *and* rejected
-    responses, so it teaches the data's concepts at their base rate and no preference), with a LoRA of the
-    same rank merged into the weights. Every arm then starts from this model and is measured against it.
-
-    Returns:
-        ``(model, info)``: the merged model (eval mode, frozen) and ``{"cached", "seconds", "train_loss"}``.
-    """
-    import tempfile
-    import time
-
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from trl import SFTConfig, SFTTrainer
-
-    t0 = time.perf_counter()
-    base = copy.deepcopy(reference)
-    target = cache_dir and fp and Path(cache_dir) / fp
-    if target and (target / "adapter_config.json").exists():
-        merged = PeftModel.from_pretrained(base, str(target)).merge_and_unload()
-        info = json.loads((target / "train_info.json").read_text()) if (target / "train_info.json").exists() else {}
-        info = {**info, "cached": True}
-    else:
-        torch.manual_seed(config.seed)
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=0.0,
-            task_type="CAUSAL_LM",
-            target_modules="all-linear",
-        )
-        model = get_peft_model(base, lora)
-        on_cuda = next(reference.parameters()).device.type == "cuda"
-        args = SFTConfig(
-            output_dir=tempfile.mkdtemp(prefix="curate-warmup-"),
-            max_steps=config.warmup_steps,
-            per_device_train_batch_size=2 * config.batch_size,
-            learning_rate=config.learning_rate,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            bf16=on_cuda,
-            use_cpu=not on_cuda,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=max(1, config.warmup_steps // 5),
-            max_length=config.max_length,
-            completion_only_loss=True,
-            packing=False,
-            gradient_checkpointing=False,
-            dataloader_num_workers=0,
-            seed=config.seed,
-            data_seed=config.seed,
-            disable_tqdm=not progress,
-        )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tokenizer)
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback
-
-            trainer.remove_callback(PrinterCallback)
-        model.train()
-        result = trainer.train()
-        info = {
-            "cached": False,
-            "train_loss": float(result.training_loss),
-            "steps": int(trainer.state.global_step),
-            "n_sequences": len(sft_ds),
-        }
-        if target:
-            target.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(str(target))
-            (target / "train_info.json").write_text(json.dumps(info, indent=2))
-        merged = model.merge_and_unload()
-    # the merged weights go into a fresh copy of the reference: the trainer leaves state on the model it
-    # trained (gradient checkpointing, input hooks) under which a later LoRA policy computed the warm model's
-    # outputs unchanged (measured: policy == reference on every sequence)
-    weights = merged.state_dict()
-    warm = copy.deepcopy(reference)
-    warm.load_state_dict(weights)
-    warm.eval()
-    for p in warm.parameters():
-        p.requires_grad_(False)
-    return warm, {**info, "seconds": round(time.perf_counter() - t0, 2)}
