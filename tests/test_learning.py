@@ -363,3 +363,27 @@ def test_learning_check_with_warm_up_records_it(planted, curated_dir):
     )
     assert res.record["warmup"]["steps"] == 2 and res.record["warmup"]["fingerprint"].startswith("warmup-")
     assert "+warmup-" in res.record["model"] and "SFT warm-up of 2 steps" in res.record["loss"]
+
+
+def test_generations_are_cached_by_model_identity_and_decoding(planted, tmp_path, monkeypatch):
+    """Seeded generations are saved by model identity, prompts and decoding settings: the same call reads
+    them back, another identity or setting samples again, and no cache directory means no file."""
+    from curate.learning import measure
+
+    model, tok = _tiny_model([planted.dataset])
+    messages = [[{"role": "user", "content": p}] for p in planted.dataset["prompt"][:3]]
+    calls = []
+    real = measure.generate
+    monkeypatch.setattr(measure, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kw = dict(samples=2, max_new_tokens=4, temperature=1.0, seed=0)
+    first, cached = measure.generate_cached(model, tok, messages, identity="ref", cache_dir=tmp_path, **kw)
+    assert not cached and len(first) == 3 and all(len(t) == 2 for t in first)
+    again, cached = measure.generate_cached(model, tok, messages, identity="ref", cache_dir=tmp_path, **kw)
+    assert cached and again == first and len(calls) == 1
+    _, cached = measure.generate_cached(model, tok, messages, identity="policy", cache_dir=tmp_path, **kw)
+    assert not cached
+    _, cached = measure.generate_cached(model, tok, messages, identity="ref", cache_dir=tmp_path, **{**kw, "seed": 1})
+    assert not cached and len(calls) == 3
+    assert len(list((tmp_path / "generations").glob("*.json"))) == 3
+    _, cached = measure.generate_cached(model, tok, messages, identity="ref", cache_dir=None, **kw)
+    assert not cached and len(calls) == 4

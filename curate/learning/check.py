@@ -29,7 +29,7 @@ from .. import _columns as C
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, learning_table, read_learning, save_learning_folder
 from .inputs import check_ids, first_by_rank, load_curated, load_data, split_by_prompt, training_intervention
-from .measure import generate, generation_shift, implicit_reward_preference, prediction_quality, score_texts
+from .measure import generate_cached, generation_shift, implicit_reward_preference, prediction_quality, score_texts
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
     LearnConfig,
@@ -232,12 +232,18 @@ def learning_check(
         messages = [first[p] for p in prompts]
         prompt_index = np.repeat(np.arange(len(prompts)), samples)
         scores = {}
+        identities = {
+            "reference": f"{model_id}|{device}",
+            **{a: f"{i['fingerprint']}|{device}" for a, (_, i) in arms.items()},
+        }
         for name, m in (("reference", reference), *((a, p) for a, (p, _) in arms.items())):
             bar = _bar(len(prompts) * samples, f"generating ({name})", progress)
-            texts = generate(
+            texts, cached = generate_cached(
                 m,
                 tok,
                 messages,
+                identity=identities[name],
+                cache_dir=cache,
                 samples=samples,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
@@ -246,6 +252,8 @@ def learning_check(
             )
             if bar:
                 bar.close()
+            if cached:
+                log(f"generations ({name}): read from the cache")
             flat = [t for ts in texts for t in ts]
             gens[name] = pd.DataFrame({"prompt": np.repeat(prompts, samples), "text": flat})
             scores[name] = score_texts(flat, names)

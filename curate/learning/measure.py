@@ -23,6 +23,7 @@ __all__ = [
     "bootstrap_shift",
     "encode",
     "generate",
+    "generate_cached",
     "generation_shift",
     "implicit_reward_preference",
     "prediction_quality",
@@ -192,6 +193,37 @@ def generate(
     finally:
         tokenizer.padding_side = side
     return out
+
+
+def generate_cached(model, tokenizer, messages: list[list[dict]], *, identity: str, cache_dir=None, **kwargs):
+    """:func:`generate`, with the texts saved under ``cache_dir/generations`` by a hash of the model's
+    ``identity`` (its adapter fingerprint, or the reference's model id), the prompts and the decoding
+    settings. Decoding is seeded, so a second check that shares a model (the reference, the original-data
+    arm under another recipe) reads its generations instead of sampling them again.
+
+    Returns:
+        ``(texts, cached)``: the responses per prompt and whether they came from the cache.
+    """
+    import hashlib
+    import json
+    import os
+    from pathlib import Path
+
+    if cache_dir is None:
+        return generate(model, tokenizer, messages, **kwargs), False
+    settings = {k: v for k, v in kwargs.items() if k != "progress"}
+    key = json.dumps({"model": identity, "messages": messages, "settings": settings}, sort_keys=True, default=str)
+    path = Path(cache_dir) / "generations" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    if path.exists():
+        texts = json.loads(path.read_text())
+        if len(texts) == len(messages):
+            return texts, True
+    texts = generate(model, tokenizer, messages, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(texts))
+    os.replace(tmp, path)  # a killed run leaves the old file or none
+    return texts, False
 
 
 def score_texts(texts: list[str], concepts: list[str]) -> pd.DataFrame:
