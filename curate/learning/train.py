@@ -294,7 +294,7 @@ def trainer_class():
 
 
 def _code_hash() -> str:
-    src = "".join(inspect.getsource(f) for f in (_trainer_class, train_policy, training_pairs))
+    src = "".join(inspect.getsource(f) for f in (_trainer_class, _lora, _trainer_args, train_policy, training_pairs))
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
 
@@ -327,6 +327,40 @@ def default_cache_dir() -> Path:
 
 
 # -- training --------------------------------------------------------------------------------------------
+
+
+def _lora(config: LearnConfig):
+    """The LoRA adapter every trained stage uses (the SFT warm-up and both DPO arms)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+        target_modules="all-linear",
+    )
+
+
+def _trainer_args(config: LearnConfig, reference, *, progress: bool) -> dict:
+    """Training arguments shared by the SFT warm-up and the DPO arms: constant lr, no checkpoints, seeded,
+    bf16 on CUDA, CPU otherwise."""
+    on_cuda = next(reference.parameters()).device.type == "cuda"
+    return dict(
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        bf16=on_cuda,
+        use_cpu=not on_cuda,
+        report_to="none",
+        save_strategy="no",
+        gradient_checkpointing=False,
+        max_length=config.max_length,
+        dataloader_num_workers=0,
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+    )
 
 
 def train_policy(
@@ -362,7 +396,7 @@ def train_policy(
     import time
 
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
     from trl import DPOConfig
 
     t0 = time.perf_counter()
@@ -375,38 +409,18 @@ def train_policy(
     torch.manual_seed(config.seed)
     for p in base.parameters():
         p.requires_grad_(False)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=0.0,
-        task_type="CAUSAL_LM",
-        target_modules="all-linear",
-    )
-    policy = get_peft_model(base, lora)
-    on_cuda = next(reference.parameters()).device.type == "cuda"
+    policy = get_peft_model(base, _lora(config))
     work = Path(work_dir or tempfile.mkdtemp(prefix="curate-learn-"))
     args = DPOConfig(
         output_dir=str(work),
         max_steps=config.steps,
         per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
         beta=config.beta,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        bf16=on_cuda,
-        use_cpu=not on_cuda,
-        report_to="none",
-        save_strategy="no",
         logging_steps=max(1, config.steps // 10),
         precompute_ref_log_probs=True,
-        gradient_checkpointing=False,
-        max_length=config.max_length,
-        dataloader_num_workers=0,
-        seed=config.seed,
-        data_seed=config.seed,
         loss_type=["sigmoid"],
-        disable_tqdm=not progress,
         remove_unused_columns=True,
+        **_trainer_args(config, reference, progress=progress),
     )
     cls = trainer_class()
     cls.memo = memo

@@ -18,14 +18,14 @@ import inspect
 import json
 from pathlib import Path
 
-from .train import LearnConfig, training_pairs
+from .train import LearnConfig, _lora, _trainer_args, training_pairs
 
 __all__ = ["code_hash", "warm_up_reference", "warmup_pairs"]
 
 
 def code_hash() -> str:
     """A hash of this stage's code, part of the warm-up's fingerprint (a changed warm-up retrains)."""
-    src = "".join(inspect.getsource(f) for f in (warm_up_reference, warmup_pairs))
+    src = "".join(inspect.getsource(f) for f in (_lora, _trainer_args, warm_up_reference, warmup_pairs))
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
 
@@ -68,7 +68,7 @@ def warm_up_reference(
     import time
 
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
     from trl import SFTConfig, SFTTrainer
 
     t0 = time.perf_counter()
@@ -80,35 +80,15 @@ def warm_up_reference(
         info = {**info, "cached": True}
     else:
         torch.manual_seed(config.seed)
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=0.0,
-            task_type="CAUSAL_LM",
-            target_modules="all-linear",
-        )
-        model = get_peft_model(base, lora)
-        on_cuda = next(reference.parameters()).device.type == "cuda"
+        model = get_peft_model(base, _lora(config))
         args = SFTConfig(
             output_dir=tempfile.mkdtemp(prefix="curate-warmup-"),
             max_steps=config.warmup_steps,
             per_device_train_batch_size=2 * config.batch_size,
-            learning_rate=config.learning_rate,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            bf16=on_cuda,
-            use_cpu=not on_cuda,
-            report_to="none",
-            save_strategy="no",
             logging_steps=max(1, config.warmup_steps // 5),
-            max_length=config.max_length,
             completion_only_loss=True,
             packing=False,
-            gradient_checkpointing=False,
-            dataloader_num_workers=0,
-            seed=config.seed,
-            data_seed=config.seed,
-            disable_tqdm=not progress,
+            **_trainer_args(config, reference, progress=progress),
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tokenizer)
         if not progress:
