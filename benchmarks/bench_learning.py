@@ -77,6 +77,11 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--counterfactual-pairs", type=int, default=None)
+    p.add_argument(
+        "--adjust-for",
+        default="all",
+        help="the block rule's adjust_for: 'all' (every named concept), 'none' (plain rebalancing) or ids a,b",
+    )
     p.add_argument("--no-amplify", action="store_true")
     p.add_argument("--alpaca", action="store_true")
     p.add_argument("--alpaca-only", action="store_true", help="only the AlpacaEval-2 run (its own sizes via the flags)")
@@ -139,10 +144,13 @@ def main() -> int:
         f"of {max_new} tokens at temperature {a.temperature}; {cf} counterfactual pairs per concept"
     )
 
-    block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy")
-    run_apply(data, recipe=None, block=["flattery", "agreement"], out=out / "curated_block")
+    adjust = None if a.adjust_for == "none" else a.adjust_for if a.adjust_for == "all" else a.adjust_for.split(",")
+    block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy", adjust_for=adjust)
+    out.mkdir(parents=True, exist_ok=True)
+    block.save(out / "block_sycophancy.yaml")
+    run_apply(data, recipe=str(out / "block_sycophancy.yaml"), out=out / "curated_block")
     res = learning_check(data, out / "curated_block", out=out / "learning_block", **kw)
-    show(res, f"block flattery + agreement ({block.rules[0].interventions})")
+    show(res, f"block flattery + agreement ({block.rules[0].interventions}, adjusted for {a.adjust_for})")
     t = res.table.set_index("concept")
     targets(t, res.record)
 

@@ -191,6 +191,7 @@ def run_apply(
     recipe: str | None = None,
     block: list[str] | None = None,
     amplify: list[str] | None = None,
+    adjust_for: list[str] | str | None = None,
     out: str | Path,
     split: str | None = None,
     limit: int | None = None,
@@ -205,7 +206,7 @@ def run_apply(
     exactly as ``curate audit`` does, and that audit is saved in the curated folder's ``source_audit/``;
     an audit folder is copied there; a curated folder's rows (``train`` once each, then ``dropped``, which
     stay dropped) are the input and its source audit is carried. Builds the recipe (a YAML path / shipped
-    recipe name, or ``block``/``amplify`` ids), runs :func:`curate.interventions.apply_recipe`, optionally
+    recipe name, or ``block``/``amplify`` ids, the block rule adjusted for ``adjust_for``), runs :func:`curate.interventions.apply_recipe`, optionally
     the proxy reward check, checks the row accounting (:func:`curate.folders.account_rows`) and writes the
     curated folder ``out`` in one step (:func:`curate.folders.save_curated`): ``train``/``dropped``,
     ``before_after.parquet``, ``apply.json``, ``recipe.yaml``, ``source_audit/``, ``curate.json``; when a
@@ -220,7 +221,16 @@ def run_apply(
 
     if (recipe is None) == (not (block or amplify)):
         raise ValueError("Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both.")
-    rec = load_recipe(recipe) if recipe else Recipe.from_ids(block=block or [], amplify=amplify or [])
+    if adjust_for and not block:
+        raise ValueError(
+            "--adjust-for adjusts the rebalancing of blocked concepts: give --block IDS with it, or set "
+            "`adjust_for` on a rebalance rule of the recipe."
+        )
+    rec = (
+        load_recipe(recipe)
+        if recipe
+        else Recipe.from_ids(block=block or [], amplify=amplify or [], adjust_for=adjust_for or None)
+    )
     out = check_target(out, "curated")
     source = data if data is not None else rec.data.source
     kind, opened = resolve_input(source)

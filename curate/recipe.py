@@ -17,6 +17,7 @@ A recipe is a YAML file with a validated schema::
         action: block           # allow | block | amplify
         strength: 1.0           # block: share of the imbalance removed, in (0, 1]; amplify: extra weight > 0
         interventions: [rebalance, margin]
+        adjust_for: all         # rebalance: other concepts' reward must not travel with the blocked ones
     seed: 0
     publish:                    # metadata for the dataset card (curate publish)
       repo_id: me/my-dataset-curated
@@ -117,6 +118,9 @@ class Rule(_Model):
         interventions: how to act (see :data:`ALLOWED_INTERVENTIONS`); defaults per action.
         instruction: for ``inoculate``, the system instruction naming the behaviour (default per concept).
         alpha: for ``steer``, the steering coefficient.
+        adjust_for: for ``rebalance`` / ``resample``, concept ids (or ``all``: every named concept) whose
+            reward must not travel with a blocked concept: their mean Δ is made equal where the blocked
+            concept wins and where it loses (:class:`curate.interventions.Rebalance`).
     """
 
     concepts: list[str]
@@ -125,6 +129,7 @@ class Rule(_Model):
     interventions: list[str] | None = None
     instruction: str | None = None
     alpha: float | None = None
+    adjust_for: list[str] | Literal["all"] | None = None
 
     @field_validator("concepts", mode="before")
     @classmethod
@@ -215,6 +220,7 @@ class Recipe(_Model):
         name: str = "cli",
         block_with: Iterable[str] = ("rebalance",),
         amplify_with: Iterable[str] = ("upweight",),
+        adjust_for: Iterable[str] | str | None = None,
         validate_ids: bool = True,
     ) -> "Recipe":
         """A recipe from lists of ids (what ``curate apply --block ... --amplify ...`` builds).
@@ -227,7 +233,10 @@ class Recipe(_Model):
         rules = []
         block, amplify = list(block), list(amplify)
         if block:
-            rules.append({"concepts": block, "action": "block", "interventions": list(block_with)})
+            rule = {"concepts": block, "action": "block", "interventions": list(block_with)}
+            if adjust_for is not None:
+                rule["adjust_for"] = adjust_for if isinstance(adjust_for, str) else list(adjust_for)
+            rules.append(rule)
         if amplify:
             rules.append({"concepts": amplify, "action": "amplify", "interventions": list(amplify_with)})
         sources: list[dict] = [{"kind": "named"}]
@@ -262,6 +271,16 @@ class Recipe(_Model):
         """Concept ids whose rule uses intervention ``name``."""
         return [c for r in self.rules if name in (r.interventions or []) for c in r.concepts]
 
+    def adjusters(self) -> list[str] | str | None:
+        """What the rebalancing rules adjust for: the union of their ``adjust_for`` ids, ``"all"`` when one
+        says so, ``None`` when none does."""
+        values = [r.adjust_for for r in self.rules if r.adjust_for is not None]
+        if not values:
+            return None
+        if "all" in values:
+            return "all"
+        return list(dict.fromkeys(c for v in values for c in v))
+
     def check_concepts(self, known: Iterable[str] | Any | None = None) -> "Recipe":
         """Check that every concept id exists.
 
@@ -283,12 +302,15 @@ class Recipe(_Model):
             names, sae_sources = _known_from(known)
             what = "concepts in the data"
         for i, rule in enumerate(self.rules):
-            for j, cid in enumerate(rule.concepts):
+            ids = [(f"concepts[{j}]", c) for j, c in enumerate(rule.concepts)]
+            if isinstance(rule.adjust_for, list):
+                ids += [(f"adjust_for[{j}]", c) for j, c in enumerate(rule.adjust_for)]
+            for key, cid in ids:
                 m = _SAE_ID.match(cid)
                 if m:
                     if m["source"] not in sae_sources:
                         raise RecipeError(
-                            f"rules[{i}].concepts[{j}]: {cid!r} refers to SAE source {m['source']!r}, which is not "
+                            f"rules[{i}].{key}: {cid!r} refers to SAE source {m['source']!r}, which is not "
                             f"{'in the data' if known is not None else 'declared'}. SAE sources: {sorted(sae_sources)}"
                             + (
                                 ""
@@ -299,12 +321,12 @@ class Recipe(_Model):
                         )
                     if known is not None and cid not in names:
                         raise RecipeError(
-                            f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Active SAE features "
+                            f"rules[{i}].{key}: unknown concept {cid!r}. Active SAE features "
                             f"in the data: {_short(sorted(n for n in names if n.startswith('sae:')))}."
                         )
                 elif cid not in names:
                     raise RecipeError(
-                        f"rules[{i}].concepts[{j}]: unknown concept {cid!r}. Known {what}: "
+                        f"rules[{i}].{key}: unknown concept {cid!r}. Known {what}: "
                         f"{_short(sorted(n for n in names if not n.startswith('sae:')))}."
                     )
         return self
@@ -385,6 +407,11 @@ def _check_rules(recipe: Recipe) -> None:
             )
         if rule.action == "amplify" and not rule.strength > 0:
             raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
+        if rule.adjust_for is not None and not {"rebalance", "resample"} & set(rule.interventions or []):
+            raise RecipeError(
+                f"rules[{i}].adjust_for: only used by the 'rebalance' and 'resample' interventions, which this "
+                f"rule does not list (interventions: {rule.interventions})."
+            )
         if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
             raise RecipeError(
                 f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "

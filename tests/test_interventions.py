@@ -68,6 +68,36 @@ def test_every_step_reports_what_it_did(applied):
     assert step["strata"] and sum(s["rows"] for s in step["strata"]) == 600
 
 
+def test_adjust_for_stops_other_rewards_travelling_with_a_blocked_concept(annotated):
+    """Plain rebalancing leaves markdown's reward larger where flattery wins (the unflipped pairs); adjusting
+    for every named concept equalises it, keeps the blocked win-rates at 0.5, and reports the imbalance."""
+    from curate.interventions import apply_recipe
+
+    def smd(dd, concept, other):
+        t = dd[C.TRAIN_SPLIT].to_pandas()
+        d = np.sign(t[f"chosen__{concept}"] - t[f"rejected__{concept}"]).to_numpy()
+        x = (t[f"chosen__{other}"] - t[f"rejected__{other}"]).to_numpy(float)
+        w = t[C.WEIGHT].to_numpy()
+        mean = lambda m: (w * m * x).sum() / (w * m).sum()  # noqa: E731
+        return (mean(d > 0) - mean(d < 0)) / x.std()
+
+    plain, _ = apply_recipe(annotated, Recipe.from_ids(block=["flattery"]), audit=False)
+    dd, report = apply_recipe(annotated, Recipe.from_ids(block=["flattery"], adjust_for="all"), audit=False)
+    assert smd(plain, "flattery", "markdown") > 0.2  # 0.27 on these 600 pairs
+    assert abs(smd(dd, "flattery", "markdown")) < 1e-6
+    step = report.steps[0]
+    assert step["adjust_for"] == "all" and step["converged"] and "markdown" in step["adjusted_for"]
+    assert step["max_smd_before"] > 0.3 and step["max_smd_after"] < 1e-6
+    assert step["win_rate_after"]["flattery"] == pytest.approx(0.5, abs=1e-6)
+    assert list(report.before_after["concept"]) == ["flattery"]  # adjusters are not recipe concepts
+    assert 0.3 < report.retention["ess_fraction"] < 1.0
+    one, rep1 = apply_recipe(
+        annotated, Recipe.from_ids(block=["flattery"], adjust_for=["markdown"]), audit=False
+    )
+    assert rep1.steps[0]["adjusted_for"] == ["markdown"] and abs(smd(one, "flattery", "markdown")) < 1e-6
+    assert rep1.retention["ess"] > report.retention["ess"]
+
+
 def test_balance_weights_is_max_ess():
     from curate.interventions import balance_weights, entropy_weights
 
@@ -289,6 +319,16 @@ def test_cli_apply(tmp_path, generated):
         cli, ["apply", str(src), "--recipe", "anti_sycophancy", "--block", "emoji", "--out", str(tmp_path / "y")]
     )
     assert both.exit_code == 2
+    adj = tmp_path / "adjusted"
+    res = CliRunner().invoke(
+        cli, ["apply", str(src), "--block", "flattery", "--adjust-for", "all", "--out", str(adj)]
+    )
+    assert res.exit_code == 0, res.output
+    assert Recipe.from_yaml((adj / "recipe.yaml").read_text()).rules[0].adjust_for == "all"
+    alone = CliRunner().invoke(
+        cli, ["apply", str(src), "--amplify", "hedging", "--adjust-for", "markdown", "--out", str(tmp_path / "z")]
+    )
+    assert alone.exit_code == 2 and "--block" in alone.output
 
 
 @pytest.mark.parametrize("how", ["filter", "relabel"])

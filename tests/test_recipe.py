@@ -87,6 +87,16 @@ def test_shipped_recipes_cover_the_issue():
         ({"rules": [{"concepts": ["flattery"], "action": "block", "strength": 1.5}]}, "rules[0].strength", "(0, 1]"),
         ({"rules": [{"concepts": ["sae:l15:3"], "action": "block"}]}, "rules[0].concepts[0]", "kind: sae"),
         ({"concepts": [{"kind": "sea"}]}, "concepts[0].kind", "'named' or 'sae'"),
+        (
+            {"rules": [{"concepts": ["flattery"], "action": "block", "adjust_for": ["markdwn"]}]},
+            "rules[0].adjust_for[0]",
+            "'markdown'",
+        ),
+        (
+            {"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["filter"], "adjust_for": "all"}]},
+            "rules[0].adjust_for",
+            "'rebalance' and 'resample'",
+        ),
     ],
 )
 def test_errors_point_at_the_key_and_list_allowed(bad, where, lists):

@@ -35,6 +35,12 @@ def register(cli: typer.Typer) -> None:
             None, "--block", help="Concept ids to block (comma-separated or repeated)."
         ),
         amplify: Optional[list[str]] = typer.Option(None, "--amplify", help="Concept ids to amplify."),
+        adjust_for: Optional[list[str]] = typer.Option(
+            None,
+            "--adjust-for",
+            help="With --block: concept ids whose reward must not travel with a blocked concept (their mean Δ "
+            "is equalised where it wins and loses), or 'all' for every named concept.",
+        ),
         split: Optional[str] = typer.Option(None, help="Split of a multi-split dataset."),
         limit: Optional[int] = typer.Option(None, help="Read only the first N rows."),
         proxy: str = typer.Option("none", help="Proxy reward check embedder: none, hash (fast) or minilm."),
@@ -52,6 +58,7 @@ def register(cli: typer.Typer) -> None:
                 recipe=recipe,
                 block=_ids(block),
                 amplify=_ids(amplify),
+                adjust_for="all" if _ids(adjust_for) == ["all"] else _ids(adjust_for),
                 out=out,
                 split=split,
                 limit=limit,

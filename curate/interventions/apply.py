@@ -74,9 +74,11 @@ def plan(recipe: Recipe) -> list[Intervention]:
             for c, r in items:  # one step per strength keeps the record exact
                 steps.append(Upweight([c], strength=r.strength))
         elif name == "rebalance":
-            steps.append(Rebalance(ids, strength=[r.strength for _, r in items]))
+            steps.append(Rebalance(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters()))
         elif name == "resample":
-            steps.append(Resample(ids, strength=[r.strength for _, r in items], seed=seed))
+            steps.append(
+                Resample(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters(), seed=seed)
+            )
         elif name == "margin":
             steps.append(Margin({c: r.action for c, r in items}, strength={c: r.strength for c, r in items}))
         elif name == "inoculate":
@@ -199,9 +201,11 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         from ..recipe import load_recipe
 
         recipe = load_recipe(recipe)
-    dataset = ensure_annotated(dataset, recipe.concept_ids(), annotate_missing=annotate_missing)
+    ids = recipe.concept_ids()
+    ids += [c for c in _adjuster_ids(recipe) if c not in ids]
+    dataset = ensure_annotated(dataset, ids, annotate_missing=annotate_missing)
     recipe.check_concepts(dataset)
-    state0 = state_from_dataset(dataset, recipe.concept_ids())
+    state0 = state_from_dataset(dataset, ids)
     state = state0.copy()
     steps = plan(recipe)
     for step in steps:
@@ -212,12 +216,23 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     if audit:
         table = _audit_before_after(dataset, train, recipe)
     else:
-        table = before_after(state0, state, recipe)
+        rids = recipe.concept_ids()
+        table = before_after(_sub_state(state0, rids), _sub_state(state, rids), recipe)
     report = ApplyReport(
         recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps], retention=retention(state), before_after=table
     )
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
+
+
+def _adjuster_ids(recipe: Recipe) -> list[str]:
+    """The concepts the rebalancing rules adjust for (``"all"``: every named concept)."""
+    adj = recipe.adjusters()
+    if adj == "all":
+        from ..concepts.named import list_concepts
+
+        return list(list_concepts())
+    return list(adj or [])
 
 
 def ensure_annotated(dataset, concepts: Iterable[str], *, annotate_missing: bool = True):

@@ -110,6 +110,18 @@ class Rebalance(Intervention):
     ``presence=True`` (default) both are balanced: one more constraint per concept, added only where the
     two signs differ somewhere.
 
+    **Adjusting for other concepts.** A balanced win-rate can still teach the concept through what travels
+    with it: in generated data with 10% flipped labels, the pairs where the chosen response flatters are
+    mostly unflipped, so their chosen side also carries more Markdown and length (Δ markdown +1.09 vs −0.04
+    where the rejected flatters, after plain rebalancing). A policy trained on such pairs learns the
+    rewarded style and the blocked concept rides along with it. ``adjust_for`` adds, per blocked concept
+    ``c`` and adjuster ``o``, the constraint ``Σᵢ wᵢ sᵢc Δᵢo / sd(Δo) = (1 − strength) Σᵢ pᵢ sᵢc Δᵢo / sd(Δo)``:
+    at full strength ``o``'s mean Δ is the same where ``c`` wins as where it loses (a standardised mean
+    difference of 0, as in covariate balancing), so no other concept's reward can be traced to ``c``. The
+    report gives the largest |standardised mean difference| over the adjusters before and after. It costs
+    effective sample size (1,200 generated pairs, flattery and agreement blocked: ESS 882 plain, 632
+    adjusted for every other named concept).
+
     A concept whose Δ points one way only among kept pairs cannot be balanced without dropping every
     pair where it differs; it is skipped and reported (use :class:`Filter` with ``mode="differ"``).
 
@@ -118,6 +130,8 @@ class Rebalance(Intervention):
         strength: share of each concept's imbalance removed, in (0, 1]; a list gives one per concept.
         method: ``"max_ess"`` (chi-square calibration, default) or ``"entropy"`` (raking).
         presence: also balance the presence difference (see above).
+        adjust_for: concept ids whose Δ must not differ between the pairs where a blocked concept wins
+            and where it loses, or ``"all"``: every other concept of the state (see above). ``None``: none.
 
     Example:
 
@@ -138,13 +152,30 @@ class Rebalance(Intervention):
         strength: float | Sequence[float] = 1.0,
         method: str = "max_ess",
         presence: bool = True,
+        adjust_for: Sequence[str] | str | None = None,
     ):
         super().__init__(concepts, strength)
         self.method = method
         self.presence = presence
+        self.adjust_for = adjust_for if adjust_for is None or isinstance(adjust_for, str) else list(adjust_for)
 
     def params(self):
-        return {**super().params(), "method": self.method, "presence": self.presence}
+        out = {**super().params(), "method": self.method, "presence": self.presence}
+        if self.adjust_for is not None:
+            out["adjust_for"] = self.adjust_for
+        return out
+
+    def _adjusters(self, state) -> list[str]:
+        """The adjuster ids: ``adjust_for`` checked against the state's concepts (``"all"``: every one)."""
+        if self.adjust_for is None:
+            return []
+        if isinstance(self.adjust_for, str):
+            if self.adjust_for != "all":
+                raise ValueError(f"adjust_for must be a list of concept ids or 'all', got {self.adjust_for!r}.")
+            return list(state.concepts)
+        for c in self.adjust_for:
+            state.index(c)  # raises ConceptError listing the concepts available
+        return list(self.adjust_for)
 
     def _strengths(self) -> np.ndarray:
         s = np.broadcast_to(np.asarray(self.strength, float), (len(self.concepts),)).copy()
@@ -177,6 +208,10 @@ class Rebalance(Intervention):
                     if np.any(s_pres != s_count):
                         cols.append(s_pres)
                         st.append(st[-1])
+            adj = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
+            for c, _, sign, z in adj:
+                cols.append(sign * z)
+                st.append(strengths[self.concepts.index(c)])
             S = np.column_stack(cols)
             st = np.array(st)
             targets = (1 - st) * (S * prior[:, None]).sum(axis=0)
@@ -188,12 +223,21 @@ class Rebalance(Intervention):
                 raise ValueError(f"Rebalance method {self.method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
             state.weight[:] = np.where(state.keep, w, 0.0)
         else:
+            adj = []
             info = {"converged": True, "iterations": 0, "max_violation": 0.0}
         w = state.weight[state.keep]
+        smd = {}
+        if adj:
+            smd = {
+                "adjusted_for": sorted({o for _, o, _, _ in adj}),
+                "max_smd_before": _max_smd(adj, prior),
+                "max_smd_after": _max_smd(adj, state.weight * state.keep),
+            }
         return {
             "balanced": use,
             "skipped": skipped,
             **info,
+            **smd,
             "win_rate_before": {c: before[c] for c in self.concepts},
             "win_rate_after": {c: state.win_rates()[c] for c in self.concepts},
             "ess_before": before_ess,
@@ -207,6 +251,31 @@ class Rebalance(Intervention):
 
     def _apply(self, state):
         return self._weights(state)
+
+
+def _adjustment_columns(state, blocked: list[str], adjusters: list[str], live: np.ndarray) -> list[tuple]:
+    """``(c, o, sign(Δc), Δo / sd(Δo))`` for each blocked ``c`` and adjuster ``o ≠ c`` whose Δ varies among
+    the live rows (sd over them); the constraint column of ``adjust_for`` is the product of the last two."""
+    out = []
+    for o in adjusters:
+        d = state.delta(o).astype(float)
+        sd = float(d[live].std()) if live.any() else 0.0
+        if sd == 0:
+            continue
+        for c in blocked:
+            if o != c:
+                out.append((c, o, np.sign(state.delta(c)), d / sd))
+    return out
+
+
+def _max_smd(adj: list[tuple], w: np.ndarray) -> float:
+    """Largest |weighted mean of Δo/sd where c wins − where c loses| over the adjustment columns."""
+    best = 0.0
+    for _, _, sign, z in adj:
+        wp, wn = w * (sign > 0), w * (sign < 0)
+        if wp.sum() > 0 and wn.sum() > 0:
+            best = max(best, abs(float((wp * z).sum() / wp.sum() - (wn * z).sum() / wn.sum())))
+    return round(best, 4)
 
 
 def entropy_weights(
@@ -262,7 +331,8 @@ class Resample(Rebalance):
     in the original order, with weight 1.
 
     Args:
-        concepts, strength, method, presence: as for :class:`Rebalance` (the same positions and defaults).
+        concepts, strength, method, presence, adjust_for: as for :class:`Rebalance` (the same positions and
+            defaults).
         size: rows to draw (default: the number of kept rows).
         seed: seed of the offset.
     """
