@@ -91,9 +91,7 @@ def test_adjust_for_stops_other_rewards_travelling_with_a_blocked_concept(annota
     assert step["win_rate_after"]["flattery"] == pytest.approx(0.5, abs=1e-6)
     assert list(report.before_after["concept"]) == ["flattery"]  # adjusters are not recipe concepts
     assert 0.3 < report.retention["ess_fraction"] < 1.0
-    one, rep1 = apply_recipe(
-        annotated, Recipe.from_ids(block=["flattery"], adjust_for=["markdown"]), audit=False
-    )
+    one, rep1 = apply_recipe(annotated, Recipe.from_ids(block=["flattery"], adjust_for=["markdown"]), audit=False)
     assert rep1.steps[0]["adjusted_for"] == ["markdown"] and abs(smd(one, "flattery", "markdown")) < 1e-6
     assert rep1.retention["ess"] > report.retention["ess"]
 
@@ -320,9 +318,7 @@ def test_cli_apply(tmp_path, generated):
     )
     assert both.exit_code == 2
     adj = tmp_path / "adjusted"
-    res = CliRunner().invoke(
-        cli, ["apply", str(src), "--block", "flattery", "--adjust-for", "all", "--out", str(adj)]
-    )
+    res = CliRunner().invoke(cli, ["apply", str(src), "--block", "flattery", "--adjust-for", "all", "--out", str(adj)])
     assert res.exit_code == 0, res.output
     assert Recipe.from_yaml((adj / "recipe.yaml").read_text()).rules[0].adjust_for == "all"
     alone = CliRunner().invoke(

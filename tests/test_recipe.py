@@ -93,7 +93,11 @@ def test_shipped_recipes_cover_the_issue():
             "'markdown'",
         ),
         (
-            {"rules": [{"concepts": ["flattery"], "action": "block", "interventions": ["filter"], "adjust_for": "all"}]},
+            {
+                "rules": [
+                    {"concepts": ["flattery"], "action": "block", "interventions": ["filter"], "adjust_for": "all"}
+                ]
+            },
             "rules[0].adjust_for",
             "'rebalance' and 'resample'",
         ),
