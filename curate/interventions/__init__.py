@@ -22,6 +22,11 @@ blocked concepts, ``A`` the amplified ones.
   Scores are counts, so the presence difference ``[score_c(y_c) > 0] − [score_c(y_r) > 0]`` gets the
   same constraint where its sign differs from ``sᵢc`` (filter and relabel balance the two groups
   "only one response shows c" / "both do" separately, to the same effect).
+* ``rebalance`` with ``adjust_for`` — one more constraint per blocked c and adjuster o ≠ c,
+  ``Σᵢ wᵢ sᵢc Δᵢo/sd(Δo) = (1 − strength_c) Σᵢ pᵢ sᵢc Δᵢo/sd(Δo)``: o's mean Δ is the same where c wins as
+  where it loses (covariate balancing), so o's reward does not travel with c. Balancing only c's win-rate
+  leaves it correlated with whatever else the winning side carries (with label noise, the pairs where c
+  wins are mostly the unflipped ones, richer in every rewarded concept), and a policy learns c with them.
 * ``resample`` — the same weights realised as integer copies by systematic sampling,
   ``countᵢ = ⌊Cᵢ + u⌋ − ⌊Cᵢ₋₁ + u⌋``, ``C`` the cumulative sum of ``N wᵢ/Σw``.
 * ``upweight`` (amplify) — ``wᵢ ← wᵢ (1 + strength)`` where ``score_c(y_c) > 0 = score_c(y_r)``, c ∈ A.
