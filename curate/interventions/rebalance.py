@@ -208,7 +208,7 @@ class Rebalance(Intervention):
                     if np.any(s_pres != s_count):
                         cols.append(s_pres)
                         st.append(st[-1])
-            adj = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
+            adj, not_adjusted = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
             for c, _, sign, z in adj:
                 cols.append(sign * z)
                 st.append(strengths[self.concepts.index(c)])
@@ -223,13 +223,14 @@ class Rebalance(Intervention):
                 raise ValueError(f"Rebalance method {self.method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
             state.weight[:] = np.where(state.keep, w, 0.0)
         else:
-            adj = []
+            adj, not_adjusted = [], {}
             info = {"converged": True, "iterations": 0, "max_violation": 0.0}
         w = state.weight[state.keep]
         smd = {}
         if adj:
             smd = {
                 "adjusted_for": sorted({o for _, o, _, _ in adj}),
+                "not_adjusted": not_adjusted,
                 "max_smd_before": _max_smd(adj, prior),
                 "max_smd_after": _max_smd(adj, state.weight * state.keep),
             }
@@ -253,19 +254,31 @@ class Rebalance(Intervention):
         return self._weights(state)
 
 
-def _adjustment_columns(state, blocked: list[str], adjusters: list[str], live: np.ndarray) -> list[tuple]:
+def _adjustment_columns(
+    state, blocked: list[str], adjusters: list[str], live: np.ndarray
+) -> tuple[list[tuple], dict[str, str]]:
     """``(c, o, sign(Δc), Δo / sd(Δo))`` for each blocked ``c`` and adjuster ``o ≠ c`` whose Δ varies among
-    the live rows (sd over them); the constraint column of ``adjust_for`` is the product of the last two."""
-    out = []
+    the live rows (sd over them); the constraint column of ``adjust_for`` is the product of the last two.
+
+    An adjuster that moves with ``c`` in every live pair where it differs (``sign(Δc)·Δo`` never negative, or
+    never positive: ``log_length`` for ``length``) cannot be equalised without zero weight on every pair
+    where ``c`` differs; it is left out and reported as ``"c/o": why``."""
+    out, skipped = [], {}
     for o in adjusters:
         d = state.delta(o).astype(float)
         sd = float(d[live].std()) if live.any() else 0.0
         if sd == 0:
             continue
         for c in blocked:
-            if o != c:
-                out.append((c, o, np.sign(state.delta(c)), d / sd))
-    return out
+            if o == c:
+                continue
+            sign = np.sign(state.delta(c))
+            x = (sign * d)[live]
+            if (x > 0).any() != (x < 0).any():
+                skipped[f"{c}/{o}"] = "moves with the blocked concept in every pair where both differ"
+                continue
+            out.append((c, o, sign, d / sd))
+    return out, skipped
 
 
 def _max_smd(adj: list[tuple], w: np.ndarray) -> float:
