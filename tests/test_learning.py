@@ -143,6 +143,38 @@ def _tiny_model(datasets_):
     return LlamaForCausalLM(tiny_config(len(tok))), tok
 
 
+def test_curated_arm_is_balanced_on_exactly_the_pairs_it_trains_on():
+    """The folder's weights balance flattery over all rows, not over a sample; the recipe re-applied to the
+    sample balances it there (win-rate 0.5 and, adjusted, markdown's Δ the same where flattery wins and loses)."""
+    from curate import annotate, make_preference_pairs
+    from curate.interventions import apply_recipe
+    from curate.learning.inputs import curate_trained_rows, first_by_rank
+    from curate.recipe import Recipe
+
+    data = annotate(make_preference_pairs(600, seed=0).dataset)
+    recipe = Recipe.from_ids(block=["flattery"], adjust_for="all")
+
+    def balance(rows):
+        t = rows.to_pandas()
+        s = np.sign(t["chosen__flattery"] - t["rejected__flattery"]).to_numpy()
+        md = (t["chosen__markdown"] - t["rejected__markdown"]).to_numpy(float)
+        w = t[C.WEIGHT].to_numpy()
+        return (w * (s > 0)).sum() / (w * (s != 0)).sum(), abs(
+            (w * (s > 0) * md).sum() / (w * (s > 0)).sum() - (w * (s < 0) * md).sum() / (w * (s < 0)).sum()
+        )
+
+    whole, _ = apply_recipe(data, recipe, audit=False)
+    folder_sample = first_by_rank(whole[C.TRAIN_SPLIT], 150, 0)
+    rows = first_by_rank(data, 150, 0)
+    cur, rec = curate_trained_rows(rows, recipe, log=lambda m: None)
+    assert sorted(cur[C.ID]) == sorted(rows[C.ID]) and rec["recurated"]
+    wr, gap = balance(cur)
+    assert wr == pytest.approx(0.5, abs=1e-6) and gap < 1e-6
+    wr_f, gap_f = balance(folder_sample)  # what training on the folder's rows would have seen
+    assert abs(wr_f - 0.5) > 1e-3 or gap_f > 1e-3
+    assert curate_trained_rows(rows, None, log=lambda m: None)[0] is None
+
+
 def test_learning_check_original_learns_marker_curated_much_less(planted, curated_dir, tmp_path):
     from curate.generate import make_counterfactual_pairs
     from curate.learning import LEARNING_COLUMNS, LearnConfig, learning_check, read_learning
@@ -171,6 +203,7 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     assert t.loc["flattery", "predicted"] > 2 * abs(t.loc["flattery", "predicted_curated"])
     # both arms trained the same number of steps; the reference log-probs of the curated arm were reused
     assert {a["steps"] for a in res.record["arms"].values()} == {18}
+    assert res.record["curation"]["recurated"] and res.record["curation"]["rows"] == res.record["n_used_original"]
     assert res.record["reference_logps"]["reused"] > 0
     table, record = read_learning(tmp_path / "learn")
     assert list(table.columns) == LEARNING_COLUMNS and len(table) == 3

@@ -28,7 +28,15 @@ import pandas as pd
 from .. import _columns as C
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, learning_table, read_learning, save_learning_folder
-from .inputs import check_ids, first_by_rank, load_curated, load_data, split_by_prompt, training_intervention
+from .inputs import (
+    check_ids,
+    curate_trained_rows,
+    first_by_rank,
+    load_curated,
+    load_data,
+    split_by_prompt,
+    training_intervention,
+)
 from .measure import generate_cached, generation_shift, implicit_reward_preference, prediction_quality, score_texts
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
@@ -65,6 +73,7 @@ def learning_check(
     device: str | None = None,
     limit: int | None = None,
     progress: bool = True,
+    recurate: bool = True,
     log=print,
 ) -> LearningResult:
     """Train LoRA DPO on the original and on the curated pairs and measure what each policy learned.
@@ -88,6 +97,9 @@ def learning_check(
         concepts: named concepts to measure (default: every named concept with support in the data).
         estimator: which prediction fills ``predicted`` (see :mod:`curate.learning.predict`).
         cache_dir: adapter cache ("default" = ``~/.cache/curate/learning``; None disables it).
+        recurate: the curated arm re-applies the folder's recipe to exactly the pairs the original arm trains
+            on (:func:`curate.learning.inputs.curate_trained_rows`), so the curation holds on the trained sample;
+            False trains on the folder's own rows (balanced over the whole data only).
 
     Returns:
         :class:`LearningResult`.
@@ -125,7 +137,11 @@ def learning_check(
 
     # predictions from the audit of the pairs each arm trains on
     n_used = config.steps * config.batch_size
-    train_orig_used, train_cur_used = (first_by_rank(d, n_used, config.seed) for d in (train_orig, train_cur))
+    train_orig_used = first_by_rank(train_orig, n_used, config.seed)
+    train_cur_used, curation = curate_trained_rows(train_orig_used, recipe, log) if recurate else (None, "off")
+    if train_cur_used is None:
+        log(f"curated arm: the folder's rows ({curation}); their balance holds over the whole data, not the sample")
+        train_cur_used, curation = first_by_rank(train_cur, n_used, config.seed), {"recurated": False, "why": curation}
     known = list_concepts()
     names = [c for c in (concepts or known) if c in known and c != "log_length"]
     unknown = [c for c in (concepts or []) if c not in known]
@@ -306,6 +322,7 @@ def learning_check(
         "n_dropped": len(dropped),
         "n_used_original": len(ds_o),
         "n_used_curated": len(ds_c),
+        "curation": curation,
         "recipe": recipe_dict,
         "training_time_intervention": inter_rec,
         "arms": {a: info for a, (_, info) in arms.items()},

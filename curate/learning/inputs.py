@@ -123,3 +123,33 @@ def first_by_rank(dataset, n: int, seed: int):
     ranks = [hashlib.md5(f"{seed}|{i}".encode()).hexdigest() for i in dataset[C.ID]]
     order = sorted(range(len(dataset)), key=lambda j: (ranks[j], j))
     return dataset.select(order[:n])
+
+
+def curate_trained_rows(rows, recipe, log=print):
+    """The recipe applied to exactly the pairs the original arm trains on: ``(curated train rows, record)``.
+
+    A learning check trains on a sample (``steps × batch size`` pairs, held-out prompts removed). The weights of
+    the curated folder balance the blocked concepts over the *whole* data; over a sample they do not (1,200
+    generated pairs, flattery and agreement rebalanced adjusting for every named concept: over the 384 trained
+    pairs agreement's win-rate was 0.41 and markdown's Δ +0.17 where flattery wins vs +1.31 where it loses).
+    So the curated arm re-applies the folder's recipe to the original arm's pairs, as one would curate the data
+    one trains on: the curation holds on every trained row, and the held-out prompts never inform it.
+
+    Returns ``(None, reason)`` when the recipe cannot be re-applied here (no recipe; SAE concepts the rows do not
+    carry); the caller then trains on the folder's rows.
+    """
+    if recipe is None:
+        return None, "no recipe with the curated rows"
+    from ..errors import ConceptError, RecipeError
+    from ..interventions import apply_recipe
+
+    try:
+        dd, report = apply_recipe(rows, recipe, audit=False)
+    except (ConceptError, RecipeError) as err:
+        return None, f"the recipe cannot be re-applied to the original rows ({err})"
+    t = report.retention
+    log(
+        f"curated arm: the recipe re-applied to the {len(rows)} trained pairs (rows kept {t['rows_kept']}, "
+        f"ESS {t['ess']:.1f})"
+    )
+    return dd[C.TRAIN_SPLIT], {"recurated": True, "rows": len(rows), **{k: t[k] for k in ("rows_kept", "ess")}}
