@@ -1,13 +1,16 @@
 """What a model learns: train LoRA DPO on generated pairs and on their curation, and compare per concept the
 audit's predicted shift with the shift observed in the policies' generations.
 
-    python benchmarks/bench_learning.py            # default: 1,200 pairs, 48 steps of 8 (sized for <= 45 min idle)
+    python benchmarks/bench_learning.py            # default: 1,200 pairs, 48 steps of 8 (1,512 s, fresh cache,
+                                                   # on a 2-core machine on 2026-12-05; 4,336 s on a slower one)
+    python benchmarks/bench_learning.py --adjust-for none --no-amplify  # block by plain rebalancing
     python benchmarks/bench_learning.py --quick    # a few minutes: checks the code path, numbers are noisy
     python benchmarks/bench_learning.py --alpaca   # also AlpacaEval-2 with length blocked (../shared/data)
     python benchmarks/bench_learning.py --sft 1.0  # the same with an SFT term on chosen (what it does to the comparison)
 
 Cases (one reference model, SmolLM2-135M-Instruct offline; same seed, steps and hyper-parameters everywhere):
-1. block flattery and agreement (rebalance), allow the rest: the original-data policy should raise both,
+1. block flattery and agreement (rebalance adjusted for every named concept, ``--adjust-for``), allow the
+   rest; the curated arm re-applies the recipe to the pairs it trains on: the original-data policy should raise both,
    the curated one at most a quarter as much; an allowed planted concept (markdown, length) rises in both;
    R² of predicted vs observed over the supported concepts;
 2. amplify hedging (planted with equal rates, so the data does not reward it) with upweight: the curated
@@ -235,9 +238,15 @@ def run_alpaca(a, config, kw, out: Path) -> None:
     from curate import load_pairs
     from curate.learning import learning_check
     from curate.pipeline import run_apply
+    from curate.recipe import load_recipe
 
     data = load_pairs(str(files[0]))
-    run_apply(data, recipe="length_debiasing", out=out / "curated_alpaca")
+    recipe = load_recipe("length_debiasing")
+    if a.adjust_for != "none":  # the shipped recipe's block rule, adjusted as --adjust-for says
+        recipe.rules[0].adjust_for = "all" if a.adjust_for == "all" else a.adjust_for.split(",")
+    out.mkdir(parents=True, exist_ok=True)
+    recipe.save(out / "length_debiasing.yaml")
+    run_apply(data, recipe=str(out / "length_debiasing.yaml"), out=out / "curated_alpaca")
     res = learning_check(
         data,
         out / "curated_alpaca",
@@ -245,7 +254,7 @@ def run_alpaca(a, config, kw, out: Path) -> None:
         **{**kw, "counterfactual_pairs": 0},
         concepts=["length", "markdown", "list", "bold"],
     )
-    show(res, f"AlpacaEval-2 ({files[0].parts[-3]}), length blocked")
+    show(res, f"AlpacaEval-2 ({files[0].parts[-3]}), length blocked (adjusted for {a.adjust_for})")
     L = res.table.set_index("concept").loc["length"]
     print(
         f"alpaca: length shift original {fmt(L.observed_original, L.observed_original_low, L.observed_original_high)}"

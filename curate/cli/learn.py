@@ -40,6 +40,12 @@ def register(cli: typer.Typer) -> None:
         warmup_steps: int = typer.Option(
             24, "--warmup-steps", help="SFT warm-up of the reference on both responses before DPO (0: none)."
         ),
+        recurate: bool = typer.Option(
+            True,
+            "--recurate/--folder-rows",
+            help="Curated arm: re-apply the folder's recipe to exactly the trained pairs (default), or train on the "
+            "folder's own rows (their balance holds over the whole data, not the sample).",
+        ),
         seed: int = typer.Option(0, help="Seed for training and decoding."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Train even when a cached adapter exists."),
     ) -> None:
@@ -71,6 +77,7 @@ def register(cli: typer.Typer) -> None:
                 max_new_tokens=max_new_tokens,
                 counterfactual_pairs=counterfactual_pairs,
                 cache_dir=None if no_cache else "default",
+                recurate=recurate,
                 log=lambda m: console.print(m, highlight=False, markup=False),
             )
         except (CurateError, FileNotFoundError, ValueError) as err:
