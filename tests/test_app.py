@@ -106,6 +106,20 @@ def test_recipe_yaml_round_trips(data):
     assert recipe.rules[0].strength == 0.5
 
 
+def test_edited_recipe_keeps_the_applied_adjust_for(data, monkeypatch):
+    from curate.browse import editor
+    from curate.recipe import Recipe
+
+    applied = {"name": "x", "rules": [{"concepts": ["flattery"], "action": "block", "adjust_for": "all"}]}
+    monkeypatch.setattr(editor, "applied_recipe", lambda d: applied)
+    kept = Recipe.from_yaml(editor.recipe_yaml(data, editor.EditorState(["flattery", "emoji"])))
+    assert kept.rules[0].adjust_for == "all"  # the editor has no control for it: it is not dropped silently
+    by_filter = Recipe.from_yaml(editor.recipe_yaml(data, editor.EditorState(["flattery"], method="filter")))
+    assert by_filter.rules[0].adjust_for is None  # filter takes no adjust_for
+    rows = editor.preview(data, editor.EditorState(["flattery"]))
+    assert abs(rows["concepts"][0]["win_rate_after"] - 0.5) < 1e-6
+
+
 def test_load_errors_are_clear(tmp_path, monkeypatch):
     from curate.browse import load_app_data
 

@@ -94,6 +94,10 @@ def test_adjust_for_stops_other_rewards_travelling_with_a_blocked_concept(annota
     one, rep1 = apply_recipe(annotated, Recipe.from_ids(block=["flattery"], adjust_for=["markdown"]), audit=False)
     assert rep1.steps[0]["adjusted_for"] == ["markdown"] and abs(smd(one, "flattery", "markdown")) < 1e-6
     assert rep1.retention["ess"] > report.retention["ess"]
+    from curate.interventions import preview
+
+    quick = preview(annotated, recipe=Recipe.from_ids(block=["flattery"], adjust_for=["markdown"]))
+    assert quick["ess"] == pytest.approx(rep1.retention["ess"]) and list(quick["table"]["concept"]) == ["flattery"]
     _, rep2 = apply_recipe(annotated, Recipe.from_ids(block=["length"], adjust_for="all"), audit=False)
     step = rep2.steps[0]  # log_length always moves with length: left out and said so, the rest adjusted
     assert step["converged"] and "length/log_length" in step["not_adjusted"] and "markdown" in step["adjusted_for"]

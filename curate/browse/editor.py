@@ -109,14 +109,17 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
     margin = ["margin"] if "margin" in st.extras else []
     rules = []
     if block:
-        rules.append(
-            {
-                "concepts": block,
-                "action": "block",
-                "strength": float(st.strength),
-                "interventions": [st.method] + (["inoculate"] if "inoculate" in st.extras else []) + margin,
-            }
-        )
+        rule = {
+            "concepts": block,
+            "action": "block",
+            "strength": float(st.strength),
+            "interventions": [st.method] + (["inoculate"] if "inoculate" in st.extras else []) + margin,
+        }
+        # the applied recipe's adjust_for stays with a weighting method (the editor has no control for it)
+        adjust = next((r.get("adjust_for") for r in base.get("rules") or [] if r.get("action") == "block"), None)
+        if adjust is not None and st.method in ("rebalance", "resample"):
+            rule["adjust_for"] = adjust
+        rules.append(rule)
     if amplify:
         rules.append(
             {

@@ -410,9 +410,11 @@ def preview(
             block=block, amplify=amplify, block_with=block_with, amplify_with=amplify_with, validate_ids=False
         )
     ids = recipe.concept_ids()
+    adj = [c for c in _adjuster_ids(recipe) if c not in ids]  # what rebalancing adjusts for, where scored
     if state is None:
-        state = state_from_dataset(dataset, ids)
-    base = _sub_state(state, ids)
+        names = set(dataset.column_names)
+        state = state_from_dataset(dataset, ids + [c for c in adj if C.score_column(C.CHOSEN, c) in names])
+    base = _sub_state(state, ids + [c for c in adj if c in state.concepts])
     work = base.copy()
     for step in plan(recipe):
         step.apply(work)
@@ -423,7 +425,7 @@ def preview(
         "rows_kept": ret["rows_kept"],
         "ess": ret["ess"],
         "ess_fraction": ret["ess_fraction"],
-        "table": before_after(base, work, recipe),
+        "table": before_after(_sub_state(base, ids), _sub_state(work, ids), recipe),
     }
 
 
