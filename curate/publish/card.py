@@ -178,7 +178,6 @@ def make_card(
         proxy=_proxy(data.report, data.proxy),
         dpo_module=dpo_module,
         dpo_class=dpo_class,
-        dpo_pad=" " * (len(dpo_class) + 1),
         repro=_repro(data, fingerprints or {}),
         limitations=_limitations(data, actions, license_given),
         learning=learning,
