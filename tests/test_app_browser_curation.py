@@ -129,11 +129,11 @@ def test_p2_curation_view_shows_what_the_recipe_changed(page):
     _tab(page, "Curation")
     text = page.locator("#curation-html").inner_text()
     assert "Applied recipe: anti-sycophancy" in text
-    assert re.search(r"flattery\s+block\s+0\.799 \[0\.751, 0\.841\]\s+→\s+0\.500 \[0\.424, 0\.576\]", text)
-    assert "427.1 (71%)" in text and "84 weigh 0" in text and "inoculated\n357" in text
+    assert re.search(r"flattery\s+block\s+0\.799 \[0\.751, 0\.841\]\s+→\s+0\.500 \[0\.392, 0\.608\]", text)
+    assert "309.7 (52%)" in text and "199 weigh 0" in text and "inoculated\n357" in text
     _tab(page, "Pairs")
     page.get_by_label("weight 0").check()
-    _wait_text(page, "#pairs-info", "84 matching")
+    _wait_text(page, "#pairs-info", "199 matching")
     assert "kept" not in page.locator("#pairs-html .cu-badge").all_inner_texts()
     added = page.locator("#pairs-html ins.cu-added")  # inoculation text is marked as added
     assert added.count() >= 1
@@ -228,7 +228,7 @@ def test_p6_preview_warns_and_validates(page, app):
     number.fill("0.5")
     number.press("Enter")
     page.wait_for_function(
-        "/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.670/"
+        "/flattery\\s+block\\s+0\\.799 \\[[^\\]]+\\]\\s+0\\.694/"
         ".test(document.querySelector('#preview-html').innerText)"
     )
 
