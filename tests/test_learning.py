@@ -420,3 +420,21 @@ def test_generations_are_cached_by_model_identity_and_decoding(planted, tmp_path
     assert len(list((tmp_path / "generations").glob("*.json"))) == 3
     _, cached = measure.generate_cached(model, tok, messages, identity="ref", cache_dir=None, **kw)
     assert not cached and len(calls) == 4
+
+
+def test_prediction_reads_the_training_window(planted):
+    """A concept written after the ``max_length`` window is invisible to DPO: the learning check's prediction
+    reads each response cut the way TRL cuts it (keep_start)."""
+    from curate.learning.measure import encode, trained_window
+
+    rows = planted.dataset.select(range(40))
+    _, tok = _tiny_model([rows])
+    same, cut = trained_window(rows, tok, None)
+    assert same is rows and cut == 0.0
+    p, _ = encode(tok, [{"role": "user", "content": rows[0][C.PROMPT]}], rows[0][C.CHOSEN])
+    win, cut = trained_window(rows, tok, len(p) + 3)
+    assert len(win) == len(rows) and win[C.ID] == rows[C.ID] and 0 < cut <= 1
+    for full, short in zip(rows[C.CHOSEN], win[C.CHOSEN]):
+        assert len(short) <= len(full)
+    kept = encode(tok, [{"role": "user", "content": rows[0][C.PROMPT]}], win[0][C.CHOSEN])[1]
+    assert len([t for t in kept if t not in tok.all_special_ids]) <= 3

@@ -1,9 +1,10 @@
 """``curate.learning_check``: train DPO on the original and on the curated pairs, and measure per concept
 what each policy learned against the audit's prediction.
 
-Steps: hold out a set of prompts (split by prompt, never trained on) → predict each concept's shift from
-the audit of each arm's training pairs (:func:`curate.learning.predict_learning`) → load one reference
-model → train two LoRA DPO policies with the same seed, steps and hyper-parameters (reference log-probs
+Steps: hold out a set of prompts (split by prompt, never trained on) → load one reference model → predict
+each concept's shift from the audit of each arm's training pairs as the loss sees them, every response cut to
+the training window (:func:`curate.learning.measure.trained_window`, :func:`curate.learning.predict_learning`;
+the record's ``estimators`` also scores the prediction from the whole responses) → train two LoRA DPO policies with the same seed, steps and hyper-parameters (reference log-probs
 computed once, shared) → measure the generation shift on the held-out prompts and the implicit-reward
 preference on counterfactual pairs → write the learning folder.
 
@@ -37,7 +38,14 @@ from .inputs import (
     split_by_prompt,
     training_intervention,
 )
-from .measure import generate_cached, generation_shift, implicit_reward_preference, prediction_quality, score_texts
+from .measure import (
+    generate_cached,
+    generation_shift,
+    implicit_reward_preference,
+    prediction_quality,
+    score_texts,
+    trained_window,
+)
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
     LearnConfig,
@@ -147,21 +155,31 @@ def learning_check(
     unknown = [c for c in (concepts or []) if c not in known]
     if unknown:
         raise CurateError(f"Unknown concepts {unknown}. Named concepts: {sorted(known)}.")
-    ann_orig = annotate(train_orig_used, names)
-    ann_cur = annotate(train_cur_used, names)
-    pred_o = predict_learning(ConceptAudit(group_features=False).fit(ann_orig), estimator)
-    pred_c = predict_learning(
-        ConceptAudit(group_features=False).fit(ann_cur, weights=C.WEIGHT if C.WEIGHT in ann_cur.column_names else None),
-        estimator,
-    )
-    names = [c for c in names if c in set(pred_o["concept"])]
-
-    timing = {"prepare_and_predict": round(time.perf_counter() - t0, 1)}
-    # the reference model and both arms
+    timing = {"prepare": round(time.perf_counter() - t0, 1)}
     t = time.perf_counter()
     reference, tok, model_id, device = load_reference(model, device=device)
     log(f"reference model {model_id} on {device}")
     timing["load_model"] = round(time.perf_counter() - t, 1)
+
+    # the prediction reads what the loss sees: each response cut to the training window (max_length)
+    t = time.perf_counter()
+
+    def predict(rows):
+        win, share_cut = trained_window(rows, tok, config.max_length)
+        w = C.WEIGHT if C.WEIGHT in rows.column_names else None
+        full = predict_learning(ConceptAudit(group_features=False).fit(annotate(rows, names), weights=w), estimator)
+        pred = predict_learning(ConceptAudit(group_features=False).fit(annotate(win, names), weights=w), estimator)
+        return pred, full, share_cut
+
+    pred_o, full_o, cut_o = predict(train_orig_used)
+    pred_c, _, cut_c = predict(train_cur_used)
+    if cut_o:
+        log(
+            f"{cut_o:.0%} of the original arm's responses ({cut_c:.0%} of the curated arm's) are longer than the "
+            f"training window (max_length {config.max_length}); the prediction reads the part DPO trains on"
+        )
+    names = [c for c in names if c in set(pred_o["concept"])]
+    timing["predict"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if isinstance(model, tuple):
@@ -296,6 +314,11 @@ def learning_check(
         sup = table[table["supported"]]
         for est in ("delta_std", "win_share", "length_controlled"):
             estimators[est] = prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"])
+        # the default estimator on the whole responses (what an audit of the data alone predicts)
+        full = full_o.set_index("concept").reindex(sup["concept"])
+        estimators["delta_std_whole_response"] = prediction_quality(
+            full["pred_delta_std"].to_numpy(), sup["observed_original"].to_numpy() / full["scale"].to_numpy()
+        )
     record = {
         "model": model_id,
         "device": device,
@@ -311,6 +334,7 @@ def learning_check(
         "r2_curated": quality.get("curated", {}).get("r2"),
         "spearman_curated": quality.get("curated", {}).get("spearman"),
         "n_concepts_supported": int(table["supported"].sum()),
+        "responses_cut_by_window": {"original": round(cut_o, 4), "curated": round(cut_c, 4)},
         "estimators": estimators,
         "eval_prompts": len(held),
         "samples_per_prompt": samples,

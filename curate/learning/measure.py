@@ -29,6 +29,7 @@ __all__ = [
     "prediction_quality",
     "score_texts",
     "sequence_logps",
+    "trained_window",
 ]
 
 
@@ -55,6 +56,32 @@ def encode(tokenizer, messages: list[dict], response: str | None = None) -> tupl
     while n < min(len(p), len(full)) and p[n] == full[n]:
         n += 1
     return p[:n], full[n:]
+
+
+def trained_window(dataset, tokenizer, max_length: int | None):
+    """``dataset`` with each response cut to the part DPO trains on: TRL keeps the first ``max_length`` tokens
+    of prompt + response (``truncation_mode="keep_start"``), so a concept written after the window (a heading
+    after two openers, a sign-off) is invisible to the loss and cannot be learned. The prediction of the
+    learning check is computed on these texts. ``max_length=None`` returns ``dataset`` unchanged.
+
+    Returns:
+        ``(dataset, share_cut)``: the windowed pairs and the share of responses (chosen and rejected) cut.
+    """
+    if max_length is None:
+        return dataset, 0.0
+    msgs = _messages(dataset)
+    cut, out = 0, {C.CHOSEN: [], C.REJECTED: []}
+    for m, c, r in zip(msgs, dataset[C.CHOSEN], dataset[C.REJECTED]):
+        for col, text in ((C.CHOSEN, c), (C.REJECTED, r)):
+            p, comp = encode(tokenizer, m, text)
+            keep = max(0, max_length - len(p))
+            if keep < len(comp):
+                cut += 1
+                text = tokenizer.decode(comp[:keep], skip_special_tokens=True).strip()
+            out[col].append(text)
+    windowed = dataset.remove_columns([C.CHOSEN, C.REJECTED])
+    windowed = windowed.add_column(C.CHOSEN, out[C.CHOSEN]).add_column(C.REJECTED, out[C.REJECTED])
+    return windowed, cut / (2 * len(dataset)) if len(dataset) else 0.0
 
 
 def sequence_logps(
