@@ -6,6 +6,7 @@ audit's predicted shift with the shift observed in the policies' generations.
     python benchmarks/bench_learning.py --adjust-for none --no-amplify  # block by plain rebalancing
     python benchmarks/bench_learning.py --quick    # a few minutes: checks the code path, numbers are noisy
     python benchmarks/bench_learning.py --alpaca   # also AlpacaEval-2 with length blocked (../shared/data)
+    python benchmarks/bench_learning.py --seed 1   # another training seed (same data, held-out prompts)
     python benchmarks/bench_learning.py --sft 1.0  # the same with an SFT term on chosen (what it does to the comparison)
 
 Cases (one reference model, SmolLM2-135M-Instruct offline; same seed, steps and hyper-parameters everywhere):
@@ -72,6 +73,7 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--max-length", type=int, default=96)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="training seed (data order, LoRA init, decoding)")
     p.add_argument("--sft", type=float, default=0.0, help="weight of an SFT term on chosen (0 = pure DPO)")
     p.add_argument(
         "--warmup", type=int, default=None, help="SFT warm-up steps of the reference on both responses (0 = none)"
@@ -131,6 +133,7 @@ def main() -> int:
         max_length=a.max_length,
         sft_weight=a.sft,
         warmup_steps=warmup,
+        seed=a.seed,
     )
     kw = dict(
         config=config,
