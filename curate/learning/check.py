@@ -2,10 +2,11 @@
 what each policy learned against the audit's prediction.
 
 Steps: hold out a set of prompts (split by prompt, never trained on) → load one reference model → predict
-each concept's shift from the audit of each arm's training pairs as the loss sees them, every response cut to
-the training window (:func:`curate.learning.measure.trained_window`, :func:`curate.learning.predict_learning`;
-the record's ``estimators`` also scores the prediction from the whole responses) → train two LoRA DPO policies with the same seed, steps and hyper-parameters (reference log-probs
-computed once, shared) → measure the generation shift on the held-out prompts and the implicit-reward
+each concept's shift from the audit of each arm's training pairs as the loss sees them, every response cut
+to the training window (:func:`curate.learning.measure.trained_window`,
+:func:`curate.learning.predict_learning`; the record's ``estimators`` also scores the prediction from the
+whole responses) → train two LoRA DPO policies with the same seed, steps and hyper-parameters (reference
+log-probs computed once, shared) → measure the generation shift on the held-out prompts and the implicit-reward
 preference on counterfactual pairs → write the learning folder.
 
 Example (minutes on a CPU; see the README section "What a model learns")::
@@ -165,14 +166,13 @@ def learning_check(
     t = time.perf_counter()
 
     def predict(rows):
-        win, share_cut = trained_window(rows, tok, config.max_length)
         w = C.WEIGHT if C.WEIGHT in rows.column_names else None
-        full = predict_learning(ConceptAudit(group_features=False).fit(annotate(rows, names), weights=w), estimator)
-        pred = predict_learning(ConceptAudit(group_features=False).fit(annotate(win, names), weights=w), estimator)
-        return pred, full, share_cut
+        return predict_learning(ConceptAudit(group_features=False).fit(annotate(rows, names), weights=w), estimator)
 
-    pred_o, full_o, cut_o = predict(train_orig_used)
-    pred_c, _, cut_c = predict(train_cur_used)
+    win_o, cut_o = trained_window(train_orig_used, tok, config.max_length)
+    win_c, cut_c = trained_window(train_cur_used, tok, config.max_length)
+    pred_o, pred_c = predict(win_o), predict(win_c)
+    full_o = predict(train_orig_used) if cut_o else pred_o  # the whole responses, for the record's comparison
     if cut_o:
         log(
             f"{cut_o:.0%} of the original arm's responses ({cut_c:.0%} of the curated arm's) are longer than the "

@@ -19,9 +19,10 @@ Three estimators, each per concept over the (weighted) usable pairs, with Δᵢ 
 
 The benchmark (``benchmarks/bench_learning.py``) prints R² and Spearman of all three against the observed
 shifts. :func:`curate.learning_check` audits each response as DPO sees it, cut to the training window
-(``max_length`` tokens of prompt + response): a concept written after the window cannot be learned. All three use the audit's weights, so an audit fitted on a curated ``train`` split with
-``weights="weight"`` (rows with ``keep`` False are in the ``dropped`` split and not in it) predicts the
-curated policy: ``predict_learning(ConceptAudit().fit(curated_train, weights="weight"))``.
+(``max_length`` tokens of prompt + response): a concept written after the window cannot be learned. All
+three use the audit's weights, so an audit fitted on a curated ``train`` split with ``weights="weight"``
+(rows with ``keep`` False are in the ``dropped`` split and not in it) predicts the curated policy:
+``predict_learning(ConceptAudit().fit(curated_train, weights="weight"))``.
 
 Example:
 
