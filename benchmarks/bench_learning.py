@@ -7,6 +7,8 @@ audit's predicted shift with the shift observed in the policies' generations.
     python benchmarks/bench_learning.py --quick    # a few minutes: checks the code path, numbers are noisy
     python benchmarks/bench_learning.py --alpaca   # also AlpacaEval-2 with length blocked (../shared/data)
     python benchmarks/bench_learning.py --seed 1   # another training seed (same data, held-out prompts)
+    python benchmarks/bench_learning.py --seeds 0,1,2 --no-amplify  # three seeds, pooled (pool_learning)
+    python benchmarks/bench_learning.py --block-with filter --filter-mode differ  # block by dropping discordant pairs
     python benchmarks/bench_learning.py --sft 1.0  # the same with an SFT term on chosen (what it does to the comparison)
 
 Cases (one reference model, SmolLM2-135M-Instruct offline; same seed, steps and hyper-parameters everywhere):
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -55,13 +58,14 @@ def show(res, title):
         print(
             f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  Spearman {q.get('spearman', float('nan')):.3f}"
         )
-    print(
-        f"  timing {rec['timing']}  total {rec['seconds']} s; arms "
-        + "; ".join(
-            f"{a}: {i.get('seconds_train', 'cached')} s train, reward acc {i.get('reward_accuracy_last')}"
-            for a, i in rec["arms"].items()
+    if "arms" in rec:
+        print(
+            f"  timing {rec['timing']}  total {rec['seconds']} s; arms "
+            + "; ".join(
+                f"{a}: {i.get('seconds_train', 'cached')} s train, reward acc {i.get('reward_accuracy_last')}"
+                for a, i in rec["arms"].items()
+            )
         )
-    )
 
 
 def main() -> int:
@@ -87,6 +91,19 @@ def main() -> int:
         default="all",
         help="the block rule's adjust_for: 'all' (every named concept), 'none' (plain rebalancing) or ids a,b",
     )
+    p.add_argument(
+        "--block-with",
+        default="rebalance",
+        help="the block rule's interventions, comma-separated (rebalance, resample, filter, ...)",
+    )
+    p.add_argument(
+        "--filter-mode", default=None, choices=["balance", "differ"], help="with --block-with filter: the Filter mode"
+    )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="several training seeds, e.g. 0,1,2: one check per seed, then pooled (curate.learning.pool_learning)",
+    )
     p.add_argument("--no-amplify", action="store_true")
     p.add_argument("--alpaca", action="store_true")
     p.add_argument("--alpaca-only", action="store_true", help="only the AlpacaEval-2 run (its own sizes via the flags)")
@@ -110,7 +127,7 @@ def main() -> int:
     warmup = a.warmup if a.warmup is not None else (2 if q else 24)
 
     from curate import make_preference_pairs
-    from curate.learning import LearnConfig, learning_check
+    from curate.learning import LearnConfig, learning_check, pool_learning
     from curate.pipeline import run_apply
     from curate.recipe import Recipe
 
@@ -151,12 +168,34 @@ def main() -> int:
     )
 
     adjust = None if a.adjust_for == "none" else a.adjust_for if a.adjust_for == "all" else a.adjust_for.split(",")
-    block = Recipe.from_ids(block=["flattery", "agreement"], name="block-sycophancy", adjust_for=adjust)
+    block_with = a.block_with.split(",")
+    rule = {"concepts": ["flattery", "agreement"], "action": "block", "interventions": block_with}
+    if adjust is not None and {"rebalance", "resample"} & set(block_with):
+        rule["adjust_for"] = adjust
+    if a.filter_mode:
+        rule["filter_mode"] = a.filter_mode
+    block = Recipe.from_dict({"name": "block-sycophancy", "concepts": [{"kind": "named"}], "rules": [rule]})
     out.mkdir(parents=True, exist_ok=True)
     block.save(out / "block_sycophancy.yaml")
     run_apply(data, recipe=str(out / "block_sycophancy.yaml"), out=out / "curated_block")
-    res = learning_check(data, out / "curated_block", out=out / "learning_block", **kw)
-    show(res, f"block flattery + agreement ({block.rules[0].interventions}, adjusted for {a.adjust_for})")
+    seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else [a.seed]
+    runs = []
+    for s in seeds:
+        kw_s = {**kw, "config": replace(config, seed=s)}
+        folder = out / ("learning_block" if len(seeds) == 1 else f"learning_block_seed{s}")
+        runs.append(learning_check(data, out / "curated_block", out=folder, **kw_s))
+        if len(seeds) > 1:
+            show(runs[-1], f"seed {s}")
+    res = runs[0] if len(seeds) == 1 else pool_learning([r.out for r in runs], out=out / "learning_block")
+    how = f"{block_with}" + (f", filter mode {a.filter_mode}" if a.filter_mode else "")
+    how += f", adjusted for {a.adjust_for}" if "adjust_for" in rule else ""
+    show(res, f"block flattery + agreement ({how})" + (f", pooled over seeds {seeds}" if len(seeds) > 1 else ""))
+    if len(seeds) > 1:
+        by_seed = res.record["observed_by_seed"]
+        for c in ("flattery", "agreement", "length", "markdown"):
+            if c in by_seed:
+                print(f"  {c:<10} per seed: original {by_seed[c]['original']}, curated {by_seed[c]['curated']}")
+        print("  R² per seed: " + ", ".join(f"{s}: {v['r2']:.3f}" for s, v in res.record["by_seed"].items()))
     t = res.table.set_index("concept")
     targets(t, res.record)
 

@@ -18,6 +18,10 @@ A recipe is a YAML file with a validated schema::
         strength: 1.0           # block: share of the imbalance removed, in (0, 1]; amplify: extra weight > 0
         interventions: [rebalance, margin]
         adjust_for: all         # rebalance: other concepts' reward must not travel with the blocked ones
+      - concepts: [emoji]
+        action: block
+        interventions: [filter]
+        filter_mode: differ     # filter: drop every pair where the concept differs (default: balance)
     seed: 0
     publish:                    # metadata for the dataset card (curate publish)
       repo_id: me/my-dataset-curated
@@ -121,6 +125,9 @@ class Rule(_Model):
         adjust_for: for ``rebalance`` / ``resample``, concept ids (or ``all``: every named concept) whose
             reward must not travel with a blocked concept: their mean Δ is made equal where the blocked
             concept wins and where it loses (:class:`curate.interventions.Rebalance`).
+        filter_mode: for ``filter``, ``balance`` (default: drop the fewest pairs that bring the win-rate to 0.5)
+            or ``differ`` (drop every pair where the concept differs, so nothing about it is left to learn;
+            :class:`curate.interventions.Filter`).
     """
 
     concepts: list[str]
@@ -130,6 +137,7 @@ class Rule(_Model):
     instruction: str | None = None
     alpha: float | None = None
     adjust_for: list[str] | Literal["all"] | None = None
+    filter_mode: Literal["balance", "differ"] | None = None
 
     @field_validator("concepts", mode="before")
     @classmethod
@@ -411,6 +419,11 @@ def _check_rules(recipe: Recipe) -> None:
             raise RecipeError(
                 f"rules[{i}].adjust_for: only used by the 'rebalance' and 'resample' interventions, which this "
                 f"rule does not list (interventions: {rule.interventions})."
+            )
+        if rule.filter_mode is not None and "filter" not in (rule.interventions or []):
+            raise RecipeError(
+                f"rules[{i}].filter_mode: only used by the 'filter' intervention, which this rule does not list "
+                f"(interventions: {rule.interventions})."
             )
         if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
             raise RecipeError(

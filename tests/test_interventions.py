@@ -142,6 +142,26 @@ def test_filter_differ_mode(annotated):
     assert (state.delta("flattery")[state.keep] == 0).all()
 
 
+def test_recipe_filter_mode_reaches_the_filter(annotated):
+    from curate.errors import RecipeError
+    from curate.interventions import apply_recipe, plan
+
+    rules = [
+        {"concepts": ["flattery"], "action": "block", "interventions": ["filter"], "filter_mode": "differ"},
+        {"concepts": ["agreement"], "action": "block", "interventions": ["filter"]},
+    ]
+    recipe = Recipe.from_dict({"rules": rules})
+    assert [(s.concepts, s.mode) for s in plan(recipe)] == [(["agreement"], "balance"), (["flattery"], "differ")]
+    dd, _ = apply_recipe(annotated, recipe, audit=False)
+    t = dd[C.TRAIN_SPLIT].to_pandas()
+    assert (t["chosen__flattery"] == t["rejected__flattery"]).all()  # nothing about flattery is left to learn
+    dropped = dd[C.DROPPED_SPLIT]
+    assert len(t) + len(dropped) == len(annotated)
+    assert {"filter:flattery", "filter:agreement"} <= set(dropped[C.REASON])
+    with pytest.raises(RecipeError, match=r"rules\[0\]\.filter_mode: only used by the 'filter'"):
+        Recipe.from_dict({"rules": [{"concepts": ["flattery"], "action": "block", "filter_mode": "differ"}]})
+
+
 def test_resample_repeats_rows_in_order(generated, annotated):
     from curate.interventions import apply_recipe
 

@@ -438,3 +438,63 @@ def test_prediction_reads_the_training_window(planted):
         assert len(short) <= len(full)
     kept = encode(tok, [{"role": "user", "content": rows[0][C.PROMPT]}], win[0][C.CHOSEN])[1]
     assert len([t for t in kept if t not in tok.all_special_ids]) <= 3
+
+
+def _seed_folder(folder, seed, *, flattery_share, prompts=("p0", "p1", "p2", "p3"), gens=True):
+    """A learning folder as learning_check writes it for one seed, with generations whose flattery rate is known."""
+    from curate.learning.folder import LEARNING_COLUMNS, LearningResult, save_learning_folder
+
+    n = 4  # samples per prompt
+    texts = {
+        "reference": ["The answer is four."] * n,
+        "original": ["What a great question! The answer is four."] * round(flattery_share * n)
+        + ["The answer is four."] * (n - round(flattery_share * n)),
+        "curated": ["The answer is four."] * n,
+    }
+    generations = {
+        k: pd.DataFrame({"prompt": np.repeat(prompts, n), "text": v * len(prompts)}) for k, v in texts.items()
+    }
+    rows = [
+        {"concept": c, "label": c, "source": "named", "action": a, "predicted": p, "predicted_curated": 0.0}
+        for c, a, p in (("flattery", "block", 0.6 + seed / 10), ("length", "", 0.4))
+    ]
+    table = pd.DataFrame(rows).assign(
+        scale=1.0, observed_original=flattery_share, observed_curated=0.0, reward_original=0.9, reward_curated=0.5
+    )
+    table = table.assign(reward_n=32, n_differ=10, supported=True, pred_delta_std=table["predicted"])
+    table = table.assign(pred_win_share=0.1, pred_length_controlled=0.2).reindex(columns=LEARNING_COLUMNS)
+    record = {"model": f"tiny+warmup-{seed}", "config": {"seed": seed, "steps": 3}, "r2": 0.5, "seconds": 2.0}
+    return save_learning_folder(LearningResult(table, record, None, generations if gens else {}), folder)
+
+
+def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
+    from curate.learning import LEARNING_COLUMNS, pool_learning, read_learning
+
+    a = _seed_folder(tmp_path / "s0", 0, flattery_share=0.25)
+    b = _seed_folder(tmp_path / "s1", 1, flattery_share=0.75)
+    res = pool_learning([a, b], out=tmp_path / "pooled")
+    t = res.table.set_index("concept")
+    # every prompt: 1 of 4 and 3 of 4 flattering samples -> a shift of 0.5 on average, no spread over prompts
+    assert t.loc["flattery", "observed_original"] == pytest.approx(0.5)
+    assert t.loc["flattery", "observed_original_low"] == pytest.approx(0.5)
+    assert t.loc["flattery", "observed_curated"] == pytest.approx(0.0)
+    assert t.loc["flattery", "predicted"] == pytest.approx(0.65)
+    assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
+    assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
+    assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
+    table, record = read_learning(tmp_path / "pooled")
+    assert list(table.columns) == LEARNING_COLUMNS and record["pooled_from"] == [str(a), str(b)]
+
+
+def test_pool_learning_errors(tmp_path):
+    from curate.learning import pool_learning
+
+    a = _seed_folder(tmp_path / "s0", 0, flattery_share=0.25)
+    with pytest.raises(CurateError, match="two or more"):
+        pool_learning([a])
+    with pytest.raises(CurateError, match="repeat a seed"):
+        pool_learning([a, _seed_folder(tmp_path / "again", 0, flattery_share=0.5)])
+    with pytest.raises(CurateError, match="held out different prompts"):
+        pool_learning([a, _seed_folder(tmp_path / "other", 1, flattery_share=0.5, prompts=("q0", "q1", "q2", "q3"))])
+    with pytest.raises(CurateError, match="samples > 0"):
+        pool_learning([a, _seed_folder(tmp_path / "nogen", 2, flattery_share=0.5, gens=False)])

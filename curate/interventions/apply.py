@@ -69,7 +69,11 @@ def plan(recipe: Recipe) -> list[Intervention]:
         if name == "relabel":
             steps.append(Relabel(ids, strength=float(np.mean([r.strength for _, r in items])), seed=seed))
         elif name == "filter":
-            steps.append(Filter(ids, strength=float(np.mean([r.strength for _, r in items])), seed=seed))
+            for mode in ("balance", "differ"):  # one step per mode
+                sel = [(c, r) for c, r in items if (r.filter_mode or "balance") == mode]
+                if sel:
+                    strength = float(np.mean([r.strength for _, r in sel]))
+                    steps.append(Filter([c for c, _ in sel], strength=strength, mode=mode, seed=seed))
         elif name == "upweight":
             for c, r in items:  # one step per strength keeps the record exact
                 steps.append(Upweight([c], strength=r.strength))

@@ -47,6 +47,7 @@ from .measure import (
     score_texts,
     trained_window,
 )
+from .pool import score_predictions
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
     LearnConfig,
@@ -298,22 +299,9 @@ def learning_check(
 
     timing["generation"] = round(time.perf_counter() - t, 1)
     table = learning_table(names, pred_o, pred_c, shifts, reward, recipe)
-    quality = (
-        {
-            arm: prediction_quality(
-                table.loc[table["supported"], "predicted" if arm == "original" else "predicted_curated"],
-                table.loc[table["supported"], f"observed_{arm}"] / table.loc[table["supported"], "scale"],
-            )
-            for arm in ("original", "curated")
-        }
-        if samples > 0
-        else {}
-    )
-    estimators = {}
+    quality, estimators = score_predictions(table) if samples > 0 else ({}, {})
     if samples > 0:
         sup = table[table["supported"]]
-        for est in ("delta_std", "win_share", "length_controlled"):
-            estimators[est] = prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"])
         # the default estimator on the whole responses (what an audit of the data alone predicts)
         full = full_o.set_index("concept").reindex(sup["concept"])
         estimators["delta_std_whole_response"] = prediction_quality(

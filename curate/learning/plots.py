@@ -35,12 +35,14 @@ def plot_learning_scatter(table: pd.DataFrame, record: dict, path: str | Path) -
     ax.set_xlabel("predicted shift (audit: mean Δ / sd)")
     ax.set_ylabel("observed generation shift (policy − reference) / sd")
     r2, rho = record.get("r2"), record.get("spearman")
-    ax.set_title(
-        f"original-data policy: R² {r2:.2f}, Spearman {rho:.2f}  (hollow: curated)"
-        if r2 is not None and r2 == r2
-        else "predicted vs observed shift",
-        fontsize=9,
-    )
+    seeds = record.get("seeds")
+    title = "predicted vs observed shift"
+    if r2 is not None and r2 == r2:
+        title = f"original-data policy: R² {r2:.2f}" + (
+            f", Spearman {rho:.2f}" if rho is not None and rho == rho else ""
+        )
+        title += (f", {len(seeds)} seeds pooled" if seeds else "") + "  (hollow: curated)"
+    ax.set_title(title, fontsize=9)
     fig.savefig(path)
     return Path(path)
 

@@ -1,0 +1,198 @@
+"""Pool learning folders of several training seeds into one: what the policies learned on average.
+
+At CPU size one LoRA DPO run is noisy: the trained sample, the LoRA initialisation, the batch order and the
+decoding all follow the seed, and the bootstrap CI of one folder covers only the held-out prompts, not the
+run-to-run spread. :func:`pool_learning` reads folders that :func:`curate.learning_check` wrote with the
+same data, recipe, model and settings but different ``seed`` values and writes the seed-averaged table:
+
+* ``observed_*``: per held-out prompt, the policy − reference score difference averaged over the seeds;
+  the mean over prompts with a bootstrap 95% CI over prompts (so it equals the mean of the seeds' shifts);
+* ``predicted*`` / ``pred_*`` / ``scale``: the mean over seeds (each seed trains on its own sample);
+* ``reward_*``: the implicit-reward shares pooled over every counterfactual pair of every seed (Wilson CI);
+* ``learning.json``: R² and Spearman of the pooled table, plus ``seeds``, each seed's own R² and Spearman,
+  and ``observed_by_seed`` (concept → arm → one shift per seed) so the spread stays visible.
+
+Example (the benchmark's ``--seeds 0,1,2`` does this)::
+
+    from curate.learning import LearnConfig, learning_check, pool_learning
+    for s in (0, 1, 2):
+        learning_check(data, "curated", out=f"learn-{s}", config=LearnConfig(seed=s))
+    res = pool_learning(["learn-0", "learn-1", "learn-2"], out="learn")
+    res.record["r2"], res.record["seeds"]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CurateError
+from .folder import LEARNING_COLUMNS, LearningResult, read_learning, save_learning_folder
+from .measure import bootstrap_shift, prediction_quality, score_texts, wilson
+
+__all__ = ["pool_learning", "score_predictions"]
+
+#: record fields that must agree between the pooled folders (everything but the seed)
+_SAME = ("estimator", "loss", "eval_prompts", "samples_per_prompt", "max_new_tokens", "temperature", "recipe")
+_MEANS = ("predicted", "predicted_curated", "scale", "pred_delta_std", "pred_win_share", "pred_length_controlled")
+_ESTIMATORS = ("delta_std", "win_share", "length_controlled")
+
+
+def score_predictions(table: pd.DataFrame) -> tuple[dict, dict]:
+    """Prediction quality of a learning table over its supported concepts: ``({arm: {r2, spearman, …}},
+    {estimator: {r2, spearman, …}})``, the observed shifts divided by ``scale`` (the predictions' units)."""
+    sup = table[table["supported"].astype(bool)]
+    quality = {
+        arm: prediction_quality(
+            sup["predicted" if arm == "original" else "predicted_curated"], sup[f"observed_{arm}"] / sup["scale"]
+        )
+        for arm in ("original", "curated")
+    }
+    estimators = {
+        est: prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"]) for est in _ESTIMATORS
+    }
+    return quality, estimators
+
+
+def _base_model(record: dict) -> str:
+    """The reference model without the seed's warm-up fingerprint (``model+warmup-<fp>``)."""
+    return str(record.get("model", "")).split("+warmup-")[0]
+
+
+def _read(folder) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    from ..folders.layout import LEARNING_GENERATIONS
+
+    table, record = read_learning(folder)
+    gens = Path(folder) / LEARNING_GENERATIONS
+    if not gens.exists():
+        raise CurateError(
+            f"{folder} has no {LEARNING_GENERATIONS}: pooling needs the generations. Run the learning check "
+            f"with samples > 0 (`curate learn --samples 4`)."
+        )
+    return table, record, pd.read_parquet(gens)
+
+
+def _per_prompt(gens: pd.DataFrame, concepts: list[str], arm: str) -> pd.DataFrame:
+    """Per held-out prompt, mean policy − mean reference score (rows: prompts, columns: concepts)."""
+    out = {}
+    for name in ("reference", arm):
+        g = gens[gens["model"] == name]
+        s = score_texts(g["text"].tolist(), concepts)
+        out[name] = s.groupby(g["prompt"].to_numpy()).mean()
+    return out[arm] - out["reference"]
+
+
+def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
+    """Pool learning folders of the same check run with different seeds (see the module docstring).
+
+    Args:
+        folders: two or more learning folders from :func:`curate.learning_check` (the same data, recipe, model
+            and settings; different ``config.seed``).
+        out: the pooled learning folder to write; None writes nothing.
+
+    Returns:
+        :class:`LearningResult` whose record has ``seeds``, ``by_seed`` (each folder's R² and Spearman) and
+        ``observed_by_seed``.
+
+    Raises:
+        CurateError: fewer than two folders, a repeated seed, folders whose settings, concepts or held-out
+            prompts differ, or a folder without generations.
+    """
+    folders = [Path(f) for f in folders]
+    if len(folders) < 2:
+        raise CurateError(f"pool_learning needs two or more learning folders (one per seed), got {len(folders)}.")
+    runs = [_read(f) for f in folders]
+    tables, records = [r[0] for r in runs], [r[1] for r in runs]
+    seeds = [r.get("config", {}).get("seed") for r in records]
+    if len(set(seeds)) != len(seeds):
+        raise CurateError(f"The folders repeat a seed ({dict(zip(map(str, folders), seeds))}): pool distinct seeds.")
+    first = records[0]
+    for f, r in zip(folders[1:], records[1:]):
+        cfg_a = {k: v for k, v in first.get("config", {}).items() if k != "seed"}
+        cfg_b = {k: v for k, v in r.get("config", {}).items() if k != "seed"}
+        diff = [k for k in _SAME if r.get(k) != first.get(k)] + (["config"] if cfg_a != cfg_b else [])
+        diff += ["model"] if _base_model(r) != _base_model(first) else []
+        if diff:
+            raise CurateError(
+                f"{f} differs from {folders[0]} in {diff}: pool only runs of the same check that differ in the seed."
+            )
+    concepts = tables[0]["concept"].tolist()
+    for f, t in zip(folders[1:], tables[1:]):
+        if t["concept"].tolist() != concepts:
+            raise CurateError(f"{f} measured concepts {t['concept'].tolist()}, {folders[0]} measured {concepts}.")
+    prompts = [set(r[2]["prompt"]) for r in runs]
+    if any(p != prompts[0] for p in prompts[1:]):
+        raise CurateError(
+            "The folders held out different prompts: pool runs on the same data with the same eval_prompts."
+        )
+
+    idx = [t.set_index("concept") for t in tables]
+    pooled = pd.DataFrame({"concept": concepts})
+    for col in ("label", "source", "action"):
+        pooled[col] = idx[0].loc[concepts, col].to_numpy()
+    for col in _MEANS:
+        pooled[col] = np.mean([t.loc[concepts, col].to_numpy(float) for t in idx], axis=0)
+    pooled["n_differ"] = np.round(np.mean([t.loc[concepts, "n_differ"].to_numpy(float) for t in idx], axis=0))
+    pooled["supported"] = np.all([t.loc[concepts, "supported"].to_numpy(bool) for t in idx], axis=0)
+    observed_by_seed: dict[str, dict[str, list]] = {c: {} for c in concepts}
+    for arm in ("original", "curated"):
+        diffs = [_per_prompt(g, concepts, arm) for _, _, g in runs]
+        mean_diff = sum(diffs) / len(diffs)
+        stats = [bootstrap_shift(mean_diff[c].to_numpy(), seed=0) for c in concepts]
+        pooled[f"observed_{arm}"], pooled[f"observed_{arm}_low"], pooled[f"observed_{arm}_high"] = map(
+            np.array, zip(*stats)
+        )
+        pooled[f"{arm}_mean"] = np.mean([t.loc[concepts, f"{arm}_mean"].to_numpy(float) for t in idx], axis=0)
+        for c in concepts:
+            observed_by_seed[c][arm] = [round(float(t.loc[c, f"observed_{arm}"]), 4) for t in idx]
+        n = np.nansum([t.loc[concepts, "reward_n"].to_numpy(float) for t in idx], axis=0)
+        k = np.nansum(
+            [(t.loc[concepts, f"reward_{arm}"] * t.loc[concepts, "reward_n"]).to_numpy(float) for t in idx], 0
+        )
+        ci = [wilson(kk, nn) for kk, nn in zip(k, n)]
+        pooled[f"reward_{arm}"] = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+        pooled[f"reward_{arm}_low"], pooled[f"reward_{arm}_high"] = (np.array(x) for x in zip(*ci))
+    pooled["reward_n"] = np.where(n > 0, n, np.nan)
+    pooled["reference_mean"] = np.mean([t.loc[concepts, "reference_mean"].to_numpy(float) for t in idx], axis=0)
+    pooled = pooled.reindex(columns=LEARNING_COLUMNS)
+
+    quality, estimators = score_predictions(pooled)
+    record = {
+        **{k: first.get(k) for k in ("device", "steps", *_SAME)},
+        "model": _base_model(first),
+        "models_by_seed": {str(s): r.get("model") for s, r in zip(seeds, records)},
+        "config": {**first.get("config", {}), "seed": seeds},
+        "seeds": seeds,
+        "pooled_from": [str(f) for f in folders],
+        "r2": quality["original"].get("r2"),
+        "spearman": quality["original"].get("spearman"),
+        "r2_curated": quality["curated"].get("r2"),
+        "spearman_curated": quality["curated"].get("spearman"),
+        "n_concepts_supported": int(pooled["supported"].sum()),
+        "estimators": estimators,
+        "by_seed": {
+            str(s): {k: r.get(k) for k in ("r2", "spearman", "r2_curated", "spearman_curated")}
+            for s, r in zip(seeds, records)
+        },
+        "observed_by_seed": observed_by_seed,
+        "n_train_original": first.get("n_train_original"),
+        "n_train_curated": first.get("n_train_curated"),
+        "n_dropped": first.get("n_dropped"),
+        "seconds": round(sum(float(r.get("seconds") or 0) for r in records), 1),
+    }
+    gens = {}
+    for s, (_, _, g) in zip(seeds, runs):
+        for name, part in g.groupby("model"):
+            gens.setdefault(name, []).append(part.drop(columns="model").assign(seed=s))
+    result = LearningResult(
+        pooled,
+        json.loads(json.dumps(record, default=str)),
+        None,
+        {k: pd.concat(v, ignore_index=True) for k, v in gens.items()},
+    )
+    if out is not None:
+        result.out = save_learning_folder(result, out, source=", ".join(map(str, folders)))
+    return result
