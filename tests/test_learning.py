@@ -498,3 +498,18 @@ def test_pool_learning_errors(tmp_path):
         pool_learning([a, _seed_folder(tmp_path / "other", 1, flattery_share=0.5, prompts=("q0", "q1", "q2", "q3"))])
     with pytest.raises(CurateError, match="samples > 0"):
         pool_learning([a, _seed_folder(tmp_path / "nogen", 2, flattery_share=0.5, gens=False)])
+
+
+def test_cli_learn_pool(tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import cli, main
+
+    a = _seed_folder(tmp_path / "s0", 0, flattery_share=0.25)
+    b = _seed_folder(tmp_path / "s1", 1, flattery_share=0.75)
+    res = CliRunner().invoke(cli, ["learn-pool", str(a), str(b), "--out", str(tmp_path / "pooled")])
+    assert res.exit_code == 0, res.output
+    assert "pooled over seeds [0, 1]" in res.output and (tmp_path / "pooled" / "learning.parquet").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["learn-pool", str(a), "--out", str(tmp_path / "p2")])
+    assert e.value.code == 2 and not (tmp_path / "p2").exists()

@@ -3,7 +3,7 @@
     curate audit DATA --out DIR        annotate concepts and test which ones separate chosen from rejected
     curate generate --out FILE         write the built-in generator's pairs (with planted concepts)
     curate demo --out DIR              generate → audit → apply a shipped recipe → publish locally
-    curate apply / fit-sae / publish / app   (see ``curate COMMAND --help``)
+    curate apply / fit-sae / publish / app / learn / learn-pool   (see ``curate COMMAND --help``)
 
 Errors are one line naming the fix; ``--debug`` (anywhere on the line) shows the traceback.
 """

@@ -85,6 +85,24 @@ def register(cli: typer.Typer) -> None:
         print_learning(res, console)
         console.print(f"Wrote {out} (learning.parquet, learning.json, PNGs) in {res.record['seconds']:.0f} s")
 
+    @cli.command("learn-pool")
+    def learn_pool(
+        folders: list[Path] = typer.Argument(..., help="Learning folders of the same check run with different --seed."),
+        out: Path = typer.Option(..., "--out", help="The pooled learning folder."),
+    ) -> None:
+        """Pool `curate learn` folders of several seeds: per held-out prompt the shifts averaged over seeds,
+        bootstrap CI over prompts, R² and Spearman of the pooled table (see curate.learning.pool_learning)."""
+        from ..learning import pool_learning
+        from ._base import _console
+
+        console = _console()
+        res = pool_learning(folders, out=out)
+        print_learning(res, console)
+        by_seed = ", ".join(
+            f"seed {s}: R² {v['r2']:.3f}" for s, v in res.record["by_seed"].items() if v.get("r2") is not None
+        )
+        console.print(f"Wrote {out} (pooled over seeds {res.record['seeds']}; {by_seed})", highlight=False)
+
 
 def print_learning(res, console) -> None:
     """The learning table as a rich table."""
