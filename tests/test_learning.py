@@ -484,6 +484,14 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
     table, record = read_learning(tmp_path / "pooled")
     assert list(table.columns) == LEARNING_COLUMNS and record["pooled_from"] == [str(a), str(b)]
+    # the card section and the Space say it is pooled, and over which seeds
+    from curate.learning.card import app_view, card_section
+
+    assert "2 seeds: [0, 1]" in card_section(tmp_path / "pooled") and "R² of each seed alone" in card_section(
+        a.parent / "pooled"
+    )
+    assert "pooled over seeds [0, 1]" in app_view(tmp_path / "pooled")[0]
+    assert "seeds" not in card_section(a)
 
 
 def test_pool_learning_errors(tmp_path):

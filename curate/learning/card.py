@@ -42,6 +42,19 @@ def _f(x) -> str:
     return "—" if x is None or x != x else f"{x:.2f}"
 
 
+def _seeds_sentence(rec: dict) -> str:
+    """For a folder pooled over seeds (:func:`curate.learning.pool_learning`): which seeds and each one's R²."""
+    seeds = rec.get("seeds")
+    if not seeds:
+        return ""
+    each = ", ".join(f"{s}: {_f(v.get('r2'))}" for s, v in (rec.get("by_seed") or {}).items())
+    return (
+        f" Each arm was trained once per seed ({len(seeds)} seeds: {seeds}; the seed sets the trained sample, the "
+        f"LoRA initialisation, the order and the decoding) and the shifts are averaged over the seeds per held-out "
+        f"prompt; R² of each seed alone: {each}."
+    )
+
+
 def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> str:
     """Markdown for the card: how the check was run, the per-concept table and the prediction quality."""
     table, rec = read_learning(learning_dir)
@@ -52,7 +65,7 @@ def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> st
         f"one on this curated data as training would use it. {rec.get('eval_prompts')} prompts were held out; the shift "
         "is the concept's score in the policy's generations minus the reference model's (95% bootstrap CI over "
         "prompts); the implicit reward is the share of counterfactual pairs where β·log(π/π_ref) prefers the "
-        "variant that carries the concept.",
+        "variant that carries the concept." + _seeds_sentence(rec),
         "",
         "| concept | recipe | predicted (audit) | shift, original data [95% CI] | shift, curated data [95% CI] | "
         "implicit reward original / curated |",
@@ -88,9 +101,10 @@ def app_view(folder: str | Path | None):
     for cand in (folder / PUBLISHED_DIR, folder):
         if (cand / LEARNING_FILE).exists() and (cand / LEARNING_JSON).exists():
             table, rec = read_learning(cand)
+            pooled = f", pooled over seeds {rec['seeds']}" if rec.get("seeds") else ""
             md = (
                 f"**What a model learned from it.** LoRA DPO on `{rec.get('model')}`, {rec.get('steps')} steps per "
-                f"policy. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
+                f"policy{pooled}. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
                 f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
                 f"{_f(rec.get('spearman_curated'))}."
             )
