@@ -58,6 +58,13 @@ def show(res, title):
         print(
             f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  Spearman {q.get('spearman', float('nan')):.3f}"
         )
+    if rec.get("openings"):
+        print(
+            "  openings (most common first 3 words, share; distinct share): "
+            + "; ".join(
+                f"{k} {v['top']!r} {v['top_share']:.2f}; {v['distinct_share']:.2f}" for k, v in rec["openings"].items()
+            )
+        )
     if "arms" in rec:
         print(
             f"  timing {rec['timing']}  total {rec['seconds']} s; arms "

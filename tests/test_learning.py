@@ -205,6 +205,8 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     assert {a["steps"] for a in res.record["arms"].values()} == {18}
     assert res.record["curation"]["recurated"] and res.record["curation"]["rows"] == res.record["n_used_original"]
     assert res.record["reference_logps"]["reused"] > 0
+    assert set(res.record["openings"]) == {"reference", "original", "curated"}
+    assert 0 < res.record["openings"]["original"]["top_share"] <= 1
     table, record = read_learning(tmp_path / "learn")
     assert list(table.columns) == LEARNING_COLUMNS and len(table) == 3
     assert {"r2", "spearman", "r2_curated", "spearman_curated", "model", "steps", "seconds"} <= set(record)
@@ -482,6 +484,8 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
+    # half of the 32 original-arm generations open "what a great" (3 of 4 in one seed, 1 of 4 in the other); 2 openings
+    assert res.record["openings"]["original"] == {"top": "what a great", "top_share": 0.5, "distinct_share": 0.062}
     table, record = read_learning(tmp_path / "pooled")
     assert list(table.columns) == LEARNING_COLUMNS and record["pooled_from"] == [str(a), str(b)]
     # the card section and the Space say it is pooled, and over which seeds

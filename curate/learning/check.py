@@ -43,6 +43,7 @@ from .measure import (
     generate_cached,
     generation_shift,
     implicit_reward_preference,
+    opening_concentration,
     prediction_quality,
     score_texts,
     trained_window,
@@ -341,6 +342,7 @@ def learning_check(
         "reference_logps": {"computed": memo.n_computed, "reused": memo.n_reused},
         "seconds": round(time.perf_counter() - t0, 1),
         "timing": timing,
+        "openings": {name: opening_concentration(g["text"]) for name, g in gens.items()},
     }
     result = LearningResult(table, record, None, gens)
     if out is not None:

@@ -7,6 +7,8 @@
   (:func:`curate.make_counterfactual_pairs`), the share of pairs where the policy's implicit reward
   β·log(π/π_ref) is higher for the variant that carries the concept, with a Wilson 95% interval. It needs
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
+* :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
+  one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
 * :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
   observed on the predicted shift) and Spearman's ρ over the concepts with support.
 """
@@ -26,6 +28,7 @@ __all__ = [
     "generate_cached",
     "generation_shift",
     "implicit_reward_preference",
+    "opening_concentration",
     "prediction_quality",
     "score_texts",
     "sequence_logps",
@@ -297,6 +300,26 @@ def generation_shift(
             }
         )
     return pd.DataFrame(rows)
+
+
+def opening_concentration(texts, n_words: int = 3) -> dict:
+    """How concentrated the openings of ``texts`` are: the most common first ``n_words`` words (case-folded),
+    the share of texts that open with it, and the number of distinct openings over the number of texts.
+
+    Example:
+
+        >>> opening_concentration(["You ask such good ones.", "you ask such things", "The sky is blue."])
+        {'top': 'you ask such', 'top_share': 0.667, 'distinct_share': 0.667}
+    """
+    heads = [" ".join(str(t).lower().split()[:n_words]) for t in texts]
+    if not heads:
+        return {"top": "", "top_share": float("nan"), "distinct_share": float("nan")}
+    counts = pd.Series(heads).value_counts()
+    return {
+        "top": str(counts.index[0]),
+        "top_share": round(float(counts.iloc[0]) / len(heads), 3),
+        "distinct_share": round(len(counts) / len(heads), 3),
+    }
 
 
 def prediction_quality(predicted, observed) -> dict:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, read_learning, save_learning_folder
-from .measure import bootstrap_shift, prediction_quality, score_texts, wilson
+from .measure import bootstrap_shift, opening_concentration, prediction_quality, score_texts, wilson
 
 __all__ = ["pool_learning", "score_predictions"]
 
@@ -187,6 +187,8 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     for s, (_, _, g) in zip(seeds, runs):
         for name, part in g.groupby("model"):
             gens.setdefault(name, []).append(part.drop(columns="model").assign(seed=s))
+    record["openings"] = {name: opening_concentration(pd.concat(parts)["text"]) for name, parts in gens.items()}
+    record["openings_by_seed"] = {str(s): r.get("openings") for s, r in zip(seeds, records)}
     result = LearningResult(
         pooled,
         json.loads(json.dumps(record, default=str)),
