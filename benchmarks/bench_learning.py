@@ -134,7 +134,7 @@ def main() -> int:
     warmup = a.warmup if a.warmup is not None else (2 if q else 24)
 
     from curate import make_preference_pairs
-    from curate.learning import LearnConfig, learning_check, pool_learning
+    from curate.learning import LearnConfig
     from curate.pipeline import run_apply
     from curate.recipe import Recipe
 
@@ -186,14 +186,7 @@ def main() -> int:
     block.save(out / "block_sycophancy.yaml")
     run_apply(data, recipe=str(out / "block_sycophancy.yaml"), out=out / "curated_block")
     seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else [a.seed]
-    runs = []
-    for s in seeds:
-        kw_s = {**kw, "config": replace(config, seed=s)}
-        folder = out / ("learning_block" if len(seeds) == 1 else f"learning_block_seed{s}")
-        runs.append(learning_check(data, out / "curated_block", out=folder, **kw_s))
-        if len(seeds) > 1:
-            show(runs[-1], f"seed {s}")
-    res = runs[0] if len(seeds) == 1 else pool_learning([r.out for r in runs], out=out / "learning_block")
+    res = check_seeds(data, out / "curated_block", out / "learning_block", seeds, kw)
     how = f"{block_with}" + (f", filter mode {a.filter_mode}" if a.filter_mode else "")
     how += f", adjusted for {a.adjust_for}" if "adjust_for" in rule else ""
     show(res, f"block flattery + agreement ({how})" + (f", pooled over seeds {seeds}" if len(seeds) > 1 else ""))
@@ -219,8 +212,8 @@ def main() -> int:
         )
         rec.save(out / "amplify_hedging.yaml")
         run_apply(data, recipe=str(out / "amplify_hedging.yaml"), out=out / "curated_amplify")
-        amp = learning_check(data, out / "curated_amplify", out=out / "learning_amplify", **kw)
-        show(amp, "amplify hedging (upweight x5)")
+        amp = check_seeds(data, out / "curated_amplify", out / "learning_amplify", seeds, kw)
+        show(amp, "amplify hedging (upweight x5)" + (f", pooled over seeds {seeds}" if len(seeds) > 1 else ""))
         h = amp.table.set_index("concept").loc["hedging"]
         sep = h.observed_curated_low > h.observed_original_high
         print(f"target amplify: curated hedging CI above the original's: {'PASS' if sep else 'FAIL'}")
@@ -248,6 +241,20 @@ def main() -> int:
         f"agreement_curated={t.loc['agreement', 'observed_curated']:.3f}"
     )
     return 0
+
+
+def check_seeds(data, curated, folder: Path, seeds: list[int], kw: dict):
+    """One learning check per seed; with several seeds, each in ``<folder>_seed<N>`` and pooled into ``folder``."""
+    from curate.learning import learning_check, pool_learning
+
+    if len(seeds) == 1:
+        return learning_check(data, curated, out=folder, **{**kw, "config": replace(kw["config"], seed=seeds[0])})
+    runs = []
+    for s in seeds:
+        kw_s = {**kw, "config": replace(kw["config"], seed=s)}
+        runs.append(learning_check(data, curated, out=folder.with_name(f"{folder.name}_seed{s}"), **kw_s))
+        show(runs[-1], f"{folder.name}, seed {s}")
+    return pool_learning([r.out for r in runs], out=folder)
 
 
 def targets(t, record) -> None:
