@@ -24,6 +24,13 @@ three use the audit's weights, so an audit fitted on a curated ``train`` split w
 (rows with ``keep`` False are in the ``dropped`` split and not in it) predicts the curated policy:
 ``predict_learning(ConceptAudit().fit(curated_train, weights="weight"))``.
 
+**What none of them sees.** Each is first-order and per concept: it assumes a concept's score moves by its own
+Δ. A small policy trained hard (the benchmark's CPU size) instead learns how to *open* an answer and collapses
+onto one rewarded opening phrase; concepts that compete for the same position (flattery, agreement, a
+Markdown heading) then move together, the winner up and the others down whatever their own Δ. The learning
+record's ``openings`` shows when that happened; pooling seeds (:func:`curate.learning.pool_learning`) shows
+how much of it is one run's draw.
+
 Example:
 
     >>> from curate import make_preference_pairs, annotate, ConceptAudit
