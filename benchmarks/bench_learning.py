@@ -7,7 +7,7 @@ audit's predicted shift with the shift observed in the policies' generations.
     python benchmarks/bench_learning.py --quick    # a few minutes: checks the code path, numbers are noisy
     python benchmarks/bench_learning.py --alpaca   # also AlpacaEval-2 with length blocked (../shared/data)
     python benchmarks/bench_learning.py --seed 1   # another training seed (same data, held-out prompts)
-    python benchmarks/bench_learning.py --seeds 0,1,2 --no-amplify  # three seeds, pooled (pool_learning)
+    python benchmarks/bench_learning.py --seeds 0,1,2   # three seeds, pooled (pool_learning); ~90 min fresh here
     python benchmarks/bench_learning.py --block-with filter --filter-mode differ  # block by dropping discordant pairs
     python benchmarks/bench_learning.py --sft 1.0  # the same with an SFT term on chosen (what it does to the comparison)
 
