@@ -13,7 +13,8 @@ audit                       :class:`ConceptAudit` (scikit-learn style: ``fit`` �
                             :class:`StreamingAudit` (annotated shards, memory bounded by concepts)
 change the data             :class:`Recipe`, :func:`load_recipe`, :func:`apply_recipe`
 learn                       :func:`predict_learning` (what preference optimisation on the data should teach),
-                            :func:`learning_check` (LoRA DPO on the original and the curated pairs, measured)
+                            :func:`learning_check` (LoRA DPO on the original and the curated pairs, measured),
+                            :func:`pool_learning` (the checks of several seeds, pooled)
 end to end (what the CLI    :func:`run_audit` (load → annotate → audit → audit folder),
 runs)                       :func:`run_apply` (recipe → curated folder)
 share                       :func:`curate.publish.publish` (Hub-ready folder + card),
@@ -61,6 +62,7 @@ _LAZY = {
     "run_apply": "curate.pipeline",
     "predict_learning": "curate.learning",
     "learning_check": "curate.learning",
+    "pool_learning": "curate.learning",
     "build_app": "curate.browse",
 }
 
@@ -130,6 +132,7 @@ __all__ = [
     "run_apply",
     "predict_learning",
     "learning_check",
+    "pool_learning",
     "build_app",
     "CurateError",
     "__version__",

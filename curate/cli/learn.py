@@ -92,7 +92,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Pool `curate learn` folders of several seeds: per held-out prompt the shifts averaged over seeds,
         bootstrap CI over prompts, R² and Spearman of the pooled table (see curate.learning.pool_learning)."""
-        from ..learning import pool_learning
+        from .. import pool_learning
         from ._base import _console
 
         console = _console()
