@@ -138,6 +138,7 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     pooled["n_differ"] = np.round(np.mean([t.loc[concepts, "n_differ"].to_numpy(float) for t in idx], axis=0))
     pooled["supported"] = np.all([t.loc[concepts, "supported"].to_numpy(bool) for t in idx], axis=0)
     observed_by_seed: dict[str, dict[str, list]] = {c: {} for c in concepts}
+    n = np.nansum([t.loc[concepts, "reward_n"].to_numpy(float) for t in idx], axis=0)  # counterfactual pairs
     for arm in ("original", "curated"):
         diffs = [_per_prompt(g, concepts, arm) for _, _, g in runs]
         mean_diff = sum(diffs) / len(diffs)
@@ -148,7 +149,6 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         pooled[f"{arm}_mean"] = np.mean([t.loc[concepts, f"{arm}_mean"].to_numpy(float) for t in idx], axis=0)
         for c in concepts:
             observed_by_seed[c][arm] = [round(float(t.loc[c, f"observed_{arm}"]), 4) for t in idx]
-        n = np.nansum([t.loc[concepts, "reward_n"].to_numpy(float) for t in idx], axis=0)
         k = np.nansum(
             [(t.loc[concepts, f"reward_{arm}"] * t.loc[concepts, "reward_n"]).to_numpy(float) for t in idx], 0
         )
