@@ -45,10 +45,10 @@ from .measure import (
     implicit_reward_preference,
     opening_concentration,
     prediction_quality,
+    score_predictions,
     score_texts,
     trained_window,
 )
-from .pool import score_predictions
 from .predict import DEFAULT_ESTIMATOR, predict_learning
 from .train import (
     LearnConfig,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from .predict import ESTIMATORS
 from .train import uses_chat_template
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "implicit_reward_preference",
     "opening_concentration",
     "prediction_quality",
+    "score_predictions",
     "score_texts",
     "sequence_logps",
     "trained_window",
@@ -333,3 +335,19 @@ def prediction_quality(predicted, observed) -> dict:
         return {"r2": float("nan"), "spearman": float("nan"), "n": n}
     r = pearsonr(p[ok], o[ok])[0]
     return {"r2": float(r * r), "pearson": float(r), "spearman": float(spearmanr(p[ok], o[ok])[0]), "n": n}
+
+
+def score_predictions(table: pd.DataFrame) -> tuple[dict, dict]:
+    """Prediction quality of a learning table over its supported concepts: ``({arm: {r2, spearman, …}},
+    {estimator: {r2, spearman, …}})``, the observed shifts divided by ``scale`` (the predictions' units)."""
+    sup = table[table["supported"].astype(bool)]
+    quality = {
+        arm: prediction_quality(
+            sup["predicted" if arm == "original" else "predicted_curated"], sup[f"observed_{arm}"] / sup["scale"]
+        )
+        for arm in ("original", "curated")
+    }
+    estimators = {
+        est: prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"]) for est in ESTIMATORS
+    }
+    return quality, estimators

@@ -31,30 +31,13 @@ import pandas as pd
 
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, read_learning, save_learning_folder
-from .measure import bootstrap_shift, opening_concentration, prediction_quality, score_texts, wilson
+from .measure import bootstrap_shift, opening_concentration, score_predictions, score_texts, wilson
 
-__all__ = ["pool_learning", "score_predictions"]
+__all__ = ["pool_learning"]
 
 #: record fields that must agree between the pooled folders (everything but the seed)
 _SAME = ("estimator", "loss", "eval_prompts", "samples_per_prompt", "max_new_tokens", "temperature", "recipe")
 _MEANS = ("predicted", "predicted_curated", "scale", "pred_delta_std", "pred_win_share", "pred_length_controlled")
-_ESTIMATORS = ("delta_std", "win_share", "length_controlled")
-
-
-def score_predictions(table: pd.DataFrame) -> tuple[dict, dict]:
-    """Prediction quality of a learning table over its supported concepts: ``({arm: {r2, spearman, …}},
-    {estimator: {r2, spearman, …}})``, the observed shifts divided by ``scale`` (the predictions' units)."""
-    sup = table[table["supported"].astype(bool)]
-    quality = {
-        arm: prediction_quality(
-            sup["predicted" if arm == "original" else "predicted_curated"], sup[f"observed_{arm}"] / sup["scale"]
-        )
-        for arm in ("original", "curated")
-    }
-    estimators = {
-        est: prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"]) for est in _ESTIMATORS
-    }
-    return quality, estimators
 
 
 def _base_model(record: dict) -> str:
@@ -75,14 +58,13 @@ def _read(folder) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     return table, record, pd.read_parquet(gens)
 
 
-def _per_prompt(gens: pd.DataFrame, concepts: list[str], arm: str) -> pd.DataFrame:
-    """Per held-out prompt, mean policy − mean reference score (rows: prompts, columns: concepts)."""
-    out = {}
-    for name in ("reference", arm):
-        g = gens[gens["model"] == name]
-        s = score_texts(g["text"].tolist(), concepts)
-        out[name] = s.groupby(g["prompt"].to_numpy()).mean()
-    return out[arm] - out["reference"]
+def _per_prompt(gens: pd.DataFrame, concepts: list[str]) -> dict[str, pd.DataFrame]:
+    """Per held-out prompt, each arm's mean score minus the reference's (``{arm: prompts × concepts}``); every
+    model's generations are scored once."""
+    means = {}
+    for name, g in gens.groupby("model"):
+        means[name] = score_texts(g["text"].tolist(), concepts).groupby(g["prompt"].to_numpy()).mean()
+    return {arm: means[arm] - means["reference"] for arm in ("original", "curated")}
 
 
 def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
@@ -139,9 +121,9 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     pooled["supported"] = np.all([t.loc[concepts, "supported"].to_numpy(bool) for t in idx], axis=0)
     observed_by_seed: dict[str, dict[str, list]] = {c: {} for c in concepts}
     n = np.nansum([t.loc[concepts, "reward_n"].to_numpy(float) for t in idx], axis=0)  # counterfactual pairs
+    per_prompt = [_per_prompt(g, concepts) for _, _, g in runs]
     for arm in ("original", "curated"):
-        diffs = [_per_prompt(g, concepts, arm) for _, _, g in runs]
-        mean_diff = sum(diffs) / len(diffs)
+        mean_diff = sum(d[arm] for d in per_prompt) / len(per_prompt)
         stats = [bootstrap_shift(mean_diff[c].to_numpy(), seed=0) for c in concepts]
         pooled[f"observed_{arm}"], pooled[f"observed_{arm}_low"], pooled[f"observed_{arm}_high"] = map(
             np.array, zip(*stats)
