@@ -82,6 +82,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--beta", type=float, default=0.1, help="DPO β (larger keeps the policy closer to the reference)")
     p.add_argument("--max-length", type=int, default=96)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="training seed (data order, LoRA init, decoding)")
@@ -154,6 +155,7 @@ def main() -> int:
         steps=steps,
         batch_size=a.batch_size or (4 if q else 8),
         learning_rate=a.lr,
+        beta=a.beta,
         max_length=a.max_length,
         sft_weight=a.sft,
         warmup_steps=warmup,
@@ -169,7 +171,7 @@ def main() -> int:
         progress=False,
     )
     print(
-        f"{n_pairs} generated pairs; {steps} steps of {config.batch_size} (lr {config.learning_rate}, max length "
+        f"{n_pairs} generated pairs; {steps} steps of {config.batch_size} (lr {config.learning_rate}, β {config.beta}, max length "
         f"{config.max_length}, SFT weight {config.sft_weight}, SFT warm-up {config.warmup_steps} steps); {eval_prompts} held-out prompts x {samples} samples "
         f"of {max_new} tokens at temperature {a.temperature}; {cf} counterfactual pairs per concept"
     )
@@ -196,6 +198,11 @@ def main() -> int:
             if c in by_seed:
                 print(f"  {c:<10} per seed: original {by_seed[c]['original']}, curated {by_seed[c]['curated']}")
         print("  R² per seed: " + ", ".join(f"{s}: {v['r2']:.3f}" for s, v in res.record["by_seed"].items()))
+        ceil = res.record["noise_ceiling"]["original"]
+        print(
+            f"  seed-to-seed Pearson r of the observed shifts {ceil['pairwise_r']}: noise ceiling R² "
+            f"{ceil['r2_one_seed']} for one seed, {ceil['r2_pooled']} pooled (what an exact prediction could expect)"
+        )
     t = res.table.set_index("concept")
     targets(t, res.record)
 

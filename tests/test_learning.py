@@ -484,6 +484,7 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
+    assert res.record["noise_ceiling"]["original"]["n"] == 2  # two concepts: too few for a seed-to-seed r
     # half of the 32 original-arm generations open "what a great" (3 of 4 in one seed, 1 of 4 in the other); 2 openings
     assert res.record["openings"]["original"] == {"top": "what a great", "top_share": 0.5, "distinct_share": 0.062}
     table, record = read_learning(tmp_path / "pooled")
@@ -525,3 +526,23 @@ def test_cli_learn_pool(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["learn-pool", str(a), "--out", str(tmp_path / "p2")])
     assert e.value.code == 2 and not (tmp_path / "p2").exists()
+
+
+def test_noise_ceiling_is_the_r2_an_exact_prediction_reaches():
+    """Seeds that observe ``μ + noise``: the seed-to-seed r estimates the R² that the exact ``μ`` reaches
+    against one seed, and Spearman–Brown the R² against their mean (checked against that R² directly)."""
+    from curate.learning.measure import noise_ceiling, prediction_quality
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=4000)
+    seeds = mu + rng.normal(size=(3, 4000))  # var(μ) = var(noise): ρ = 0.5
+    out = noise_ceiling(seeds)
+    assert out["seeds"] == 3 and out["n"] == 4000 and len(out["pairwise_r"]) == 3
+    assert out["r2_one_seed"] == pytest.approx(0.5, abs=0.03)
+    assert out["r2_one_seed"] == pytest.approx(prediction_quality(mu, seeds[0])["r2"], abs=0.03)
+    assert out["r2_pooled"] == pytest.approx(0.75, abs=0.03)
+    assert out["r2_pooled"] == pytest.approx(prediction_quality(mu, seeds.mean(0))["r2"], abs=0.03)
+    # identical runs leave everything to the prediction; unrelated runs leave nothing; too few concepts: unknown
+    assert noise_ceiling(np.vstack([mu[:10], mu[:10]]))["r2_pooled"] == pytest.approx(1.0)
+    assert noise_ceiling(rng.normal(size=(3, 4000)))["r2_one_seed"] == pytest.approx(0.0, abs=0.03)
+    assert np.isnan(noise_ceiling(seeds[:, :2])["r2_pooled"])

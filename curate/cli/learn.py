@@ -101,7 +101,13 @@ def register(cli: typer.Typer) -> None:
         by_seed = ", ".join(
             f"seed {s}: R² {v['r2']:.3f}" for s, v in res.record["by_seed"].items() if v.get("r2") is not None
         )
-        console.print(f"Wrote {out} (pooled over seeds {res.record['seeds']}; {by_seed})", highlight=False)
+        ceil = res.record["noise_ceiling"]["original"]
+        ceiling = (
+            f"; noise ceiling R² {ceil['r2_pooled']:.2f} (seed-to-seed r {ceil['pairwise_r']})"
+            if ceil["pairwise_r"]
+            else ""
+        )
+        console.print(f"Wrote {out} (pooled over seeds {res.record['seeds']}; {by_seed}{ceiling})", highlight=False)
 
 
 def print_learning(res, console) -> None:

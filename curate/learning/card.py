@@ -48,11 +48,19 @@ def _seeds_sentence(rec: dict) -> str:
     if not seeds:
         return ""
     each = ", ".join(f"{s}: {_f(v.get('r2'))}" for s, v in (rec.get("by_seed") or {}).items())
-    return (
+    text = (
         f" Each arm was trained once per seed ({len(seeds)} seeds: {seeds}; the seed sets the trained sample, the "
         f"LoRA initialisation, the order and the decoding) and the shifts are averaged over the seeds per held-out "
         f"prompt; R² of each seed alone: {each}."
     )
+    ceiling = (rec.get("noise_ceiling") or {}).get("original") or {}
+    if ceiling.get("pairwise_r"):
+        text += (
+            f" The seeds' observed shifts agree with each other with Pearson r {ceiling['pairwise_r']}, so even an "
+            f"exact prediction of the expected shift could expect R² of about {_f(ceiling.get('r2_one_seed'))} "
+            f"against one seed and {_f(ceiling.get('r2_pooled'))} against the pooled table (the noise ceiling)."
+        )
+    return text
 
 
 def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> str:

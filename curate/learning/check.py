@@ -193,7 +193,7 @@ def learning_check(
         wfp = "warmup-" + fingerprint(
             sft_ds,
             model_id=model_id,
-            config=replace(config, steps=0, sft_weight=0.0),
+            config=replace(config, steps=0, sft_weight=0.0, beta=LearnConfig.beta),  # the warm-up uses no β
             intervention={"warmup": warmup_code_hash()},
         )
         log(f"warming up the reference: SFT {config.warmup_steps} steps on {len(sft_ds)} responses (fingerprint {wfp})")

@@ -11,6 +11,8 @@
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
 * :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
   observed on the predicted shift) and Spearman's ρ over the concepts with support.
+* :func:`noise_ceiling`: how well the observed shifts of runs that differ only in the seed agree with each
+  other, and so the highest R² any prediction can expect against one run or against their mean.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "generate_cached",
     "generation_shift",
     "implicit_reward_preference",
+    "noise_ceiling",
     "opening_concentration",
     "prediction_quality",
     "score_predictions",
@@ -335,6 +338,52 @@ def prediction_quality(predicted, observed) -> dict:
         return {"r2": float("nan"), "spearman": float("nan"), "n": n}
     r = pearsonr(p[ok], o[ok])[0]
     return {"r2": float(r * r), "pearson": float(r), "spearman": float(spearmanr(p[ok], o[ok])[0]), "n": n}
+
+
+def noise_ceiling(observed) -> dict:
+    """The seed-to-seed agreement of observed shifts and the R² it leaves to any prediction.
+
+    ``observed`` is seeds × concepts (standardised shifts of runs that differ only in the seed). If each run
+    observes ``μ + noise`` (the same expected shift ``μ``, independent run noise of equal variance), two
+    runs correlate with ``ρ = var(μ) / (var(μ) + var(noise))``, and a prediction that is exactly right about
+    ``μ`` reaches an expected R² of ``ρ`` against one run and ``kρ / (1 + (k − 1)ρ)`` (Spearman–Brown)
+    against the mean of ``k`` runs: the noise ceiling. ``ρ`` is estimated as the mean Pearson r over pairs of
+    seeds (negative values count as 0); with few concepts it is itself noisy.
+
+    Example:
+
+        >>> import numpy as np
+        >>> out = noise_ceiling(np.array([[1.0, 0.5, 0.0, -0.5], [0.9, 0.6, 0.1, -0.4], [1.1, 0.4, -0.1, -0.6]]))
+        >>> out["r2_one_seed"] > 0.9, out["seeds"]
+        (True, 3)
+    """
+    from itertools import combinations
+
+    obs = np.asarray(observed, float)
+    k = obs.shape[0]
+    ok = np.isfinite(obs).all(0)
+    rs = (
+        [float(np.corrcoef(obs[a, ok], obs[b, ok])[0, 1]) for a, b in combinations(range(k), 2)]
+        if ok.sum() >= 3
+        else []
+    )
+    rs = [r for r in rs if np.isfinite(r)]
+    if not rs:
+        return {
+            "seeds": k,
+            "n": int(ok.sum()),
+            "pairwise_r": [],
+            "r2_one_seed": float("nan"),
+            "r2_pooled": float("nan"),
+        }
+    rho = max(0.0, float(np.mean(rs)))
+    return {
+        "seeds": k,
+        "n": int(ok.sum()),
+        "pairwise_r": [round(r, 3) for r in rs],
+        "r2_one_seed": round(rho, 3),
+        "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3) if rho > 0 else 0.0,
+    }
 
 
 def score_predictions(table: pd.DataFrame) -> tuple[dict, dict]:

@@ -10,7 +10,11 @@ same data, recipe, model and settings but different ``seed`` values and writes t
 * ``predicted*`` / ``pred_*`` / ``scale``: the mean over seeds (each seed trains on its own sample);
 * ``reward_*``: the implicit-reward shares pooled over every counterfactual pair of every seed (Wilson CI);
 * ``learning.json``: R² and Spearman of the pooled table, plus ``seeds``, each seed's own R² and Spearman,
-  and ``observed_by_seed`` (concept → arm → one shift per seed) so the spread stays visible.
+  and ``observed_by_seed`` (concept → arm → one shift per seed) so the spread stays visible;
+  ``noise_ceiling`` (per arm, :func:`curate.learning.measure.noise_ceiling`): how well the seeds' observed
+  shifts agree with each other, and so the highest R² a prediction can expect against one seed
+  (``r2_one_seed``) and against the pooled table (``r2_pooled``). An R² far below the ceiling is the
+  prediction's error; a low ceiling says the runs are too noisy for any prediction.
 
 Example (the benchmark's ``--seeds 0,1,2`` does this)::
 
@@ -31,7 +35,7 @@ import pandas as pd
 
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, read_learning, save_learning_folder
-from .measure import bootstrap_shift, opening_concentration, score_predictions, score_texts, wilson
+from .measure import bootstrap_shift, noise_ceiling, opening_concentration, score_predictions, score_texts, wilson
 
 __all__ = ["pool_learning"]
 
@@ -76,8 +80,8 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         out: the pooled learning folder to write; None writes nothing.
 
     Returns:
-        :class:`LearningResult` whose record has ``seeds``, ``by_seed`` (each folder's R² and Spearman) and
-        ``observed_by_seed``.
+        :class:`LearningResult` whose record has ``seeds``, ``by_seed`` (each folder's R² and Spearman),
+        ``observed_by_seed`` and ``noise_ceiling``.
 
     Raises:
         CurateError: fewer than two folders, a repeated seed, folders whose settings, concepts or held-out
@@ -142,6 +146,13 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     pooled = pooled.reindex(columns=LEARNING_COLUMNS)
 
     quality, estimators = score_predictions(pooled)
+    sup = pooled.loc[pooled["supported"], "concept"].tolist()
+    ceiling = {
+        arm: noise_ceiling(
+            [t.loc[sup, f"observed_{arm}"].to_numpy(float) / t.loc[sup, "scale"].to_numpy(float) for t in idx]
+        )
+        for arm in ("original", "curated")
+    }
     record = {
         **{k: first.get(k) for k in ("device", "steps", *_SAME)},
         "model": _base_model(first),
@@ -160,6 +171,7 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
             for s, r in zip(seeds, records)
         },
         "observed_by_seed": observed_by_seed,
+        "noise_ceiling": ceiling,
         "n_train_original": first.get("n_train_original"),
         "n_train_curated": first.get("n_train_curated"),
         "n_dropped": first.get("n_dropped"),
