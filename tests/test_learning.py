@@ -5,6 +5,7 @@ plants flattery as a strong marker of the chosen side, and trains both arms for 
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -546,3 +547,33 @@ def test_noise_ceiling_is_the_r2_an_exact_prediction_reaches():
     assert noise_ceiling(np.vstack([mu[:10], mu[:10]]))["r2_pooled"] == pytest.approx(1.0)
     assert noise_ceiling(rng.normal(size=(3, 4000)))["r2_one_seed"] == pytest.approx(0.0, abs=0.03)
     assert np.isnan(noise_ceiling(seeds[:, :2])["r2_pooled"])
+
+
+def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch):
+    """``curate learn --seeds 0,1`` runs the check once per seed (``OUT_seed<N>``, the same settings but the
+    seed) and pools them into OUT; a malformed or single ``--seeds`` is refused before any training."""
+    import curate
+    from curate.cli import main
+    from curate.learning import read_learning
+
+    calls = []
+
+    def fake_check(data, curated, *, out, config, **kw):
+        calls.append((Path(out).name, dict(config)))
+        folder = _seed_folder(Path(out), config["seed"], flattery_share=0.25 + config["seed"] / 2)
+        return curate.learning.LearningResult(*read_learning(folder), None, {})
+
+    monkeypatch.setattr(curate, "learning_check", fake_check)
+    out = tmp_path / "learn"
+    with pytest.raises(SystemExit) as e:
+        main(["learn", "d.jsonl", "--curated", "c", "--out", str(out), "--seeds", "0,1", "--steps", "3"])
+    assert e.value.code == 0
+    assert [c[0] for c in calls] == ["learn_seed0", "learn_seed1"] and [c[1]["seed"] for c in calls] == [0, 1]
+    assert calls[0][1] == {**calls[1][1], "seed": 0} and calls[0][1]["steps"] == 3
+    table, record = read_learning(out)
+    assert record["seeds"] == [0, 1] and table.set_index("concept").loc["flattery", "observed_original"] == 0.5
+    for bad in ("0", "0,x", "1,1"):
+        calls.clear()
+        with pytest.raises(SystemExit) as e:
+            main(["learn", "d.jsonl", "--curated", "c", "--out", str(tmp_path / "bad"), "--seeds", bad])
+        assert e.value.code == 2 and not calls and not (tmp_path / "bad").exists()

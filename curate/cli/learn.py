@@ -47,14 +47,25 @@ def register(cli: typer.Typer) -> None:
             "folder's own rows (their balance holds over the whole data, not the sample).",
         ),
         seed: int = typer.Option(0, help="Seed for training and decoding."),
+        seeds: str | None = typer.Option(
+            None,
+            "--seeds",
+            help="Several seeds, e.g. 0,1,2: one check per seed into OUT_seed<N>, pooled into OUT (replaces --seed).",
+        ),
         no_cache: bool = typer.Option(False, "--no-cache", help="Train even when a cached adapter exists."),
     ) -> None:
         """Train LoRA DPO on DATA and on the curated pairs (same seed, steps, settings) and measure per concept
         the generation shift and the implicit-reward preference against the audit's prediction."""
-        from .. import CurateError, learning_check
+        from .. import CurateError, learning_check, pool_learning
         from ._base import _console, _fail
 
         console = _console()
+        try:
+            seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
+        except ValueError:
+            _fail(f"--seeds takes comma-separated integers such as 0,1,2, got {seeds!r}.")
+        if len(set(seed_list)) != len(seed_list) or (seeds and len(seed_list) < 2):
+            _fail(f"--seeds needs two or more distinct seeds such as 0,1,2, got {seeds!r} (one seed: --seed N).")
         config = dict(  # a curate.learning.LearnConfig
             steps=steps,
             batch_size=batch_size,
@@ -65,25 +76,35 @@ def register(cli: typer.Typer) -> None:
             sft_weight=sft_weight,
             warmup_steps=warmup_steps,
         )
+        folders = [out] if len(seed_list) == 1 else [out.with_name(f"{out.name}_seed{s}") for s in seed_list]
         try:
-            res = learning_check(
-                data,
-                curated,
-                out=out,
-                model=model,
-                config=config,
-                eval_prompts=eval_prompts,
-                samples=samples,
-                max_new_tokens=max_new_tokens,
-                counterfactual_pairs=counterfactual_pairs,
-                cache_dir=None if no_cache else "default",
-                recurate=recurate,
-                log=lambda m: console.print(m, highlight=False, markup=False),
-            )
+            for s, folder in zip(seed_list, folders):
+                if len(seed_list) > 1:
+                    console.print(f"seed {s} -> {folder}", highlight=False)
+                res = learning_check(
+                    data,
+                    curated,
+                    out=folder,
+                    model=model,
+                    config={**config, "seed": s},
+                    eval_prompts=eval_prompts,
+                    samples=samples,
+                    max_new_tokens=max_new_tokens,
+                    counterfactual_pairs=counterfactual_pairs,
+                    cache_dir=None if no_cache else "default",
+                    recurate=recurate,
+                    log=lambda m: console.print(m, highlight=False, markup=False),
+                )
+            if len(seed_list) > 1:
+                res = pool_learning(folders, out=out)
         except (CurateError, FileNotFoundError, ValueError) as err:
             _fail(str(err))
         print_learning(res, console)
-        console.print(f"Wrote {out} (learning.parquet, learning.json, PNGs) in {res.record['seconds']:.0f} s")
+        pooled = f", pooled over seeds {seed_list} from {len(folders)} folders" if len(seed_list) > 1 else ""
+        console.print(
+            f"Wrote {out} (learning.parquet, learning.json, PNGs{pooled}) in {res.record['seconds']:.0f} s",
+            highlight=False,
+        )
 
     @cli.command("learn-pool")
     def learn_pool(
