@@ -486,8 +486,9 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
     assert res.record["noise_ceiling"]["original"]["n"] == 2  # two concepts: too few for a seed-to-seed r
-    # half of the 32 original-arm generations open "what a great" (3 of 4 in one seed, 1 of 4 in the other); 2 openings
-    assert res.record["openings"]["original"] == {"top": "what a great", "top_share": 0.5, "distinct_share": 0.062}
+    # half of the 32 original-arm generations open "what a great" (3 of 4 in one seed, 1 of 4 in the other); each
+    # seed has 2 distinct openings in 16 generations
+    assert res.record["openings"]["original"] == {"top": "what a great", "top_share": 0.5, "distinct_share": 0.125}
     table, record = read_learning(tmp_path / "pooled")
     assert list(table.columns) == LEARNING_COLUMNS and record["pooled_from"] == [str(a), str(b)]
     # the card section and the Space say it is pooled, and over which seeds

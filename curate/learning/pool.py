@@ -181,7 +181,17 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     for s, (_, _, g) in zip(seeds, runs):
         for name, part in g.groupby("model"):
             gens.setdefault(name, []).append(part.drop(columns="model").assign(seed=s))
-    record["openings"] = {name: opening_concentration(pd.concat(parts)["text"]) for name, parts in gens.items()}
+    # the top opening over every seed's generations; the distinct share per seed, averaged (over all seeds the
+    # distinct openings of n seeds are divided by n times the generations, so it would not compare with one seed's)
+    record["openings"] = {
+        name: {
+            **opening_concentration(pd.concat(parts)["text"]),
+            "distinct_share": round(
+                float(np.mean([opening_concentration(p["text"])["distinct_share"] for p in parts])), 3
+            ),
+        }
+        for name, parts in gens.items()
+    }
     record["openings_by_seed"] = {str(s): r.get("openings") for s, r in zip(seeds, records)}
     result = LearningResult(
         pooled,
