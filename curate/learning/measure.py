@@ -368,21 +368,13 @@ def noise_ceiling(observed) -> dict:
         else []
     )
     rs = [r for r in rs if np.isfinite(r)]
-    if not rs:
-        return {
-            "seeds": k,
-            "n": int(ok.sum()),
-            "pairwise_r": [],
-            "r2_one_seed": float("nan"),
-            "r2_pooled": float("nan"),
-        }
-    rho = max(0.0, float(np.mean(rs)))
+    rho = max(0.0, float(np.mean(rs))) if rs else float("nan")  # too few concepts: unknown
     return {
         "seeds": k,
         "n": int(ok.sum()),
         "pairwise_r": [round(r, 3) for r in rs],
         "r2_one_seed": round(rho, 3),
-        "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3) if rho > 0 else 0.0,
+        "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3),
     }
 
 
