@@ -58,6 +58,17 @@ def show(res, title):
         print(
             f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  Spearman {q.get('spearman', float('nan')):.3f}"
         )
+    if rec.get("n_concepts_reward"):
+        print(
+            f"against the implicit reward ({rec['n_concepts_reward']} concepts with counterfactual pairs): "
+            f"R² {rec['r2_reward']}, Spearman {rec['spearman_reward']} (original); curated R² "
+            f"{rec['r2_reward_curated']}, Spearman {rec['spearman_reward_curated']}"
+        )
+        for est, q in rec["estimators_reward"].items():
+            print(
+                f"  estimator {est:<18} R² {q.get('r2', float('nan')):.3f}  "
+                f"Spearman {q.get('spearman', float('nan')):.3f}"
+            )
     if rec.get("openings"):
         print(
             "  openings (most common first 3 words, share; distinct share): "
@@ -202,6 +213,14 @@ def main() -> int:
         print(
             f"  seed-to-seed Pearson r of the observed shifts {ceil['pairwise_r']}: noise ceiling R² "
             f"{ceil['r2_one_seed']} for one seed, {ceil['r2_pooled']} pooled (what an exact prediction could expect)"
+        )
+        ceil = res.record["noise_ceiling_reward"]["original"]
+        print(
+            f"  seed-to-seed Pearson r of the implicit-reward shares {ceil['pairwise_r']}: noise ceiling R² "
+            f"{ceil['r2_one_seed']} for one seed, {ceil['r2_pooled']} pooled"
+        )
+        print(
+            "  reward R² per seed: " + ", ".join(f"{s}: {v['r2_reward']:.3f}" for s, v in res.record["by_seed"].items())
         )
     t = res.table.set_index("concept")
     targets(t, res.record)

@@ -40,6 +40,8 @@ DEFAULT_RATES: dict[str, tuple[float, float]] = {
     "apology": (0.12, 0.12),
 }
 QUALITY_RATES = (0.85, 0.25)  # P(correct answer) in the better / worse response
+#: the named concept (:mod:`curate.concepts.named`) that detects each generator concept, where the names differ
+DETECTED_AS: dict[str, str] = {"padding": "length"}
 
 _FACTS = [
     ("What is the capital of France?", "The capital of France is Paris.", "The capital of France is Lyon."),

@@ -206,6 +206,11 @@ def test_learning_check_original_learns_marker_curated_much_less(planted, curate
     assert {a["steps"] for a in res.record["arms"].values()} == {18}
     assert res.record["curation"]["recurated"] and res.record["curation"]["rows"] == res.record["n_used_original"]
     assert res.record["reference_logps"]["reused"] > 0
+    # the implicit reward of every measured concept the generator can vary alone: length through padding pairs
+    assert t.loc["length", "reward_n"] == 32 and np.isnan(t.loc["exclamation", "reward_n"])
+    assert np.isfinite(t.loc["length", "reward_margin_original"])
+    assert res.record["n_concepts_reward"] == 2  # too few concepts for an R²: recorded as NaN, not guessed
+    assert res.record["r2_reward"] is None or np.isnan(res.record["r2_reward"])
     assert set(res.record["openings"]) == {"reference", "original", "curated"}
     assert 0 < res.record["openings"]["original"]["top_share"] <= 1
     table, record = read_learning(tmp_path / "learn")
@@ -443,7 +448,7 @@ def test_prediction_reads_the_training_window(planted):
     assert len([t for t in kept if t not in tok.all_special_ids]) <= 3
 
 
-def _seed_folder(folder, seed, *, flattery_share, prompts=("p0", "p1", "p2", "p3"), gens=True):
+def _seed_folder(folder, seed, *, flattery_share, prompts=("p0", "p1", "p2", "p3"), gens=True, record=None):
     """A learning folder as learning_check writes it for one seed, with generations whose flattery rate is known."""
     from curate.learning.folder import LEARNING_COLUMNS, LearningResult, save_learning_folder
 
@@ -465,8 +470,15 @@ def _seed_folder(folder, seed, *, flattery_share, prompts=("p0", "p1", "p2", "p3
         scale=1.0, observed_original=flattery_share, observed_curated=0.0, reward_original=0.9, reward_curated=0.5
     )
     table = table.assign(reward_n=32, n_differ=10, supported=True, pred_delta_std=table["predicted"])
+    table = table.assign(reward_margin_original=0.2 + seed / 10, reward_margin_curated=0.0)
     table = table.assign(pred_win_share=0.1, pred_length_controlled=0.2).reindex(columns=LEARNING_COLUMNS)
-    record = {"model": f"tiny+warmup-{seed}", "config": {"seed": seed, "steps": 3}, "r2": 0.5, "seconds": 2.0}
+    record = {
+        "model": f"tiny+warmup-{seed}",
+        "config": {"seed": seed, "steps": 3},
+        "r2": 0.5,
+        "seconds": 2.0,
+        **(record or {}),
+    }
     return save_learning_folder(LearningResult(table, record, None, generations if gens else {}), folder)
 
 
@@ -483,6 +495,8 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert t.loc["flattery", "observed_curated"] == pytest.approx(0.0)
     assert t.loc["flattery", "predicted"] == pytest.approx(0.65)
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
+    assert t.loc["flattery", "reward_margin_original"] == pytest.approx(0.25)  # the mean over all 64 pairs
+    assert res.record["noise_ceiling_reward"]["original"]["seeds"] == 2 and "r2_reward" in res.record
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
     assert res.record["noise_ceiling"]["original"]["n"] == 2  # two concepts: too few for a seed-to-seed r
@@ -499,6 +513,10 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     )
     assert "pooled over seeds [0, 1]" in app_view(tmp_path / "pooled")[0]
     assert "seeds" not in card_section(a)
+    assert "implicit reward over" not in card_section(a)  # two concepts: no R² to state
+    c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, "r2_reward": 0.42})
+    assert "Against the implicit reward over the 8 concepts with counterfactual pairs: R² 0.42" in card_section(c)
+    assert "Against the implicit reward (8 concepts): R² 0.42" in app_view(c)[0]
 
 
 def test_pool_learning_errors(tmp_path):
@@ -578,3 +596,36 @@ def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch
         with pytest.raises(SystemExit) as e:
             main(["learn", "d.jsonl", "--curated", "c", "--out", str(tmp_path / "bad"), "--seeds", bad])
         assert e.value.code == 2 and not calls and not (tmp_path / "bad").exists()
+
+
+def test_score_predictions_against_the_implicit_reward():
+    """Against the reward, the prediction is scored over the concepts with counterfactual pairs that differ in
+    the data (no generation needed); a concept without pairs or without support is left out."""
+    from curate.learning.folder import LEARNING_COLUMNS
+    from curate.learning.measure import prediction_quality, score_predictions
+
+    pred = [0.6, 0.5, -0.3, 0.1, 0.0, 0.4]
+    table = pd.DataFrame(
+        {
+            "concept": list("abcdef"),
+            "predicted": pred,
+            "predicted_curated": [0.0, 0.5, -0.3, 0.1, 0.0, 0.4],
+            "pred_delta_std": pred,
+            "pred_win_share": [0.3, 0.2, -0.1, 0.0, 0.0, 0.2],
+            "pred_length_controlled": pred,
+            "scale": [1.0, 1.0, 1.0, 1.0, np.nan, 1.0],
+            "n_differ": [10, 10, 10, 10, 0, 10],
+            "reward_n": [32, 32, 32, 32, 32, np.nan],  # f has no counterfactual pairs, e no support
+            "reward_original": [0.9, 0.8, 0.2, 0.6, 0.5, np.nan],
+            "reward_curated": [0.5, 0.8, 0.3, 0.5, 0.5, np.nan],
+            "observed_original": np.nan,  # samples=0: no generation
+            "supported": False,
+        }
+    ).reindex(columns=LEARNING_COLUMNS)
+    quality, estimators = score_predictions(table, against="reward")
+    want = prediction_quality(pred[:4], [0.9, 0.8, 0.2, 0.6])
+    assert quality["original"] == pytest.approx(want) and quality["original"]["n"] == 4
+    assert quality["curated"]["n"] == 4 and set(estimators) == {"delta_std", "win_share", "length_controlled"}
+    assert np.isnan(score_predictions(table)[0]["original"]["r2"])  # nothing generated, nothing to score there
+    with pytest.raises(ValueError, match="'generation' or 'reward'"):
+        score_predictions(table, against="rewards")

@@ -163,3 +163,10 @@ def print_learning(res, console) -> None:
         f"Spearman {fmt(rec['spearman_curated'])}",
         highlight=False,
     )
+    if (rec.get("n_concepts_reward") or 0) >= 3:
+        console.print(
+            f"against the implicit reward over {rec['n_concepts_reward']} concepts (counterfactual pairs): "
+            f"original-data policy R² {fmt(rec['r2_reward'])}, Spearman {fmt(rec['spearman_reward'])}; curated-data "
+            f"policy R² {fmt(rec['r2_reward_curated'])}, Spearman {fmt(rec['spearman_reward_curated'])}",
+            highlight=False,
+        )

@@ -63,6 +63,22 @@ def _seeds_sentence(rec: dict) -> str:
     return text
 
 
+def _reward_sentence(rec: dict) -> str:
+    """The prediction against the implicit reward (what the policy learned to prefer, no sampling involved)."""
+    n = rec.get("n_concepts_reward") or 0
+    if n < 3:
+        return ""
+    text = (
+        f"Against the implicit reward over the {n} concepts with counterfactual pairs: R² {_f(rec.get('r2_reward'))}, "
+        f"Spearman {_f(rec.get('spearman_reward'))} (original); R² {_f(rec.get('r2_reward_curated'))}, Spearman "
+        f"{_f(rec.get('spearman_reward_curated'))} (curated)"
+    )
+    ceiling = (rec.get("noise_ceiling_reward") or {}).get("original") or {}
+    if ceiling.get("pairwise_r"):
+        text += f"; the seeds' rewards agree with r {ceiling['pairwise_r']} (noise ceiling {_f(ceiling.get('r2_pooled'))} pooled)"
+    return text + ". "
+
+
 def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> str:
     """Markdown for the card: how the check was run, the per-concept table and the prediction quality."""
     table, rec = read_learning(learning_dir)
@@ -91,7 +107,7 @@ def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> st
         f"The audit's prediction against the observed shift over {rec.get('n_concepts_supported')} concepts: "
         f"R² {_f(rec.get('r2'))}, Spearman {_f(rec.get('spearman'))} (original-data policy); "
         f"R² {_f(rec.get('r2_curated'))}, Spearman {_f(rec.get('spearman_curated'))} (curated-data policy). "
-        f"The check took {rec.get('seconds')} s on {rec.get('device')}.",
+        f"{_reward_sentence(rec)}The check took {rec.get('seconds')} s on {rec.get('device')}.",
     ]
     if SCATTER_PNG in images:
         lines += ["", f"![Predicted vs observed shift per concept]({images[SCATTER_PNG]})"]
@@ -115,6 +131,11 @@ def app_view(folder: str | Path | None):
                 f"policy{pooled}. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
                 f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
                 f"{_f(rec.get('spearman_curated'))}."
+                + (
+                    f" Against the implicit reward ({rec['n_concepts_reward']} concepts): R² {_f(rec.get('r2_reward'))}."
+                    if (rec.get("n_concepts_reward") or 0) >= 3
+                    else ""
+                )
             )
             scatter = cand / SCATTER_PNG
             return md, (str(scatter) if scatter.exists() else None), pd.DataFrame(table[CARD_COLUMNS]).round(3)

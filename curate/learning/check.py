@@ -45,6 +45,7 @@ from .measure import (
     implicit_reward_preference,
     opening_concentration,
     prediction_quality,
+    reward_record,
     score_predictions,
     score_texts,
     trained_window,
@@ -102,9 +103,9 @@ def learning_check(
             ``samples=0`` skips generation (implicit reward only).
         counterfactual_pairs: pairs per concept for the implicit-reward preference (generator concepts only;
             0 skips it).
-        reward_concepts: concepts to measure the implicit reward for (default: the recipe's blocked and
-            amplified concepts when it has any, else every generator concept measured); each costs
-            ``3 × 2 × counterfactual_pairs`` sequence forwards.
+        reward_concepts: concepts to measure the implicit reward for (default: every measured concept the
+            generator can vary alone: flattery, agreement, markdown, length (padding), emoji, hedging, sign_off,
+            apology); each costs ``3 × 2 × counterfactual_pairs`` sequence forwards.
         concepts: named concepts to measure (default: every named concept with support in the data).
         estimator: which prediction fills ``predicted`` (see :mod:`curate.learning.predict`).
         cache_dir: adapter cache ("default" = ``~/.cache/curate/learning``; None disables it).
@@ -121,7 +122,7 @@ def learning_check(
     """
     from ..audit import ConceptAudit
     from ..concepts.named import annotate, list_concepts
-    from ..generate import DEFAULT_RATES, make_counterfactual_pairs
+    from ..generate import DEFAULT_RATES, DETECTED_AS, make_counterfactual_pairs
 
     t0 = time.perf_counter()
     config = LearnConfig(**config) if isinstance(config, dict) else (config or LearnConfig())
@@ -232,16 +233,14 @@ def learning_check(
 
     # implicit reward on counterfactual pairs
     reward = {}
-    targeted = (
-        reward_concepts
-        if reward_concepts is not None
-        else ([c for c, a in recipe.actions().items() if a in ("block", "amplify")] if recipe is not None else [])
-    )
+    varied = {DETECTED_AS.get(g, g): g for g in DEFAULT_RATES}  # named concept -> the generator concept varied
     cf_concepts = (
-        [c for c in names if c in DEFAULT_RATES and (not targeted or c in targeted)] if counterfactual_pairs else []
+        [c for c in names if c in varied and (reward_concepts is None or c in reward_concepts)]
+        if counterfactual_pairs
+        else []
     )
     for c in _progress(cf_concepts, "implicit reward (counterfactual pairs)", progress):
-        pairs = make_counterfactual_pairs(c, counterfactual_pairs, seed=config.seed + 1)
+        pairs = make_counterfactual_pairs(varied[c], counterfactual_pairs, seed=config.seed + 1)
         ref_lp = None
         for arm, (policy, _) in arms.items():
             r = implicit_reward_preference(
@@ -301,6 +300,7 @@ def learning_check(
     timing["generation"] = round(time.perf_counter() - t, 1)
     table = learning_table(names, pred_o, pred_c, shifts, reward, recipe)
     quality, estimators = score_predictions(table) if samples > 0 else ({}, {})
+    reward_quality, reward_estimators = score_predictions(table, against="reward")
     if samples > 0:
         sup = table[table["supported"]]
         # the default estimator on the whole responses (what an audit of the data alone predicts)
@@ -322,6 +322,7 @@ def learning_check(
         "spearman": quality.get("original", {}).get("spearman"),
         "r2_curated": quality.get("curated", {}).get("r2"),
         "spearman_curated": quality.get("curated", {}).get("spearman"),
+        **reward_record(reward_quality, reward_estimators),
         "n_concepts_supported": int(table["supported"].sum()),
         "responses_cut_by_window": {"original": round(cut_o, 4), "curated": round(cut_c, 4)},
         "estimators": estimators,

@@ -53,6 +53,8 @@ LEARNING_COLUMNS = [
     "reward_curated_low",
     "reward_curated_high",
     "reward_n",
+    "reward_margin_original",
+    "reward_margin_curated",
     "pred_delta_std",
     "pred_win_share",
     "pred_length_controlled",
@@ -115,6 +117,7 @@ def learning_table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFram
                     r["high"],
                 )
                 row["reward_n"] = r["n"]
+                row[f"reward_margin_{arm}"] = r["mean_margin"]
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
     table["supported"] = (
@@ -164,7 +167,11 @@ def read_learning(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     from .. import folders as F
 
     f = F.open_folder(folder, kind="learning")
-    return pd.read_parquet(f.path / LEARNING_FILE), json.loads((f.path / LEARNING_JSON).read_text())
+    table = pd.read_parquet(f.path / LEARNING_FILE)
+    # a folder written before a column existed (reward_margin_*) reads with that column empty
+    return table.reindex(
+        columns=[*LEARNING_COLUMNS, *(c for c in table.columns if c not in LEARNING_COLUMNS)]
+    ), json.loads((f.path / LEARNING_JSON).read_text())
 
 
 def _json_default(o):

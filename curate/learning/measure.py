@@ -10,7 +10,9 @@
 * :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
 * :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
-  observed on the predicted shift) and Spearman's ρ over the concepts with support.
+  observed on the predicted shift) and Spearman's ρ over the concepts with support;
+  :func:`score_predictions` applies it to a learning table against the generation shifts or against the
+  implicit-reward shares.
 * :func:`noise_ceiling`: how well the observed shifts of runs that differ only in the seed agree with each
   other, and so the highest R² any prediction can expect against one run or against their mean.
 """
@@ -34,6 +36,7 @@ __all__ = [
     "noise_ceiling",
     "opening_concentration",
     "prediction_quality",
+    "reward_record",
     "score_predictions",
     "score_texts",
     "sequence_logps",
@@ -378,17 +381,43 @@ def noise_ceiling(observed) -> dict:
     }
 
 
-def score_predictions(table: pd.DataFrame) -> tuple[dict, dict]:
-    """Prediction quality of a learning table over its supported concepts: ``({arm: {r2, spearman, …}},
-    {estimator: {r2, spearman, …}})``, the observed shifts divided by ``scale`` (the predictions' units)."""
-    sup = table[table["supported"].astype(bool)]
+def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple[dict, dict]:
+    """Prediction quality of a learning table: ``({arm: {r2, spearman, …}}, {estimator: {r2, spearman, …}})``.
+
+    ``against="generation"`` scores the observed generation shifts (divided by ``scale``, the predictions'
+    units) over the supported concepts; ``against="reward"`` scores the implicit-reward shares
+    (``reward_*``, what the policy learned to prefer with everything else held fixed) over the concepts that
+    have counterfactual pairs and differ in the data. The reward needs no sampling, so it is far less noisy
+    than a generation shift at CPU size; a concept can be preferred and still seldom generated (a heading
+    that a flattery opener crowds out of a 48-token answer).
+    """
+    if against not in ("generation", "reward"):
+        raise ValueError(f"against={against!r}: use 'generation' or 'reward'.")
+    if against == "generation":
+        rows = table[table["supported"].astype(bool)]
+        observed = {arm: rows[f"observed_{arm}"] / rows["scale"] for arm in ("original", "curated")}
+    else:
+        n_differ = table["n_differ"].astype(float)
+        rows = table[(table["reward_n"].astype(float) > 0) & (n_differ > 0) & np.isfinite(table["scale"].astype(float))]
+        observed = {arm: rows[f"reward_{arm}"].astype(float) for arm in ("original", "curated")}
     quality = {
-        arm: prediction_quality(
-            sup["predicted" if arm == "original" else "predicted_curated"], sup[f"observed_{arm}"] / sup["scale"]
-        )
+        arm: prediction_quality(rows["predicted" if arm == "original" else "predicted_curated"], observed[arm])
         for arm in ("original", "curated")
     }
-    estimators = {
-        est: prediction_quality(sup[f"pred_{est}"], sup["observed_original"] / sup["scale"]) for est in ESTIMATORS
-    }
+    estimators = {est: prediction_quality(rows[f"pred_{est}"], observed["original"]) for est in ESTIMATORS}
     return quality, estimators
+
+
+def reward_record(quality: dict, estimators: dict) -> dict:
+    """The ``learning.json`` fields of :func:`score_predictions` ``(…, against="reward")``: ``r2_reward``,
+    ``spearman_reward``, ``r2_reward_curated``, ``spearman_reward_curated``, ``n_concepts_reward`` and
+    ``estimators_reward``."""
+    o, c = quality.get("original", {}), quality.get("curated", {})
+    return {
+        "r2_reward": o.get("r2"),
+        "spearman_reward": o.get("spearman"),
+        "r2_reward_curated": c.get("r2"),
+        "spearman_reward_curated": c.get("spearman"),
+        "n_concepts_reward": o.get("n", 0),
+        "estimators_reward": estimators,
+    }

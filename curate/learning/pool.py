@@ -9,6 +9,7 @@ same data, recipe, model and settings but different ``seed`` values and writes t
   the mean over prompts with a bootstrap 95% CI over prompts (so it equals the mean of the seeds' shifts);
 * ``predicted*`` / ``pred_*`` / ``scale``: the mean over seeds (each seed trains on its own sample);
 * ``reward_*``: the implicit-reward shares pooled over every counterfactual pair of every seed (Wilson CI);
+  ``reward_margin_*`` the mean margin over the same pairs;
 * ``learning.json``: R² and Spearman of the pooled table, plus ``seeds``, each seed's own R² and Spearman,
   and ``observed_by_seed`` (concept → arm → one shift per seed) so the spread stays visible;
   ``noise_ceiling`` (per arm, :func:`curate.learning.measure.noise_ceiling`): how well the seeds' observed
@@ -35,7 +36,15 @@ import pandas as pd
 
 from ..errors import CurateError
 from .folder import LEARNING_COLUMNS, LearningResult, read_learning, save_learning_folder
-from .measure import bootstrap_shift, noise_ceiling, opening_concentration, score_predictions, score_texts, wilson
+from .measure import (
+    bootstrap_shift,
+    noise_ceiling,
+    opening_concentration,
+    reward_record,
+    score_predictions,
+    score_texts,
+    wilson,
+)
 
 __all__ = ["pool_learning"]
 
@@ -140,18 +149,27 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         )
         ci = [wilson(kk, nn) for kk, nn in zip(k, n)]
         pooled[f"reward_{arm}"] = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+        m = np.nansum(
+            [(t.loc[concepts, f"reward_margin_{arm}"] * t.loc[concepts, "reward_n"]).to_numpy(float) for t in idx], 0
+        )
+        pooled[f"reward_margin_{arm}"] = np.where(n > 0, m / np.where(n > 0, n, 1), np.nan)
         pooled[f"reward_{arm}_low"], pooled[f"reward_{arm}_high"] = (np.array(x) for x in zip(*ci))
     pooled["reward_n"] = np.where(n > 0, n, np.nan)
     pooled["reference_mean"] = np.mean([t.loc[concepts, "reference_mean"].to_numpy(float) for t in idx], axis=0)
     pooled = pooled.reindex(columns=LEARNING_COLUMNS)
 
     quality, estimators = score_predictions(pooled)
+    reward_quality, reward_estimators = score_predictions(pooled, against="reward")
     sup = pooled.loc[pooled["supported"], "concept"].tolist()
     ceiling = {
         arm: noise_ceiling(
             [t.loc[sup, f"observed_{arm}"].to_numpy(float) / t.loc[sup, "scale"].to_numpy(float) for t in idx]
         )
         for arm in ("original", "curated")
+    }
+    rw = pooled.loc[(pooled["reward_n"] > 0) & (pooled["n_differ"] > 0), "concept"].tolist()
+    ceiling_reward = {
+        arm: noise_ceiling([t.loc[rw, f"reward_{arm}"].to_numpy(float) for t in idx]) for arm in ("original", "curated")
     }
     record = {
         **{k: first.get(k) for k in ("device", "steps", *_SAME)},
@@ -166,12 +184,17 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         "spearman_curated": quality["curated"].get("spearman"),
         "n_concepts_supported": int(pooled["supported"].sum()),
         "estimators": estimators,
+        **reward_record(reward_quality, reward_estimators),
         "by_seed": {
-            str(s): {k: r.get(k) for k in ("r2", "spearman", "r2_curated", "spearman_curated")}
+            str(s): {
+                k: r.get(k)
+                for k in ("r2", "spearman", "r2_curated", "spearman_curated", "r2_reward", "spearman_reward")
+            }
             for s, r in zip(seeds, records)
         },
         "observed_by_seed": observed_by_seed,
         "noise_ceiling": ceiling,
+        "noise_ceiling_reward": ceiling_reward,
         "n_train_original": first.get("n_train_original"),
         "n_train_curated": first.get("n_train_curated"),
         "n_dropped": first.get("n_dropped"),
