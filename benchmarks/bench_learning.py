@@ -271,16 +271,13 @@ def main() -> int:
 
 def check_seeds(data, curated, folder: Path, seeds: list[int], kw: dict):
     """One learning check per seed; with several seeds, each in ``<folder>_seed<N>`` and pooled into ``folder``."""
-    from curate.learning import learning_check, pool_learning
+    from curate.learning import learning_check, learning_check_seeds
 
     if len(seeds) == 1:
         return learning_check(data, curated, out=folder, **{**kw, "config": replace(kw["config"], seed=seeds[0])})
-    runs = []
-    for s in seeds:
-        kw_s = {**kw, "config": replace(kw["config"], seed=s)}
-        runs.append(learning_check(data, curated, out=folder.with_name(f"{folder.name}_seed{s}"), **kw_s))
-        show(runs[-1], f"{folder.name}, seed {s}")
-    return pool_learning([r.out for r in runs], out=folder)
+    return learning_check_seeds(
+        data, curated, seeds, out=folder, on_seed=lambda s, r: show(r, f"{folder.name}, seed {s}"), **kw
+    )
 
 
 def targets(t, record) -> None:

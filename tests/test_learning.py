@@ -578,11 +578,13 @@ def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch
     calls = []
 
     def fake_check(data, curated, *, out, config, **kw):
-        calls.append((Path(out).name, dict(config)))
+        config = config if isinstance(config, dict) else config.to_dict()
+        calls.append((Path(out).name, config))
         folder = _seed_folder(Path(out), config["seed"], flattery_share=0.25 + config["seed"] / 2)
-        return curate.learning.LearningResult(*read_learning(folder), None, {})
+        return curate.learning.LearningResult(*read_learning(folder), folder, {})
 
     monkeypatch.setattr(curate, "learning_check", fake_check)
+    monkeypatch.setattr(curate.learning.check, "learning_check", fake_check)  # what learning_check_seeds calls
     out = tmp_path / "learn"
     with pytest.raises(SystemExit) as e:
         main(["learn", "d.jsonl", "--curated", "c", "--out", str(out), "--seeds", "0,1", "--steps", "3"])
@@ -596,6 +598,15 @@ def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch
         with pytest.raises(SystemExit) as e:
             main(["learn", "d.jsonl", "--curated", "c", "--out", str(tmp_path / "bad"), "--seeds", bad])
         assert e.value.code == 2 and not calls and not (tmp_path / "bad").exists()
+    from curate.learning import learning_check_seeds
+
+    for bad in ([0], [1, 1]):
+        with pytest.raises(CurateError, match="two or more distinct seeds"):
+            learning_check_seeds("d.jsonl", "c", bad, out=tmp_path / "bad")
+    assert not calls
+    seen = []
+    res = learning_check_seeds("d.jsonl", "c", [1, 0], out=tmp_path / "api", on_seed=lambda s, r: seen.append(s))
+    assert seen == [1, 0] and res.record["seeds"] == [1, 0] and (tmp_path / "api_seed1" / "learning.json").exists()
 
 
 def test_score_predictions_against_the_implicit_reward():

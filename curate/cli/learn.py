@@ -56,7 +56,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Train LoRA DPO on DATA and on the curated pairs (same seed, steps, settings) and measure per concept
         the generation shift and the implicit-reward preference against the audit's prediction."""
-        from .. import CurateError, learning_check, pool_learning
+        from .. import CurateError, learning_check
+        from ..learning import learning_check_seeds
         from ._base import _console, _fail
 
         console = _console()
@@ -76,31 +77,33 @@ def register(cli: typer.Typer) -> None:
             sft_weight=sft_weight,
             warmup_steps=warmup_steps,
         )
-        folders = [out] if len(seed_list) == 1 else [out.with_name(f"{out.name}_seed{s}") for s in seed_list]
+        kwargs = dict(
+            model=model,
+            config=config,
+            eval_prompts=eval_prompts,
+            samples=samples,
+            max_new_tokens=max_new_tokens,
+            counterfactual_pairs=counterfactual_pairs,
+            cache_dir=None if no_cache else "default",
+            recurate=recurate,
+            log=lambda m: console.print(m, highlight=False, markup=False),
+        )
         try:
-            for s, folder in zip(seed_list, folders):
-                if len(seed_list) > 1:
-                    console.print(f"seed {s} -> {folder}", highlight=False)
-                res = learning_check(
+            if len(seed_list) == 1:
+                res = learning_check(data, curated, out=out, **kwargs)
+            else:
+                res = learning_check_seeds(
                     data,
                     curated,
-                    out=folder,
-                    model=model,
-                    config={**config, "seed": s},
-                    eval_prompts=eval_prompts,
-                    samples=samples,
-                    max_new_tokens=max_new_tokens,
-                    counterfactual_pairs=counterfactual_pairs,
-                    cache_dir=None if no_cache else "default",
-                    recurate=recurate,
-                    log=lambda m: console.print(m, highlight=False, markup=False),
+                    seed_list,
+                    out=out,
+                    on_seed=lambda s, r: console.print(f"seed {s}: wrote {r.out}", highlight=False),
+                    **kwargs,
                 )
-            if len(seed_list) > 1:
-                res = pool_learning(folders, out=out)
         except (CurateError, FileNotFoundError, ValueError) as err:
             _fail(str(err))
         print_learning(res, console)
-        pooled = f", pooled over seeds {seed_list} from {len(folders)} folders" if len(seed_list) > 1 else ""
+        pooled = f", pooled over seeds {seed_list} from {len(seed_list)} folders" if len(seed_list) > 1 else ""
         console.print(
             f"Wrote {out} (learning.parquet, learning.json, PNGs{pooled}) in {res.record['seconds']:.0f} s",
             highlight=False,

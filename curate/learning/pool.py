@@ -17,13 +17,12 @@ same data, recipe, model and settings but different ``seed`` values and writes t
   (``r2_one_seed``) and against the pooled table (``r2_pooled``). An R² far below the ceiling is the
   prediction's error; a low ceiling says the runs are too noisy for any prediction.
 
-Example (the benchmark's ``--seeds 0,1,2`` does this)::
+:func:`learning_check_seeds` runs the checks and pools them (``curate learn --seeds 0,1,2`` and the
+benchmark's ``--seeds`` call it). Example::
 
-    from curate.learning import LearnConfig, learning_check, pool_learning
-    for s in (0, 1, 2):
-        learning_check(data, "curated", out=f"learn-{s}", config=LearnConfig(seed=s))
-    res = pool_learning(["learn-0", "learn-1", "learn-2"], out="learn")
-    res.record["r2"], res.record["seeds"]
+    from curate.learning import learning_check_seeds
+    res = learning_check_seeds(data, "curated", [0, 1, 2], out="learn", config={"steps": 48})
+    res.record["r2"], res.record["seeds"]  # the seeds' own folders are learn_seed0, learn_seed1, learn_seed2
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from .measure import (
     wilson,
 )
 
-__all__ = ["pool_learning"]
+__all__ = ["learning_check_seeds", "pool_learning"]
 
 #: record fields that must agree between the pooled folders (everything but the seed)
 _SAME = ("estimator", "loss", "eval_prompts", "samples_per_prompt", "max_new_tokens", "temperature", "recipe")
@@ -225,3 +224,41 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
     if out is not None:
         result.out = save_learning_folder(result, out, source=", ".join(map(str, folders)))
     return result
+
+
+def learning_check_seeds(data, curated, seeds, *, out, config=None, on_seed=None, **kwargs) -> LearningResult:
+    """Run :func:`curate.learning_check` once per seed, each into ``<out>_seed<N>``, and pool them into ``out``.
+
+    Args:
+        data, curated: as for :func:`curate.learning_check`.
+        seeds: two or more distinct training seeds.
+        out: the pooled learning folder; each seed's folder is its sibling ``<out>_seed<N>``.
+        config: :class:`curate.learning.LearnConfig` or a dict of its fields; its ``seed`` is replaced by each seed.
+        on_seed: called as ``on_seed(seed, result)`` after each seed's check (progress, printing).
+        **kwargs: the other arguments of :func:`curate.learning_check`.
+
+    Returns:
+        The pooled :class:`LearningResult` (:func:`pool_learning`).
+
+    Raises:
+        CurateError: fewer than two seeds or a repeated seed (before anything is trained).
+    """
+    from dataclasses import replace
+
+    from .check import learning_check
+    from .train import LearnConfig
+
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise CurateError(f"Pass two or more distinct seeds such as [0, 1, 2], got {seeds} (one seed: learning_check).")
+    config = LearnConfig(**config) if isinstance(config, dict) else (config or LearnConfig())
+    out = Path(out)
+    folders = []
+    for s in seeds:
+        res = learning_check(
+            data, curated, out=out.with_name(f"{out.name}_seed{s}"), config=replace(config, seed=s), **kwargs
+        )
+        folders.append(res.out)
+        if on_seed is not None:
+            on_seed(s, res)
+    return pool_learning(folders, out=out)
