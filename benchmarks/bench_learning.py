@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 
@@ -271,12 +270,10 @@ def main() -> int:
 
 def check_seeds(data, curated, folder: Path, seeds: list[int], kw: dict):
     """One learning check per seed; with several seeds, each in ``<folder>_seed<N>`` and pooled into ``folder``."""
-    from curate.learning import learning_check, learning_check_seeds
+    from curate.pipeline import run_learn
 
-    if len(seeds) == 1:
-        return learning_check(data, curated, out=folder, **{**kw, "config": replace(kw["config"], seed=seeds[0])})
-    return learning_check_seeds(
-        data, curated, seeds, out=folder, on_seed=lambda s, r: show(r, f"{folder.name}, seed {s}"), **kw
+    return run_learn(
+        data, curated, out=folder, seeds=seeds, on_seed=lambda s, r: show(r, f"{folder.name}, seed {s}"), **kw
     )
 
 

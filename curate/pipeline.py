@@ -185,6 +185,25 @@ def run_audit(data, *, out, **kwargs) -> dict:
     return result
 
 
+def run_learn(data, curated, *, out, seeds=None, on_seed=None, **kwargs):
+    """The learning check the way ``curate learn`` runs it: one seed (``seeds`` None or one value) writes ``out``
+    with :func:`curate.learning_check`; several run one check per seed into ``<out>_seed<N>`` and pool them into
+    ``out`` (:func:`curate.learning.learning_check_seeds`; ``on_seed(seed, result)`` after each).
+
+    ``kwargs`` are :func:`curate.learning_check`'s; ``config`` is a :class:`curate.learning.LearnConfig` or a dict
+    of its fields, its ``seed`` replaced by each seed. Returns the :class:`curate.learning.LearningResult`."""
+    from dataclasses import replace
+
+    from .learning import LearnConfig, learning_check, learning_check_seeds
+
+    config = kwargs.pop("config", None)
+    config = LearnConfig(**config) if isinstance(config, dict) else (config or LearnConfig())
+    seeds = [config.seed] if seeds is None else list(seeds)
+    if len(seeds) == 1:
+        return learning_check(data, curated, out=out, config=replace(config, seed=seeds[0]), **kwargs)
+    return learning_check_seeds(data, curated, seeds, out=out, config=config, on_seed=on_seed, **kwargs)
+
+
 def run_apply(
     data,
     *,

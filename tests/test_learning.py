@@ -580,11 +580,15 @@ def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch
     def fake_check(data, curated, *, out, config, **kw):
         config = config if isinstance(config, dict) else config.to_dict()
         calls.append((Path(out).name, config))
-        folder = _seed_folder(Path(out), config["seed"], flattery_share=0.25 + config["seed"] / 2)
+        fields = {"n_concepts_supported": 2, "spearman": 0.4, "r2_curated": 0.1, "spearman_curated": 0.2}
+        folder = _seed_folder(Path(out), config["seed"], flattery_share=0.25 + config["seed"] / 2, record=fields)
         return curate.learning.LearningResult(*read_learning(folder), folder, {})
 
     monkeypatch.setattr(curate, "learning_check", fake_check)
     monkeypatch.setattr(curate.learning.check, "learning_check", fake_check)  # what learning_check_seeds calls
+    monkeypatch.setattr(
+        curate.learning, "learning_check", fake_check
+    )  # what one seed calls (curate.pipeline.run_learn)
     out = tmp_path / "learn"
     with pytest.raises(SystemExit) as e:
         main(["learn", "d.jsonl", "--curated", "c", "--out", str(out), "--seeds", "0,1", "--steps", "3"])
@@ -598,6 +602,10 @@ def test_cli_learn_seeds_runs_one_check_per_seed_and_pools(tmp_path, monkeypatch
         with pytest.raises(SystemExit) as e:
             main(["learn", "d.jsonl", "--curated", "c", "--out", str(tmp_path / "bad"), "--seeds", bad])
         assert e.value.code == 2 and not calls and not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit) as e:  # one seed: one folder, OUT itself
+        main(["learn", "d.jsonl", "--curated", "c", "--out", str(tmp_path / "one"), "--seed", "1"])
+    assert e.value.code == 0 and calls == [("one", {**calls[0][1], "seed": 1})]
+    calls.clear()
     from curate.learning import learning_check_seeds
 
     for bad in ([0], [1, 1]):

@@ -56,8 +56,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Train LoRA DPO on DATA and on the curated pairs (same seed, steps, settings) and measure per concept
         the generation shift and the implicit-reward preference against the audit's prediction."""
-        from .. import CurateError, learning_check
-        from ..learning import learning_check_seeds
+        from .. import CurateError
+        from ..pipeline import run_learn
         from ._base import _console, _fail
 
         console = _console()
@@ -89,17 +89,14 @@ def register(cli: typer.Typer) -> None:
             log=lambda m: console.print(m, highlight=False, markup=False),
         )
         try:
-            if len(seed_list) == 1:
-                res = learning_check(data, curated, out=out, **kwargs)
-            else:
-                res = learning_check_seeds(
-                    data,
-                    curated,
-                    seed_list,
-                    out=out,
-                    on_seed=lambda s, r: console.print(f"seed {s}: wrote {r.out}", highlight=False),
-                    **kwargs,
-                )
+            res = run_learn(
+                data,
+                curated,
+                out=out,
+                seeds=seed_list,
+                on_seed=lambda s, r: console.print(f"seed {s}: wrote {r.out}", highlight=False),
+                **kwargs,
+            )
         except (CurateError, FileNotFoundError, ValueError) as err:
             _fail(str(err))
         print_learning(res, console)
