@@ -497,6 +497,10 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
     assert t.loc["flattery", "reward_margin_original"] == pytest.approx(0.25)  # the mean over all 64 pairs
     assert res.record["noise_ceiling_reward"]["original"]["seeds"] == 2 and "r2_reward" in res.record
+    old = _seed_folder(tmp_path / "old", 2, flattery_share=0.5)  # written before reward margins existed
+    table = pd.read_parquet(old / "learning.parquet").drop(columns=["reward_margin_original", "reward_margin_curated"])
+    table.to_parquet(old / "learning.parquet", index=False)
+    assert np.isnan(pool_learning([a, old]).table.set_index("concept").loc["flattery", "reward_margin_original"])
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]
     assert res.record["noise_ceiling"]["original"]["n"] == 2  # two concepts: too few for a seed-to-seed r

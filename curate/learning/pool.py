@@ -148,8 +148,13 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         )
         ci = [wilson(kk, nn) for kk, nn in zip(k, n)]
         pooled[f"reward_{arm}"] = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
-        m = np.nansum(
-            [(t.loc[concepts, f"reward_margin_{arm}"] * t.loc[concepts, "reward_n"]).to_numpy(float) for t in idx], 0
+        m = np.sum(  # a folder written before the margin existed leaves it NaN, never 0
+            [
+                np.where(w > 0, t.loc[concepts, f"reward_margin_{arm}"].to_numpy(float) * w, 0.0)
+                for t in idx
+                for w in [t.loc[concepts, "reward_n"].fillna(0).to_numpy(float)]
+            ],
+            0,
         )
         pooled[f"reward_margin_{arm}"] = np.where(n > 0, m / np.where(n > 0, n, 1), np.nan)
         pooled[f"reward_{arm}_low"], pooled[f"reward_{arm}_high"] = (np.array(x) for x in zip(*ci))
