@@ -381,6 +381,13 @@ def noise_ceiling(observed) -> dict:
     }
 
 
+def reward_rows(table: pd.DataFrame) -> pd.Series:
+    """The concepts a prediction is scored on against the implicit reward: measured on counterfactual pairs and
+    with support in the data (pairs that differ, a finite scale)."""
+    scale = table["scale"].astype(float)
+    return (table["reward_n"].astype(float) > 0) & (table["n_differ"].astype(float) > 0) & np.isfinite(scale)
+
+
 def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple[dict, dict]:
     """Prediction quality of a learning table: ``({arm: {r2, spearman, …}}, {estimator: {r2, spearman, …}})``.
 
@@ -397,8 +404,7 @@ def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple
         rows = table[table["supported"].astype(bool)]
         observed = {arm: rows[f"observed_{arm}"] / rows["scale"] for arm in ("original", "curated")}
     else:
-        n_differ = table["n_differ"].astype(float)
-        rows = table[(table["reward_n"].astype(float) > 0) & (n_differ > 0) & np.isfinite(table["scale"].astype(float))]
+        rows = table[reward_rows(table)]
         observed = {arm: rows[f"reward_{arm}"].astype(float) for arm in ("original", "curated")}
     quality = {
         arm: prediction_quality(rows["predicted" if arm == "original" else "predicted_curated"], observed[arm])

@@ -40,6 +40,7 @@ from .measure import (
     noise_ceiling,
     opening_concentration,
     reward_record,
+    reward_rows,
     score_predictions,
     score_texts,
     wilson,
@@ -171,7 +172,7 @@ def pool_learning(folders, *, out: str | Path | None = None) -> LearningResult:
         )
         for arm in ("original", "curated")
     }
-    rw = pooled.loc[(pooled["reward_n"] > 0) & (pooled["n_differ"] > 0), "concept"].tolist()
+    rw = pooled.loc[reward_rows(pooled), "concept"].tolist()
     ceiling_reward = {
         arm: noise_ceiling([t.loc[rw, f"reward_{arm}"].to_numpy(float) for t in idx]) for arm in ("original", "curated")
     }
