@@ -2,7 +2,8 @@
 
 The pair schema (what :func:`curate.load_pairs` returns)::
 
-    id              original row id (the row index when the input has none)
+    row             the row's position in the source (0, 1, …): its identity through every step
+    id              original row id (the row index when the input has none; may repeat or be null)
     prompt          the prompt as text (multi-turn prompts rendered "role: content")
     prompt_messages the prompt as chat messages [{"role", "content"}, ...]
     chosen          the preferred response (text)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+ROW = "row"
 ID = "id"
 PROMPT = "prompt"
 PROMPT_MESSAGES = "prompt_messages"
