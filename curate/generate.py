@@ -11,7 +11,7 @@ Example:
     >>> from curate import make_preference_pairs
     >>> gen = make_preference_pairs(n_pairs=200, seed=0)
     >>> gen.dataset.column_names
-    ['id', 'prompt', 'prompt_messages', 'chosen', 'rejected', 'reason']
+    ['row', 'id', 'prompt', 'prompt_messages', 'chosen', 'rejected', 'reason']
     >>> sorted(gen.planted)[:3]
     ['agreement', 'apology', 'emoji']
     >>> gen.truth.shape[0]
@@ -283,6 +283,7 @@ def make_preference_pairs(
             sides[label] = (text, has, correct)
         flip = rng.random() < label_noise
         chosen, rejected = (sides["worse"], sides["better"]) if flip else (sides["better"], sides["worse"])
+        rows[C.ROW].append(i)
         rows[C.ID].append(i)
         rows[C.PROMPT].append(prompt)
         rows[C.PROMPT_MESSAGES].append([{"role": "user", "content": prompt}])
@@ -328,6 +329,7 @@ def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0
         with_c = render_response(answer, others | {concept}, rng, explanation)
         rng.bit_generator.state = state  # same random choices for everything but the concept
         without = render_response(answer, others, rng, explanation)
+        rows[C.ROW].append(i)
         rows[C.ID].append(i)
         rows[C.PROMPT].append(q)
         rows[C.PROMPT_MESSAGES].append([{"role": "user", "content": q}])

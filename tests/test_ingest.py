@@ -23,7 +23,14 @@ def test_standard_keeps_order_and_row_index_as_id():
         (2, "p3", "good 3", "bad 3", ""),
     ]
     assert ds[0]["prompt_messages"] == [{"role": "user", "content": "p1"}]
-    assert ingestion_summary(ds) == {"format": "standard", "n_rows": 3, "n_usable": 3, "reasons": {}}
+    assert ingestion_summary(ds) == {
+        "format": "standard",
+        "n_rows": 3,
+        "n_usable": 3,
+        "n_duplicate_ids": 0,
+        "n_null_ids": 0,
+        "reasons": {},
+    }
 
 
 def test_existing_id_column_is_kept():

@@ -1,10 +1,12 @@
 """The formats :func:`~curate.ingest.load_pairs` accepts and how it tells them apart: :data:`FORMATS`,
 :data:`RATED_POLICIES` (how rated completions become pairs), the keys a rated or pairwise row may use for its
 prompt, texts and scores, the HH-RLHF turn markers, and :func:`detect_format` (the format from the column
-names and one example).
+names and a sample of rows).
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from ..errors import FormatError
 
@@ -36,8 +38,21 @@ def is_messages(v) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(isinstance(m, dict) and "role" in m and "content" in m for m in v)
 
 
-def detect_format(columns, example: dict | None = None) -> str:
-    """Name the format of a dataset from its column names (and one example, to tell strings from messages).
+def _row_kind(example: dict) -> str | None:
+    """What one row's responses look like: ``"messages"``, ``"hh"`` (a transcript with an Assistant turn),
+    ``"text"``, or None when they tell nothing (null, empty, another type)."""
+    sides = [example.get("chosen"), example.get("rejected")]
+    if any(is_messages(v) for v in sides):
+        return "messages"
+    texts = [v for v in sides if isinstance(v, str) and v.strip()]
+    if any(ASSISTANT in v for v in texts):
+        return "hh"
+    return "text" if texts else None
+
+
+def detect_format(columns, examples: dict | list[dict] | None = None) -> str:
+    """Name the format of a dataset from its column names and its rows (one example, or a sample of rows
+    spread across the data: the rows vote, and rows whose responses tell nothing, such as nulls, abstain).
 
     Raises:
         FormatError: listing the columns found and the accepted formats.
@@ -46,18 +61,23 @@ def detect_format(columns, example: dict | None = None) -> str:
 
         >>> detect_format(["prompt", "chosen", "rejected"], {"prompt": "a", "chosen": "b", "rejected": "c"})
         'standard'
+        >>> turn = [{"role": "assistant", "content": "hi"}]
+        >>> rows = [{"chosen": None, "rejected": None}, {"chosen": turn, "rejected": turn}]  # row 0 abstains
+        >>> detect_format(["chosen", "rejected"], rows)
+        'conversational'
     """
     cols = set(columns)
-    example = example or {}
+    if isinstance(examples, dict):
+        examples = [examples]
     if {"chosen", "rejected"} <= cols:
-        ch = example.get("chosen")
-        if is_messages(ch) or is_messages(example.get("rejected")):
+        votes = Counter(k for k in map(_row_kind, examples or []) if k is not None)
+        # the kind most rows show; on a tie, messages over transcripts over plain text
+        kind = max(("messages", "hh", "text"), key=lambda k: votes[k]) if votes else "text"
+        if kind == "messages":
             return "conversational"
         if "prompt" in cols:
             return "standard"
-        if isinstance(ch, str) and ASSISTANT in ch:
-            return "hh"
-        return "implicit"
+        return "hh" if kind == "hh" else "implicit"
     if {"output_1", "output_2", "preference"} <= cols and cols & set(PROMPT_KEYS):
         return "pairwise"
     if ("completions" in cols or {"responses", "scores"} <= cols) and cols & set(PROMPT_KEYS):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from typing import Any
@@ -14,8 +15,11 @@ from .. import _columns as C
 from ..errors import FormatError
 from . import formats, normalise, read
 from .formats import FORMATS, RATED_POLICIES, detect_format
-from .normalise import CONSUMED, CONVERTERS, from_rated, pair_features
-from .read import read_source
+from .normalise import CONSUMED, CONVERTERS, CellError, from_rated, pair_features
+from .read import not_utf8, read_source
+
+#: how many rows, spread evenly across the data, the format is detected from
+DETECT_SAMPLE = 1000
 
 
 def load_pairs(
@@ -41,16 +45,19 @@ def load_pairs(
         **load_kwargs: passed to ``datasets.load_dataset``.
 
     Returns:
-        A `datasets.Dataset` with ``id, prompt, prompt_messages, chosen, rejected, reason`` in input order;
-        the input's ``id`` column is kept (else the row index). Columns outside the schema are carried
-        along unchanged (except for ``rated``/``all_pairs``, which changes the row count).
+        A `datasets.Dataset` with ``row, id, prompt, prompt_messages, chosen, rejected, reason`` in input
+        order. ``row`` is each row's position in the source (0, 1, …, invalid rows included; for
+        ``rated``/``all_pairs``, the pair's position in the result), its identity through every later step;
+        data that already carries curate's ``row`` index keeps it. The input's ``id`` column is kept as it
+        is, repeats and nulls included (else the row index). Columns outside the schema are carried along
+        unchanged (except for ``rated``/``all_pairs``, which changes the row count).
 
     Raises:
         FormatError: unknown column set (lists the columns found and the accepted formats), unknown
-            split, unreadable file.
+            split, unreadable file, a file that is not UTF-8 (names the line), a cell that cannot be read
+            (names the row), a ``row`` column that is not a row index.
     """
     import datasets as hf
-    import numpy as np
 
     if rated_policy not in RATED_POLICIES:
         raise FormatError(f"Unknown rated_policy {rated_policy!r}. Choose one of: {list(RATED_POLICIES)}.")
@@ -64,22 +71,88 @@ def load_pairs(
         data = data.select(range(min(limit, len(data))))
     if len(data) == 0:
         raise FormatError("The dataset is empty: there are no pairs to read.")
+    where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the dataset"
     columns = data.column_names
-    if format is None:
-        format = detect_format(columns, data[0])
-    elif format not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise FormatError(f"Unknown format {format!r}. Accepted formats: {list(FORMATS)}.")
+    try:
+        if format is None:
+            format = detect_format(columns, _spread_sample(data))
+        ds = _convert(data, format, rated_policy, seed, where)
+    except UnicodeDecodeError as err:  # a text file with bytes that are not UTF-8 reaches here as data
+        file = os.fspath(source) if isinstance(source, (str, os.PathLike)) and os.path.isfile(source) else None
+        raise FormatError(
+            (file and not_utf8(file)) or f"{where} holds text that is not valid UTF-8 ({err}); save it as UTF-8."
+        ) from None
+    ds.info.description = json.dumps(
+        {"curate_format": format, "rated_policy": rated_policy if format == "rated" else None}
+    )
+    return ds
+
+
+def _spread_sample(data) -> list[dict]:
+    """The responses of up to :data:`DETECT_SAMPLE` rows spread evenly across ``data`` (first and last
+    included), for :func:`detect_format`."""
+    import numpy as np
+
+    sides = [c for c in C.SIDES if c in data.column_names]
+    if not sides:
+        return []
+    idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), DETECT_SAMPLE)).round().astype(int))
+    return data.select_columns(sides).select(idx).to_list()
+
+
+def _carries_row_index(data, where: str) -> bool:
+    """True when ``data`` already has curate's ``row`` column (distinct integers, none missing: rows curate
+    wrote before); a ``row`` column that is something else is an error naming the fix."""
+    import pyarrow.compute as pc
+    from datasets import Value
+
+    if C.ROW not in data.column_names:
+        return False
+    feature, col = data.features[C.ROW], data.with_format("arrow")[C.ROW]
+    if (
+        isinstance(feature, Value)
+        and feature.dtype.startswith(("int", "uint"))
+        and col.null_count == 0
+        and pc.count_distinct(col).as_py() == len(col)
+    ):
+        return True
+    raise FormatError(
+        f"{where} has a column {C.ROW!r} that is not a row index (distinct integers, none missing): curate "
+        f"gives every row its position in {C.ROW!r}. Rename that column (e.g. "
+        f"ds.rename_column({C.ROW!r}, 'row_label')) or drop it, and load again."
+    )
+
+
+def _convert(data, format: str, rated_policy: str, seed: int, where: str):
+    """Every row of ``data`` in the pair schema (one ``Dataset.map``, cached by the input's fingerprint)."""
+    import hashlib
+
+    import numpy as np
+
+    from ..cache import module_hash
+
+    columns = data.column_names
+    keep_rows = _carries_row_index(data, where)
 
     def convert(ex, i):
         id_ = ex[C.ID] if has_id else i
-        if format == "rated":
-            return from_rated(ex, id_, rated_policy, np.random.default_rng([seed, i]))
-        rows = CONVERTERS[format](ex, id_)
+        try:
+            if format == "rated":
+                rows = from_rated(ex, id_, rated_policy, np.random.default_rng([seed, i]))
+            else:
+                rows = CONVERTERS[format](ex, id_)
+        except CellError as err:
+            raise FormatError(f"{where}, row {i} (counting from 0): {err}.") from None
         known = ex.get(C.REASON) if has_reason else None
         if isinstance(known, str) and known.startswith(C.INVALID_PREFIX):
             # rows curate already read (an annotated/ or curated split): an unusable row stays unusable
             for row in rows:
                 row[C.REASON] = known
+        if not all_pairs:
+            for row in rows:
+                row[C.ROW] = ex[C.ROW] if keep_rows else i
         return rows
 
     has_reason = C.REASON in columns
@@ -93,6 +166,8 @@ def load_pairs(
     all_pairs = format == "rated" and rated_policy == "all_pairs"
     sample = convert(data[0], 0)
     features = pair_features(data.features, carried, sample, string_ids=all_pairs)
+    if all_pairs:  # one source row gives several pairs: each is numbered once they are all built
+        del features[C.ROW]
 
     def convert_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {k: [] for k in features}
@@ -107,10 +182,6 @@ def load_pairs(
                 for k in out:
                     out[k].append(row[k])
         return out
-
-    import hashlib
-
-    from ..cache import module_hash
 
     fp = getattr(data, "_fingerprint", None)
     code = module_hash(read, formats, normalise, sys.modules[__name__])  # the reader's own code is part of the identity
@@ -128,14 +199,31 @@ def load_pairs(
         new_fingerprint=new_fp,
         desc="Reading pairs",
     )
-    ds.info.description = json.dumps(
-        {"curate_format": format, "rated_policy": rated_policy if format == "rated" else None}
-    )
-    return ds
+    return ensure_row_index(ds) if all_pairs else ds
+
+
+def ensure_row_index(dataset):
+    """``dataset`` with curate's ``row`` column: its own if it has one, else each row's position (0, 1, …)
+    as ``int64``, first among the columns. Later steps join on ``row``, never on a user ``id``.
+
+    Example:
+
+        >>> from datasets import Dataset
+        >>> ensure_row_index(Dataset.from_dict({"id": [7, 7]})).to_list()
+        [{'row': 0, 'id': 7}, {'row': 1, 'id': 7}]
+    """
+    import numpy as np
+
+    if C.ROW in dataset.column_names:
+        return dataset
+    with_row = dataset.add_column(C.ROW, np.arange(len(dataset), dtype=np.int64))
+    return with_row.select_columns([C.ROW, *dataset.column_names])
 
 
 def ingestion_summary(dataset) -> dict:
-    """Counts of usable and unusable rows by reason, and the detected format.
+    """Counts of usable and unusable rows by reason, of ids that repeat an earlier row's (``n_duplicate_ids``)
+    and of missing ids (``n_null_ids``), and the detected format. Repeated or missing ids are kept as they are:
+    rows are told apart by ``row``.
 
     Example:
 
@@ -153,5 +241,17 @@ def ingestion_summary(dataset) -> dict:
         "format": fmt,
         "n_rows": len(dataset),
         "n_usable": len(dataset) - sum(counts.values()),
+        **_id_counts(dataset),
         "reasons": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
     }
+
+
+def _id_counts(dataset) -> dict:
+    """``n_duplicate_ids``: rows whose id an earlier row already has; ``n_null_ids``: rows without an id."""
+    import pyarrow.compute as pc
+
+    if C.ID not in dataset.column_names:
+        return {"n_duplicate_ids": 0, "n_null_ids": 0}
+    ids = dataset.with_format("arrow")[C.ID]
+    distinct = pc.count_distinct(ids, mode="only_valid").as_py()
+    return {"n_duplicate_ids": len(ids) - ids.null_count - distinct, "n_null_ids": ids.null_count}

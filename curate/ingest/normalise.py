@@ -1,6 +1,7 @@
 """Turn one row of each format into rows of curate's one pair schema (``id, prompt, prompt_messages, chosen,
-rejected, reason``), marking a row that cannot be used with ``reason = "invalid:<problem>"`` instead of
-dropping it; and the ``datasets`` features of the result (:func:`pair_features`).
+rejected, reason``; :func:`~curate.ingest.load_pairs` adds ``row``), marking a row that cannot be used with
+``reason = "invalid:<problem>"`` instead of dropping it; and the ``datasets`` features of the result
+(:func:`pair_features`).
 
 One converter per format, ``fn(example, id) -> [row, ...]`` (:data:`CONVERTERS`; ``rated`` takes a policy and
 a random generator as well: :func:`from_rated`).
@@ -10,28 +11,55 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import unicodedata
 
 from .. import _columns as C
-from .formats import ASSISTANT, PROMPT_KEYS, SCORE_KEYS, TEXT_KEYS, is_messages
+from ..errors import FormatError
+from .formats import ASSISTANT, HUMAN, PROMPT_KEYS, SCORE_KEYS, TEXT_KEYS, is_messages
+
+
+class CellError(FormatError):
+    """One cell of a row cannot be read at all (not a row to mark: the file needs fixing); :func:`load_pairs`
+    adds where it is."""
+
+
+def is_content_free(text: str) -> bool:
+    """True for a text with nothing to read: only whitespace, control characters (NUL, …) and invisible format
+    characters (zero-width spaces and joiners, the byte-order mark, …).
+
+    Example:
+
+        >>> is_content_free(" \u200b\u200d\ufeff\x00 "), is_content_free("\u200bhi")
+        (True, False)
+    """
+    text = text.strip()
+    if not text or text[0].isprintable():  # the usual case: the first character is visible
+        return not text
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 
 def _check_text(value, name: str) -> str | None:
-    """Return a reason if ``value`` is not a usable text."""
+    """Return a reason if ``value`` is not a usable text (``empty_<name>`` also for a content-free one)."""
     if value is None:
         return f"{C.INVALID_PREFIX}missing_{name}"
     if not isinstance(value, str):
         return f"{C.INVALID_PREFIX}non_string_{name}"
-    if not value.strip():
+    if is_content_free(value):
         return f"{C.INVALID_PREFIX}empty_{name}"
     return None
 
 
-def _row(id_, prompt, messages, chosen, rejected, reason=""):
+def _row(id_, prompt, messages, chosen, rejected, reason="", *, needs_prompt=False):
+    """One row of the pair schema; ``needs_prompt``: the format carries the prompt in its own field, so a
+    missing (None) one makes the pair unusable."""
     if not reason:
         for value, name in ((chosen, "chosen"), (rejected, "rejected")):
             reason = _check_text(value, name) or ""
             if reason:
                 break
+    if not reason and prompt is None and needs_prompt:
+        reason = f"{C.INVALID_PREFIX}missing_prompt"
     if not reason and prompt is not None and not isinstance(prompt, str):
         reason = f"{C.INVALID_PREFIX}non_string_prompt"
     if not reason and chosen == rejected:
@@ -59,7 +87,7 @@ def _render(messages) -> str:
 
 
 def _from_standard(ex, id_):
-    return [_row(id_, ex.get("prompt"), None, ex.get("chosen"), ex.get("rejected"))]
+    return [_row(id_, ex.get("prompt"), None, ex.get("chosen"), ex.get("rejected"), needs_prompt=True)]
 
 
 def _assistant_text(messages) -> str | None:
@@ -69,45 +97,54 @@ def _assistant_text(messages) -> str | None:
     return "\n\n".join(p if isinstance(p, str) else "" for p in parts)
 
 
+def _role(message) -> str:
+    """A message's role as it may appear in a reason: a short lower-case word, else ``other``."""
+    role = message.get("role")
+    if not role:
+        return "no_role"
+    return role if isinstance(role, str) and re.fullmatch(r"[a-z_]{1,20}", role) else "other"
+
+
+def _response_problem(messages, name: str) -> str:
+    """Why a conversational response cannot be used as it is ("" when it can): its last turn is not the
+    assistant's, or another role speaks inside it (a user turn would be lost when the assistant turns join)."""
+    if messages[-1].get("role") != "assistant":
+        return f"{C.INVALID_PREFIX}{name}_ends_with_{_role(messages[-1])}_turn"
+    other = next((m for m in messages if m.get("role") != "assistant"), None)
+    return "" if other is None else f"{C.INVALID_PREFIX}{name}_has_{_role(other)}_turn"
+
+
 def _from_conversational(ex, id_):
     chosen, rejected, prompt = ex.get("chosen"), ex.get("rejected"), ex.get("prompt")
     for value, name in ((chosen, "chosen"), (rejected, "rejected")):
         if value is None:
             return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}missing_{name}")]
-        if not is_messages(value):
-            return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}non_string_{name}")]
+        if isinstance(value, list) and not value:
+            return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}empty_{name}")]
+        if not is_messages(value):  # e.g. a string in a conversational dataset
+            return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}non_messages_{name}")]
     for value, name in ((chosen, "chosen"), (rejected, "rejected")):
         if value[-1].get("role") != "assistant":  # the response would lose its last turn
-            return [
-                _row(
-                    id_,
-                    None,
-                    [],
-                    _assistant_text(chosen),
-                    _assistant_text(rejected),
-                    f"{C.INVALID_PREFIX}{name}_ends_with_{value[-1].get('role') or 'no_role'}_turn",
-                )
-            ]
-    if prompt is None:  # implicit prompt: shared leading messages
-        k = 0
-        while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
-            k += 1
+            reason = _response_problem(value, name)
+            return [_row(id_, None, [], _assistant_text(chosen), _assistant_text(rejected), reason)]
+    k = 0  # the leading messages both sides share
+    while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
+        k += 1
+    if prompt is None:  # implicit prompt: the shared leading messages
         prompt_msgs, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
         if not prompt_msgs:
+            reason = f"{C.INVALID_PREFIX}no_shared_prompt"
+            return [_row(id_, "", [], _assistant_text(chosen), _assistant_text(rejected), reason)]
+    else:  # an explicit prompt; sides that repeat it (UltraFeedback-binarized style) start after it
+        lead = max((j + 1 for j in range(k) if chosen[j].get("role") != "assistant"), default=0)
+        chosen, rejected = chosen[lead:], rejected[lead:]
+        prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    for value, name in ((chosen, "chosen"), (rejected, "rejected")):
+        reason = _response_problem(value, name)
+        if reason:
             return [
-                _row(
-                    id_,
-                    "",
-                    [],
-                    _assistant_text(chosen),
-                    _assistant_text(rejected),
-                    f"{C.INVALID_PREFIX}no_shared_prompt",
-                )
+                _row(id_, _render(prompt_msgs), prompt_msgs, _assistant_text(chosen), _assistant_text(rejected), reason)
             ]
-    elif isinstance(prompt, str):
-        prompt_msgs = [{"role": "user", "content": prompt}]
-    else:
-        prompt_msgs = list(prompt)
     return [_row(id_, _render(prompt_msgs), prompt_msgs, _assistant_text(chosen), _assistant_text(rejected))]
 
 
@@ -119,8 +156,6 @@ def _split_hh(text: str):
     prompt, response = text[:cut], text[cut + len(ASSISTANT) :].strip()
     messages = []
     rest = prompt
-    import re
-
     for m in re.finditer(r"\n\n(Human|Assistant):(.*?)(?=\n\n(?:Human|Assistant):|\Z)", rest, flags=re.S):
         messages.append({"role": "user" if m.group(1) == "Human" else "assistant", "content": m.group(2).strip()})
     return prompt, messages, response
@@ -135,6 +170,10 @@ def _from_hh(ex, id_):
     if a is None or b is None:
         return [_row(id_, None, [], chosen, rejected, f"{C.INVALID_PREFIX}no_assistant_turn")]
     reason = "" if a[0] == b[0] else f"{C.INVALID_PREFIX}prompt_mismatch"
+    for (_, _, response), name in ((a, "chosen"), (b, "rejected")):
+        if HUMAN in response:  # the transcript goes on after its last Assistant turn
+            reason = f"{C.INVALID_PREFIX}{name}_ends_with_user_turn"
+            break
     return [_row(id_, _render(a[1]) if a[1] else a[0].strip(), a[1], a[2], b[2], reason)]
 
 
@@ -165,7 +204,18 @@ def _completions(ex):
     if "completions" in ex and ex["completions"] is not None:
         comps = ex["completions"]
         if isinstance(comps, str):
-            comps = json.loads(comps)
+            try:
+                comps = json.loads(comps)
+            except ValueError as err:
+                raise CellError(
+                    f"the completions cell is not valid JSON ({err}; it starts {comps[:60]!r}). Fix that cell: "
+                    'it must hold a JSON list of completions, e.g. [{"response": "Hi!", "score": 7}]'
+                ) from err
+            if not isinstance(comps, list):
+                raise CellError(
+                    f"the completions cell holds JSON {type(comps).__name__}, not a list. Fix that cell: "
+                    'it must hold a JSON list of completions, e.g. [{"response": "Hi!", "score": 7}]'
+                )
         out = []
         for c in comps:
             if isinstance(c, dict):
@@ -192,6 +242,7 @@ def from_rated(ex, id_, policy: str, rng):
     scores = [s for _, s in comps]
     if max(scores) == min(scores):
         return [_row(id_, prompt, None, comps[0][0], comps[1][0], f"{C.INVALID_PREFIX}tie")]
+    row = lambda *a: _row(*a, needs_prompt=True)  # noqa: E731
     if policy == "all_pairs":
         rows = []
         for i in range(len(comps)):
@@ -199,7 +250,7 @@ def from_rated(ex, id_, policy: str, rng):
                 if comps[i][1] == comps[j][1]:
                     continue
                 hi, lo = (i, j) if comps[i][1] > comps[j][1] else (j, i)
-                rows.append(_row(f"{id_}:{i}-{j}", prompt, None, comps[hi][0], comps[lo][0]))
+                rows.append(row(f"{id_}:{i}-{j}", prompt, None, comps[hi][0], comps[lo][0]))
         return rows
     best = max(range(len(comps)), key=lambda i: comps[i][1])
     if policy == "best_vs_worst":
@@ -207,7 +258,7 @@ def from_rated(ex, id_, policy: str, rng):
     else:  # best_vs_random
         lower = [i for i in range(len(comps)) if comps[i][1] < comps[best][1]]
         other = lower[int(rng.integers(len(lower)))]
-    return [_row(id_, prompt, None, comps[best][0], comps[other][0])]
+    return [row(id_, prompt, None, comps[best][0], comps[other][0])]
 
 
 def _from_pairwise(ex, id_):
@@ -221,9 +272,8 @@ def _from_pairwise(ex, id_):
         return [_row(id_, prompt, None, ex.get("output_1"), ex.get("output_2"), f"{C.INVALID_PREFIX}bad_preference")]
     if pref == 1.5:
         return [_row(id_, prompt, None, ex.get("output_1"), ex.get("output_2"), f"{C.INVALID_PREFIX}tie")]
-    if pref > 1.5:
-        return [_row(id_, prompt, None, ex.get("output_2"), ex.get("output_1"))]
-    return [_row(id_, prompt, None, ex.get("output_1"), ex.get("output_2"))]
+    better, worse = ("output_2", "output_1") if pref > 1.5 else ("output_1", "output_2")
+    return [_row(id_, prompt, None, ex.get(better), ex.get(worse), needs_prompt=True)]
 
 
 #: the converter of each format but ``rated`` (see :func:`from_rated`)
@@ -247,6 +297,7 @@ def pair_features(input_features, carried, rows, string_ids=False):
     if string_ids or (rows and isinstance(rows[0][C.ID], str)):
         id_feature = Value("string")
     feats = {
+        C.ROW: Value("int64"),
         C.ID: id_feature,
         C.PROMPT: Value("string"),
         C.PROMPT_MESSAGES: List({"role": Value("string"), "content": Value("string")}),

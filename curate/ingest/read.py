@@ -92,7 +92,7 @@ def _diagnose_file(builder: str, path: str, err: BaseException) -> str:
             "download or compress it again."
         )
     except UnicodeDecodeError as u_err:
-        return f"{path} is not UTF-8 text ({u_err}); save it as UTF-8."
+        return not_utf8(path) or f"{path} is not UTF-8 text ({u_err}); save it as UTF-8."
     if text_lines is not None:
         if not any(line.strip() for line in text_lines):
             return f"{path} is empty: there are no pairs to read."
@@ -115,6 +115,27 @@ def _diagnose_file(builder: str, path: str, err: BaseException) -> str:
         if builder == "csv" and sum(bool(line.strip()) for line in text_lines) <= 1:
             return f"{path} has a header but no rows: there are no pairs to read."
     return f"Could not read {path} as {builder} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
+
+
+def not_utf8(path: str) -> str | None:
+    """Where ``path`` (a text file, maybe ``.gz``) first stops being UTF-8, as an error message naming the file,
+    the line and the fix; None if it is all UTF-8 (or cannot be read)."""
+    import gzip
+
+    try:
+        with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    return (
+                        f"{path}, line {n}: not valid UTF-8 (byte 0x{line[err.start]:02x} at byte {err.start + 1} "
+                        "of the line). Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out` for a "
+                        "Latin-1 file) or fix that line."
+                    )
+    except (OSError, EOFError):
+        return None
+    return None
 
 
 def _pick_split(dd, split: str | None):
