@@ -114,15 +114,20 @@ def test_sides_that_repeat_an_explicit_prompt_stay_usable():
 
 
 def test_an_hh_side_that_ends_with_a_human_turn_is_unusable():
-    base = [("user", "Hi"), ("assistant", "Hello!")]
-    good = hh(*base)
-    bad = hh(*base, ("user", "and now?"))
+    good, other = hh(("user", "Hi"), ("assistant", "Hello!")), hh(("user", "Hi"), ("assistant", "Yo."))
+    bad = hh(("user", "Hi"), ("assistant", "Hello!"), ("user", "and now?"))
+    empty_then_human = "\n\nHuman: Hi\n\nAssistant:\n\nHuman: and now?"  # nothing between the two markers
     ds = load_pairs(
-        Dataset.from_dict({"chosen": [bad, good, good], "rejected": [hh(*base[:1], ("assistant", "Yo")), bad, good]})
+        Dataset.from_dict({"chosen": [bad, good, empty_then_human, good], "rejected": [other, bad, other, other]})
     )
     assert ingestion_summary(ds)["format"] == "hh"
-    assert ds["reason"][:2] == ["invalid:chosen_ends_with_user_turn", "invalid:rejected_ends_with_user_turn"]
-    assert "Human:" not in "".join(ds["chosen"][2:] + ds["rejected"][2:])
+    assert ds["reason"] == [
+        "invalid:chosen_ends_with_user_turn",
+        "invalid:rejected_ends_with_user_turn",
+        "invalid:chosen_ends_with_user_turn",
+        "",
+    ]
+    assert (ds[3]["chosen"], ds[3]["rejected"]) == ("Hello!", "Yo.")
 
 
 @pytest.mark.parametrize("fmt", ["conversational", "conversational_with_prompt", "hh"])

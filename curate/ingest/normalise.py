@@ -170,8 +170,8 @@ def _from_hh(ex, id_):
     if a is None or b is None:
         return [_row(id_, None, [], chosen, rejected, f"{C.INVALID_PREFIX}no_assistant_turn")]
     reason = "" if a[0] == b[0] else f"{C.INVALID_PREFIX}prompt_mismatch"
-    for (_, _, response), name in ((a, "chosen"), (b, "rejected")):
-        if HUMAN in response:  # the transcript goes on after its last Assistant turn
+    for text, name in ((chosen, "chosen"), (rejected, "rejected")):
+        if HUMAN in text[text.rfind(ASSISTANT) :]:  # the transcript goes on after its last Assistant turn
             reason = f"{C.INVALID_PREFIX}{name}_ends_with_user_turn"
             break
     return [_row(id_, _render(a[1]) if a[1] else a[0].strip(), a[1], a[2], b[2], reason)]
