@@ -3,6 +3,7 @@
 The pair schema (what :func:`curate.load_pairs` returns)::
 
     row             the row's position in the source (0, 1, …): its identity through every step
+    input_row       (only when the input had a ``row`` that is not its positions) that input's ``row``
     id              original row id (the row index when the input has none; may repeat or be null)
     prompt          the prompt as text (multi-turn prompts rendered "role: content")
     prompt_messages the prompt as chat messages [{"role", "content"}, ...]
@@ -26,6 +27,7 @@ from __future__ import annotations
 import re
 
 ROW = "row"
+INPUT_ROW = "input_row"  # an input's own ``row`` column, when it is not the input's positions
 ID = "id"
 PROMPT = "prompt"
 PROMPT_MESSAGES = "prompt_messages"

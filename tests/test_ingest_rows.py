@@ -71,17 +71,18 @@ def test_row_of_a_file_and_of_all_pairs(tmp_path):
     assert allp["row"] == list(range(6)) and allp.column_names[0] == "row"  # one identity per pair
 
 
-def test_ensure_row_index_and_data_that_already_has_one():
+def test_ensure_row_index_and_data_that_already_has_a_row_column():
     assert ensure_row_index(Dataset.from_dict({"id": [3, 3, 3]}))["row"] == [0, 1, 2]
     gen = make_preference_pairs(5, seed=0).dataset
     assert gen["row"] == [0, 1, 2, 3, 4] and ensure_row_index(gen) is gen
-    # rows curate wrote before (a subset of an earlier result) keep their identity
-    again = load_pairs(load_pairs(gen).select([4, 1]))
-    assert again["row"] == [4, 1]
-    with pytest.raises(FormatError, match=r"'row' that is not a row index.*rename_column"):
-        load_pairs(
-            Dataset.from_dict({"prompt": ["p", "q"], "chosen": ["a", "b"], "rejected": ["c", "d"], "row": [1, 1]})
-        )
+    assert load_pairs(gen).column_names == gen.column_names  # curate's own rows read back whole
+    # a subset (or a resampled split) of rows curate read before: row is the position here, the old one kept
+    again = load_pairs(load_pairs(gen).select([4, 1, 1]))
+    assert (again["row"], again["input_row"]) == ([0, 1, 2], [4, 1, 1])
+    raw = {"prompt": ["p", "q"], "chosen": ["a", "b"], "rejected": ["c", "d"], "row": ["x", None]}
+    assert load_pairs(Dataset.from_dict(raw))["input_row"] == ["x", None]  # a user's own column named row
+    with pytest.raises(FormatError, match=r"both 'row'.*and 'input_row'.*rename"):
+        load_pairs(Dataset.from_dict({**raw, "input_row": [1, 2]}))
 
 
 # -- conversations --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ format from the columns and a sample of rows spread across the data, and returns
 the columns of :mod:`curate._columns` (``row, id, prompt, prompt_messages, chosen, rejected, reason``). Rows
 are never reordered or dropped: a row that cannot be used keeps its place with ``reason = "invalid:<problem>"``,
 and ``row`` (its position in the source) tells rows apart whatever their ``id`` (which may repeat or be null:
-:func:`ingestion_summary` counts those; :func:`ensure_row_index` numbers a dataset that has no ``row``).
+:func:`ingestion_summary` counts those; :func:`ensure_row_index` numbers a dataset that has no ``row``; an
+input ``row`` that is not the positions, such as a subset of rows read before, is kept as ``input_row``).
 
 Formats (detected by their columns, or forced with ``format=``):
 

@@ -48,14 +48,15 @@ def load_pairs(
         A `datasets.Dataset` with ``row, id, prompt, prompt_messages, chosen, rejected, reason`` in input
         order. ``row`` is each row's position in the source (0, 1, …, invalid rows included; for
         ``rated``/``all_pairs``, the pair's position in the result), its identity through every later step;
-        data that already carries curate's ``row`` index keeps it. The input's ``id`` column is kept as it
+        an input ``row`` column that is not the positions (a subset of rows curate read before) is kept as
+        ``input_row``. The input's ``id`` column is kept as it
         is, repeats and nulls included (else the row index). Columns outside the schema are carried along
         unchanged (except for ``rated``/``all_pairs``, which changes the row count).
 
     Raises:
         FormatError: unknown column set (lists the columns found and the accepted formats), unknown
             split, unreadable file, a file that is not UTF-8 (names the line), a cell that cannot be read
-            (names the row), a ``row`` column that is not a row index.
+            (names the row), an input with both ``input_row`` and a ``row`` that is not the positions.
     """
     import datasets as hf
 
@@ -102,27 +103,24 @@ def _spread_sample(data) -> list[dict]:
     return data.select_columns(sides).select(idx).to_list()
 
 
-def _carries_row_index(data, where: str) -> bool:
-    """True when ``data`` already has curate's ``row`` column (distinct integers, none missing: rows curate
-    wrote before); a ``row`` column that is something else is an error naming the fix."""
-    import pyarrow.compute as pc
-    from datasets import Value
+def _moves_input_row(data, where: str) -> bool:
+    """True when ``data`` has a ``row`` column that is not its own positions (0, 1, …): e.g. a subset or a
+    resampled split of rows curate read before, or a column of the user's. ``row`` becomes the position in this
+    source and those values are kept as ``input_row``, never lost."""
+    import numpy as np
+    import pyarrow as pa
 
     if C.ROW not in data.column_names:
         return False
-    feature, col = data.features[C.ROW], data.with_format("arrow")[C.ROW]
-    if (
-        isinstance(feature, Value)
-        and feature.dtype.startswith(("int", "uint"))
-        and col.null_count == 0
-        and pc.count_distinct(col).as_py() == len(col)
-    ):
-        return True
-    raise FormatError(
-        f"{where} has a column {C.ROW!r} that is not a row index (distinct integers, none missing): curate "
-        f"gives every row its position in {C.ROW!r}. Rename that column (e.g. "
-        f"ds.rename_column({C.ROW!r}, 'row_label')) or drop it, and load again."
-    )
+    col = data.with_format("arrow")[C.ROW]
+    if pa.types.is_integer(col.type) and col.null_count == 0 and np.array_equal(col.to_numpy(), np.arange(len(col))):
+        return False  # already the positions (curate's own output, read back whole)
+    if C.INPUT_ROW in data.column_names:
+        raise FormatError(
+            f"{where} has both {C.ROW!r} (not the rows' positions) and {C.INPUT_ROW!r}, and curate would keep the "
+            f"first as the second: rename one of them (e.g. ds.rename_column({C.ROW!r}, 'row_label')) and load again."
+        )
+    return True
 
 
 def _convert(data, format: str, rated_policy: str, seed: int, where: str):
@@ -134,7 +132,7 @@ def _convert(data, format: str, rated_policy: str, seed: int, where: str):
     from ..cache import module_hash
 
     columns = data.column_names
-    keep_rows = _carries_row_index(data, where)
+    move_row = _moves_input_row(data, where) and format != "rated"  # rated keeps no input column
 
     def convert(ex, i):
         id_ = ex[C.ID] if has_id else i
@@ -150,9 +148,11 @@ def _convert(data, format: str, rated_policy: str, seed: int, where: str):
             # rows curate already read (an annotated/ or curated split): an unusable row stays unusable
             for row in rows:
                 row[C.REASON] = known
-        if not all_pairs:
-            for row in rows:
-                row[C.ROW] = ex[C.ROW] if keep_rows else i
+        for row in rows:
+            if not all_pairs:
+                row[C.ROW] = i
+            if move_row:
+                row[C.INPUT_ROW] = ex[C.ROW]
         return rows
 
     has_reason = C.REASON in columns
@@ -168,6 +168,8 @@ def _convert(data, format: str, rated_policy: str, seed: int, where: str):
     features = pair_features(data.features, carried, sample, string_ids=all_pairs)
     if all_pairs:  # one source row gives several pairs: each is numbered once they are all built
         del features[C.ROW]
+    if move_row:
+        features[C.INPUT_ROW] = data.features[C.ROW]
 
     def convert_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {k: [] for k in features}
