@@ -223,3 +223,11 @@ def test_a_completions_cell_that_is_not_a_json_list_names_the_file_the_row_and_t
         load_pairs(str(path))
     msg = str(err.value)
     assert f"{path}, row 2" in msg and "completions cell" in msg and "JSON list" in msg
+
+
+def test_a_conversational_prompt_that_is_not_messages_is_marked_not_a_crash():
+    turn = msgs(("assistant", "x"))
+    ds = load_pairs(
+        Dataset.from_dict({"prompt": [["just", "strings"]], "chosen": [turn], "rejected": [msgs(("assistant", "y"))]})
+    )
+    assert ds["reason"] == ["invalid:non_messages_prompt"]

@@ -49,9 +49,9 @@ def load_pairs(
         order. ``row`` is each row's position in the source (0, 1, …, invalid rows included; for
         ``rated``/``all_pairs``, the pair's position in the result), its identity through every later step;
         an input ``row`` column that is not the positions (a subset of rows curate read before) is kept as
-        ``input_row``. The input's ``id`` column is kept as it
-        is, repeats and nulls included (else the row index). Columns outside the schema are carried along
-        unchanged (except for ``rated``/``all_pairs``, which changes the row count).
+        ``input_row``. The input's ``id`` column is kept as it is, repeats and nulls included (else the row
+        index). Columns outside the schema are carried along unchanged (except for ``rated``, whose
+        ``all_pairs`` policy changes the row count).
 
     Raises:
         FormatError: unknown column set (lists the columns found and the accepted formats), unknown

@@ -138,6 +138,8 @@ def _from_conversational(ex, id_):
     else:  # an explicit prompt; sides that repeat it (UltraFeedback-binarized style) start after it
         lead = max((j + 1 for j in range(k) if chosen[j].get("role") != "assistant"), default=0)
         chosen, rejected = chosen[lead:], rejected[lead:]
+        if not isinstance(prompt, str) and not is_messages(prompt):
+            return [_row(id_, None, [], None, None, f"{C.INVALID_PREFIX}non_messages_prompt")]
         prompt_msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     for value, name in ((chosen, "chosen"), (rejected, "rejected")):
         reason = _response_problem(value, name)
@@ -242,7 +244,7 @@ def from_rated(ex, id_, policy: str, rng):
     scores = [s for _, s in comps]
     if max(scores) == min(scores):
         return [_row(id_, prompt, None, comps[0][0], comps[1][0], f"{C.INVALID_PREFIX}tie")]
-    row = lambda *a: _row(*a, needs_prompt=True)  # noqa: E731
+    pair = lambda *a: _row(*a, needs_prompt=True)  # noqa: E731
     if policy == "all_pairs":
         rows = []
         for i in range(len(comps)):
@@ -250,7 +252,7 @@ def from_rated(ex, id_, policy: str, rng):
                 if comps[i][1] == comps[j][1]:
                     continue
                 hi, lo = (i, j) if comps[i][1] > comps[j][1] else (j, i)
-                rows.append(row(f"{id_}:{i}-{j}", prompt, None, comps[hi][0], comps[lo][0]))
+                rows.append(pair(f"{id_}:{i}-{j}", prompt, None, comps[hi][0], comps[lo][0]))
         return rows
     best = max(range(len(comps)), key=lambda i: comps[i][1])
     if policy == "best_vs_worst":
@@ -258,7 +260,7 @@ def from_rated(ex, id_, policy: str, rng):
     else:  # best_vs_random
         lower = [i for i in range(len(comps)) if comps[i][1] < comps[best][1]]
         other = lower[int(rng.integers(len(lower)))]
-    return [row(id_, prompt, None, comps[best][0], comps[other][0])]
+    return [pair(id_, prompt, None, comps[best][0], comps[other][0])]
 
 
 def _from_pairwise(ex, id_):
