@@ -70,7 +70,15 @@ def main(argv: list[str] | None = None) -> None:
         if code == 130:  # typer's answer to Ctrl-C
             raise KeyboardInterrupt
     except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C): the step stopped; its output folder is left as it was.", file=sys.stderr)
+        from ..pipeline import folders_written
+
+        written = folders_written()
+        what = (
+            f"it had already written the new complete folder(s) {', '.join(map(str, written))}"
+            if written
+            else "its output folder is left as it was"
+        )
+        print(f"\ninterrupted (Ctrl-C): the step stopped; {what}.", file=sys.stderr)
         sys.exit(130)
     except click.ClickException as err:  # usage errors: click's own message
         err.show()
