@@ -201,7 +201,7 @@ def checked_map(dataset, function, **kwargs):
 
         >>> import datasets
         >>> ds = datasets.Dataset.from_dict({"x": [1, 2, 3]})
-        >>> checked_map(ds, lambda b: {"y": [v * 2 for v in b["x"]]}, batched=True)["y"]
+        >>> list(checked_map(ds, lambda b: {"y": [v * 2 for v in b["x"]]}, batched=True)["y"])
         [2, 4, 6]
     """
     out = dataset.map(function, **kwargs)

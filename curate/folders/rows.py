@@ -25,7 +25,7 @@ def with_row_index(dataset):
     Example:
 
         >>> import datasets
-        >>> with_row_index(datasets.Dataset.from_dict({"id": [7, 7]}))["row"]
+        >>> list(with_row_index(datasets.Dataset.from_dict({"id": [7, 7]}))["row"])
         [0, 1]
     """
     if C.ROW in dataset.column_names:
