@@ -138,12 +138,17 @@ def test_a_cache_entry_cut_short_is_computed_again_and_said(base, tmp_path):
 
 def test_the_datasets_cache_of_the_input_cut_short_is_read_again(tmp_path, monkeypatch):
     from curate import load_pairs
+    from curate.ingest.read import read_source
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
     data = _write(tmp_path / "pairs.jsonl", _rows())
     assert len(load_pairs(str(data))) == N_ROWS
     arrow = [p for p in _arrow_files(tmp_path / "hf") if not p.name.startswith("cache-")][0]
     _truncate(arrow, _batch_offsets(arrow)[0])
+    assert len(datasets.load_dataset("json", data_files=str(data), split="train")) == 1_000  # datasets alone
+    assert len(read_source(str(data), None)) == N_ROWS
+    for f in (tmp_path / "hf").rglob("cache-*.arrow"):  # without ingestion's own map cache, which hid the cut
+        f.unlink()
     assert len(load_pairs(str(data))) == N_ROWS
 
 
