@@ -61,13 +61,19 @@ class CuratedFolder(Folder):
         return out.select(np.argsort(np.asarray(out[C.ROW]), kind="stable").tolist()).flatten_indices()
 
 
-def _row_key(path, train) -> str:
-    if C.ROW not in train.column_names:
+def _row_key(path, train, *, writing: bool = False) -> str:
+    if C.ROW in train.column_names:
+        return C.ROW
+    if writing:
         raise FolderError(
-            f"{str(path)!r} was written without a row index (an older curate); re-run `{KINDS['curated']}` "
-            "on the original data to write it again."
+            f"The splits to write to {str(path)!r} have no {C.ROW!r} column (each row's position in the source, "
+            "which the row accounting checks). Make them with curate.apply_recipe, or add the column to the data "
+            "first with curate.folders.rows.with_row_index."
         )
-    return C.ROW
+    raise FolderError(
+        f"{str(path)!r} was written without a row index (an older curate); re-run `{KINDS['curated']}` "
+        "on the original data to write it again."
+    )
 
 
 def save_curated(
@@ -102,7 +108,7 @@ def save_curated(
         The manifest.
     """
     train, dropped = dataset[C.TRAIN_SPLIT], dataset[C.DROPPED_SPLIT]
-    key = _row_key(out, train)
+    key = _row_key(out, train, writing=True)
     if input_rows is None:  # the splits are the whole input: distinct train rows, then dropped
         first = {}
         for i, r in zip(train[key], train[C.REASON] if C.REASON in train.column_names else [""] * len(train)):
