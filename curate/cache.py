@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +31,13 @@ __all__ = [
     "code_hash",
     "module_hash",
     "atomic_dir",
+    "checked_map",
+    "read_entry",
+    "write_entry",
 ]
 
 _CODE_VERSION: str | None = None
+logger = logging.getLogger("curate")
 
 
 def default_cache_dir() -> Path:
@@ -50,11 +55,16 @@ def cache_key(**parts) -> str:
 
 
 def data_fingerprint(dataset) -> str:
-    """Hash of a dataset's content (its Arrow table, every column), independent of where it was read from."""
+    """Hash of a dataset's content (its Arrow table, every column, and its features), independent of where it
+    was read from."""
     import pyarrow as pa
 
     table = dataset.with_format("arrow")[:] if hasattr(dataset, "with_format") else pa.Table.from_pandas(dataset)
-    table = table.combine_chunks()
+    # the schema's metadata holds datasets' fingerprint, which hashes where the file was read from: keep only
+    # the features, so a copy of a file under another name or folder has the same fingerprint
+    meta = json.loads((table.schema.metadata or {}).get(b"huggingface", b"{}") or b"{}")
+    features = (meta.get("info") or {}).get("features")
+    table = table.combine_chunks().replace_schema_metadata({"features": json.dumps(features, sort_keys=True)})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -179,6 +189,93 @@ def path_identity(value) -> str:
     return str(value) + "|" + ";".join(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files)
 
 
+ENTRY_RECORD = "entry.json"
+
+
+def checked_map(dataset, function, **kwargs):
+    """``dataset.map(function, **kwargs)`` for a map that keeps every row, checked: ``datasets`` reads a cache
+    file cut at a record-batch boundary back as fewer rows without a word, so a result of another length is
+    logged and computed again without the cache file.
+
+    Example:
+
+        >>> import datasets
+        >>> ds = datasets.Dataset.from_dict({"x": [1, 2, 3]})
+        >>> list(checked_map(ds, lambda b: {"y": [v * 2 for v in b["x"]]}, batched=True)["y"])
+        [2, 4, 6]
+    """
+    out = dataset.map(function, **kwargs)
+    if len(out) == len(dataset):
+        return out
+    files = [f.get("filename") for f in getattr(out, "cache_files", [])]
+    logger.warning(
+        "The datasets cache file %s holds %d of %d rows (cut short): computing it again.", files, len(out), len(dataset)
+    )
+    out = dataset.map(function, **{**kwargs, "load_from_cache_file": False})
+    if len(out) != len(dataset):  # not a cache problem: a map that changes the row count is a bug
+        raise RuntimeError(f"internal: a map returned {len(out)} rows for {len(dataset)}; please report it.")
+    return out
+
+
+def read_entry(path: str | Path) -> tuple[dict | None, str | None]:
+    """Open the cache entry ``path`` written by :func:`write_entry`: ``(record, None)`` when it is complete and
+    every file has the size and SHA-256 it was written with; ``(None, None)`` when there is none; ``(None,
+    problem)`` when it is damaged — the entry is then removed (and the problem logged), so the caller recomputes
+    and writes it again. The cache is never trusted over the data.
+
+    Example:
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> write_entry(root / "e", lambda tmp: (tmp / "x.txt").write_text("done") and {"n": 1})
+        >>> read_entry(root / "e")[0]["n"]
+        1
+        >>> _ = (root / "e" / "x.txt").write_text("do")
+        >>> read_entry(root / "e")
+        (None, 'x.txt holds 2 bytes, 4 were written')
+        >>> (root / "e").exists()
+        False
+    """
+    import shutil
+
+    from .folders.checksums import check_files
+
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        record = json.loads((path / ENTRY_RECORD).read_text(encoding="utf-8"))
+        problems = check_files(path, record["checksums"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problems = [f"its record {ENTRY_RECORD} is missing or unreadable ({type(err).__name__})"]
+    if not problems:
+        return record, None
+    problem = "; ".join(problems[:3])
+    logger.warning("The cache entry %s is damaged (%s): removed, computing it again.", path, problem)
+    shutil.rmtree(path, ignore_errors=True)
+    return None, problem
+
+
+def write_entry(path: str | Path, write) -> str | None:
+    """Write the cache entry ``path``: ``write(tmp)`` writes its files into a staging folder and may return a
+    dict to keep in the entry's record; the record (with every file's size and SHA-256) is written last and the
+    folder moved into place in one step (:func:`atomic_dir`). The cache is optional: a cache that cannot be
+    written (disk full, read-only) is logged and the reason returned instead of raised; None when written.
+    """
+    from .folders.checksums import record_files
+
+    try:
+        with atomic_dir(path) as tmp:
+            extra = write(tmp)
+            record = {**(extra if isinstance(extra, dict) else {}), "checksums": record_files(tmp)}
+            (tmp / ENTRY_RECORD).write_text(json.dumps(record, default=str), encoding="utf-8")
+    except OSError as err:
+        reason = f"{type(err).__name__}: {err}"
+        logger.warning("Could not write the cache entry %s (%s); continuing without it.", path, reason)
+        return reason
+    return None
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Write a cache entry into a staging folder (:func:`curate.folders.staging_folder`) and move it into place
@@ -193,9 +290,11 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         >>> (root / "entry" / "x.txt").read_text()
         'done'
     """
-    from .folders import staging_folder
+    from .folders.staging import clean_stale, staging_folder
 
     final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(final)  # what an interrupted write of this entry left behind
     with staging_folder(final) as tmp:
         yield tmp
         if not final.exists():

@@ -4,6 +4,7 @@ CLI (:mod:`curate.cli`) prints what these return."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files l
 from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
 from .folders import FEATURE_LABELS as LABELS_FILE
 from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
+from .folders.rows import with_row_index
 
 NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
 
@@ -98,6 +100,10 @@ def audit_pairs(
 
     t0 = time.perf_counter()
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
+    pairs = with_row_index(pairs)  # a row is known by its position in the source, never by a user id
+    # every step downstream (the SAE fit's key, datasets' map cache) is keyed by the content, not by the path
+    content = data_fingerprint(pairs)
+    pairs._fingerprint = content
     summary = ingestion_summary(pairs)
     by, summary["by_reason"] = resolve_by(by, pairs.column_names)
     cache = (Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
@@ -107,7 +113,7 @@ def audit_pairs(
     from .concepts.named import NamedConcepts
 
     ann_key = cache_key(
-        data=data_fingerprint(pairs),
+        data=content,
         concepts=concepts,
         named=NamedConcepts().fingerprint(),
         model=path_identity(model),
@@ -126,6 +132,7 @@ def audit_pairs(
     ds, labels, info, status["annotations"] = _cached_annotations(
         cache,
         ann_key,
+        len(pairs),
         lambda: _annotate_with_engine(
             pairs,
             concepts=concepts,
@@ -144,7 +151,7 @@ def audit_pairs(
         label_findings(ds, audit, labels)
         return audit
 
-    audit, status["audit"] = _cached_pickle(cache, f"audit-{audit_key}.pkl", fit_audit)
+    audit, status["audit"] = _cached_pickle(cache, f"audit-{audit_key}", fit_audit)
     source = str(data) if isinstance(data, (str, Path)) else type(data).__name__
     record = {
         "source": source,
@@ -268,6 +275,7 @@ def run_apply(
             dataset, source_audit = opened.annotated(), opened
         else:
             dataset, source_audit = opened.source_rows(), opened.audit
+    dataset = with_row_index(dataset)
     dd, report = apply_recipe(dataset, rec)
     warnings = recipe_warnings(rec, report)
     report.extra["warnings"] = warnings
@@ -301,6 +309,13 @@ def run_apply(
     return {"out": out, "dataset": dd, "report": report, "recipe": rec, "warnings": warnings, "rows": manifest["rows"]}
 
 
+def folders_written() -> list[Path]:
+    """The output folders this process has put in place so far (what an interrupted command reports)."""
+    from .folders.staging import WRITTEN
+
+    return list(WRITTEN)
+
+
 def recipe_warnings(rec, report) -> list[str]:
     """What a recipe did not do: no rules at all, or a concept that never differs between chosen and rejected."""
     out = []
@@ -325,46 +340,66 @@ def _annotate_with_engine(pairs, *, engine="local", engine_options=None, **kwarg
     return ds, labels, info
 
 
-def _cached_annotations(cache, key: str, compute):
-    """``compute()`` -> (dataset, labels, info), read from / written to ``cache/annotated-<key>``."""
+def _cached_annotations(cache, key: str, n_rows: int, compute):
+    """``compute()`` -> (dataset, labels, info), read from / written to the cache entry ``annotated-<key>``
+    (:func:`curate.cache.read_entry`: a damaged entry, or one that does not hold ``n_rows`` rows, is computed
+    again). The status says which: ``reused``, ``stored``, ``rebuilt (…)``, ``not stored (…)`` or ``off``."""
     import pandas as pd
     from datasets import load_from_disk
 
-    from .cache import atomic_dir
+    from .cache import read_entry, write_entry
     from .folders import _to_parquet_safe
 
     if cache is None:
         return (*compute(), "off")
     path = Path(cache) / f"annotated-{key}"
-    if (path / "info.json").exists():
-        labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
-        return load_from_disk(str(path / "data")), labels, json.loads((path / "info.json").read_text()), "reused"
+    record, problem = read_entry(path)
+    if record is not None:
+        ds = load_from_disk(str(path / "data"))
+        if len(ds) == n_rows == record.get("rows"):
+            labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+            return ds, labels, record["info"], "reused"
+        problem = f"it holds {len(ds)} rows, the data {n_rows}"
+        shutil.rmtree(path, ignore_errors=True)
     ds, labels, info = compute()
-    with atomic_dir(path) as tmp:
+
+    def write(tmp: Path) -> dict:
         ds.save_to_disk(str(tmp / "data"))
         if labels is not None:
             _to_parquet_safe(labels, tmp / LABELS_FILE)
-        (tmp / "info.json").write_text(json.dumps(info, default=str))
+        return {"info": json.loads(json.dumps(info, default=str)), "rows": len(ds)}
+
+    failed = write_entry(path, write)
+    if failed:
+        return ds, labels, info, f"not stored ({failed})"
     # the first run reads back the same files as every later one (same fingerprint and cache files)
-    return load_from_disk(str(path / "data")), labels, info, "stored"
+    status = f"rebuilt (the entry was damaged: {problem})" if problem else "stored"
+    return load_from_disk(str(path / "data")), labels, info, status
 
 
 def _cached_pickle(cache, name: str, compute):
+    """``compute()``, pickled into the cache entry ``name`` (checked on read like every entry)."""
     import pickle
+
+    from .cache import read_entry, write_entry
 
     if cache is None:
         return compute(), "off"
     path = Path(cache) / name
-    if path.exists():
-        with open(path, "rb") as fh:
+    record, problem = read_entry(path)
+    if record is not None:
+        with open(path / "value.pkl", "rb") as fh:
             return pickle.load(fh), "reused"
     value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{time.time_ns()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
-    return value, "stored"
+
+    def write(tmp: Path) -> None:
+        with open(tmp / "value.pkl", "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    failed = write_entry(path, write)
+    if failed:
+        return value, f"not stored ({failed})"
+    return value, f"rebuilt (the entry was damaged: {problem})" if problem else "stored"
 
 
 def label_findings(ds, audit, labels) -> None:

@@ -14,6 +14,9 @@ import pytest
 # recipes/interventions and publish/plots run theirs in test_interventions.py and test_publish.py
 MODULES = [
     "curate",
+    "curate.cache",
+    "curate.folders.checksums",
+    "curate.folders.rows",
     "curate.generate",
     "curate.ingest",
     "curate.ingest.formats",

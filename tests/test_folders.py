@@ -376,20 +376,23 @@ def test_p8_republishing_says_so_and_keeps_no_stray_file(alpaca, tmp_path, caplo
 def test_account_rows_catches_each_break():
     ds = datasets.Dataset.from_dict
     rows_in = ([0, 1, 2, 3], ["", "", "invalid:tie", ""])
-    train = ds({"id": [0, 1, 3], "reason": ["", "", ""]})
-    dropped = ds({"id": [2], "reason": ["invalid:tie"]})
+    train = ds({"row": [0, 1, 3], "reason": ["", "", ""]})
+    dropped = ds({"row": [2], "reason": ["invalid:tie"]})
     assert F.account_rows(*rows_in, train, dropped)["train"] == 3
     cases = {
-        "lost": (ds({"id": [0, 1], "reason": ["", ""]}), dropped),
-        "more than once": (ds({"id": [0, 1, 3, 2], "reason": ["", "", "", ""]}), dropped),
-        "invalid:": (ds({"id": [0, 1, 3, 2], "reason": ["", "", "", "invalid:tie"]}), ds({"id": [], "reason": []})),
-        "reason changed": (train, ds({"id": [2], "reason": ["filter:x"]})),
+        "lost": (ds({"row": [0, 1], "reason": ["", ""]}), dropped),
+        "more than once": (ds({"row": [0, 1, 3, 2], "reason": ["", "", "", ""]}), dropped),
+        "invalid:": (ds({"row": [0, 1, 3, 2], "reason": ["", "", "", "invalid:tie"]}), ds({"row": [], "reason": []})),
+        "reason changed": (train, ds({"row": [2], "reason": ["filter:x"]})),
     }
     for what, (t, d) in cases.items():
         with pytest.raises(F.RowAccountingError, match=what):
             F.account_rows(*rows_in, t, d)
     # a resampled row may repeat inside train
-    assert F.account_rows(*rows_in, ds({"id": [0, 0, 1, 3], "reason": [""] * 4}), dropped)["train_rows"] == 4
+    assert F.account_rows(*rows_in, ds({"row": [0, 0, 1, 3], "reason": [""] * 4}), dropped)["train_rows"] == 4
+    # the row index identifies a row; a repeated one in the input is refused, never counted as one row
+    with pytest.raises(F.RowAccountingError, match="row index repeats"):
+        F.account_rows([0, 0, 2, 3], rows_in[1], ds({"row": [0, 3], "reason": [""] * 2}), dropped)
 
 
 def test_learning_folder_api(tmp_path):

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("CURATE_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     _base.DEBUG = debug
+    from ..pipeline import folders_written
+
+    written_before = len(folders_written())
     try:
         try:
             code = cli(args=args, prog_name="curate", standalone_mode=False)
@@ -70,7 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         if code == 130:  # typer's answer to Ctrl-C
             raise KeyboardInterrupt
     except KeyboardInterrupt:
-        print("\ninterrupted (Ctrl-C): the step stopped; its output folder is left as it was.", file=sys.stderr)
+        written = folders_written()[written_before:]
+        what = (
+            f"it had already written the new complete folder(s) {', '.join(map(str, written))}"
+            if written
+            else "its output folder is left as it was"
+        )
+        print(f"\ninterrupted (Ctrl-C): the step stopped; {what}.", file=sys.stderr)
         sys.exit(130)
     except click.ClickException as err:  # usage errors: click's own message
         err.show()

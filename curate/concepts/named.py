@@ -463,7 +463,10 @@ def annotate(
         import hashlib
 
         fp = hashlib.sha256(f"{fingerprint}|named|{ann.fingerprint()}|{batch_size}".encode()).hexdigest()[:32]
-    return dataset.map(
+    from ..cache import checked_map
+
+    return checked_map(
+        dataset,
         ann,
         batched=True,
         batch_size=batch_size,

@@ -115,7 +115,9 @@ def fit_or_load_sae(
         if fit.cache_dir
         else None
     )
-    if path is not None and (path / "cfg.json").exists():
+    from ..cache import read_entry, write_entry
+
+    if path is not None and read_entry(path)[0] is not None:  # a damaged entry is removed and fitted again
         logger.info("Reusing the SAE fitted earlier at %s", path)
         return load_sae(path, device=probe.device), None
     cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=fit.max_cache_tokens)
@@ -124,7 +126,10 @@ def fit_or_load_sae(
     meta = fit_metadata(probe)
     if record_sample:
         meta["curate_fit_sample_tokens"] = int(len(cached.acts))
-    return fit_sae(cached.acts, device=probe.device, metadata=meta, out=path, **fkw), cached
+    sae = fit_sae(cached.acts, device=probe.device, metadata=meta, **fkw)
+    if path is not None:
+        write_entry(path, lambda tmp: sae.save_model(str(tmp)) and None)
+    return sae, cached
 
 
 def _covers_every_response(dataset, cached: ResponseActivations) -> bool:
@@ -173,7 +178,10 @@ def annotate_local(
         fn, extra = _FromActivations(ann, cached), {"with_indices": True}
     else:
         fn, extra = ann, {}
-    out = dataset.map(
+    from ..cache import checked_map
+
+    out = checked_map(
+        dataset,
         fn,
         batched=True,
         batch_size=batch_size,

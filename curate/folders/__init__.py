@@ -14,29 +14,34 @@ Four kinds of folder, each made by one command and described by a small manifest
 
 The manifest (:func:`write_manifest` / :func:`read_manifest`)::
 
-    {"kind": "curated", "format": 1, "curate_version": "0.1.0", "created": "...",
+    {"kind": "curated", "format": 2, "curate_version": "0.1.0", "created": "...",
      "source": "pairs.jsonl", "source_fingerprint": "...", "rows": {"in": 50, "train": 35, ...},
-     "made_from": {"kind": "audit", "path": "...", "source_fingerprint": "..."}, "files": [...]}
+     "made_from": {"kind": "audit", "path": "...", "source_fingerprint": "..."}, "files": [...],
+     "checksums": {"train/data-00000-of-00001.arrow": {"size": 81234, "sha256": "..."}, ...}}
 
 Every step reads folders only through :func:`open_folder` (or the typed ``load_*``), which refuses a folder
-of another kind, a folder without a manifest (not written by curate, or by a step that was killed) and a
-folder whose files do not match its manifest, with an error naming the command that makes the right one.
+of another kind, a folder without a manifest (not written by curate, or by a step that was killed), a
+folder whose files do not match its manifest, and a folder whose files differ from the sizes and SHA-256 the
+manifest recorded (:mod:`~curate.folders.checksums`: a file cut short or changed after it was written), with an
+error naming the command that makes the right one.
 
 Writes are atomic (:func:`atomic_folder`): a step builds its folder in a hidden sibling temporary folder and
 renames it into place at the end (an atomic exchange on Linux), so a step killed at any point leaves the old
 complete folder, or nothing new.
 
 Row accounting (:func:`account_rows`) is one invariant checked whenever a curated folder is saved or read:
-rows in = rows in ``train`` + rows in ``dropped``, each input id exactly once (a resampled row may repeat
-inside ``train``), and every ``invalid:`` row in ``dropped`` with its reason. The counts go in the manifest.
+rows in = rows in ``train`` + rows in ``dropped``, each input row exactly once (known by its ``row`` index, its
+position in the source: ids may repeat or be null; a resampled row may repeat inside ``train``), and every
+``invalid:`` row in ``dropped`` with its reason. The counts go in the manifest.
 
 The package, one module per idea (everything is imported from ``curate.folders``)::
 
     layout           the folder kinds, the command that makes each, the file names, FolderError
     staging          the hidden sibling a folder is built in, the swap into place, clean-up after a kill
     manifest         curate.json: write_manifest, read_manifest, open_folder (the checked Folder)
+    checksums        each file's size and SHA-256, recorded when written and checked when read
     atomic           atomic_folder (build aside, swap in), check_target (refuse an output it may not replace)
-    rows             account_rows: rows in = train + dropped (RowAccountingError)
+    rows             account_rows: rows in = train + dropped (RowAccountingError); with_row_index
     audit_folder     AuditFolder, write_audit_files, save_audit, load_audit
     curated_folder   CuratedFolder, save_curated, load_curated, save_splits
     published_folder PublishedFolder, load_published

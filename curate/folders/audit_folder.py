@@ -14,6 +14,7 @@ from typing import Any
 from .. import _columns as C
 from . import layout as L
 from .atomic import atomic_folder
+from .layout import FolderError
 from .manifest import Folder, open_folder, write_manifest
 
 
@@ -40,7 +41,14 @@ class AuditFolder(Folder):
         """The annotated pairs (every input row, ``reason`` kept) as a ``datasets.Dataset``."""
         from datasets import load_from_disk
 
-        return load_from_disk(str(self.path / L.ANNOTATED))
+        ds = load_from_disk(str(self.path / L.ANNOTATED))
+        want = (self.manifest.get("rows") or {}).get("in")
+        if want is not None and len(ds) != want:  # open_folder checked the bytes; the count is checked too
+            raise FolderError(
+                f"{str(self.path / L.ANNOTATED)!r} holds {len(ds)} rows, its {L.MANIFEST} recorded {want}. Re-run "
+                f"`{L.KINDS['audit']}` to write it again."
+            )
+        return ds
 
     def files(self) -> dict[str, Path]:
         """Table files to copy when publishing (name → path); the run record as ``audit_summary.json``."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import _columns as C
 from .atomic import atomic_folder
 from .audit_folder import AuditFolder, load_audit, write_audit_files
@@ -42,18 +44,36 @@ class CuratedFolder(Folder):
     audit: AuditFolder | None = None
 
     def source_rows(self):
-        """Every input row once, as the next step's input: distinct ``train`` rows, then ``dropped``
-        (with its reasons, so they stay dropped)."""
+        """Every input row once, as the next step's input: distinct ``train`` rows (by ``row`` index: a resampled
+        row repeats in ``train``), then ``dropped`` (with its reasons, so they stay dropped). Rows keep their
+        ``swapped`` mark, so a relabelled row stays known as relabelled through any chain of steps."""
         from datasets import concatenate_datasets
 
         train, dropped = self.dataset[C.TRAIN_SPLIT], self.dataset[C.DROPPED_SPLIT]
+        key = _row_key(self.path, train)
         seen, keep = set(), []
-        for j, i in enumerate(train[C.ID]):
+        for j, i in enumerate(train[key]):
             if i not in seen:
                 seen.add(i)
                 keep.append(j)
         parts = [train.select(keep)] + ([dropped.cast(train.features)] if len(dropped) else [])
-        return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        out = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        return out.select(np.argsort(np.asarray(out[C.ROW]), kind="stable").tolist()).flatten_indices()
+
+
+def _row_key(path, train, *, writing: bool = False) -> str:
+    if C.ROW in train.column_names:
+        return C.ROW
+    if writing:
+        raise FolderError(
+            f"The splits to write to {str(path)!r} have no {C.ROW!r} column (each row's position in the source, "
+            "which the row accounting checks). Make them with curate.apply_recipe, or add the column to the data "
+            "first with curate.folders.rows.with_row_index."
+        )
+    raise FolderError(
+        f"{str(path)!r} was written without a row index (an older curate); re-run `{KINDS['curated']}` "
+        "on the original data to write it again."
+    )
 
 
 def save_curated(
@@ -79,7 +99,7 @@ def save_curated(
         recipe: the :class:`~curate.recipe.Recipe` (or None).
         source_audit: the source audit folder to copy into ``source_audit/``; or ``audit_result``, the
             dict :func:`curate.pipeline.audit_pairs` returns, to write it there.
-        input_rows: the dataset the splits were made from (``id``, ``reason``), for :func:`account_rows`;
+        input_rows: the dataset the splits were made from (``row``, ``reason``), for :func:`account_rows`;
             default: the splits themselves.
         source: what the rows came from; made_from: the manifest of the input folder.
         before_write: ``fn(tmp)`` called before the manifest is written (extra files, e.g. directions).
@@ -88,16 +108,17 @@ def save_curated(
         The manifest.
     """
     train, dropped = dataset[C.TRAIN_SPLIT], dataset[C.DROPPED_SPLIT]
+    key = _row_key(out, train, writing=True)
     if input_rows is None:  # the splits are the whole input: distinct train rows, then dropped
         first = {}
-        for i, r in zip(train[C.ID], train[C.REASON] if C.REASON in train.column_names else [""] * len(train)):
+        for i, r in zip(train[key], train[C.REASON] if C.REASON in train.column_names else [""] * len(train)):
             first.setdefault(i, r)
-        ids = list(first) + list(dropped[C.ID])
+        ids = list(first) + list(dropped[key])
         reasons = list(first.values()) + list(dropped[C.REASON])
     else:
-        ids = input_rows[C.ID]
+        ids = input_rows[key]
         reasons = input_rows[C.REASON] if C.REASON in input_rows.column_names else [""] * len(input_rows)
-    rows = account_rows(ids, reasons, train, dropped)
+    rows = account_rows(ids, reasons, train, dropped, key=key)
     out = Path(out)
     with atomic_folder(out, kind="curated") as tmp:
         save_splits(dataset, tmp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import CurateError
 
 MANIFEST = "curate.json"
-FORMAT = 1
+FORMAT = 2  # 2: the manifest records every file's size and SHA-256 (``checksums``)
 
 #: the command that makes each kind of folder (quoted in refusals)
 KINDS: dict[str, str] = {

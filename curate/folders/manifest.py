@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import _columns as C
+from .checksums import check_files, record_files
 from .layout import (
     ANNOTATED,
     APPLY_RECORD,
@@ -77,6 +78,7 @@ def write_manifest(
         "made_from": made_from,
         **extra,
         "files": sorted(p.name for p in folder.iterdir() if p.name != MANIFEST),
+        "checksums": record_files(folder, exclude=(MANIFEST,)),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return manifest
@@ -148,8 +150,10 @@ def open_folder(path: str | Path, kind: str | tuple[str, ...] | None = None) -> 
     """Check a folder curate wrote and return it as a :class:`Folder`.
 
     Refuses (:class:`FolderError`, naming the command that makes the right folder) a folder without a
-    manifest, one of another kind than ``kind``, and one whose required files are missing or whose
-    manifest lists files that are gone (a mixed or partial folder).
+    manifest, one of another kind than ``kind``, one whose required files are missing or whose manifest lists
+    files that are gone (a mixed or partial folder), and one whose files differ from the sizes and hashes its
+    manifest recorded (:func:`check_written`: a file cut short or changed after curate wrote it; ``datasets``
+    would read an Arrow file cut at a record-batch boundary as fewer rows without a word).
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -166,4 +170,24 @@ def open_folder(path: str | Path, kind: str | tuple[str, ...] | None = None) -> 
             f"{str(path)!r} is an incomplete {manifest['kind']} folder: {missing} missing although "
             f"its {MANIFEST} lists them. Re-run `{KINDS[manifest['kind']]}` to write it again."
         )
+    check_written(path, manifest)
     return Folder(path, manifest)
+
+
+def check_written(path: Path, manifest: dict) -> None:
+    """Refuse a folder whose files differ from what its manifest recorded (:mod:`curate.folders.checksums`)."""
+    command = KINDS[manifest["kind"]]
+    if manifest.get("format", 1) < FORMAT or "checksums" not in manifest:
+        raise FolderError(
+            f"{str(path)!r} was written by an older curate (folder format {manifest.get('format', 1)}, before "
+            f"{FORMAT}) that recorded no checksums, so what it holds cannot be checked. Re-run `{command}` to "
+            "write it again."
+        )
+    problems = check_files(path, manifest["checksums"])
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise FolderError(
+            f"{str(path)!r} is damaged: {shown} (its {MANIFEST}, written {manifest.get('created')}, recorded "
+            f"{len(manifest['checksums'])} files). It was cut short or changed after curate wrote it; re-run "
+            f"`{command}` to write it again."
+        )

@@ -1,8 +1,10 @@
 """Row accounting: the one invariant checked whenever a curated folder is saved or read.
 
-Rows in = rows in ``train`` + rows in ``dropped``, each input id exactly once (a resampled row may repeat
-inside ``train``), and every ``invalid:`` row in ``dropped`` with its reason. :func:`account_rows` returns the
-counts that go in the manifest, or raises :class:`RowAccountingError` naming the ids that break it.
+Rows in = rows in ``train`` + rows in ``dropped``, each input row exactly once (a resampled row may repeat
+inside ``train``), and every ``invalid:`` row in ``dropped`` with its reason. A row is known by its ``row``
+index (its position in the source, :func:`with_row_index`), never by a user ``id``, which may repeat or be
+null. :func:`account_rows` returns the counts that go in the manifest, or raises :class:`RowAccountingError`
+naming the rows that break it.
 """
 
 from __future__ import annotations
@@ -17,31 +19,50 @@ class RowAccountingError(CurateError, RuntimeError):
     """Rows were lost, duplicated, or an unusable (``invalid:``) row reached ``train``."""
 
 
-def account_rows(ids_in, reasons_in, train, dropped) -> dict:
+def with_row_index(dataset):
+    """``dataset`` with a ``row`` column (0, 1, …: each row's position) when it has none; unchanged otherwise.
+
+    Example:
+
+        >>> import datasets
+        >>> list(with_row_index(datasets.Dataset.from_dict({"id": [7, 7]}))["row"])
+        [0, 1]
+    """
+    if C.ROW in dataset.column_names:
+        return dataset
+    import pyarrow as pa
+    from datasets import Value
+
+    return dataset.add_column(C.ROW, pa.array(range(len(dataset)), pa.int64()), feature=Value("int64"))
+
+
+def account_rows(ids_in, reasons_in, train, dropped, *, key: str = C.ROW) -> dict:
     """Check that no row was lost, duplicated or let through unusable; return the counts.
 
     Args:
-        ids_in, reasons_in: ``id`` and ``reason`` of every input row.
-        train, dropped: the two splits (``datasets.Dataset``) with ``id`` and ``reason`` columns.
+        ids_in, reasons_in: the ``key`` (the row index) and ``reason`` of every input row.
+        train, dropped: the two splits (``datasets.Dataset``) with ``key`` and ``reason`` columns.
+        key: the column that identifies a row: ``row`` (an ``id`` column may repeat or be null; it is only
+            used for splits written without a row index).
 
     Returns:
         ``{"in", "train", "train_rows", "dropped", "invalid"}``: input rows, distinct input rows in
         ``train`` (``train_rows`` counts resampled copies), rows in ``dropped``, ``invalid:`` rows.
 
     Raises:
-        RowAccountingError: naming the ids that break ``rows in = train + dropped`` (each id once) or an
+        RowAccountingError: naming the rows that break ``rows in = train + dropped`` (each row once) or an
         ``invalid:`` row that is in ``train`` or lost its reason.
     """
     ids_in = [str(i) for i in ids_in]
     reasons_in = [r or "" for r in reasons_in]
-    t_ids = [str(i) for i in train[C.ID]] if len(train) else []
-    d_ids = [str(i) for i in dropped[C.ID]] if len(dropped) else []
+    t_ids = [str(i) for i in train[key]] if len(train) else []
+    d_ids = [str(i) for i in dropped[key]] if len(dropped) else []
     d_reasons = [r or "" for r in dropped[C.REASON]] if len(dropped) else []
     t_reasons = [r or "" for r in train[C.REASON]] if len(train) and C.REASON in train.column_names else []
     problems = []
     bad_train = sorted({i for i, r in zip(t_ids, t_reasons) if r.startswith(C.INVALID_PREFIX)})
     if bad_train:
-        problems.append(f"unusable (invalid:) rows in train: ids {bad_train[:10]}")
+        problems.append(f"unusable (invalid:) rows in train: {key} {bad_train[:10]}")
     unique_in = len(set(ids_in)) == len(ids_in)
     n_invalid = sum(r.startswith(C.INVALID_PREFIX) for r in reasons_in)
     if unique_in:
@@ -50,11 +71,11 @@ def account_rows(ids_in, reasons_in, train, dropped) -> dict:
         lost = sorted(set(ids_in) - t_set - set(d_count))
         extra = sorted((t_set | set(d_count)) - set(ids_in))
         if twice:
-            problems.append(f"ids in the output more than once: {twice[:10]}")
+            problems.append(f"{key} values in the output more than once: {twice[:10]}")
         if lost:
-            problems.append(f"ids lost (in neither train nor dropped): {lost[:10]}")
+            problems.append(f"{key} values lost (in neither train nor dropped): {lost[:10]}")
         if extra:
-            problems.append(f"ids not in the input: {extra[:10]}")
+            problems.append(f"{key} values not in the input: {extra[:10]}")
         n_train = len(t_set)
         d_reason = dict(zip(d_ids, d_reasons))
         wrong = sorted(
@@ -62,6 +83,8 @@ def account_rows(ids_in, reasons_in, train, dropped) -> dict:
         )
         if wrong:
             problems.append(f"invalid rows whose reason changed in dropped: {wrong[:10]}")
+    elif key == C.ROW:
+        problems.append(f"the input's row index repeats: {sorted(k for k, n in Counter(ids_in).items() if n > 1)[:10]}")
     else:  # ids repeat in the input: count rows, and the invalid (id, reason) pairs
         n_train = len(ids_in) - len(d_ids)
         if n_train < 0 or (len(t_ids) < n_train):
@@ -73,7 +96,7 @@ def account_rows(ids_in, reasons_in, train, dropped) -> dict:
             problems.append(f"invalid rows not in dropped with their reason: {sorted(missing)[:10]}")
     if problems:
         raise RowAccountingError(
-            "Row accounting failed (rows in = train + dropped, each id once, every invalid "
+            "Row accounting failed (rows in = train + dropped, each row once, every invalid "
             "row dropped with its reason): " + "; ".join(problems) + ". This is a bug in "
             "curate; please report it with the command you ran."
         )

@@ -19,6 +19,10 @@ from .layout import MANIFEST
 
 _TMP, _OLD = ".tmp-", ".old-"
 
+#: the output folders this process has put in place (:func:`swap_into_place`), in order: what an interrupted
+#: command reports it wrote
+WRITTEN: list[Path] = []
+
 
 @contextlib.contextmanager
 def staging_folder(final: str | Path) -> Iterator[Path]:
@@ -40,14 +44,14 @@ def staging_folder(final: str | Path) -> Iterator[Path]:
 def swap_into_place(tmp: Path, out: Path) -> None:
     """Put the built folder ``tmp`` in place of ``out`` (the old one, if any, ends up in ``tmp`` or aside)."""
     if out.exists():
-        if _exchange(tmp, out):  # out now holds the new folder, tmp the old one (removed by the caller)
-            return
-        old = out.parent / f".{out.name}{_OLD}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if not _exchange(tmp, out):  # else out now holds the new folder, tmp the old one (removed by the caller)
+            old = out.parent / f".{out.name}{_OLD}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, out)
+    WRITTEN.append(out)
 
 
 def _exchange(a: Path, b: Path) -> bool:

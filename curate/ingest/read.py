@@ -7,9 +7,12 @@ saying where and how to fix it; a multi-split source gets its split picked (or t
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 from ..errors import FormatError
+
+logger = logging.getLogger("curate")
 
 
 def read_source(source, split: str | None, **load_kwargs):
@@ -69,7 +72,21 @@ def _load_file(hf, builder: str, path: str, **load_kwargs):
     if os.path.getsize(path) == 0:
         raise FormatError(f"{path} is empty: there are no pairs to read.")
     try:
-        return hf.load_dataset(builder, data_files=path, split="train", **load_kwargs)
+        ds = hf.load_dataset(builder, data_files=path, split="train", **load_kwargs)
+        # datasets reads its cache of the file back without checking it: an Arrow file cut at a record-batch
+        # boundary gives fewer rows. Its record says how many it wrote; on a mismatch the file is read again.
+        split = (ds.info.splits or {}).get("train")
+        if split is not None and split.num_examples not in (None, len(ds)):
+            logger.warning(
+                "The datasets cache of %s holds %d of %d rows (cut short): reading the file again.",
+                path,
+                len(ds),
+                split.num_examples,
+            )
+            ds = hf.load_dataset(
+                builder, data_files=path, split="train", download_mode="force_redownload", **load_kwargs
+            )
+        return ds
     except Exception as err:  # noqa: BLE001 - diagnosed below, then re-raised with the fix
         raise FormatError(_diagnose_file(builder, path, err)) from err
 

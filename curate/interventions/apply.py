@@ -14,6 +14,7 @@ import pandas as pd
 from .. import _columns as C
 from .._format import fmt_q
 from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
+from ..folders.rows import with_row_index
 from ..recipe import Recipe
 from ._state import PairState, state_from_dataset
 from .base import Intervention
@@ -186,8 +187,10 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     Returns:
         ``(DatasetDict, ApplyReport)``. The ``train`` split holds the kept rows in the original order
         (a resampled row repeated as often as drawn) with every input column plus ``keep``, ``reason``,
-        ``weight`` (mean 1), ``margin`` and, when relabelling, ``swapped`` (chosen/rejected and their
-        score columns exchanged); the ``dropped`` split holds every other row with its ``reason``.
+        ``weight`` (mean 1), ``margin`` and, when relabelling (now or in an earlier step), ``swapped``
+        (chosen/rejected and their score columns exchanged from the source's orientation); every row keeps its
+        ``row`` index (added when the input has none); the ``dropped`` split holds every other row with its
+        ``reason``.
 
     Example:
 
@@ -207,14 +210,14 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         recipe = load_recipe(recipe)
     ids = recipe.concept_ids()
     ids += [c for c in _adjuster_ids(recipe) if c not in ids]
-    dataset = ensure_annotated(dataset, ids, annotate_missing=annotate_missing)
+    dataset = ensure_annotated(with_row_index(dataset), ids, annotate_missing=annotate_missing)
     recipe.check_concepts(dataset)
     state0 = state_from_dataset(dataset, ids)
     state = state0.copy()
     steps = plan(recipe)
     for step in steps:
         step.apply(state)
-    relabelled = any(isinstance(s, Relabel) for s in steps)
+    relabelled = any(isinstance(s, Relabel) for s in steps) or C.SWAPPED in dataset.column_names
     train, dropped = materialize(dataset, state, with_swapped=relabelled)
     dd = DatasetDict({C.TRAIN_SPLIT: train, C.DROPPED_SPLIT: dropped})
     if audit:
@@ -259,6 +262,12 @@ def materialize(dataset, state: PairState, *, with_swapped: bool = False):
     from datasets import Dataset
 
     table = dataset.with_format("arrow")[:]
+    # ``swapped`` says whether a row is the other way round from the source: earlier steps' swaps, then this one's
+    before = (
+        np.asarray(table.column(C.SWAPPED).fill_null(False).to_pylist(), bool)
+        if C.SWAPPED in table.column_names
+        else np.zeros(len(table), bool)
+    )
     drop_cols = [c for c in (C.KEEP, C.REASON, C.WEIGHT, C.MARGIN, C.SWAPPED) if c in table.column_names]
     table = table.drop_columns(drop_cols)
     if state.swapped.any():
@@ -301,7 +310,7 @@ def materialize(dataset, state: PairState, *, with_swapped: bool = False):
     table = table.append_column(C.WEIGHT, pa.array(state.weight.astype(np.float32), pa.float32()))
     table = table.append_column(C.MARGIN, pa.array(state.margin.astype(np.float32), pa.float32()))
     if with_swapped:
-        table = table.append_column(C.SWAPPED, pa.array(state.swapped, pa.bool_()))
+        table = table.append_column(C.SWAPPED, pa.array(before ^ state.swapped, pa.bool_()))
     full = Dataset(table)
     kept = np.flatnonzero(state.keep)
     train_idx = np.repeat(kept, state.copies[kept])
