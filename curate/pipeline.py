@@ -13,7 +13,7 @@ from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files l
 from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
 from .folders import FEATURE_LABELS as LABELS_FILE
 from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
-from .folders.rows import with_row_index
+from .ingest import ensure_row_index
 
 NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
 
@@ -100,7 +100,7 @@ def audit_pairs(
 
     t0 = time.perf_counter()
     pairs = load_pairs(data if not isinstance(data, Path) else str(data), split=split, limit=limit, format=format)
-    pairs = with_row_index(pairs)  # a row is known by its position in the source, never by a user id
+    pairs = ensure_row_index(pairs)  # a row is known by its position in the source, never by a user id
     # every step downstream (the SAE fit's key, datasets' map cache) is keyed by the content, not by the path
     content = data_fingerprint(pairs)
     pairs._fingerprint = content
@@ -275,7 +275,7 @@ def run_apply(
             dataset, source_audit = opened.annotated(), opened
         else:
             dataset, source_audit = opened.source_rows(), opened.audit
-    dataset = with_row_index(dataset)
+    dataset = ensure_row_index(dataset)
     dd, report = apply_recipe(dataset, rec)
     warnings = recipe_warnings(rec, report)
     report.extra["warnings"] = warnings

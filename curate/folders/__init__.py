@@ -41,7 +41,7 @@ The package, one module per idea (everything is imported from ``curate.folders``
     manifest         curate.json: write_manifest, read_manifest, open_folder (the checked Folder)
     checksums        each file's size and SHA-256, recorded when written and checked when read
     atomic           atomic_folder (build aside, swap in), check_target (refuse an output it may not replace)
-    rows             account_rows: rows in = train + dropped (RowAccountingError); with_row_index
+    rows             account_rows: rows in = train + dropped (RowAccountingError); ensure_row_index
     audit_folder     AuditFolder, write_audit_files, save_audit, load_audit
     curated_folder   CuratedFolder, save_curated, load_curated, save_splits
     published_folder PublishedFolder, load_published

@@ -68,7 +68,7 @@ def _row_key(path, train, *, writing: bool = False) -> str:
         raise FolderError(
             f"The splits to write to {str(path)!r} have no {C.ROW!r} column (each row's position in the source, "
             "which the row accounting checks). Make them with curate.apply_recipe, or add the column to the data "
-            "first with curate.folders.rows.with_row_index."
+            "first with curate.ingest.ensure_row_index."
         )
     raise FolderError(
         f"{str(path)!r} was written without a row index (an older curate); re-run `{KINDS['curated']}` "

@@ -2,7 +2,7 @@
 
 Rows in = rows in ``train`` + rows in ``dropped``, each input row exactly once (a resampled row may repeat
 inside ``train``), and every ``invalid:`` row in ``dropped`` with its reason. A row is known by its ``row``
-index (its position in the source, :func:`with_row_index`), never by a user ``id``, which may repeat or be
+index (its position in the source, :func:`ensure_row_index`), never by a user ``id``, which may repeat or be
 null. :func:`account_rows` returns the counts that go in the manifest, or raises :class:`RowAccountingError`
 naming the rows that break it.
 """
@@ -19,21 +19,22 @@ class RowAccountingError(CurateError, RuntimeError):
     """Rows were lost, duplicated, or an unusable (``invalid:``) row reached ``train``."""
 
 
-def with_row_index(dataset):
-    """``dataset`` with a ``row`` column (0, 1, …: each row's position) when it has none; unchanged otherwise.
+def ensure_row_index(dataset):
+    """``dataset`` with curate's ``row`` column: its own if it has one, else each row's position (0, 1, …)
+    as ``int64``, first among the columns. Later steps join on ``row``, never on a user ``id``.
 
     Example:
 
-        >>> import datasets
-        >>> list(with_row_index(datasets.Dataset.from_dict({"id": [7, 7]}))["row"])
-        [0, 1]
+        >>> from datasets import Dataset
+        >>> ensure_row_index(Dataset.from_dict({"id": [7, 7]})).to_list()
+        [{'row': 0, 'id': 7}, {'row': 1, 'id': 7}]
     """
+    import numpy as np
+
     if C.ROW in dataset.column_names:
         return dataset
-    import pyarrow as pa
-    from datasets import Value
-
-    return dataset.add_column(C.ROW, pa.array(range(len(dataset)), pa.int64()), feature=Value("int64"))
+    with_row = dataset.add_column(C.ROW, np.arange(len(dataset), dtype=np.int64))
+    return with_row.select_columns([C.ROW, *dataset.column_names])
 
 
 def account_rows(ids_in, reasons_in, train, dropped, *, key: str = C.ROW) -> dict:

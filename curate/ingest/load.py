@@ -12,7 +12,9 @@ from collections import Counter
 from typing import Any
 
 from .. import _columns as C
+from ..cache import checked_map
 from ..errors import FormatError
+from ..folders.rows import ensure_row_index
 from . import formats, normalise, read
 from .formats import FORMATS, RATED_POLICIES, detect_format
 from .normalise import CONSUMED, CONVERTERS, CellError, from_rated, pair_features
@@ -192,8 +194,7 @@ def _convert(data, format: str, rated_policy: str, seed: int, where: str):
         if fp is None
         else hashlib.sha256(f"{fp}|ingest|{code}|{format}|{rated_policy}|{seed}".encode()).hexdigest()[:32]
     )
-    ds = data.map(
-        convert_batch,
+    kwargs = dict(
         batched=True,
         with_indices=True,
         remove_columns=columns,
@@ -201,25 +202,14 @@ def _convert(data, format: str, rated_policy: str, seed: int, where: str):
         new_fingerprint=new_fp,
         desc="Reading pairs",
     )
+    # one row per input row is checked against datasets' cache file (a file cut short reads back as fewer rows);
+    # all_pairs makes several rows of one, so its cache is never read back
+    ds = (
+        data.map(convert_batch, load_from_cache_file=False, **kwargs)
+        if all_pairs
+        else checked_map(data, convert_batch, **kwargs)
+    )
     return ensure_row_index(ds) if all_pairs else ds
-
-
-def ensure_row_index(dataset):
-    """``dataset`` with curate's ``row`` column: its own if it has one, else each row's position (0, 1, …)
-    as ``int64``, first among the columns. Later steps join on ``row``, never on a user ``id``.
-
-    Example:
-
-        >>> from datasets import Dataset
-        >>> ensure_row_index(Dataset.from_dict({"id": [7, 7]})).to_list()
-        [{'row': 0, 'id': 7}, {'row': 1, 'id': 7}]
-    """
-    import numpy as np
-
-    if C.ROW in dataset.column_names:
-        return dataset
-    with_row = dataset.add_column(C.ROW, np.arange(len(dataset), dtype=np.int64))
-    return with_row.select_columns([C.ROW, *dataset.column_names])
 
 
 def ingestion_summary(dataset) -> dict:

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import _columns as C
 from .._format import fmt_q
 from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
-from ..folders.rows import with_row_index
+from ..ingest import ensure_row_index
 from ..recipe import Recipe
 from ._state import PairState, state_from_dataset
 from .base import Intervention
@@ -210,7 +210,7 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         recipe = load_recipe(recipe)
     ids = recipe.concept_ids()
     ids += [c for c in _adjuster_ids(recipe) if c not in ids]
-    dataset = ensure_annotated(with_row_index(dataset), ids, annotate_missing=annotate_missing)
+    dataset = ensure_annotated(ensure_row_index(dataset), ids, annotate_missing=annotate_missing)
     recipe.check_concepts(dataset)
     state0 = state_from_dataset(dataset, ids)
     state = state0.copy()
