@@ -68,6 +68,8 @@ def load_app_data(source: str | os.PathLike | None = None):
     Raises:
         FileNotFoundError: the folder does not exist, or the Hub download failed (offline, unknown id).
         curate.folders.FolderError: the folder is not one the app can browse (the message says which is).
+        curate.errors.RecipeError: the folder's ``recipe.yaml`` is refused (an alias bomb, deep nesting, a
+            duplicate key or invalid YAML: the app never expands what it cannot bound).
     """
     source = default_source() if source is None else str(source)
     path = Path(source)
@@ -124,7 +126,7 @@ def _load_folder(path: Path, source: str):
             "curated folder",
             table,
             cf.report,
-            cf.recipe_text,
+            _safe_recipe(cf.recipe_text, f"{name}/{F.RECIPE}"),
             af.results if af else None,
             dict(af.summary) if af else {},
             af.labels if af else None,
@@ -188,6 +190,23 @@ def _with_audit(
     )
 
 
+def _safe_recipe(text: str | None, where: str) -> str | None:
+    """The folder's recipe YAML once it parses within curate's bounds (:func:`curate._yaml.load_yaml`): the
+    editor reads it again, so an alias bomb is refused here, before anything expands it."""
+    from .._yaml import load_yaml
+    from ..errors import RecipeError
+
+    if text is not None:
+        try:
+            load_yaml(text)
+        except RecipeError as err:
+            raise RecipeError(
+                f"{where}: {err} The app does not open a folder whose recipe it cannot read safely; fix or remove "
+                "that file (or re-run `curate apply` to write it again)."
+            ) from None
+    return text
+
+
 def _read_json(path: Path | None) -> dict:
     if path is None:
         return {}
@@ -221,12 +240,13 @@ def _load_published_folder(pf, name: str, learning=None):
         return pd.read_parquet(f) if f is not None else None
 
     recipe = pf.audit_file(F.RECIPE)
+    recipe_text = recipe.read_text(encoding="utf-8") if recipe else None
     return _with_audit(
         name,
         "published folder",
         _concat(parts),
         _read_json(pf.audit_file(F.APPLY_RECORD)),
-        recipe.read_text(encoding="utf-8") if recipe else None,
+        _safe_recipe(recipe_text, f"{name}/audit/{F.RECIPE}"),
         opt(F.AUDIT_TABLE),
         _read_json(pf.audit_file(F.AUDIT_SUMMARY)),
         opt(F.FEATURE_LABELS),
