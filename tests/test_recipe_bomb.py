@@ -7,6 +7,7 @@ subprocess timeout), never in a test run that eats the machine."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,14 +27,23 @@ def alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(setup: str, call: str, tmp_path: Path, timeout: float = 60) -> dict:
-    """Run ``setup`` then ``call`` in a fresh interpreter; the seconds and extra peak memory of ``call`` alone,
-    and the error it ended with (an exception's text, or ``SystemExit`` with the printed output)."""
+def measure(setup: str, call: str, tmp_path: Path, *, warm: str | None = None, timeout: float = 60) -> dict:
+    """Run ``setup``, then ``warm`` (the same door with a harmless bad recipe: what any call imports is loaded,
+    so the timing is the bomb's own cost), then ``call``, in a fresh interpreter. Returns the seconds and the extra
+    peak memory of ``call`` alone, the error it ended with (an exception's text, or ``SystemExit`` with the printed
+    output), and ``warm_seconds`` (the baseline: the same door, refusing an ordinary bad recipe)."""
     out = tmp_path / "measure.json"
     script = textwrap.dedent(
         """
         import contextlib, io, json, resource, sys, time
         {setup}
+        t0 = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                {warm}
+        except (SystemExit, Exception):
+            pass
+        warm_seconds = time.perf_counter() - t0
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         printed, error = io.StringIO(), None
         t0 = time.perf_counter()
@@ -46,9 +56,10 @@ def measure(setup: str, call: str, tmp_path: Path, timeout: float = 60) -> dict:
             error = f"{{type(err).__name__}}: {{err}}"
         seconds = time.perf_counter() - t0
         extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-        json.dump({{"seconds": seconds, "extra_mb": extra_mb, "error": error}}, open({out!r}, "w"))
+        result = {{"seconds": seconds, "extra_mb": extra_mb, "error": error, "warm_seconds": warm_seconds}}
+        json.dump(result, open({out!r}, "w"))
         """
-    ).format(setup=setup, call=call, out=str(out))
+    ).format(setup=setup, warm=warm or "pass", call=call, out=str(out))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(out.read_text())
@@ -70,20 +81,32 @@ def bomb(tmp_path) -> Path:
     return path
 
 
-def test_load_recipe_refuses_the_alias_bomb_quickly(bomb, tmp_path):
+@pytest.fixture
+def typo(tmp_path) -> Path:
+    """An ordinary bad recipe (an unknown key): the baseline each door refuses."""
+    path = tmp_path / "typo.yaml"
+    path.write_text("rulez: []\n")
+    return path
+
+
+def test_load_recipe_refuses_the_alias_bomb_quickly(bomb, typo, tmp_path):
     result = measure(
-        "from curate.recipe import load_recipe", f"load_recipe({str(bomb)!r}, validate_ids=False)", tmp_path
+        "from curate.recipe import load_recipe",
+        f"load_recipe({str(bomb)!r}, validate_ids=False)",
+        tmp_path,
+        warm=f"load_recipe({str(typo)!r}, validate_ids=False)",
     )
     assert_refused(result, names=str(bomb))
 
 
-def test_curate_apply_refuses_the_alias_bomb_quickly(bomb, tmp_path):
+def test_curate_apply_refuses_the_alias_bomb_quickly(bomb, typo, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text(
         "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes, sure", "rejected": "no"}) + "\n" for i in range(3))
     )
     args = ["apply", str(data), "--recipe", str(bomb), "--out", str(tmp_path / "out")]
-    result = measure("from curate.cli import main", f"main({args!r})", tmp_path)
+    warm = [a if a != str(bomb) else str(typo) for a in args]
+    result = measure("from curate.cli import main", f"main({args!r})", tmp_path, warm=f"main({warm!r})")
     assert result["error"].startswith("exit 2: error:"), result["error"][:500]
     assert_refused(result, names="bomb.yaml")
     assert not (tmp_path / "out").exists()
@@ -100,9 +123,14 @@ def test_the_app_refuses_a_published_folder_whose_recipe_is_the_bomb(tmp_path):
     run_audit(str(data), out=tmp_path / "audit")
     run_apply(str(tmp_path / "audit"), block=["flattery"], out=tmp_path / "curated")
     folder = publish(tmp_path / "curated", repo_id="someone/bomb", local_dir=tmp_path / "published", upload=False)
-    measure("from curate.browse.loading import load_app_data", f"load_app_data({str(folder)!r})", tmp_path)  # opens
-    (folder / "audit" / "recipe.yaml").write_text(alias_bomb())
-    result = measure("from curate.browse.loading import load_app_data", f"load_app_data({str(folder)!r})", tmp_path)
+    bombed = tmp_path / "bombed"
+    shutil.copytree(folder, bombed)
+    (bombed / "audit" / "recipe.yaml").write_text(alias_bomb())
+    opens = f"load_app_data({str(folder)!r})"  # the same folder with its own recipe: the baseline, and it opens
+    assert measure("from curate.browse.loading import load_app_data", opens, tmp_path)["error"] is None
+    result = measure(
+        "from curate.browse.loading import load_app_data", f"load_app_data({str(bombed)!r})", tmp_path, warm=opens
+    )
     assert_refused(result, names="audit/recipe.yaml")
     assert result["error"].startswith("RecipeError")
 

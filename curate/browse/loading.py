@@ -105,6 +105,10 @@ def _load_folder(path: Path, source: str):
     manifest = F.read_manifest(path)
     kind = manifest["kind"]
     name = dataset_name(source, manifest)
+    # the recipe is checked before any table is read: a hostile one is refused at once
+    recipe_file = {"curated": F.RECIPE, "published": f"audit/{F.RECIPE}"}.get(kind)
+    if recipe_file and (path / recipe_file).is_file():
+        _safe_recipe((path / recipe_file).read_text(encoding="utf-8"), f"{name}/{recipe_file}")
     if kind == "audit":
         af = F.load_audit(path)
         return AppData(
