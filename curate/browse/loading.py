@@ -106,7 +106,7 @@ def _load_folder(path: Path, source: str):
     kind = manifest["kind"]
     name = dataset_name(source, manifest)
     # the recipe is checked before any table is read: a hostile one is refused at once
-    recipe_file = {"curated": F.RECIPE, "published": f"audit/{F.RECIPE}"}.get(kind)
+    recipe_file = {"curated": F.RECIPE, "published": f"{F.PUBLISHED_AUDIT_DIR}/{F.RECIPE}"}.get(kind)
     if recipe_file and (path / recipe_file).is_file():
         _safe_recipe((path / recipe_file).read_text(encoding="utf-8"), f"{name}/{recipe_file}")
     if kind == "audit":
@@ -130,7 +130,7 @@ def _load_folder(path: Path, source: str):
             "curated folder",
             table,
             cf.report,
-            _safe_recipe(cf.recipe_text, f"{name}/{F.RECIPE}"),
+            cf.recipe_text,
             af.results if af else None,
             dict(af.summary) if af else {},
             af.labels if af else None,
@@ -196,7 +196,8 @@ def _with_audit(
 
 def _safe_recipe(text: str | None, where: str) -> str | None:
     """The folder's recipe YAML once it parses within curate's bounds (:func:`curate._yaml.load_yaml`): the
-    editor reads it again, so an alias bomb is refused here, before anything expands it."""
+    editor parses it again later, so an alias bomb is refused here, before anything expands it or any table is
+    read."""
     from .._yaml import load_yaml
     from ..errors import RecipeError
 
@@ -244,13 +245,12 @@ def _load_published_folder(pf, name: str, learning=None):
         return pd.read_parquet(f) if f is not None else None
 
     recipe = pf.audit_file(F.RECIPE)
-    recipe_text = recipe.read_text(encoding="utf-8") if recipe else None
     return _with_audit(
         name,
         "published folder",
         _concat(parts),
         _read_json(pf.audit_file(F.APPLY_RECORD)),
-        _safe_recipe(recipe_text, f"{name}/audit/{F.RECIPE}"),
+        recipe.read_text(encoding="utf-8") if recipe else None,
         opt(F.AUDIT_TABLE),
         _read_json(pf.audit_file(F.AUDIT_SUMMARY)),
         opt(F.FEATURE_LABELS),
