@@ -59,6 +59,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -66,6 +67,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from . import _columns as C
+from ._yaml import load_yaml, show_value
 from .errors import RecipeError
 
 __all__ = [
@@ -85,6 +87,7 @@ ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "allow": (),
 }
 DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
+_STRENGTH_RANGE = {"block": ", for 'block' in (0, 1]", "amplify": ", for 'amplify' > 0", "allow": ""}
 
 _SAE_ID = C.SAE_ID
 
@@ -212,11 +215,11 @@ class Recipe(_Model):
 
     @classmethod
     def from_yaml(cls, text: str, *, validate_ids: bool = True) -> "Recipe":
-        """Parse YAML text. A leading block of ``#`` comments is kept and written back by :meth:`to_yaml`."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise RecipeError(f"Invalid YAML: {err}") from None
+        """Parse YAML text. A leading block of ``#`` comments is kept and written back by :meth:`to_yaml`.
+
+        The YAML is read by :func:`curate._yaml.load_yaml`: aliases that expand beyond a small bound, nesting
+        deeper than a small bound and a key written twice in one mapping are errors."""
+        data = load_yaml(text)
         return cls.from_dict(data or {}, header=_leading_comments(text), validate_ids=validate_ids)
 
     @classmethod
@@ -318,7 +321,7 @@ class Recipe(_Model):
                 if m:
                     if m["source"] not in sae_sources:
                         raise RecipeError(
-                            f"rules[{i}].{key}: {cid!r} refers to SAE source {m['source']!r}, which is not "
+                            f"rules[{i}].{key}: {show_value(cid)} refers to SAE source {m['source']!r}, which is not "
                             f"{'in the data' if known is not None else 'declared'}. SAE sources: {sorted(sae_sources)}"
                             + (
                                 ""
@@ -329,12 +332,12 @@ class Recipe(_Model):
                         )
                     if known is not None and cid not in names:
                         raise RecipeError(
-                            f"rules[{i}].{key}: unknown concept {cid!r}. Active SAE features "
+                            f"rules[{i}].{key}: unknown concept {show_value(cid)}. Active SAE features "
                             f"in the data: {_short(sorted(n for n in names if n.startswith('sae:')))}."
                         )
                 elif cid not in names:
                     raise RecipeError(
-                        f"rules[{i}].{key}: unknown concept {cid!r}. Known {what}: "
+                        f"rules[{i}].{key}: unknown concept {show_value(cid)}. Known {what}: "
                         f"{_short(sorted(n for n in names if not n.startswith('sae:')))}."
                     )
         return self
@@ -403,11 +406,19 @@ def _check_rules(recipe: Recipe) -> None:
         for k, name in enumerate(rule.interventions or []):
             if name not in allowed:
                 raise RecipeError(
-                    f"rules[{i}].interventions[{k}]: {name!r} is not an intervention for action "
+                    f"rules[{i}].interventions[{k}]: {show_value(name)} is not an intervention for action "
                     f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}."
                 )
         if len(set(rule.interventions or [])) != len(rule.interventions or []):
-            raise RecipeError(f"rules[{i}].interventions: duplicated entries in {rule.interventions}.")
+            raise RecipeError(f"rules[{i}].interventions: duplicated entries in {show_value(rule.interventions)}.")
+        for key in ("strength", "alpha"):
+            value = getattr(rule, key)
+            if value is not None and not math.isfinite(value):
+                raise RecipeError(
+                    f"rules[{i}].{key}: must be a finite number"
+                    + (_STRENGTH_RANGE[rule.action] if key == "strength" else "")
+                    + f"; got {value}."
+                )
         if rule.action == "block" and not 0 < rule.strength <= 1:
             raise RecipeError(
                 f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
@@ -432,12 +443,12 @@ def _check_rules(recipe: Recipe) -> None:
             )
         for j, cid in enumerate(rule.concepts):
             if not isinstance(cid, str) or not cid:
-                raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {cid!r}.")
+                raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {show_value(cid)}.")
             if cid in seen:
                 pi, pj, pa = seen[cid]
                 kind = "conflicting actions" if pa != rule.action else "duplicated action"
                 raise RecipeError(
-                    f"rules[{i}].concepts[{j}]: {kind} for {cid!r}: {pa!r} at rules[{pi}].concepts[{pj}] "
+                    f"rules[{i}].concepts[{j}]: {kind} for {show_value(cid)}: {pa!r} at rules[{pi}].concepts[{pj}] "
                     f"and {rule.action!r} here. Name each concept in one rule only."
                 )
             seen[cid] = (i, j, rule.action)
@@ -508,13 +519,13 @@ def _format_validation_error(err: ValidationError) -> str:
             parent = loc[:-1]
             msgs.append(f"{key}: unknown key. Allowed keys here: {_allowed_keys(Recipe, parent)}.")
         elif e["type"] == "literal_error":
-            msgs.append(f"{key}: {e['msg']} (got {e.get('input')!r}).")
+            msgs.append(f"{key}: {e['msg']} (got {show_value(e.get('input'))}).")
         elif e["type"] == "missing":
             msgs.append(f"{key}: required key is missing.")
         elif e["type"] == "value_error" and isinstance((e.get("ctx") or {}).get("error"), RecipeError):
             msgs.append(str(e["ctx"]["error"]))
         else:
-            msgs.append(f"{key or '<top>'}: {e['msg']} (got {e.get('input')!r}).")
+            msgs.append(f"{key or '<top>'}: {e['msg']} (got {show_value(e.get('input'))}).")
     if len(msgs) == 1 and msgs[0].startswith("rules"):
         return msgs[0]
     return "Invalid recipe: " + " ".join(msgs)

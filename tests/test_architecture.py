@@ -18,6 +18,7 @@ LAYERS = [
         "curate._columns",
         "curate._format",
         "curate._version",
+        "curate._yaml",
         "curate.errors",
         "curate.folders",
         "curate.cache",

@@ -98,3 +98,38 @@ def test_demo_applies_a_recipe_and_ends_with_the_published_folder(tmp_path):
     folder = Path(last.split(": ", 1)[1].strip())
     assert folder == (tmp_path / "demo" / "published").resolve()
     assert (folder / "README.md").exists() and list((folder / "data").glob("train-*.parquet"))
+
+
+def test_text_from_the_data_prints_literally_never_as_markup(pairs_file, tmp_path):
+    """Subset values and an upstream reason are data: `[/bold]` must not end audit/apply with a MarkupError,
+    and `[s]x`, `[red]x`, `:smile:` print as written (not struck through, coloured or turned into an emoji)."""
+    hostile = ["[/bold]", "[s]x", "[red]x", ":smile:"]
+    rows = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r.pop("prompt_messages", None)
+        r["subset"], r["reason"] = hostile[i % len(hostile)], "invalid:[/bold] upstream" if i < 3 else None
+    data = tmp_path / "hostile.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = _curate("audit", str(data), "--out", str(tmp_path / "a"), "--by", "subset")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    by_subset = proc.stdout[proc.stdout.index("held-out AUC by subset") : proc.stdout.index("Wrote the audit folder")]
+    assert all(f" {h} " in by_subset for h in hostile), by_subset
+    assert "unusable by reason: invalid:[/bold] upstream: 3" in proc.stdout
+    proc = _curate("apply", str(tmp_path / "a"), "--block", "flattery", "--out", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert '(dropped 3: {"invalid:[/bold] upstream": 3})' in proc.stdout
+
+
+def test_table_cells_hold_text_never_markup():
+    """Every table the CLI prints puts data in plain-text cells (a concept, label or subset named like markup)."""
+    from rich.console import Console
+
+    from curate.cli._tables import print_audit, print_findings
+
+    row = {"concept": "[/bold]", "label": "[s]x", "win_rate": 0.7, "ci_low": 0.6, "ci_high": 0.8}
+    row |= {"length_controlled_q": 0.01, "example": "[red]e"}
+    console = Console(record=True, width=200)
+    print_findings(pd.DataFrame([{**row, "finding_rank": 1, "where": "[red]x"}]), console)
+    print_audit(pd.DataFrame([{**row, "finding": True, "confirmed": True, "n_members": 1}]), console)
+    text = console.export_text()
+    assert text.count("[/bold]") == 2 and text.count("[s]x") == 2 and "[red]x" in text and "[red]e" in text

@@ -327,3 +327,47 @@ def test_source_datasets_names_hub_sources_only():
 
     assert _is_hub_id("Anthropic/hh-rlhf")
     assert not any(_is_hub_id(s) for s in ("data/pairs.jsonl", "outputs/demo/pairs.jsonl", "Dataset", None))
+
+
+def test_the_card_escapes_inoculation_instructions_once():
+    """An instruction is escaped as part of the step's line, not once inside and again outside."""
+    from curate.publish.sections import _interventions
+
+    step = {"intervention": "inoculate", "concepts": ["flattery"], "instructions": {"flattery": "Be *very* <b> & x_y"}}
+    (row,) = _interventions({"steps": [step]})
+    assert "instructions: {flattery: Be \\*very\\* &lt;b&gt; &amp; x\\_y}" in row["what"], row["what"]
+
+
+def test_nothing_local_leaves_the_machine(tmp_path, monkeypatch):
+    """Published from a deep folder (data, audit, cache, curated folder and recipe all under it): no written file
+    names that folder or any part of the temporary path, only the data file's name."""
+    from curate.generate import make_preference_pairs
+    from curate.pipeline import run_apply, run_audit
+
+    deep = tmp_path / "a" / "very" / "deep" / "secret_dir_xyz"
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("CURATE_CACHE", str(deep / "cache"))
+    data = deep / "pairs.jsonl"
+    make_preference_pairs(80, seed=0).dataset.to_json(str(data), lines=True)
+    recipe = deep / "recipe.yaml"
+    recipe.write_text(
+        f"# made for {data}\nname: local\ndata:\n  source: {data}\nrules:\n  - concepts: [flattery]\n"
+        "    action: block\n    interventions: [inoculate, rebalance]\n"
+    )
+    run_audit(str(data), out=deep / "audit")
+    run_apply(str(deep / "audit"), recipe=str(recipe), out=deep / "curated")
+    monkeypatch.chdir(deep)  # relative paths too
+    folder = publish("curated", repo_id="someone/local", local_dir=deep / "published", upload=False)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert {"README.md", "curate.json", "audit/audit_summary.json", "audit/apply.json", "audit/recipe.yaml"} <= {
+        str(p.relative_to(folder)) for p in files
+    }
+    secrets = {str(deep), "secret_dir_xyz", "very/deep", str(tmp_path), str(Path.home() / ".cache")}
+    secrets |= {p for p in tmp_path.parts[2:]}  # /tmp/<pytest-of-user>/<pytest-N>/<test dir>
+    leaks = {}
+    for path in files:
+        text = path.read_bytes().replace(b"\\", b"")  # the card escapes `_` as `\_`
+        if found := sorted(s for s in secrets if s.encode() in text):
+            leaks[str(path.relative_to(folder))] = found
+    assert not leaks, leaks
+    assert "| source data | pairs.jsonl |" in (folder / "README.md").read_text()

@@ -137,3 +137,36 @@ def test_allowed_interventions_documented():
     assert ALLOWED_INTERVENTIONS["allow"] == ()
     with pytest.raises(RecipeError, match="none"):
         Recipe.from_dict({"rules": [{"concepts": ["emoji"], "action": "allow", "interventions": ["filter"]}]})
+
+
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        ("rules:\n  - concepts: [flattery]\n    action: amplify\n    action: block\n", 4, "action"),
+        ("name: a\nname: b\n", 2, "name"),
+        ("rules:\n  - {concepts: [flattery], action: block, strength: 0.5, strength: 1}\n", 2, "strength"),
+        ("publish:\n  tags: [a]\n  license: mit\n  tags: [b]\n", 4, "tags"),
+    ],
+)
+def test_a_key_written_twice_is_an_error_naming_it(text, line, key):
+    """YAML keeps the last of two equal keys without a word: a rule would silently change its action."""
+    with pytest.raises(RecipeError, match=rf"line {line}: the key '{key}' is written twice"):
+        Recipe.from_yaml(text)
+
+
+@pytest.mark.parametrize(
+    "action, key, value, allowed",
+    [
+        ("amplify", "strength", ".inf", "for 'amplify' > 0"),
+        ("amplify", "strength", ".nan", "for 'amplify' > 0"),
+        ("block", "strength", ".nan", "for 'block' in (0, 1]"),
+        ("block", "strength", "-.inf", "for 'block' in (0, 1]"),
+        ("block", "alpha", ".inf", ""),
+    ],
+)
+def test_strength_and_alpha_must_be_finite(action, key, value, allowed):
+    how = "[steer]" if key == "alpha" else ("[upweight]" if action == "amplify" else "[rebalance]")
+    text = f"rules:\n  - concepts: [flattery]\n    action: {action}\n    interventions: {how}\n    {key}: {value}\n"
+    with pytest.raises(RecipeError) as err:
+        Recipe.from_yaml(text)
+    assert f"rules[0].{key}: must be a finite number{', ' + allowed if allowed else ''}; got" in str(err.value)

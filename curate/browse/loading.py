@@ -68,6 +68,8 @@ def load_app_data(source: str | os.PathLike | None = None):
     Raises:
         FileNotFoundError: the folder does not exist, or the Hub download failed (offline, unknown id).
         curate.folders.FolderError: the folder is not one the app can browse (the message says which is).
+        curate.errors.RecipeError: the folder's ``recipe.yaml`` is refused (an alias bomb, deep nesting, a
+            duplicate key or invalid YAML: the app never expands what it cannot bound).
     """
     source = default_source() if source is None else str(source)
     path = Path(source)
@@ -103,6 +105,10 @@ def _load_folder(path: Path, source: str):
     manifest = F.read_manifest(path)
     kind = manifest["kind"]
     name = dataset_name(source, manifest)
+    # the recipe is checked before any table is read: a hostile one is refused at once
+    recipe_file = {"curated": F.RECIPE, "published": f"{F.PUBLISHED_AUDIT_DIR}/{F.RECIPE}"}.get(kind)
+    if recipe_file and (path / recipe_file).is_file():
+        _safe_recipe((path / recipe_file).read_text(encoding="utf-8"), f"{name}/{recipe_file}")
     if kind == "audit":
         af = F.load_audit(path)
         return AppData(
@@ -186,6 +192,24 @@ def _with_audit(
         by_audit=by_audit,
         learning=learning,
     )
+
+
+def _safe_recipe(text: str | None, where: str) -> str | None:
+    """The folder's recipe YAML once it parses within curate's bounds (:func:`curate._yaml.load_yaml`): the
+    editor parses it again later, so an alias bomb is refused here, before anything expands it or any table is
+    read."""
+    from .._yaml import load_yaml
+    from ..errors import RecipeError
+
+    if text is not None:
+        try:
+            load_yaml(text)
+        except RecipeError as err:
+            raise RecipeError(
+                f"{where}: {err} The app does not open a folder whose recipe it cannot read safely; fix or remove "
+                "that file (or re-run `curate apply` to write it again)."
+            ) from None
+    return text
 
 
 def _read_json(path: Path | None) -> dict:

@@ -19,10 +19,26 @@ cli = typer.Typer(
 def _console():
     from rich.console import Console
 
-    return Console(width=max(120, int(os.environ.get("COLUMNS", 120))))
+    # emoji=False: a ":smile:" in the data prints as written (markup is escaped where data is printed: lit, cell)
+    return Console(width=max(120, int(os.environ.get("COLUMNS", 120))), emoji=False)
 
 
 DEBUG = False  # set by main() from --debug / CURATE_DEBUG
+
+
+def lit(value) -> str:
+    """``value`` as literal text inside a rich markup string: text from the data (a subset value, a reason, a
+    concept id, a path) is never read as markup, so ``[/bold]`` cannot end a command and ``[red]x`` prints as is."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def cell(value):
+    """A table cell holding ``value`` as plain text (``rich.text.Text``: never parsed as markup)."""
+    from rich.text import Text
+
+    return Text(str(value))
 
 
 def _fail(message: str) -> None:

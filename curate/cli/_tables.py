@@ -6,15 +6,15 @@ import json
 
 from .._columns import DROPPED_SPLIT, TRAIN_SPLIT
 from .._format import fmt_num, fmt_q
-from ._base import _console
+from ._base import _console, cell, lit
 
 
 def print_summary(summary: dict, console=None) -> None:
     console = console or _console()
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["reasons"].items()) or "none"
     console.print(
-        f"[bold]Ingestion[/]: format={summary.get('format')}  rows={summary['n_rows']}  "
-        f"usable={summary['n_usable']}  unusable by reason: {reasons}",
+        f"[bold]Ingestion[/]: format={lit(summary.get('format'))}  rows={summary['n_rows']}  "
+        f"usable={summary['n_usable']}  unusable by reason: {lit(reasons)}",
         highlight=False,
     )
 
@@ -45,14 +45,19 @@ def print_audit(results, console=None, top: int = 20, title: str | None = None) 
         ):
             held += f" ({r['confirmation_win_rate']:.2f})"
         table.add_row(
-            str(i),
-            str(r["concept"]),
-            label[:60] + ("…" if len(label) > 60 else ""),
-            direction,
-            "—" if wr != wr else f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-            _fmt_q(r["length_controlled_q"]),
-            held,
-            str(int(r.get("n_members", 1) or 1)),
+            *map(
+                cell,
+                (
+                    i,
+                    r["concept"],
+                    label[:60] + ("…" if len(label) > 60 else ""),
+                    direction,
+                    "—" if wr != wr else f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                    _fmt_q(r["length_controlled_q"]),
+                    held,
+                    int(r.get("n_members", 1) or 1),
+                ),
+            )
         )
     console.print(table)
 
@@ -61,7 +66,7 @@ def print_result(audit, console=None, top: int = 20, by_reason: str | None = Non
     """Findings (pooled and per subset, with readable labels and a marked example) and held-out AUCs."""
     console = console or _console()
     if by_reason:
-        console.print(f"[bold]Subsets[/]: {by_reason}", highlight=False)
+        console.print(f"[bold]Subsets[/]: {lit(by_reason)}", highlight=False)
     findings = audit.findings()
     if len(findings):
         print_findings(findings, console, top=top)
@@ -75,7 +80,7 @@ def print_result(audit, console=None, top: int = 20, by_reason: str | None = Non
             for _, r in auc_by.iterrows()
         ]
         console.print(
-            "held-out AUC by subset (concepts / with concept × subset terms): " + "; ".join(parts), highlight=False
+            "held-out AUC by subset (concepts / with concept × subset terms): " + lit("; ".join(parts)), highlight=False
         )
 
 
@@ -91,13 +96,18 @@ def print_findings(findings, console=None, top: int = 20) -> None:
     for _, r in shown.iterrows():
         wr = r["win_rate"]
         table.add_row(
-            str(int(r["finding_rank"])),
-            str(r["where"]),
-            str(r["concept"]),
-            str(r["label"]),
-            "chosen ↑" if wr > 0.5 else "rejected ↑",
-            f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-            _fmt_q(r["length_controlled_q"]),
+            *map(
+                cell,
+                (
+                    int(r["finding_rank"]),
+                    r["where"],
+                    r["concept"],
+                    r["label"],
+                    "chosen ↑" if wr > 0.5 else "rejected ↑",
+                    f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                    _fmt_q(r["length_controlled_q"]),
+                ),
+            )
         )
     console.print(table)
     if "example" in shown:
@@ -115,7 +125,7 @@ def print_before_after(report, console) -> None:
     """Print the before/after table, retention and (if run) the proxy check."""
     from rich.table import Table
 
-    table = Table(title=f"Before vs after ({report.recipe.get('name', 'recipe')}, weighted re-audit)")
+    table = Table(title=f"Before vs after ({lit(report.recipe.get('name', 'recipe'))}, weighted re-audit)")
     for col in (
         "concept",
         "action",
@@ -128,19 +138,24 @@ def print_before_after(report, console) -> None:
         table.add_column(col)
     for r in report.before_after.itertuples():
         table.add_row(
-            r.concept,
-            r.action,
-            r.interventions,
-            _wr(r.win_rate_before, r.ci_low_before, r.ci_high_before),
-            _q(r.q_before),
-            _wr(r.win_rate_after, r.ci_low_after, r.ci_high_after),
-            _q(r.q_after),
+            *map(
+                cell,
+                (
+                    r.concept,
+                    r.action,
+                    r.interventions,
+                    _wr(r.win_rate_before, r.ci_low_before, r.ci_high_before),
+                    _q(r.q_before),
+                    _wr(r.win_rate_after, r.ci_low_after, r.ci_high_after),
+                    _q(r.q_after),
+                ),
+            )
         )
     console.print(table)
     t = report.retention
     console.print(
         f"Retention: rows kept {t['rows_kept']}/{t['rows_usable']} usable (dropped {t['rows_dropped']}"
-        + (f": {json.dumps(t['dropped_by_reason'])}" if t["dropped_by_reason"] else "")
+        + (f": {lit(json.dumps(t['dropped_by_reason']))}" if t["dropped_by_reason"] else "")
         + f"), effective sample size "
         f"{t['ess']:.1f} = {100 * t['ess_fraction']:.1f}% of usable rows"
         + (f", swapped {t['rows_swapped']}" if t["rows_swapped"] else "")
@@ -156,11 +171,16 @@ def print_before_after(report, console) -> None:
             p.add_column(col)
         for r in report.proxy.itertuples():
             p.add_row(
-                r.concept,
-                str(r.counterfactual),
-                _f(r.before),
-                _f(r.after),
-                f"{_f(r.before_logit)} → {_f(r.after_logit)}",
+                *map(
+                    cell,
+                    (
+                        r.concept,
+                        r.counterfactual,
+                        _f(r.before),
+                        _f(r.after),
+                        f"{_f(r.before_logit)} → {_f(r.after_logit)}",
+                    ),
+                )
             )
         console.print(p)
 
@@ -179,7 +199,7 @@ _q = fmt_q
 def print_apply(result: dict, console) -> None:
     """What ``curate apply`` prints for :func:`curate.pipeline.run_apply`'s result."""
     for w in result["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {lit(w)}", highlight=False)
     print_before_after(result["report"], console)
     rows, dd, out = result["rows"], result["dataset"], result["out"]
     console.print(
@@ -188,7 +208,7 @@ def print_apply(result: dict, console) -> None:
         highlight=False,
     )
     console.print(
-        f"Wrote {out} (splits {TRAIN_SPLIT}: {len(dd[TRAIN_SPLIT])} rows, {DROPPED_SPLIT}: "
+        f"Wrote {lit(out)} (splits {TRAIN_SPLIT}: {len(dd[TRAIN_SPLIT])} rows, {DROPPED_SPLIT}: "
         f"{len(dd[DROPPED_SPLIT])} rows), before_after.parquet, apply.json, recipe.yaml, "
         "source_audit/",
         highlight=False,

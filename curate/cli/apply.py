@@ -47,12 +47,16 @@ def register(cli: typer.Typer) -> None:
         proxy_pairs: int = typer.Option(200, help="Counterfactual pairs per concept for the proxy check."),
     ) -> None:
         """Apply a recipe: write train/dropped splits with keep, reason, weight, margin; re-audit before vs after."""
-        from .. import CurateError, run_apply
+        from .. import CurateError, load_recipe
         from ._base import _console, _fail
 
         if data is None and recipe is None:
             _fail("Give DATA, or a --recipe whose data.source says where the pairs are.")
         try:
+            if recipe is not None:  # a bad recipe (a typo, an alias bomb) fails before the pipeline is even imported
+                load_recipe(recipe, validate_ids=False)
+            from .. import run_apply
+
             result = run_apply(
                 data,
                 recipe=recipe,

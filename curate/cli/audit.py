@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._base import _console, _fail, _show_progress
+from ._base import _console, _fail, _show_progress, lit
 from ._tables import print_result, print_summary
 
 
@@ -80,13 +80,16 @@ def audit(
     cache = result["record"].get("cache") or {}
     if cache.get("dir"):
         console.print(
-            f"[bold]Cache[/] ({cache['dir']}): annotations {cache['annotations']}, audit {cache['audit']} "
+            f"[bold]Cache[/] ({lit(cache['dir'])}): annotations {lit(cache['annotations'])}, audit "
+            f"{lit(cache['audit'])} "
             f"({result['record']['seconds']} s)",
             highlight=False,
         )
     print_summary(result["summary"], console)
     print_result(result["audit"], console, top=top, by_reason=result["summary"].get("by_reason"))
-    console.print(f"Wrote the audit folder {out} (audit.parquet, annotated/, summary.json, curate.json)")
+    console.print(
+        f"Wrote the audit folder {lit(out)} (audit.parquet, annotated/, summary.json, curate.json)", highlight=False
+    )
 
 
 def register(cli: typer.Typer) -> None:

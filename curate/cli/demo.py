@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._base import _console
+from ._base import _console, lit
 from ._tables import print_apply, print_result, print_summary
 
 
@@ -35,17 +35,17 @@ def demo(
 
     def report(step: str, value) -> None:
         if step == "generate":
-            console.print(f"[bold]1/4 generate[/]: {n_pairs} pairs with planted concepts → {out / 'pairs.jsonl'}")
+            console.print(f"[bold]1/4 generate[/]: {n_pairs} pairs with planted concepts → {lit(out / 'pairs.jsonl')}")
             console.print(
                 "    planted (rate in better vs worse response): "
-                + ", ".join(f"{c} {a:.2f}/{b:.2f}" for c, (a, b) in value.planted.items()),
+                + lit(", ".join(f"{c} {a:.2f}/{b:.2f}" for c, (a, b) in value.planted.items())),
                 highlight=False,
             )
         elif step == "audit":
             console.print(f"[bold]2/4 audit[/] ({value['record']['seconds']} s)")
             print_summary(value["summary"], console)
             print_result(value["audit"], console, top=15)
-            console.print(f"    outputs in {out / 'audit'}")
+            console.print(f"    outputs in {lit(out / 'audit')}", highlight=False)
         elif step == "apply":
             console.print("[bold]3/4 apply[/]: the shipped recipe anti_sycophancy")
             print_apply(value, console)
@@ -54,17 +54,19 @@ def demo(
             console.print(
                 f"[bold]3b/4 learn[/]: LoRA DPO, {learn_steps} steps per policy, original vs curated pairs: "
                 f"R² {rec['r2']}, Spearman {rec['spearman']} ({rec['seconds']} s); outputs in "
-                f"{out / 'learning'}",
+                f"{lit(out / 'learning')}",
                 highlight=False,
             )
         elif step == "publish":
-            console.print(f"[bold]4/4 publish[/] (local, no upload): {value}")
+            console.print(f"[bold]4/4 publish[/] (local, no upload): {lit(value)}")
 
     result = run_demo(
         out=out, n_pairs=n_pairs, sae=sae, seed=seed, card_example=card_example, on_step=report, learn_steps=learn_steps
     )
-    console.print(f"[bold green]Demo finished in {result['seconds']:.0f} s.[/] Outputs under {Path(out).resolve()}")
-    console.print(f"Published folder: {Path(result['published']).resolve()}")
+    console.print(
+        f"[bold green]Demo finished in {result['seconds']:.0f} s.[/] Outputs under {lit(Path(out).resolve())}"
+    )
+    console.print(f"Published folder: {lit(Path(result['published']).resolve())}")
 
 
 def register(cli: typer.Typer) -> None:

@@ -32,17 +32,16 @@ def register(cli: typer.Typer) -> None:
         """Fit a TopK SAE (sae-lens SAETrainer) on the response tokens of DATA; reuse it with --sae DIR."""
         import logging
 
-        from rich.console import Console
-
         from .. import CurateError
         from ..pipeline import run_fit_sae
+        from ._base import _console, lit
 
-        console = Console()
+        console = _console()
         logging.getLogger("curate").setLevel(logging.INFO)
 
         def report(step: str, value) -> None:
             if step == "pairs":
-                console.print(f"Collecting activations of {value} pairs ({backend}, layer {layer}) …")
+                console.print(f"Collecting activations of {value} pairs ({lit(backend)}, layer {layer}) …")
             elif step == "activations":
                 console.print(f"Fitting a TopK SAE (d_sae={d_sae}, k={k}) on {value} vectors …")
 
@@ -64,11 +63,11 @@ def register(cli: typer.Typer) -> None:
                 on_step=report,
             )
         except CurateError as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            console.print(f"[bold red]error:[/] {lit(err)}", highlight=False)
             raise typer.Exit(2) from None
         fit = sae.cfg.metadata.curate_fit
         console.print(
-            f"Saved to {out}  (FVU {fit['fvu']}, dead latents {fit['dead_latents']}/{d_sae}). "
-            f"Use it with: curate audit DATA --concepts named,sae --layer {layer} --sae {out}",
+            f"Saved to {lit(out)}  (FVU {fit['fvu']}, dead latents {fit['dead_latents']}/{d_sae}). "
+            f"Use it with: curate audit DATA --concepts named,sae --layer {layer} --sae {lit(out)}",
             highlight=False,
         )

@@ -58,7 +58,7 @@ def register(cli: typer.Typer) -> None:
         the generation shift and the implicit-reward preference against the audit's prediction."""
         from .. import CurateError
         from ..pipeline import run_learn
-        from ._base import _console, _fail
+        from ._base import _console, _fail, lit
 
         console = _console()
         try:
@@ -94,7 +94,7 @@ def register(cli: typer.Typer) -> None:
                 curated,
                 out=out,
                 seeds=seed_list,
-                on_seed=lambda s, r: console.print(f"seed {s}: wrote {r.out}", highlight=False),
+                on_seed=lambda s, r: console.print(f"seed {s}: wrote {lit(r.out)}", highlight=False),
                 **kwargs,
             )
         except (CurateError, FileNotFoundError, ValueError) as err:
@@ -102,7 +102,7 @@ def register(cli: typer.Typer) -> None:
         print_learning(res, console)
         pooled = f", pooled over seeds {seed_list} from {len(seed_list)} folders" if len(seed_list) > 1 else ""
         console.print(
-            f"Wrote {out} (learning.parquet, learning.json, PNGs{pooled}) in {res.record['seconds']:.0f} s",
+            f"Wrote {lit(out)} (learning.parquet, learning.json, PNGs{pooled}) in {res.record['seconds']:.0f} s",
             highlight=False,
         )
 
@@ -114,7 +114,7 @@ def register(cli: typer.Typer) -> None:
         """Pool `curate learn` folders of several seeds: per held-out prompt the shifts averaged over seeds,
         bootstrap CI over prompts, R² and Spearman of the pooled table (see curate.learning.pool_learning)."""
         from .. import pool_learning
-        from ._base import _console
+        from ._base import _console, lit
 
         console = _console()
         res = pool_learning(folders, out=out)
@@ -128,12 +128,16 @@ def register(cli: typer.Typer) -> None:
             if ceil["pairwise_r"]
             else ""
         )
-        console.print(f"Wrote {out} (pooled over seeds {res.record['seeds']}; {by_seed}{ceiling})", highlight=False)
+        console.print(
+            f"Wrote {lit(out)} (pooled over seeds {res.record['seeds']}; {lit(by_seed)}{ceiling})", highlight=False
+        )
 
 
 def print_learning(res, console) -> None:
     """The learning table as a rich table."""
     from rich.table import Table
+
+    from ._base import cell
 
     def ci(m, lo, hi):
         return "—" if m != m else f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
@@ -143,13 +147,18 @@ def print_learning(res, console) -> None:
         table.add_column(col)
     for r in res.table.itertuples():
         table.add_row(
-            r.concept,
-            r.action or "—",
-            f"{r.predicted:+.3f}",
-            ci(r.observed_original, r.observed_original_low, r.observed_original_high),
-            ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high),
-            "—" if r.reward_original != r.reward_original else f"{r.reward_original:.2f}",
-            "—" if r.reward_curated != r.reward_curated else f"{r.reward_curated:.2f}",
+            *map(
+                cell,
+                (
+                    r.concept,
+                    r.action or "—",
+                    f"{r.predicted:+.3f}",
+                    ci(r.observed_original, r.observed_original_low, r.observed_original_high),
+                    ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high),
+                    "—" if r.reward_original != r.reward_original else f"{r.reward_original:.2f}",
+                    "—" if r.reward_curated != r.reward_curated else f"{r.reward_curated:.2f}",
+                ),
+            )
         )
     console.print(table)
     rec = res.record

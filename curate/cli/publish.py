@@ -46,7 +46,7 @@ def register(cli: typer.Typer) -> None:
         """Write a Hub-ready folder (data/, README.md card, audit/, images/) and upload it when possible."""
         from .. import CurateError
         from ..publish import publish as run_publish
-        from ._base import _console, _fail
+        from ._base import _console, _fail, lit
 
         console = _console()
         handler = _ConsoleHandler(console)
@@ -73,7 +73,7 @@ def register(cli: typer.Typer) -> None:
             log.setLevel(previous)
         files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
         console.print(
-            f"Published folder: {folder.resolve()} ({len(files)} files: {', '.join(files[:8])}"
+            f"Published folder: {lit(folder.resolve())} ({len(files)} files: {lit(', '.join(files[:8]))}"
             + (", …" if len(files) > 8 else "")
             + ")",
             highlight=False,

@@ -26,7 +26,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Audit annotated shards with memory that grows with the number of concepts, not pairs × SAE width."""
         from .. import StreamingAudit
-        from ._base import _console, _fail
+        from ._base import _console, _fail, lit
 
         try:
             audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit(
@@ -40,13 +40,15 @@ def register(cli: typer.Typer) -> None:
         console = _console()
         rows = audit.findings() if len(audit.findings()) else audit.results_
         console.print(
-            rows.head(top)[
-                ["concept", "win_rate", "ci_low", "ci_high", "q_value", "length_controlled_q", "confirmed", "group"]
-            ].to_string(index=False),
+            lit(
+                rows.head(top)[
+                    ["concept", "win_rate", "ci_low", "ci_high", "q_value", "length_controlled_q", "confirmed", "group"]
+                ].to_string(index=False)
+            ),
             highlight=False,
         )
         console.print(
             f"{audit.n_pairs_} pairs, {len(audit.results_)} concepts, {audit.seconds_} s; wrote "
-            f"{out / 'audit.parquet'}",
+            f"{lit(out / 'audit.parquet')}",
             highlight=False,
         )

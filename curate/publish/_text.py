@@ -63,7 +63,20 @@ def _fmt_wr(wr, lo=None, hi=None) -> str:
 
 
 def _fmt_value(v, max_len: int = 80) -> str:
-    """A compact, escaped rendering of a value from an intervention record."""
+    """A compact, escaped rendering of a value from an intervention record (escaped once, as a whole).
+
+    Example:
+
+        >>> _fmt_value({"flattery": "Be *very* <b>kind</b>"})
+        '{flattery: Be \\\\*very\\\\* &lt;b&gt;kind&lt;/b&gt;}'
+    """
+    if isinstance(v, (bool, int, float, np.integer, np.floating)) or v is None:
+        return _plain_value(v)
+    return escape_text(_plain_value(v), max_len) or ("none" if isinstance(v, (list, tuple)) else "")
+
+
+def _plain_value(v) -> str:
+    """The text :func:`_fmt_value` escapes: numbers formatted, flat lists and dicts inline, nested ones counted."""
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, (int, np.integer)):
@@ -72,10 +85,10 @@ def _fmt_value(v, max_len: int = 80) -> str:
         return _fmt(v, 3) if abs(v) < 1e4 else f"{float(v):.3g}"
     if isinstance(v, dict):
         if all(not isinstance(x, (dict, list)) for x in v.values()):
-            return escape_text("{" + ", ".join(f"{k}: {_fmt_value(x)}" for k, x in v.items()) + "}", max_len)
+            return "{" + ", ".join(f"{k}: {_plain_value(x)}" for k, x in v.items()) + "}"
         return f"({len(v)} entries, see audit/)"
     if isinstance(v, (list, tuple)):
         if all(not isinstance(x, (dict, list)) for x in v):
-            return escape_text(", ".join(_fmt_value(x) for x in v), max_len) or "none"
+            return ", ".join(_plain_value(x) for x in v)
         return f"({len(v)} entries, see audit/)"
-    return escape_text(v, max_len)
+    return str(v)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._format import HUB_ID
 from ..errors import CurateError
+from ._local import Scrubber
 from .card import check_card, make_card
 from .read import (
     AUDIT_DIR,
@@ -61,6 +62,19 @@ def _write_images(data: CuratedData, folder: Path) -> dict[str, str]:
         plot_before_after(ba, images / BEFORE_AFTER_PNG, actions=actions or None, concepts=order[:20])
         out["before_after"] = f"{IMAGES_DIR}/{BEFORE_AFTER_PNG}"
     return out
+
+
+def _scrub_local(data: CuratedData, made_from: dict, *folders) -> Scrubber:
+    """A :class:`Scrubber` that knows the local folders behind ``data``; the records the card and the copied
+    files are made from (recipe, apply record, audit summary) lose their local paths here."""
+    scrub = Scrubber([f for f in (*folders, data.folder, data.annotated_dir) if f is not None])
+    scrub.learn(data.recipe, data.report, data.audit_summary, made_from)
+    data.recipe = scrub.value(data.recipe) if data.recipe is not None else None
+    data.report = scrub.value(data.report)
+    data.audit_summary = scrub.value(data.audit_summary) if data.audit_summary is not None else None
+    if data.recipe_text is not None:
+        data.recipe_text = scrub.text(data.recipe_text)
+    return scrub
 
 
 def _content_fingerprint(path: Path) -> str:
@@ -140,6 +154,10 @@ def publish(
         ['README.md', 'audit', 'data', 'images']
     """
     data = read_curated(curated_dir, audit_dir=audit_dir)
+    from .. import folders as F
+
+    made_from = F.read_manifest(data.folder)
+    scrub = _scrub_local(data, made_from, curated_dir, audit_dir)
     pub = (data.recipe or {}).get("publish") or {}
     repo_id = repo_id or pub.get("repo_id")
     if not repo_id or not _REPO_ID.match(repo_id):
@@ -147,8 +165,6 @@ def publish(
     if private is None:
         private = bool(pub.get("private", False))
     folder = Path(local_dir) if local_dir is not None else Path(curated_dir).resolve().parent / "published"
-    from .. import folders as F
-
     replacing = folder.exists() and any(folder.iterdir())
     with F.atomic_folder(folder, kind="published") as tmp:
         (tmp / DATA_DIR).mkdir()
@@ -168,14 +184,14 @@ def publish(
         )
         card.save(tmp / "README.md")
         check_card(tmp)
-        made_from = F.read_manifest(data.folder)
+        scrub.folder(tmp)  # every JSON and text file, the data rows excepted: nothing local leaves the machine
         F.write_manifest(
             tmp,
             kind="published",
-            source=made_from.get("source"),
+            source=scrub.value(made_from.get("source")),
             source_fingerprint=made_from.get("source_fingerprint"),
             rows=made_from.get("rows"),
-            made_from=made_from,
+            made_from=scrub.value(made_from),
             repo_id=repo_id,
             has_audit=data.audit is not None,
         )

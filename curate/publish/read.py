@@ -77,7 +77,7 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
     out.files[F.APPLY_RECORD] = cur.path / F.APPLY_RECORD
     if cur.proxy is not None:
         out.files[F.PROXY] = cur.path / F.PROXY
-    out.recipe = _recipe_dict(cur.recipe_text) if cur.recipe_text else None
+    out.recipe = _recipe_dict(cur.recipe_text, cur.path / F.RECIPE) if cur.recipe_text else None
     if out.recipe is None and isinstance(cur.report.get("recipe"), dict):
         out.recipe = cur.report["recipe"]
     out.before_after = _normalize_before_after(cur.before_after) if cur.before_after is not None else None
@@ -100,18 +100,20 @@ def read_curated(curated_dir: str | Path, *, audit_dir: str | Path | None = None
     return out
 
 
-def _recipe_dict(text: str) -> dict | None:
+def _recipe_dict(text: str, path: Path) -> dict | None:
+    """The recipe as a dict; YAML that :func:`curate._yaml.load_yaml` refuses (an alias bomb, deep nesting, a
+    duplicate key) is an error naming the file, never published."""
+    from .._yaml import load_yaml
+    from ..errors import RecipeError
+    from ..recipe import Recipe
+
     try:
-        from ..recipe import Recipe
-
-        return Recipe.from_yaml(text, validate_ids=False).to_dict()
-    except Exception:  # an older or hand-written recipe: read it as plain YAML
-        import yaml
-
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return None
+        value = load_yaml(text)
+    except RecipeError as err:
+        raise RecipeError(f"{path}: {err} Re-run `curate apply` to write the recipe again.") from None
+    try:
+        return Recipe.from_dict(value, validate_ids=False).to_dict()
+    except RecipeError:  # an older or hand-written recipe: kept as plain YAML
         return value if isinstance(value, dict) else None
 
 
