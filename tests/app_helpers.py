@@ -6,6 +6,8 @@ import json
 import socket
 from pathlib import Path
 
+from folder_helpers import record_edit
+
 XSS_SCRIPT = "<script>window.__xss = 1</script>"
 XSS_IMG = '<img src=x onerror="window.__xss = 2">'
 XSS_TEXT = f"Great question! {XSS_SCRIPT} then {XSS_IMG} and ${{window.__xss = 3}} done."
@@ -34,7 +36,7 @@ def make_audit_folder(out: Path, n_pairs: int = 240) -> Path:
     audit = pd.read_parquet(out / "audit.parquet")
     audit.loc[audit["concept"] == "emoji", "label"] = XSS_LABEL  # a hostile label, shown in tables and menus
     audit.to_parquet(out / "audit.parquet", index=False)
-    return out
+    return record_edit(out)
 
 
 def free_port() -> int:

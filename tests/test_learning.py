@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from folder_helpers import record_edit
 
 from curate import _columns as C
 from curate.errors import CurateError, ModelError, NotFittedError
@@ -500,6 +501,7 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     old = _seed_folder(tmp_path / "old", 2, flattery_share=0.5)  # written before reward margins existed
     table = pd.read_parquet(old / "learning.parquet").drop(columns=["reward_margin_original", "reward_margin_curated"])
     table.to_parquet(old / "learning.parquet", index=False)
+    record_edit(old)
     assert np.isnan(pool_learning([a, old]).table.set_index("concept").loc["flattery", "reward_margin_original"])
     assert res.record["seeds"] == [0, 1] and res.record["model"] == "tiny"
     assert res.record["observed_by_seed"]["flattery"]["original"] == [0.25, 0.75]

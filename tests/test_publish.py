@@ -1,6 +1,5 @@
 """curate.publish: the Hub-ready folder, its card, its plots, and the upload path up to the network boundary."""
 
-import json
 import logging
 import struct
 from pathlib import Path
@@ -9,10 +8,10 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+from folder_helpers import record_edit
 from huggingface_hub import DatasetCard, HfApi, constants
 
 from curate.errors import CurateError
-from curate.folders.checksums import record_files
 from curate.publish import check_card, escape_text, publish
 
 SECRET = "hf_testSECRETtoken0123456789abcdef"
@@ -267,10 +266,7 @@ def test_findings_text_column_leads(curated, tmp_path):
     audit = pd.read_parquet(table)
     audit["finding"] = ["Chosen answers <em>flatter</em> the user" if c == "flattery" else "" for c in audit["concept"]]
     audit.to_parquet(table)
-    for folder in (src / "curated" / "source_audit", src / "curated"):  # an edit made on purpose: record it
-        manifest = json.loads((folder / "curate.json").read_text())
-        manifest["checksums"] = record_files(folder, exclude=("curate.json",))
-        (folder / "curate.json").write_text(json.dumps(manifest))
+    record_edit(src / "curated")  # an edit made on purpose
     folder = publish(src / "curated", repo_id="someone/x", upload=False)
     text = (folder / "README.md").read_text()
     assert "- Chosen answers &lt;em&gt;flatter&lt;/em&gt; the user" in text
