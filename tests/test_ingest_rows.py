@@ -231,3 +231,16 @@ def test_a_conversational_prompt_that_is_not_messages_is_marked_not_a_crash():
         Dataset.from_dict({"prompt": [["just", "strings"]], "chosen": [turn], "rejected": [msgs(("assistant", "y"))]})
     )
     assert ds["reason"] == ["invalid:non_messages_prompt"]
+
+
+def test_ids_of_mixed_types_are_counted(tmp_path):
+    """A JSON Lines file with numeric and text ids (datasets reads them as one Json column)."""
+    from curate import load_pairs
+
+    rows = [
+        {"id": i, "prompt": f"q{n}", "chosen": f"a{n}", "rejected": f"b{n}"} for n, i in enumerate([1, "a", 1, None])
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = ingestion_summary(load_pairs(str(path)))
+    assert (summary["n_duplicate_ids"], summary["n_null_ids"]) == (1, 1)

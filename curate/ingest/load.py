@@ -245,5 +245,8 @@ def _id_counts(dataset) -> dict:
     if C.ID not in dataset.column_names:
         return {"n_duplicate_ids": 0, "n_null_ids": 0}
     ids = dataset.with_format("arrow")[C.ID]
-    distinct = pc.count_distinct(ids, mode="only_valid").as_py()
+    try:
+        distinct = pc.count_distinct(ids, mode="only_valid").as_py()
+    except (NotImplementedError, TypeError, ValueError):  # ids of mixed types (datasets' Json column): as text
+        distinct = len({json.dumps(i, sort_keys=True, default=str) for i in ids.to_pylist() if i is not None})
     return {"n_duplicate_ids": len(ids) - ids.null_count - distinct, "n_null_ids": ids.null_count}
