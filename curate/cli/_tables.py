@@ -12,9 +12,11 @@ from ._base import _console, cell, lit
 def print_summary(summary: dict, console=None) -> None:
     console = console or _console()
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["reasons"].items()) or "none"
+    dup, null = summary.get("n_duplicate_ids", 0), summary.get("n_null_ids", 0)
+    ids = f"  ids: {dup} repeated, {null} missing (rows are told apart by position)" if dup or null else ""
     console.print(
         f"[bold]Ingestion[/]: format={lit(summary.get('format'))}  rows={summary['n_rows']}  "
-        f"usable={summary['n_usable']}  unusable by reason: {lit(reasons)}",
+        f"usable={summary['n_usable']}  unusable by reason: {lit(reasons)}{ids}",
         highlight=False,
     )
 
