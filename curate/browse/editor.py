@@ -147,15 +147,35 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
     return out
 
 
+def unchanged(data: AppData, st: EditorState) -> bool:
+    """Whether the editor shows the applied recipe as it is (then the applied recipe itself is previewed and
+    downloaded, rules the editor cannot show one by one included)."""
+    return bool(applied_recipe(data)) and st.key() == preset(data).key()
+
+
+def editor_recipe(data: AppData, st: EditorState) -> dict:
+    """The recipe the editor stands for: the applied recipe while unchanged, else :func:`recipe_dict`. The
+    preview runs it and the download writes it, so what is shown is what is downloaded."""
+    if unchanged(data, st):
+        rec = dict(applied_recipe(data))
+        src = (rec.get("data") or {}).get("source")
+        if src:
+            from .loading import dataset_name
+
+            rec["data"] = {**rec["data"], "source": dataset_name(src)}
+        return rec
+    return recipe_dict(data, st)
+
+
 def recipe_yaml(data: AppData, st: EditorState) -> str:
     """The YAML the editor exports: the applied recipe verbatim while the editor shows it unchanged."""
     from ..recipe import Recipe
 
-    if data.recipe_text and st.key() == preset(data).key():
+    if data.recipe_text and unchanged(data, st):
         rec = applied_recipe(data) or {}
         if not (rec.get("data") or {}).get("source"):
             return Recipe.from_yaml(data.recipe_text, validate_ids=False).to_yaml()
-    text = Recipe.from_dict(recipe_dict(data, st), validate_ids=False).to_yaml()
+    text = Recipe.from_dict(editor_recipe(data, st), validate_ids=False).to_yaml()
     groups = [c for c in st.block + st.amplify if GROUP_ID.match(c)]
     if groups:
         text = "".join(f"# {g} = {', '.join(data.expand_groups([g]))}\n" for g in groups) + text
@@ -208,12 +228,19 @@ def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str |
 
 def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     """What the editor's recipe would do to the source pairs: rows kept, ESS, and per concept the win-rate
-    with its 95% CI before and after; ``warnings`` flags amplified concepts that move down."""
+    with its 95% CI before and after; ``warnings`` flags amplified concepts that move down.
+
+    One code path with ``curate apply``: the rows are the source rows the applied recipe started from
+    (:meth:`AppData.source_data`, never the curated result), the whole recipe runs (its ``adjust_for``
+    concepts scored as apply scores them) through :func:`curate.interventions.preview`, so the applied recipe,
+    unchanged, previews the apply record's rows kept, ESS and win-rates."""
+    from ..concepts.named import list_concepts
     from ..interventions import PairState
     from ..interventions import preview as run_preview
     from ..recipe import Recipe
 
-    w0 = data._source.astype(float)
+    src = data.source_data()
+    w0 = src._source.astype(float)
     out = {
         "rows_before": int((w0 > 0).sum()),
         "ess_before": round(float(w0.sum()), 1),
@@ -222,33 +249,32 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
         "rows_kept": int((w0 > 0).sum()),
         "ess_after": round(float(w0.sum()), 1),
     }
-    rec = recipe_dict(data, st)
-    acted = [c for r in rec["rules"] for c in r["concepts"]]
-    shown = [c for c in data.concepts if c not in data.hidden()]
-    confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
-    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    rec = editor_recipe(data, st)
+    acted = [c for r in rec["rules"] for c in _list(r.get("concepts"))]
     # every named concept (show_all) and every confirmed SAE feature or group: side effects show up
-    extra = [c for c in shown if c not in acted and ((show_all and c in named) or c in confirmed)]
-    extra = [c for c in extra if data.delta(c) is not None]
-    rules = [r for r in rec["rules"] if all(data.delta(c) is not None for c in r["concepts"])]
+    extra = [c for c in side_effect_candidates(data, show_all) if c not in acted and src.delta(c) is not None]
+    rules = [r for r in rec["rules"] if all(src.delta(c) is not None for c in _list(r.get("concepts")))]
     # a group is acted on through its member features and reported as itself
     groups = {g: a for a, gs in (("block", st.block), ("amplify", st.amplify)) for g in gs if GROUP_ID.match(g)}
     members = set(data.expand_groups(list(groups)))
-    extra += [g for g in groups if data.delta(g) is not None and g not in extra]
+    extra += [g for g in groups if src.delta(g) is not None and g not in extra]
     if extra:
         rules.append({"concepts": extra, "action": "allow"})
     if not rules:
         return out
     recipe = Recipe.from_dict({**rec, "rules": rules}, validate_ids=False)
     ids = recipe.concept_ids()
-    n = data.n_rows
+    adjusters = recipe.adjusters()
+    adjusters = list(list_concepts()) if adjusters == "all" else list(adjusters or [])
+    ids += [c for c in adjusters if c not in ids and src.side(c, C.CHOSEN) is not None]
+    n = src.n_rows
     state = PairState(
         concepts=list(ids),
-        chosen=np.column_stack([data.side(c, C.CHOSEN) for c in ids]),
-        rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]),
-        usable=data._source.copy(),
-        keep=data._source.copy(),
-        reason=np.where(data._source, "", data._reason).astype(object),
+        chosen=np.column_stack([src.side(c, C.CHOSEN) for c in ids]),
+        rejected=np.column_stack([src.side(c, C.REJECTED) for c in ids]),
+        usable=src._source.copy(),
+        keep=src._source.copy(),
+        reason=np.where(src._source, "", src._reason).astype(object),
         weight=w0.copy(),
         margin=np.zeros(n),
         swapped=np.zeros(n, bool),
@@ -277,6 +303,15 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
                 "blocked concept, and blocking that removes weight from them. Block fewer concepts, or accept it."
             )
     return out
+
+
+def side_effect_candidates(data: AppData, show_all: bool = True) -> list[str]:
+    """The concepts a preview (and the Curation tab) watch for side effects: every named concept (``show_all``)
+    and every confirmed SAE feature or group, one per row of the concept table."""
+    shown = [c for c in data.concepts if c not in data.hidden()]
+    confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
+    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    return [c for c in shown if (show_all and c in named) or c in confirmed]
 
 
 def curation(data: AppData) -> dict | None:

@@ -58,6 +58,8 @@ class AppData:
         by_audit: the per-subset audit (``audit_by.parquet``: one row per subset and concept), if any.
         learning: what a model learned (``(markdown, scatter PNG path or None, table)`` from
             :func:`curate.learning.card.app_view`), if the folder has a learning check.
+        source_loader: a function returning the source rows (a pyarrow Table) the recipe was applied to, when
+            the folder keeps them; else they are rebuilt from ``table`` (:mod:`curate.browse.source`).
     """
 
     source: str
@@ -71,6 +73,7 @@ class AppData:
     applied: dict = field(default_factory=dict)
     by_audit: pd.DataFrame | None = None
     learning: tuple | None = None
+    source_loader: object = None
 
     def __post_init__(self):
         names = self.table.column_names
@@ -94,6 +97,20 @@ class AppData:
         self._index_cache: dict[tuple, np.ndarray] = {}
         self.audit = self._ordered_audit(self.audit)
         self.aliases = self._same_stats()
+
+    def source_data(self) -> "AppData":
+        """The rows the applied recipe started from (what ``curate apply`` read), as an :class:`AppData`: the
+        data itself for an audit folder. A recipe preview is computed on these rows."""
+        if self.kind == "audit folder" or (not self.applied and self.recipe_text is None):
+            return self
+        if getattr(self, "_source_data", None) is None:
+            from .source import rebuild_source
+
+            table = self.source_loader() if self.source_loader is not None else rebuild_source(self.table)
+            self._source_data = AppData(
+                self.source, "audit folder", self.audit, table, self.record, self.labels, members=self.members
+            )
+        return self._source_data
 
     # -- basics ----------------------------------------------------------------------------------------
     @property
