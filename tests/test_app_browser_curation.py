@@ -64,6 +64,25 @@ def app(demo_dir):
     blocks.close()
 
 
+@pytest.fixture(scope="module")
+def audit_app(demo_dir):
+    """The demo's audit folder in the app: (browser, url, blocks)."""
+    from playwright.sync_api import sync_playwright
+
+    from curate import build_app
+
+    blocks = build_app(str(demo_dir / "audit"))
+    blocks.queue()
+    _, url, _ = blocks.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser, url, blocks
+        browser.close()
+    blocks.close()
+
+
 @pytest.fixture
 def page(app):
     browser, url, _ = app
@@ -278,3 +297,40 @@ def test_p8_links_search_and_phone_width(page, app):
         "document.querySelector('#cu-title').scrollWidth <= document.querySelector('#cu-title').clientWidth + 1"
     )
     phone.close()
+
+
+# -- issue 32.2: "Block this concept" settles ------------------------------------------------------------------
+@pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
+def test_32_2_block_this_concept_settles(audit_app, width, height):
+    """Issue 32.2: on the demo's audit folder, "Block this concept" made the preview and amplify handlers
+    re-trigger each other (~56 previews a minute, never settling). One click runs the preview at most twice,
+    then nothing runs."""
+    import json
+    import time
+
+    browser, url, blocks = audit_app
+    preview_fn = [i for i, f in blocks.fns.items() if f.api_name == "preview"]
+    runs = []  # the preview requests the page sends (the handler behind the `preview` api name)
+
+    def count(req):
+        if req.method == "POST" and "queue/join" in req.url:
+            if json.loads(req.post_data or "{}").get("fn_index") in preview_fn:
+                runs.append(time.monotonic())
+
+    pg = browser.new_page(viewport={"width": width, "height": height})
+    pg.set_default_timeout(20_000)
+    pg.on("request", count)
+    pg.goto(url + "?tab=overview")  # the Recipe tab has not been drawn yet
+    pg.wait_for_selector("#concept-table")
+    pg.wait_for_timeout(1_500)  # the page has read its URL
+    _tab(pg, "Concept")
+    pg.wait_for_selector("#block-this")
+    runs.clear()
+    pg.locator("#block-this").click()
+    pg.wait_for_function("(document.querySelector('#preview-html') || {}).innerText?.includes('block')")
+    pg.wait_for_timeout(4_000)  # (Playwright delivers request events only inside its own calls)
+    settled = len(runs)
+    pg.wait_for_timeout(4_000)
+    assert 1 <= settled <= 2 and len(runs) == settled, runs
+    assert "block" in pg.locator("#preview-html").inner_text()
+    pg.close()

@@ -126,7 +126,10 @@ def build_app(source=None, *, title: str | None = None):
 
         return fn
 
+    calls = {"preview": 0}  # how often the preview ran (a test checks that one edit runs it once)
+
     def preview_fn(name, block, amplify, method, extras, strength, amplify_strength):
+        calls["preview"] += 1
         st = E.EditorState(
             list(block or []),
             list(amplify or []),
@@ -137,18 +140,15 @@ def build_app(source=None, *, title: str | None = None):
             name or "draft-recipe",
         )
         st, warnings, err = E.check(data, st)
-        if err:
-            return R.render_preview({}, warnings, err), gr.update(), gr.update()
+        if err:  # nothing to download: the YAML box and the button never hold a recipe the editor does not show
+            text = "# Not a recipe yet: " + err.replace("\n", " ") + "\n"
+            return R.render_preview({}, warnings, err), text, gr.update(value=None, interactive=False)
         result = E.preview(data, st)
         text = E.recipe_yaml(data, st)
         path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        return R.render_preview(result, warnings), text, str(path)
-
-    def amplify_choices(block):
-        blocked = {data.resolve(b) for b in block or []}
-        return gr.update(choices=[c for c in choices if c[1] not in blocked])
+        return R.render_preview(result, warnings), text, gr.update(value=str(path), interactive=True)
 
     def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
         return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
@@ -284,7 +284,7 @@ def build_app(source=None, *, title: str | None = None):
                         elem_id="block-dd",
                     )
                     amplify_dd = gr.Dropdown(
-                        [c for c in choices if c[1] not in start.block],
+                        choices,
                         value=start.amplify,
                         multiselect=True,
                         label="Amplify",
@@ -316,7 +316,12 @@ def build_app(source=None, *, title: str | None = None):
                     start.amplify_strength,
                 )
                 preview_html = gr.HTML(init[0], elem_id="preview-html")
-                download = gr.DownloadButton("Download recipe YAML", value=init[2], elem_id="download-recipe")
+                download = gr.DownloadButton(
+                    "Download recipe YAML",
+                    value=init[2]["value"],
+                    interactive=init[2]["interactive"],
+                    elem_id="download-recipe",
+                )
                 yaml_code = gr.Code(
                     init[1], language="yaml", label="recipe.yaml", interactive=False, elem_id="recipe-yaml"
                 )
@@ -338,6 +343,7 @@ def build_app(source=None, *, title: str | None = None):
             [block_dd, tabs],
             api_name=False,
         )
+        editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
         inputs = [p_concept, p_status, p_reason, p_page, p_size, p_search]
         outputs = [p_html, p_info, p_page]
         gr.on(
@@ -353,7 +359,9 @@ def build_app(source=None, *, title: str | None = None):
         p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "pairs_page", "q", tab="pairs"))
         for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
             tab.select(None, None, None, js=_url_js(tab=tab_id))
-        editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
+        # no handler of an editor event writes to an editor input (the amplify choices are not narrowed: a
+        # concept both blocked and amplified is refused with a message), so no two handlers trigger each other;
+        # sliders preview on release, not on every step of a drag
         gr.on(
             [
                 name.submit,
@@ -361,8 +369,8 @@ def build_app(source=None, *, title: str | None = None):
                 amplify_dd.change,
                 method.change,
                 extras.change,
-                strength.change,
-                amp_strength.change,
+                strength.release,
+                amp_strength.release,
             ],
             preview_fn,
             editor,
@@ -370,9 +378,9 @@ def build_app(source=None, *, title: str | None = None):
             api_name="preview",
             trigger_mode="always_last",
         )
-        block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
         blocks.load(
             load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info], api_name=False
         ).then(None, None, None, js="() => { window.__cu_ready = true; }")
     blocks.curate_data = data  # the loaded data, for tests and notebooks
+    blocks.curate_calls = calls
     return blocks
