@@ -129,6 +129,7 @@ def main() -> int:
     result = {"n_pairs": data.n_rows, "page_size": args.page_size, "filters": rows, "worst_local_s": round(worst, 4)}
     from curate.browse import editor as E
     from curate.browse import render as R
+    from curate.browse import render_recipe as RR
 
     previews = {}
     for name, st in [
@@ -140,7 +141,7 @@ def main() -> int:
         ),
         ("block agreement, amplify refusal", E.EditorState(["agreement"], ["refusal"])),
     ]:
-        t = timed(lambda: R.render_preview(E.preview(data, E.check(data, st)[0])), 3)
+        t = timed(lambda: RR.render_preview(E.preview(data, E.check(data, st)[0])), 3)
         previews[name] = round(statistics.median(t), 4)
         print(f"recipe preview: {name:44s} median {statistics.median(t) * 1e3:6.0f} ms")
     result["preview_median_s"] = previews
@@ -152,11 +153,11 @@ def main() -> int:
             data.pairs_page("flattery", "all", None, 1, 10, "speed of light")
         ),
         "status weight 0": lambda: render_pairs(data.pairs_page(None, "weight 0", None, 1, 10)),
-        "overview (teaches + summary)": lambda: R.render_summary(data),
+        "overview (teaches + summary)": lambda: RR.render_overview(data),
         "concept table": lambda: data.concept_table(),
         "effect plot": lambda: R.render_plot(data.volcano()),
         "concept page flattery": lambda: R.render_concept(data, "flattery"),
-        "curation view": lambda: R.render_curation(data, E.curation(data)),
+        "curation view": lambda: RR.render_curation(data, E.curation(data)),
         "recipe yaml": lambda: E.recipe_yaml(data, E.EditorState(["flattery"], extras=["margin"])),
         "deep link ?tab=pairs&pairs_page=5000": lambda: render_pairs(data.pairs_page(None, "all", None, 5000, 10)),
     }

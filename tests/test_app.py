@@ -474,3 +474,48 @@ def test_a_recipe_previews_on_an_audit_folder_what_apply_makes(folder, data):
     previewed = {"rows_kept": pre["rows_kept"], "ess": pre["ess_after"]}
     previewed["table"] = [r for r in pre["concepts"] if r["action"] in ("block", "amplify")]
     assert _shown(previewed) == _shown(applied)
+
+
+def test_curation_separates_ingestion_drops_lists_side_effects_and_counts_kept_once(curated_and_published):
+    """Issue 32.6: rows unusable at ingestion were listed as "Dropped by the recipe", side effects were only in
+    the Recipe preview, and "kept" was 1,498 on the Overview and 1,088 in the Pairs filter."""
+    from curate.browse import load_app_data
+    from curate.browse.editor import curation
+    from curate.browse.render_recipe import render_curation
+
+    curated = load_app_data(curated_and_published[0])
+    moved = [r["concept"] for r in curation(curated)["side_effects"] if r["moved"]]
+    assert moved and not {"flattery", "agreement", "exclamation", "refusal"} & set(moved)
+    html = render_curation(curated, curation(curated))
+    assert all(f"<td>{c}</td><td>side effect</td>" in html for c in moved)
+    data = load_app_data(curated_and_published[1])
+    cur = curation(data)
+    assert cur["dropped_at_ingestion"] == {"invalid:empty_rejected": 1, "invalid:identical": 1}
+    assert not any(k.startswith("invalid:") for k in cur["dropped_by_recipe"])
+    assert (
+        "Unusable at ingestion" in render_curation(data, cur) and cur["weights"]["zero"] > 0
+    )  # weight-0 rows are kept rows
+    kept = data.pairs_page(None, "kept", None, 1, 10).n_matching
+    assert data.summary()["kept"] == cur["kept"] == kept == cur["retention"]["rows_kept"]
+
+
+def test_curated_overview_leads_with_before_after_in_the_cards_words(curated_and_published, tmp_path):
+    """Issue 32.3: a curated or published overview described the uncurated data only; the card and the app now
+    say what the curated data teaches in the same sentences."""
+    import html as H
+
+    from curate.browse import load_app_data
+    from curate.browse.render_recipe import render_overview
+    from curate.publish.sentences import curation_sentences
+
+    for folder in curated_and_published:
+        data = load_app_data(folder)
+        page = H.unescape(render_overview(data))
+        lead, source = page.index("What the curated data teaches"), page.index("What the source data teaches")
+        assert lead < source
+        sentences = curation_sentences(data.applied["before_after"])
+        assert len(sentences) == 4 and all(s["text"] in page[lead:source] for s in sentences)
+    card = (curated_and_published[1] / "README.md").read_text()
+    assert "What the curated data teaches" in card and all(s["text"] in card for s in sentences)
+    done = card[card.index("## What was done") :]
+    assert "<details><summary>settings</summary>" in done and "Re-weighted the pairs" in done

@@ -65,10 +65,8 @@ def app(demo_dir):
 
 
 @pytest.fixture(scope="module")
-def audit_app(demo_dir):
-    """The demo's audit folder in the app: (browser, url, blocks)."""
-    from playwright.sync_api import sync_playwright
-
+def audit_app(demo_dir, app):
+    """The demo's audit folder in the app, in the same browser: (browser, url, blocks)."""
     from curate import build_app
 
     blocks = build_app(str(demo_dir / "audit"))
@@ -76,10 +74,7 @@ def audit_app(demo_dir):
     _, url, _ = blocks.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
     )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser, url, blocks
-        browser.close()
+    yield app[0], url, blocks
     blocks.close()
 
 
@@ -237,10 +232,12 @@ def test_p6_preview_warns_and_validates(page, app):
     _pick(page, "#block-dd", "flatery")
     _wait_text(page, "#preview-html", "Unknown concept 'flatery'")
     assert "Did you mean flattery" in page.locator("#preview-html").inner_text()
-    page.locator("#amplify-dd input").click()  # amplify does not offer blocked concepts
-    options = page.locator("ul[role=listbox] li").all_inner_texts()
-    page.keyboard.press("Escape")
-    assert options and not any(o.startswith("flattery") for o in options)
+    # issue 32.7: a concept both blocked and amplified is refused with a message, and nothing is downloadable
+    _pick(page, "#amplify-dd", "flattery")
+    _wait_text(page, "#preview-html", "both blocked and amplified")
+    _wait_text(page, "#recipe-yaml", "Not a recipe yet")
+    page.locator("#amplify-dd [title=Clear]").click()
+    page.wait_for_function("!document.querySelector('#preview-html').innerText.includes('both blocked')")
     rows = page.locator("#preview-html .cu-preview-table tr").count() - 1
     assert rows == len(app[2].concept_table()) > 10  # every concept of the table, not ~10
     number = page.locator("#block-strength input[type=number]")  # a typed strength applies without a drag

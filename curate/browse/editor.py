@@ -314,9 +314,25 @@ def side_effect_candidates(data: AppData, show_all: bool = True) -> list[str]:
     return [c for c in shown if (show_all and c in named) or c in confirmed]
 
 
+def moved(r: dict) -> bool:
+    """Whether a concept's win-rate moved significantly from before to after: the difference over the standard
+    errors read off the two 95% intervals (taken as independent, which is conservative for the same pairs)."""
+    vals = [r.get(k) for k in ("win_rate_before", "ci_low_before", "ci_high_before")]
+    vals += [r.get(k) for k in ("win_rate_after", "ci_low_after", "ci_high_after")]
+    if any(v is None or not np.isfinite(v) for v in vals):
+        return False
+    b, bl, bh, a, al, ah = (float(v) for v in vals)
+    se = np.hypot((bh - bl) / (2 * 1.96), (ah - al) / (2 * 1.96))
+    return bool(se > 0 and abs(a - b) / se > 1.96)
+
+
 def curation(data: AppData) -> dict | None:
     """What the applied recipe changed, from the apply record: the recipe, retention (rows, ESS), before/after
-    per concept with CIs, dropped rows by reason, weights, and the instructions inoculation added."""
+    per concept with CIs, the side effects (other concepts, through :func:`preview` of the applied recipe, which
+    computes what apply does), rows dropped by the recipe and at ingestion, weights, and the instructions
+    inoculation added. Computed once per loaded dataset."""
+    if "curation" in data._cache:
+        return data._cache["curation"]
     rec = applied_recipe(data)
     if not data.applied and not rec:
         return None
@@ -330,12 +346,26 @@ def curation(data: AppData) -> dict | None:
         if isinstance(s, dict) and s.get("intervention") == "inoculate":
             added.update(s.get("instructions_used") or {})
     w = data.weights[data._kept]
-    return {
+    dropped = {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()}
+    acted = {r.get("concept") for r in before_after}
+    side = []
+    if rec:
+        side = [
+            {**r, "moved": moved(r)}
+            for r in preview(data, preset(data))["concepts"]
+            if r["action"] not in ("block", "amplify") and r["concept"] not in acted
+        ]
+    out = {
         "recipe": rec,
         "retention": ret,
         "before_after": before_after,
+        "side_effects": side,
+        "steps": steps,
         "added": added,
-        "dropped_by_reason": {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()},
+        "kept": data.n_kept,
+        "dropped_by_reason": dropped,
+        "dropped_by_recipe": {k: v for k, v in dropped.items() if not k.startswith(C.INVALID_PREFIX)},
+        "dropped_at_ingestion": {k: v for k, v in dropped.items() if k.startswith(C.INVALID_PREFIX)},
         "warnings": list(data.applied.get("warnings") or []),
         "weights": {
             "rows": len(w),
@@ -345,6 +375,8 @@ def curation(data: AppData) -> dict | None:
             "max": float(w.max()) if len(w) else None,
         },
     }
+    data._cache["curation"] = out
+    return out
 
 
 def added_instructions(data: AppData) -> list[str]:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import editor as E
 from . import render as R
+from . import render_recipe as RR
 from .loading import load_app_data
 from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, page_number
 
@@ -142,13 +143,13 @@ def build_app(source=None, *, title: str | None = None):
         st, warnings, err = E.check(data, st)
         if err:  # nothing to download: the YAML box and the button never hold a recipe the editor does not show
             text = "# Not a recipe yet: " + err.replace("\n", " ") + "\n"
-            return R.render_preview({}, warnings, err), text, gr.update(value=None, interactive=False)
+            return RR.render_preview({}, warnings, err), text, None
         result = E.preview(data, st)
         text = E.recipe_yaml(data, st)
         path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        return R.render_preview(result, warnings), text, gr.update(value=str(path), interactive=True)
+        return RR.render_preview(result, warnings), text, str(path)
 
     def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
         return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
@@ -194,7 +195,7 @@ def build_app(source=None, *, title: str | None = None):
         gr.HTML(HEADER_CSS + f"<h2>curate · {R.esc(data.source)}</h2>", elem_id="cu-title")
         with gr.Tabs(elem_id="cu-tabs") as tabs:
             with gr.Tab("Overview", id="overview") as t_overview:
-                gr.HTML(R.render_summary(data), elem_id="overview-summary")
+                gr.HTML(RR.render_overview(data), elem_id="overview-summary")
                 with gr.Row():
                     src_filter = gr.Radio(list(SOURCE_CHOICES), value="all", label="Source", elem_id="source-filter")
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
@@ -255,7 +256,7 @@ def build_app(source=None, *, title: str | None = None):
                 p_info = gr.Markdown(R.page_info(first_page), elem_id="pairs-info")
                 p_html = gr.HTML(R.render_pairs(first_page, data, added), elem_id="pairs-html")
             with gr.Tab("Curation", id="curation") as t_curation:
-                gr.HTML(R.render_curation(data, E.curation(data)), elem_id="curation-html")
+                gr.HTML(RR.render_curation(data, E.curation(data)), elem_id="curation-html")
             if data.learning is not None:
                 with gr.Tab("What a model learned", id="learned"):
                     gr.Markdown(data.learning[0], elem_id="learned-md")
@@ -316,12 +317,7 @@ def build_app(source=None, *, title: str | None = None):
                     start.amplify_strength,
                 )
                 preview_html = gr.HTML(init[0], elem_id="preview-html")
-                download = gr.DownloadButton(
-                    "Download recipe YAML",
-                    value=init[2]["value"],
-                    interactive=init[2]["interactive"],
-                    elem_id="download-recipe",
-                )
+                download = gr.DownloadButton("Download recipe YAML", value=init[2], elem_id="download-recipe")
                 yaml_code = gr.Code(
                     init[1], language="yaml", label="recipe.yaml", interactive=False, elem_id="recipe-yaml"
                 )
@@ -360,8 +356,7 @@ def build_app(source=None, *, title: str | None = None):
         for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
             tab.select(None, None, None, js=_url_js(tab=tab_id))
         # no handler of an editor event writes to an editor input (the amplify choices are not narrowed: a
-        # concept both blocked and amplified is refused with a message), so no two handlers trigger each other;
-        # sliders preview on release, not on every step of a drag
+        # concept both blocked and amplified is refused with a message), so no two handlers trigger each other
         gr.on(
             [
                 name.submit,
@@ -369,8 +364,8 @@ def build_app(source=None, *, title: str | None = None):
                 amplify_dd.change,
                 method.change,
                 extras.change,
-                strength.release,
-                amp_strength.release,
+                strength.change,
+                amp_strength.change,
             ],
             preview_fn,
             editor,

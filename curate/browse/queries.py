@@ -122,6 +122,15 @@ class AppData:
         return self.audit["concept"].astype(str).tolist()
 
     @property
+    def n_kept(self) -> int:
+        """Kept rows, each once (a resampled row's copies are one row): the one "kept" count of every view."""
+        if C.ROW in self.table.column_names or C.ID in self.table.column_names:
+            col = C.ROW if C.ROW in self.table.column_names else C.ID
+            ids = np.asarray(self.table.column(col).to_pylist(), dtype=object)[self._kept]
+            return len(set(map(str, ids)))
+        return int(self._kept.sum())
+
+    @property
     def weights(self) -> np.ndarray:
         """Each row's training weight (0 for dropped rows, 1 for every kept row of an un-curated folder)."""
         return self._weight
@@ -170,7 +179,7 @@ class AppData:
             "source": self.source,
             "kind": self.kind,
             "rows": self.n_rows,
-            "kept": int(self._kept.sum()),
+            "kept": self.n_kept,
             "dropped": int((~self._kept).sum()),
             "dropped_by_reason": dropped,
             "zero_weight": int((self._kept & (self._weight == 0)).sum()),
@@ -391,8 +400,8 @@ class AppData:
         if key in self._index_cache:
             return self._index_cache[key]
         mask = np.ones(self.n_rows, bool)
-        if status == "kept":
-            mask &= self._kept & (self._weight > 0)
+        if status == "kept":  # every kept row, weight 0 included (one "kept" count everywhere)
+            mask &= self._kept
         elif status == "weight 0":
             mask &= self._kept & (self._weight == 0)
         elif status == "dropped":

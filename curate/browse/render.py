@@ -75,12 +75,12 @@ def _num(x, fmt="{:.3f}") -> str:
 
 
 # -- Overview ------------------------------------------------------------------------------------------
-def render_teaches(data: AppData) -> str:
+def render_teaches(data: AppData, heading: str = "What this data teaches") -> str:
     """ "What this data teaches": the dataset card's finding sentences (:func:`curate.teach.finding_sentences`)."""
     sentences = finding_sentences(data.audit)
     if not sentences:
         return (
-            '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>The audit marked no '
+            f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>The audit marked no '
             "finding: no concept is confirmed, length-controlled and large enough to act on.</p></div>"
         )
     items = []
@@ -91,7 +91,7 @@ def render_teaches(data: AppData) -> str:
         label = f" ({esc(f.label)}" + (f"; {esc(f.note)}" if f.note else "") + ")" if f.label or f.note else ""
         items.append(f"<li><b>{esc(f.concept)}</b>{label}: {esc(f.text)}</li>")
     return (
-        '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>A model trained on these pairs '
+        f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>A model trained on these pairs '
         "learns to prefer what the chosen responses have more of. The audit found:</p>"
         f"<ol>{''.join(items)}</ol></div>"
     )
@@ -102,7 +102,11 @@ def render_glossary() -> str:
     return f'<details id="cu-glossary"><summary>What the terms mean</summary><ul>{items}</ul></details>'
 
 
-def render_summary(data: AppData) -> str:
+def render_summary(data: AppData, lead: str = "") -> str:
+    """The Overview's summary. ``lead`` (what the curated data teaches, from
+    :func:`curate.browse.render_recipe.render_overview`) comes first; the audit of the source pairs then follows
+    under its own heading."""
+    heading = "What the source data teaches (the audit before curation)" if lead else "What this data teaches"
     s = data.summary()
     stats = [
         ("rows", s["rows"], None),
@@ -132,120 +136,14 @@ def render_summary(data: AppData) -> str:
         lines.append(f"<br><b>Missing:</b> {esc(missing)}")
     return (
         CSS
-        + render_teaches(data)
+        + lead
+        + render_teaches(data, heading)
         + '<div class="cu-summary">'
         + "".join(stat(k, v, t) for k, v, t in stats)
         + "</div>"
         + "".join(lines)
         + "</p>"
         + render_glossary()
-    )
-
-
-# -- Curation ------------------------------------------------------------------------------------------
-def render_curation(data: AppData, cur: dict | None) -> str:
-    if cur is None:
-        return (
-            CSS + '<p id="cu-no-curation">No recipe has been applied to this data: it is an audit of the '
-            "source pairs. Draft one in the <b>Recipe</b> tab, then run <code>curate apply</code>.</p>"
-        )
-    rec, ret = cur["recipe"] or {}, cur["retention"]
-    out = [CSS, f"<h3>Applied recipe: {esc(rec.get('name', '(unnamed)'))}</h3>"]
-    if rec.get("description"):
-        out.append(f"<p>{esc(rec['description'])}</p>")
-    rules = "".join(
-        f"<li><b>{esc(r.get('action'))}</b> {esc(', '.join(map(str, r.get('concepts') or [])))}"
-        + (f" via {esc(', '.join(r.get('interventions') or []))}" if r.get("interventions") else "")
-        + (f" (strength {esc(r.get('strength'))})" if r.get("strength") is not None else "")
-        + "</li>"
-        for r in rec.get("rules") or []
-    )
-    out.append(f"<ul>{rules}</ul>")
-    if ret:
-        usable = ret.get("rows_usable") or 0
-        ess = ret.get("ess")
-        tiles = [
-            ("rows kept", f"{ret.get('rows_kept')} of {usable}", None),
-            ("dropped", ret.get("rows_dropped", 0), None),
-            (
-                "ESS",
-                f"{ess:.1f} ({100 * ret.get('ess_fraction', 0):.0f}%)" if ess is not None else "—",
-                "effective sample size: " + GLOSSARY["ESS"],
-            ),
-            ("weight 0", cur["weights"]["zero"], "kept pairs the weights give nothing"),
-            ("inoculated", ret.get("rows_inoculated", 0), "pairs whose prompt got an added instruction"),
-        ]
-        out.append('<div class="cu-summary" id="cu-retention">' + "".join(stat(*t) for t in tiles) + "</div>")
-    if cur["before_after"]:
-        rows = "".join(
-            f"<tr><td>{esc(r.get('concept'))}</td><td>{esc(r.get('action'))}</td>"
-            f"<td>{_wr(r, 'before')}</td><td>→</td><td>{_wr(r, 'after')}</td>"
-            f"<td>{esc(fmt_q(r.get('q_before')))} → {esc(fmt_q(r.get('q_after')))}</td></tr>"
-            for r in cur["before_after"]
-        )
-        out.append(
-            '<h4>Before → after, per concept</h4><div class="cu-wrap"><table class="cu-t" id="cu-before-after">'
-            "<tr><th>concept</th><th>action</th><th>win-rate before [95% CI]</th><th></th>"
-            f"<th>after [95% CI]</th><th>q</th></tr>{rows}</table></div>"
-        )
-    w = cur["weights"]
-    if w["rows"]:
-        out.append(
-            f"<p><b>Weights</b> of the {w['rows']} kept pairs: min {_num(w['min'])}, median "
-            f"{_num(w['median'])}, max {_num(w['max'])}; {w['zero']} weigh 0 (they stay in the data but do "
-            "not count in training; filter Pairs by status <i>weight 0</i> to read them).</p>"
-        )
-    dropped = cur["dropped_by_reason"]
-    out.append(
-        f"<p><b>Dropped by the recipe:</b> {_counts(dropped)}"
-        + (" (filter Pairs by status <i>dropped</i> to read them)" if dropped else "")
-        + "</p>"
-    )
-    if cur["added"]:
-        items = "".join(
-            f"<li><b>{esc(c)}</b>: <ins class='cu-added'>{esc(t)}</ins></li>" for c, t in cur["added"].items()
-        )
-        out.append(
-            "<p><b>Text added to prompts</b> by inoculation (marked <ins class='cu-added'>like this</ins> in "
-            f"Pairs):</p><ul>{items}</ul>"
-        )
-    for warn in cur["warnings"]:
-        out.append(f'<p class="cu-warn">{esc(warn)}</p>')
-    return "".join(out)
-
-
-def _wr(r: dict, when: str) -> str:
-    w, lo, hi = r.get(f"win_rate_{when}"), r.get(f"ci_low_{when}"), r.get(f"ci_high_{when}")
-    if w is None or (isinstance(w, float) and math.isnan(w)):
-        return "—"
-    return f"{w:.3f} [{_num(lo)}, {_num(hi)}]"
-
-
-# -- Recipe preview ------------------------------------------------------------------------------------
-def render_preview(result: dict, warnings: list[str] = (), error: str | None = None) -> str:
-    notes = "".join(f'<p class="cu-warn">{esc(w)}</p>' for w in [*warnings, *result.get("warnings", [])])
-    if error:
-        return CSS + f'<p class="cu-no" id="cu-preview-error">{esc(error)}</p>' + notes
-    rows = "".join(
-        f"<tr><td>{esc(r['concept'])}</td><td>{esc(r['action'] or 'allow')}</td><td>{_wr(r, 'before')}</td>"
-        f"<td>{_wr(r, 'after')}</td></tr>"
-        for r in result["concepts"]
-    )
-    frac = result.get("ess_fraction")
-    stats = [
-        ("rows kept", f"{result['rows_kept']} of {result['rows_before']}"),
-        (
-            "effective sample size",
-            f"{result['ess_after']}" + (f" ({100 * frac:.0f}%)" if frac else "") + f" (was {result['ess_before']})",
-        ),
-    ]
-    return (
-        CSS
-        + notes
-        + '<div class="cu-summary cu-preview-stats">'
-        + "".join(stat(k, v) for k, v in stats)
-        + '</div><div class="cu-wrap"><table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th>'
-        f"<th>win-rate before [95% CI]</th><th>after [95% CI]</th></tr>{rows}</table></div>"
     )
 
 
