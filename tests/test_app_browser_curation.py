@@ -331,3 +331,88 @@ def test_32_2_block_this_concept_settles(audit_app, width, height):
     assert 1 <= settled <= 2 and len(runs) == settled, runs
     assert "block" in pg.locator("#preview-html").inner_text()
     pg.close()
+
+
+# -- issue 32, on the demo's published folder, at desktop and phone widths --------------------------------------
+WIDTHS = pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
+
+
+def _open(app, width, height, query=""):
+    browser, url, _ = app
+    pg = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+    pg.set_default_timeout(20_000)
+    pg.goto(url + query)
+    pg.wait_for_selector("#cu-tabs")
+    _ready(pg)
+    return pg
+
+
+def _row(page, table, concept):
+    """The cells of ``concept``'s row in an HTML table of the page."""
+    return page.evaluate(
+        "([t, c]) => [...document.querySelectorAll(t + ' tr')].map(r => [...r.cells].map(x => x.innerText.trim()))"
+        ".find(r => r[0] === c)",
+        [table, concept],
+    )
+
+
+@WIDTHS
+def test_32_1_untouched_recipe_previews_the_curation_numbers(app, width, height):
+    """Issue 32.1: `?tab=curation` said flattery → 0.500, ESS 309.7 (52%); `?tab=recipe`, untouched, previewed
+    flattery → 1.000, ESS 170.0 (28%)."""
+    pg = _open(app, width, height, "?tab=curation")
+    pg.wait_for_selector("#cu-before-after")
+    curation = {c: _row(pg, "#cu-before-after", c) for c in ("flattery", "agreement")}
+    ess = re.search(r"ESS\s+([\d.]+ \(\d+%\))", pg.locator("#cu-retention").inner_text()).group(1)
+    pg.goto(app[1] + "?tab=recipe")
+    _ready(pg)
+    pg.wait_for_selector("#preview-html .cu-preview-table")
+    for c, cells in curation.items():
+        preview = _row(pg, "#preview-html .cu-preview-table", c)
+        assert preview[1] == cells[1] == "block" and preview[2:4] == [cells[2], cells[4]], (preview, cells)
+    assert ess in pg.locator("#preview-html .cu-preview-stats").inner_text()
+    pg.close()
+
+
+@WIDTHS
+def test_32_3_curated_overview_leads_with_before_after(app, width, height):
+    """Issue 32.3: the published overview described the uncurated data only ("flattery … chosen in 77–80%")."""
+    pg = _open(app, width, height)
+    text = pg.locator("#overview-summary").inner_text()
+    lead, source = text.index("What the curated data teaches"), text.index("What the source data teaches")
+    assert lead < source and "flattery (block)" in text[lead:source] and "no longer rewarded" in text[lead:source]
+    assert "of the curated pairs" in text[lead:source]
+    pg.close()
+
+
+@WIDTHS
+def test_32_4_deep_link_keeps_every_parameter(app, width, height):
+    """Issue 32.4: the README's link showed page 3 of the search, then ~0.7 s later page 1 of 31 (304 rows) while
+    the box still said "great"."""
+    pg = _open(app, width, height, "?tab=pairs&concept=flattery&status=kept&pairs_page=3&q=great")
+    _wait_text(pg, "#pairs-info", "Page 3 of")
+    first = pg.locator("#pairs-info").inner_text()
+    pg.wait_for_timeout(2_500)
+    assert pg.locator("#pairs-info").inner_text() == first and "304 matching" not in first
+    assert pg.locator("#pairs-search input, #pairs-search textarea").first.input_value() == "great"
+    assert "great" in pg.locator("#pairs-html").inner_text().lower()
+    for part in ("concept=flattery", "status=kept", "pairs_page=3", "q=great"):
+        assert part in pg.evaluate("location.search")
+    pg.close()
+
+
+@WIDTHS
+def test_32_8_pager_edges_say_nothing_wrong(app, width, height):
+    """Issue 32.8: "Page None is not a page number" after typing abc; "There is no page 0" on Previous from 1."""
+    pg = _open(app, width, height, "?tab=pairs")
+    _wait_text(pg, "#pairs-info", "Page 1 of")
+    pg.locator("#prev-page").click()
+    pg.wait_for_timeout(1_500)
+    assert "no page 0" not in pg.locator("#pairs-html").inner_text()
+    box = pg.locator("#pairs-page input")
+    box.fill("")
+    box.press_sequentially("abc")  # a number box keeps nothing of it: the app receives no number
+    box.press("Enter")
+    pg.wait_for_timeout(1_500)
+    assert "None" not in pg.locator("#pairs-html").inner_text()
+    pg.close()

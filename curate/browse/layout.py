@@ -20,6 +20,7 @@ from .loading import load_app_data
 from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, page_number
 
 TABS = ("overview", "concept", "pairs", "curation", "recipe")
+PAGE_SIZES = (5, 10, 20, 50)
 #: event delegation inside an HTML view: an element with data-concept triggers the view's click event
 CLICKS = (
     "element.addEventListener('click', (e) => { const a = e.target.closest('[data-concept]'); "
@@ -122,8 +123,16 @@ def build_app(source=None, *, title: str | None = None):
         return R.render_pairs(p, data, added), R.page_info(p), p.page
 
     def step(delta):
+        """Previous / Next: one page back or on; at either end the page stays, without a note."""
+
         def fn(concept, status, reason, page, page_size, search):
-            return pairs_fn(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search)
+            if status not in STATUS_CHOICES:
+                status = "all"
+            concept = data.resolve(concept)
+            concept = concept if concept in concepts else None
+            p = data.pairs_page(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search or "")
+            p.note = ""
+            return R.render_pairs(p, data, added), R.page_info(p), p.page
 
         return fn
 
@@ -175,20 +184,26 @@ def build_app(source=None, *, title: str | None = None):
         return gr.update(value=concept), keep, keep, gr.Tabs(selected="concept")
 
     def load_fn(request: gr.Request):
+        """Open the view the URL names, with every parameter it names (tab, concept, status, reason, page, per
+        page, search): the filters are set without running their own events, so nothing resets them after."""
         q = dict(request.query_params) if request is not None else {}
         tab = q.get("tab", "overview")
         tab = tab if tab in TABS else "overview"
         concept = data.resolve(q.get("concept"))
         concept = concept if concept in concepts else None
         status = q.get("status") if q.get("status") in STATUS_CHOICES else "all"
+        reason = q.get("reason") if q.get("reason") in reasons else ANY
+        size = page_number(q.get("per_page"), 10)
+        size = size if size in PAGE_SIZES else 10
         search = q.get("q", "")
         out = [gr.Tabs(selected=tab) if "tab" in q else gr.update()]
         out.append(gr.update(value=concept) if concept and tab != "pairs" else gr.update())
         if tab == "pairs":
-            html, info, page = pairs_fn(concept, status, ANY, q.get("pairs_page", 1), 10, search)
-            out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=search), page, html, info]
+            html, info, page = pairs_fn(concept, status, reason, q.get("pairs_page", 1), size, search)
+            out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=reason)]
+            out += [gr.update(value=size), gr.update(value=search), page, html, info]
         else:
-            out += [gr.update()] * 6
+            out += [gr.update()] * 8
         return out
 
     with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as blocks:
@@ -242,7 +257,7 @@ def build_app(source=None, *, title: str | None = None):
                     p_reason = gr.Dropdown(
                         [ANY] + reasons, value=ANY, label="Reason", elem_id="pairs-reason", visible=bool(reasons)
                     )
-                    p_size = gr.Dropdown([5, 10, 20, 50], value=10, label="Per page", elem_id="pairs-size")
+                    p_size = gr.Dropdown(list(PAGE_SIZES), value=10, label="Per page", elem_id="pairs-size")
                 p_search = gr.Textbox(
                     label="Search the text (prompt, chosen, rejected; Enter to search)",
                     elem_id="pairs-search",
@@ -326,11 +341,11 @@ def build_app(source=None, *, title: str | None = None):
         src_filter.change(table_fn, filters, table, api_name="concept_table")
         gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
-        plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
+        plot_event = plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
         concept_dd.change(
             concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept")
         )
-        see_all.click(
+        see_event = see_all.click(
             lambda c: (gr.update(value=c), gr.Tabs(selected="pairs")), concept_dd, [p_concept, tabs], api_name=False
         )
         block_it.click(
@@ -342,17 +357,24 @@ def build_app(source=None, *, title: str | None = None):
         editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
         inputs = [p_concept, p_status, p_reason, p_page, p_size, p_search]
         outputs = [p_html, p_info, p_page]
+        first_page_fn = lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q)  # noqa: E731
+        # user edits only (`input`): a filter the URL or another view sets does not re-run the query and reset
+        # the page or the search behind it; the views that set a filter refresh the pairs themselves (`then`)
         gr.on(
-            [p_concept.change, p_status.change, p_reason.change, p_size.change, p_search.submit],
-            lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q),
+            [p_concept.input, p_status.input, p_reason.input, p_size.input, p_search.submit],
+            first_page_fn,
             inputs,
             outputs,
             api_name=False,
         )
+        see_event.then(first_page_fn, inputs, outputs, api_name=False)
+        plot_event.then(first_page_fn, inputs, outputs, api_name=False)
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
         prev_btn.click(step(-1), inputs, outputs, api_name=False)
         next_btn.click(step(+1), inputs, outputs, api_name=False)
-        p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "pairs_page", "q", tab="pairs"))
+        p_info.change(
+            None, inputs, None, js=_url_js("concept", "status", "reason", "pairs_page", "per_page", "q", tab="pairs")
+        )
         for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
             tab.select(None, None, None, js=_url_js(tab=tab_id))
         # no handler of an editor event writes to an editor input (the amplify choices are not narrowed: a
@@ -374,7 +396,10 @@ def build_app(source=None, *, title: str | None = None):
             trigger_mode="always_last",
         )
         blocks.load(
-            load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info], api_name=False
+            load_fn,
+            None,
+            [tabs, concept_dd, p_concept, p_status, p_reason, p_size, p_search, p_page, p_html, p_info],
+            api_name=False,
         ).then(None, None, None, js="() => { window.__cu_ready = true; }")
     blocks.curate_data = data  # the loaded data, for tests and notebooks
     blocks.curate_calls = calls

@@ -455,7 +455,7 @@ class AppData:
             ""
             if asked == page_n
             else (
-                f"Page {page!r} is not a page number: showing page 1."
+                f"That is not a page number (pages run from 1 to {n_pages}): showing page 1."
                 if asked is None
                 else f"There is no page {asked}: showing page {page_n} (pages run from 1 to {n_pages})."
             )
