@@ -519,3 +519,38 @@ def test_curated_overview_leads_with_before_after_in_the_cards_words(curated_and
     assert "What the curated data teaches" in card and all(s["text"] in card for s in sentences)
     done = card[card.index("## What was done") :]
     assert "<details><summary>settings</summary>" in done and "Re-weighted the pairs" in done
+
+
+def test_compare_puts_a_curated_folder_beside_its_source(folder, data, curated_and_published):
+    """The Compare view computes each side from its own rows under its weights: B's win-rate of a blocked
+    concept is the Curation tab's "after", A's is the audit's; the difference has a CI; largest first."""
+    import numpy as np
+
+    from curate.browse import load_app_data
+    from curate.browse.compare import compare_concepts
+    from curate.browse.editor import curation
+
+    curated = load_app_data(curated_and_published[0])
+    table = compare_concepts(data, curated).set_index("concept")
+    for r in curation(curated)["before_after"]:
+        if r["win_rate_after"] is None:
+            continue
+        row = table.loc[r["concept"]]
+        assert (
+            abs(row["win_rate_b"] - r["win_rate_after"]) < 1e-6 and abs(row["win_rate_a"] - r["win_rate_before"]) < 1e-6
+        )
+        assert abs(row["ci_low_b"] - r["ci_low_after"]) < 1e-6
+        assert row["diff_low"] < row["difference"] < row["diff_high"]
+    diffs = np.abs(table["difference"].dropna().to_numpy())
+    assert (np.diff(diffs) <= 1e-12).all() and len(table) > 10
+    same = compare_concepts(data, data)
+    assert (same["difference"].dropna() == 0).all()
+
+
+def test_cli_app_has_a_compare_option():
+    from typer.testing import CliRunner
+
+    from curate.cli import cli
+
+    out = CliRunner().invoke(cli, ["app", "--help"]).output
+    assert "--compare" in out

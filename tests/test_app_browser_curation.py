@@ -416,3 +416,32 @@ def test_32_8_pager_edges_say_nothing_wrong(app, width, height):
     pg.wait_for_timeout(1_500)
     assert "None" not in pg.locator("#pairs-html").inner_text()
     pg.close()
+
+
+@WIDTHS
+def test_32_compare_view_of_the_demos_audit_and_curated_folders(demo_dir, app, width, height):
+    """`curate app A --compare B`: the demo's audit (A) and curated (B) folders side by side per concept, the
+    difference with its CI, largest first, opened by a deep link."""
+    from curate import build_app
+
+    blocks = build_app(str(demo_dir / "audit"), compare=str(demo_dir / "curated"))
+    blocks.queue()
+    _, url, _ = blocks.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+    )
+    try:
+        pg = _open((app[0], url, None), width, height, "?tab=compare")
+        pg.wait_for_selector("#cu-compare")
+        assert pg.get_by_role("tab", name="Compare").get_attribute("aria-selected") == "true"
+        rows = pg.evaluate(
+            "[...document.querySelectorAll('#cu-compare tr')].slice(1).map(r => [...r.cells].map(x => x.innerText))"
+        )
+        assert {rows[0][0], rows[1][0]} == {"flattery", "agreement"}  # the blocked concepts moved most
+        flattery = next(r for r in rows if r[0] == "flattery")
+        assert flattery[1].startswith("0.799") and flattery[2].startswith("0.500") and flattery[3].startswith("-0.29")
+        diffs = [abs(float(r[3].split()[0])) for r in rows if r[3] != "—"]
+        assert diffs == sorted(diffs, reverse=True)
+        assert pg.evaluate("document.querySelector('#cu-compare').closest('.cu-wrap').scrollWidth") > 0
+        pg.close()
+    finally:
+        blocks.close()

@@ -16,10 +16,11 @@ import pandas as pd
 from . import editor as E
 from . import render as R
 from . import render_recipe as RR
+from .compare import compare_concepts, render_compare
 from .loading import load_app_data
 from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, page_number
 
-TABS = ("overview", "concept", "pairs", "curation", "recipe")
+TABS = ("overview", "concept", "pairs", "curation", "recipe", "compare")
 PAGE_SIZES = (5, 10, 20, 50)
 #: event delegation inside an HTML view: an element with data-concept triggers the view's click event
 CLICKS = (
@@ -79,12 +80,14 @@ def _strength_slider(low: float, high: float, step: float, value: float, label: 
     return gr.Slider(low, high, value=value, step=step, label=label, elem_id=elem_id)
 
 
-def build_app(source=None, *, title: str | None = None):
+def build_app(source=None, *, title: str | None = None, compare=None):
     """The curate app as a :class:`gradio.Blocks`.
 
     Args:
         source: anything :func:`curate.browse.load_app_data` accepts, or an :class:`AppData` already loaded.
         title: the browser tab's title (default ``curate · <dataset name>``; never a local path).
+        compare: a second dataset (anything ``source`` accepts) to show side by side with the first, concept by
+            concept, in a Compare tab (``?tab=compare``).
 
     Events with an ``api_name`` (``concept_table``, ``concept``, ``pairs``, ``preview``) can be driven by
     ``gradio_client``. The loaded data is ``blocks.curate_data``.
@@ -97,6 +100,7 @@ def build_app(source=None, *, title: str | None = None):
     import gradio as gr
 
     data = source if isinstance(source, AppData) else load_app_data(source)
+    other = compare if isinstance(compare, AppData) or compare is None else load_app_data(compare)
     concepts = data.concepts
     label_of = dict(zip(concepts, data.audit["label"].fillna("").astype(str)))
     choices = [(f"{c} — {label_of[c][:60]}" if label_of[c] and label_of[c] != c else c, c) for c in concepts]
@@ -188,7 +192,7 @@ def build_app(source=None, *, title: str | None = None):
         page, search): the filters are set without running their own events, so nothing resets them after."""
         q = dict(request.query_params) if request is not None else {}
         tab = q.get("tab", "overview")
-        tab = tab if tab in TABS else "overview"
+        tab = tab if tab in TABS and (tab != "compare" or other is not None) else "overview"
         concept = data.resolve(q.get("concept"))
         concept = concept if concept in concepts else None
         status = q.get("status") if q.get("status") in STATUS_CHOICES else "all"
@@ -278,6 +282,10 @@ def build_app(source=None, *, title: str | None = None):
                     if data.learning[1]:
                         gr.Image(data.learning[1], show_label=False, elem_id="learned-scatter")
                     gr.Dataframe(data.learning[2], interactive=False, elem_id="learned-table")
+            t_compare = None
+            if other is not None:
+                with gr.Tab("Compare", id="compare") as t_compare:
+                    gr.HTML(render_compare(data, other, compare_concepts(data, other)), elem_id="compare-html")
             with gr.Tab("Recipe", id="recipe") as t_recipe:
                 gr.Markdown(
                     (
@@ -375,8 +383,9 @@ def build_app(source=None, *, title: str | None = None):
         p_info.change(
             None, inputs, None, js=_url_js("concept", "status", "reason", "pairs_page", "per_page", "q", tab="pairs")
         )
-        for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
-            tab.select(None, None, None, js=_url_js(tab=tab_id))
+        for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe, t_compare)):
+            if tab is not None:
+                tab.select(None, None, None, js=_url_js(tab=tab_id))
         # no handler of an editor event writes to an editor input (the amplify choices are not narrowed: a
         # concept both blocked and amplified is refused with a message), so no two handlers trigger each other
         gr.on(
