@@ -554,3 +554,16 @@ def test_cli_app_has_a_compare_option():
 
     out = CliRunner().invoke(cli, ["app", "--help"]).output
     assert "--compare" in out
+
+
+def test_long_responses_expand_and_long_tokens_wrap():
+    """Issue 32.8: responses were cut at 3,000 characters with no way to read the rest."""
+    import html as H
+
+    from curate.browse.render import CSS, MAX_CHARS, highlight
+
+    text = "a" * MAX_CHARS + " great <b> zq-end"
+    out = highlight(text, [(MAX_CHARS + 1, MAX_CHARS + 6)])
+    assert "<details" in out and '<mark class="cu-hl">great</mark>' in out and "&lt;b&gt;" in out
+    assert H.unescape(out.replace('<mark class="cu-hl">', "").replace("</mark>", "")).count("zq-end") == 1
+    assert "overflow-wrap:anywhere" in CSS

@@ -445,3 +445,23 @@ def test_32_compare_view_of_the_demos_audit_and_curated_folders(demo_dir, app, w
         pg.close()
     finally:
         blocks.close()
+
+
+def test_32_5_phone_shows_before_after_unclipped_and_every_tab_in_one_tap(app):
+    """Issue 32.5: at 390 px the "after" column was clipped in the Curation table and the Recipe preview, and
+    Curation, Recipe and the learning tab sat behind "•••"."""
+    pg = _open(app, 390, 844)
+    fits = "(s) => { const t = document.querySelector(s); const w = t.closest('.cu-wrap'); return t.scrollWidth <= w.clientWidth + 1; }"
+    for tab, table, shown in (
+        ("Curation", "#cu-before-after", "#curation-html"),
+        ("Recipe", "#preview-html .cu-preview-table", "#preview-html"),
+    ):
+        link = pg.locator(f'#cu-phone-nav a[data-tab="{tab}"]')
+        assert link.is_visible()
+        link.click()
+        pg.wait_for_selector(table, state="visible")
+        assert pg.locator(shown).is_visible() and pg.evaluate(fits, table), tab
+        after = pg.locator(f"{table} tr").nth(1).locator("td").nth(3 if tab == "Recipe" else 4)
+        box = after.bounding_box()
+        assert box and box["x"] + box["width"] <= 390 + 1, (tab, box)
+    pg.close()

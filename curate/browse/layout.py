@@ -31,8 +31,18 @@ CLICKS = (
 HEADER_CSS = """<style>
 #cu-title h2{margin:.2rem 0;overflow-wrap:anywhere;font-size:clamp(1rem,4vw,1.5rem)}
 #concept-table thead th, #concept-table thead th span{white-space:nowrap !important;word-break:normal !important;overflow-wrap:normal !important}
-@media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}}
+#cu-phone-nav{display:none;gap:.3rem;flex-wrap:wrap;margin:.2rem 0}
+#cu-phone-nav a{border:1px solid #d0d7de;border-radius:999px;padding:.1rem .55rem;font-size:.85rem;text-decoration:none}
+@media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}
+#cu-phone-nav{display:flex}#pairs-status .info,#pairs-search .info{display:none}}
 </style>"""
+#: on a phone every tab is one tap away (Gradio moves tabs that do not fit behind "•••"): a link per tab
+#: clicks that tab's button, wherever Gradio put it
+PHONE_NAV_JS = (
+    "element.addEventListener('click', (e) => { const a = e.target.closest('[data-tab]'); if (!a) return; "
+    "e.preventDefault(); const b = [...document.querySelectorAll('#cu-tabs button')].find((x) => "
+    "x.innerText.trim() === a.dataset.tab && !x.closest('.visually-hidden')); if (b) b.click(); });"
+)
 
 
 WIDTHS = {
@@ -211,7 +221,14 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         return out
 
     with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as blocks:
-        gr.HTML(HEADER_CSS + f"<h2>curate · {R.esc(data.source)}</h2>", elem_id="cu-title")
+        labels = ["Overview", "Concept", "Pairs", "Curation"] + (["What a model learned"] if data.learning else [])
+        labels += ["Recipe"] + (["Compare"] if other is not None else [])
+        nav = "".join(f'<a href="#" data-tab="{t}">{t}</a>' for t in labels)
+        gr.HTML(
+            HEADER_CSS + f'<h2>curate · {R.esc(data.source)}</h2><nav id="cu-phone-nav">{nav}</nav>',
+            elem_id="cu-title",
+            js_on_load=PHONE_NAV_JS,
+        )
         with gr.Tabs(elem_id="cu-tabs") as tabs:
             with gr.Tab("Overview", id="overview") as t_overview:
                 gr.HTML(RR.render_overview(data), elem_id="overview-summary")

@@ -40,9 +40,9 @@ CSS = """
 .cu-stat b{display:block;font-size:1.15rem}
 .cu-pair{border:1px solid #d0d7de;border-radius:8px;margin:.6rem 0;padding:.5rem}
 .cu-pair .cu-head{font-size:.85rem;color:#57606a;margin-bottom:.3rem}
-.cu-prompt{white-space:pre-wrap;background:#f6f8fa;border-radius:6px;padding:.3rem .5rem;margin-bottom:.4rem}
+.cu-prompt{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;border-radius:6px;padding:.3rem .5rem;margin-bottom:.4rem}
 .cu-sides{display:grid;grid-template-columns:repeat(auto-fit,minmax(16rem,1fr));gap:.5rem}
-.cu-side{white-space:pre-wrap;word-break:break-word;border-radius:6px;padding:.4rem .5rem}
+.cu-side{white-space:pre-wrap;word-break:break-word;overflow-wrap:anywhere;border-radius:6px;padding:.4rem .5rem}
 .cu-chosen{background:#eaf7ee}.cu-rejected{background:#fdeeee}
 .cu-side h4{margin:0 0 .25rem 0;font-size:.8rem;text-transform:uppercase;color:#57606a}
 mark.cu-hl{background:#ffe066;padding:0 1px;border-radius:2px}
@@ -51,6 +51,8 @@ ins.cu-added{background:#ddf4ff;text-decoration:none;border-bottom:2px dotted #0
 .cu-yes{background:#dafbe1}.cu-no{background:#ffebe9}.cu-warn{background:#fff8c5;border-radius:6px;padding:.3rem .5rem}
 table.cu-t{border-collapse:collapse;max-width:100%}
 table.cu-t td,table.cu-t th{border-bottom:1px solid #eee;padding:.15rem .6rem;text-align:left;white-space:nowrap}
+@media (max-width: 640px){table.cu-t td,table.cu-t th{white-space:normal;padding:.15rem .2rem;font-size:.8rem;word-break:break-word}
+.cu-ci{display:block;font-size:.75rem;color:#57606a}.cu-wide{display:none}}
 .cu-wrap{overflow-x:auto}
 .cu-teach li{margin:.2rem 0}
 </style>
@@ -184,8 +186,13 @@ def highlight(text: str, spans, max_chars: int = MAX_CHARS, tag: str = 'mark cla
         out += [esc(shown[pos:a]), f"<{tag}>{esc(shown[a:b])}</{close}>"]
         pos = b
     out.append(esc(shown[pos:]))
-    if len(text) > max_chars:
-        out.append(f" <i>… ({len(text) - max_chars} more characters)</i>")
+    if len(text) > max_chars:  # the rest, one click away (highlights kept)
+        rest = [(a - max_chars, b - max_chars) for a, b in _merge(spans) if b > max_chars]
+        more = highlight(text[max_chars:], [(max(a, 0), b) for a, b in rest], len(text), tag)
+        out.append(
+            f'<details class="cu-more"><summary>… show {len(text) - max_chars} more characters</summary>'
+            f"{more}</details>"
+        )
     return "".join(out)
 
 

@@ -83,16 +83,17 @@ def render_curation(data: AppData, cur: dict | None) -> str:
     if rows:
         body = "".join(
             f"<tr{' class=cu-side-effect' if r['action'] == SIDE_EFFECT else ''}><td>{esc(r.get('concept'))}</td>"
-            f"<td>{esc(r.get('action'))}</td><td>{_wr(r, 'before')}</td><td>→</td><td>{_wr(r, 'after')}</td>"
-            f"<td>{esc(fmt_q(r.get('q_before')))} → {esc(fmt_q(r.get('q_after')))}</td></tr>"
+            f"<td>{esc(r.get('action'))}</td><td>{_wr(r, 'before')}</td><td class=cu-wide>→</td><td>{_wr(r, 'after')}</td>"
+            f"<td class=cu-wide>{esc(fmt_q(r.get('q_before')))} → {esc(fmt_q(r.get('q_after')))}</td></tr>"
             for r in rows
         )
         out.append(
             "<h4>Before → after, per concept</h4><p>Every concept the recipe acted on, and every other concept "
             "whose win-rate moved significantly (marked <i>side effect</i>: the two 95% intervals, taken as "
             'independent, differ at the 5% level).</p><div class="cu-wrap"><table class="cu-t" id="cu-before-after">'
-            "<tr><th>concept</th><th>action</th><th>win-rate before [95% CI]</th><th></th>"
-            f"<th>after [95% CI]</th><th>q</th></tr>{body}</table></div>"
+            "<tr><th>concept</th><th>action</th><th>win-rate before <span class=cu-wide>[95% CI]</span></th>"
+            f"<th class=cu-wide></th><th>after <span class=cu-wide>[95% CI]</span></th><th class=cu-wide>q</th></tr>"
+            f"{body}</table></div>"
         )
     steps = [s for s in (cur.get("steps") or []) if isinstance(s, dict) and s.get("intervention")]
     if steps:
@@ -133,7 +134,7 @@ def _wr(r: dict, when: str) -> str:
     w, lo, hi = r.get(f"win_rate_{when}"), r.get(f"ci_low_{when}"), r.get(f"ci_high_{when}")
     if w is None or (isinstance(w, float) and math.isnan(w)):
         return "—"
-    return f"{w:.3f} [{_num(lo)}, {_num(hi)}]"
+    return f"{w:.3f} <span class=cu-ci>[{_num(lo)}, {_num(hi)}]</span>"
 
 
 # -- Recipe preview ------------------------------------------------------------------------------------
@@ -160,5 +161,6 @@ def render_preview(result: dict, warnings: list[str] = (), error: str | None = N
         + '<div class="cu-summary cu-preview-stats">'
         + "".join(stat(k, v) for k, v in stats)
         + '</div><div class="cu-wrap"><table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th>'
-        f"<th>win-rate before [95% CI]</th><th>after [95% CI]</th></tr>{rows}</table></div>"
+        "<th>win-rate before <span class=cu-wide>[95% CI]</span></th><th>after <span class=cu-wide>[95% CI]</span>"
+        f"</th></tr>{rows}</table></div>"
     )
