@@ -465,3 +465,17 @@ def test_32_5_phone_shows_before_after_unclipped_and_every_tab_in_one_tap(app):
         box = after.bounding_box()
         assert box and box["x"] + box["width"] <= 390 + 1, (tab, box)
     pg.close()
+
+
+@WIDTHS
+def test_32_8_overview_findings_say_what_to_do_next(app, width, height):
+    """Issue 32.8: findings were q-value sentences with no next step, style and other signals mixed, and a
+    concept with the statistics of another listed under its own name while the table merged them."""
+    pg = _open(app, width, height)
+    style = pg.locator("#cu-style-findings").inner_text()
+    assert "log_length = length" in style and "heading = list = bold = markdown" in style
+    assert "Next:" in pg.locator("#cu-teaches").inner_text()
+    pg.locator('#cu-style-findings a[data-action="block"][data-concept="log_length"]').click()
+    pg.wait_for_function("/log_length\\s+block/.test((document.querySelector('#preview-html') || {}).innerText || '')")
+    assert pg.get_by_role("tab", name="Recipe").get_attribute("aria-selected") == "true" or width < 640
+    pg.close()

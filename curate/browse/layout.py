@@ -231,7 +231,7 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         )
         with gr.Tabs(elem_id="cu-tabs") as tabs:
             with gr.Tab("Overview", id="overview") as t_overview:
-                gr.HTML(RR.render_overview(data), elem_id="overview-summary")
+                overview_html = gr.HTML(RR.render_overview(data), elem_id="overview-summary", js_on_load=CLICKS)
                 with gr.Row():
                     src_filter = gr.Radio(list(SOURCE_CHOICES), value="all", label="Source", elem_id="source-filter")
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
@@ -366,7 +366,13 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         src_filter.change(table_fn, filters, table, api_name="concept_table")
         gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
-        plot_event = plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
+        plot_event = gr.on(
+            [plot.click, overview_html.click],
+            click_fn,
+            [block_dd],
+            [concept_dd, p_concept, block_dd, tabs],
+            api_name=False,
+        )
         concept_dd.change(
             concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept")
         )

@@ -85,18 +85,40 @@ def render_teaches(data: AppData, heading: str = "What this data teaches") -> st
             f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>The audit marked no '
             "finding: no concept is confirmed, length-controlled and large enough to act on.</p></div>"
         )
-    items = []
+    hidden, named = data.hidden(), set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"])
+    style, other = [], []
     for f in sentences:
-        if f.given:
-            items.append(f"<li>{esc(f.text)}</li>")
+        if f.concept in hidden:  # the same statistics as a finding above: one row, as in the table
             continue
+        if f.given:
+            other.append(f"<li>{esc(f.text)}</li>")
+            continue
+        name = " = ".join([f.concept] + data.aliases.get(f.concept, []))
         label = f" ({esc(f.label)}" + (f"; {esc(f.note)}" if f.note else "") + ")" if f.label or f.note else ""
-        items.append(f"<li><b>{esc(f.concept)}</b>{label}: {esc(f.text)}</li>")
-    return (
+        actions = (
+            f' <a href="#" data-concept="{esc(f.concept)}">open</a> · '
+            f'<a href="#" data-concept="{esc(f.concept)}" data-action="pairs">read its pairs</a> · '
+            f'<a href="#" data-concept="{esc(f.concept)}" data-action="block">block it</a>'
+        )
+        item = f"<li><b>{esc(name)}</b>{label}: {esc(f.text)}<br><small>{actions}</small></li>"
+        (style if f.concept in named else other).append(item)
+    parts = [
         f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>A model trained on these pairs '
         "learns to prefer what the chosen responses have more of. The audit found:</p>"
-        f"<ol>{''.join(items)}</ol></div>"
-    )
+    ]
+    if style:
+        parts.append(
+            "<h4>Style signals</h4><p>Detectors of form (length, Markdown, flattery, …). <b>Next:</b> read a few "
+            "pairs; if the preference should not depend on it, block it (the Recipe tab previews the result).</p>"
+            f'<ol id="cu-style-findings">{"".join(style)}</ol>'
+        )
+    if other:
+        parts.append(
+            "<h4>Other signals (SAE features)</h4><p>Features of the model's activations; one may mark answer "
+            "quality (a wrong answer, a refusal) rather than style. <b>Next:</b> read its examples before "
+            f'blocking it: a quality signal should stay rewarded.</p><ol id="cu-other-findings">{"".join(other)}</ol>'
+        )
+    return "".join(parts) + "</div>"
 
 
 def render_glossary() -> str:
