@@ -415,6 +415,8 @@ def test_32_8_pager_edges_say_nothing_wrong(app, width, height):
     box.press("Enter")
     pg.wait_for_timeout(1_500)
     assert "None" not in pg.locator("#pairs-html").inner_text()
+    pg.locator("#next-page-bottom").click()  # a pager below the pairs too
+    _wait_text(pg, "#pairs-info", "Page 2 of")
     pg.close()
 
 

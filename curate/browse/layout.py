@@ -291,6 +291,9 @@ def build_app(source=None, *, title: str | None = None, compare=None):
                 first_page = data.pairs_page(page=1, page_size=10)
                 p_info = gr.Markdown(R.page_info(first_page), elem_id="pairs-info")
                 p_html = gr.HTML(R.render_pairs(first_page, data, added), elem_id="pairs-html")
+                with gr.Row():  # the pager again below the pairs: no scrolling back up to turn the page
+                    prev_low = gr.Button("◀ Previous", elem_id="prev-page-bottom", size="sm")
+                    next_low = gr.Button("Next ▶", elem_id="next-page-bottom", size="sm")
             with gr.Tab("Curation", id="curation") as t_curation:
                 gr.HTML(RR.render_curation(data, E.curation(data)), elem_id="curation-html")
             if data.learning is not None:
@@ -401,8 +404,8 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         see_event.then(first_page_fn, inputs, outputs, api_name=False)
         plot_event.then(first_page_fn, inputs, outputs, api_name=False)
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
-        prev_btn.click(step(-1), inputs, outputs, api_name=False)
-        next_btn.click(step(+1), inputs, outputs, api_name=False)
+        gr.on([prev_btn.click, prev_low.click], step(-1), inputs, outputs, api_name=False)
+        gr.on([next_btn.click, next_low.click], step(+1), inputs, outputs, api_name=False)
         p_info.change(
             None, inputs, None, js=_url_js("concept", "status", "reason", "pairs_page", "per_page", "q", tab="pairs")
         )
