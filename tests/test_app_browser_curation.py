@@ -364,6 +364,7 @@ def test_32_1_untouched_recipe_previews_the_curation_numbers(app, width, height)
     pg.wait_for_selector("#cu-before-after")
     curation = {c: _row(pg, "#cu-before-after", c) for c in ("flattery", "agreement")}
     ess = re.search(r"ESS\s+([\d.]+ \(\d+%\))", pg.locator("#cu-retention").inner_text()).group(1)
+    assert _row(pg, "#cu-before-after", "exclamation")[1] == "side effect"  # issue 32.6: side effects listed
     pg.goto(app[1] + "?tab=recipe")
     _ready(pg)
     pg.wait_for_selector("#preview-html .cu-preview-table")

@@ -1,8 +1,9 @@
-"""The Gradio layout of the curate app: Overview, Concept, Pairs, Curation and Recipe tabs.
+"""The Gradio layout of the curate app: Overview, Concept, Pairs, Curation, Recipe (and Compare) tabs.
 
-Views link to each other (a table row or a plot dot opens its concept; a concept opens its pairs or blocks
-it in the Recipe tab) and the URL names the view: ``?tab=concept&concept=flattery`` or
-``?tab=pairs&concept=flattery&pairs_page=3&q=great`` (Gradio reserves ``page``) open it directly.
+Views link to each other (a table row, a plot dot or a finding opens its concept; a concept opens its pairs or
+blocks it in the Recipe tab) and the URL names the view with every parameter it shows:
+``?tab=concept&concept=flattery``, ``?tab=pairs&concept=flattery&status=kept&reason=…&pairs_page=3&per_page=10&q=great``
+(Gradio reserves ``page``), ``?tab=compare`` (``build_app(A, compare=B)``) open it directly.
 """
 
 import atexit
