@@ -482,3 +482,16 @@ def test_32_8_overview_findings_say_what_to_do_next(app, width, height):
     pg.wait_for_function("/log_length\\s+block/.test((document.querySelector('#preview-html') || {}).innerText || '')")
     assert pg.get_by_role("tab", name="Recipe").get_attribute("aria-selected") == "true" or width < 640
     pg.close()
+
+
+@WIDTHS
+def test_32_7_conflicting_actions_are_refused_and_nothing_stale_is_shown(app, width, height):
+    """Issue 32.7: after a block/amplify conflict the editor kept showing (and offering) the last valid YAML, and
+    amplify accepted a concept that was already blocked."""
+    pg = _open(app, width, height, "?tab=recipe")
+    pg.wait_for_selector("#preview-html .cu-preview-table")
+    _pick(pg, "#amplify-dd", "agreement")  # blocked by the applied recipe
+    _wait_text(pg, "#preview-html", "agreement is both blocked and amplified")
+    _wait_text(pg, "#recipe-yaml", "Not a recipe yet")
+    assert "rules:" not in pg.locator("#recipe-yaml").inner_text()
+    pg.close()
