@@ -41,7 +41,8 @@ bench: $(STAMP)
 card: $(STAMP)
 	$(BIN)/curate demo --out outputs/demo --card-example dataset_cards/example
 
-# every view of the app at desktop and phone widths -> docs/images/ (uses outputs/demo/published when present)
+# every view of the app at desktop and phone widths, and the Compare view (source audit beside the curated
+# data) -> docs/images/ (uses outputs/demo/published and its audit sibling when present)
 screenshots: $(STAMP)
 	$(BIN)/python docs/make_screenshots.py
 

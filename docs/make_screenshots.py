@@ -30,6 +30,8 @@ VIEWS = {
     "curation": ("?tab=curation", "#curation-html h3, #cu-no-curation"),
     "recipe": ("?tab=recipe", "#preview-html .cu-preview-table, #preview-html .cu-warn"),
 }
+#: the Compare view: the source audit (A) beside the curated data (B), when the folder has an audit sibling
+COMPARE = ("?tab=compare", "#cu-compare")
 
 
 def _folder(arg: str | None) -> str:
@@ -47,6 +49,12 @@ def _folder(arg: str | None) -> str:
     return str(out / "published")
 
 
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", nargs="?")
@@ -56,11 +64,15 @@ def main() -> int:
 
     from curate import build_app
 
-    demo = build_app(_folder(args.folder))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    folder = _folder(args.folder)
+    demo = build_app(folder)
+    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=_port(), prevent_thread_lock=True, quiet=True)
+    audit = Path(folder).parent / "audit"
+    compare = build_app(str(audit), compare=folder) if audit.exists() else None
+    if compare is not None:
+        _, compare_url, _ = compare.queue().launch(
+            server_name="127.0.0.1", server_port=_port(), prevent_thread_lock=True, quiet=True
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -69,8 +81,10 @@ def main() -> int:
         for width_name, (w, h) in WIDTHS.items():
             page = browser.new_page(viewport={"width": w, "height": h})
             page.set_default_timeout(30_000)
-            for view, (query, ready) in VIEWS.items():
-                page.goto(url + query)
+            views = [(v, url, q, r) for v, (q, r) in VIEWS.items()]
+            views += [("compare", compare_url, *COMPARE)] if compare is not None else []
+            for view, base, query, ready in views:
+                page.goto(base + query)
                 page.wait_for_function("window.__cu_ready === true")
                 page.wait_for_selector(ready)
                 page.wait_for_timeout(400)  # let the plot and tables settle
@@ -80,6 +94,8 @@ def main() -> int:
             page.close()
         browser.close()
     demo.close()
+    if compare is not None:
+        compare.close()
     for path in written:
         print(f"wrote {path}")
     return 0

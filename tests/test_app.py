@@ -349,3 +349,221 @@ def test_block_strength_is_the_share_of_the_imbalance_removed_for_every_method(d
         assert rates[0] > rates[1] + 0.05, (method, rates)  # a stronger block removes more
     state, warnings, err = check(data, EditorState(["flatery", "agreement"], ["agreement"]))
     assert state.block == ["agreement"] and "Did you mean flattery?" in warnings[0] and "agreement" in err
+
+
+# -- issue 32.1: one code path for preview and apply ----------------------------------------------------------
+ONE_PATH_RECIPE = """version: 1
+name: one-path
+concepts:
+- {kind: named}
+rules:
+- concepts: [flattery, agreement]
+  action: block
+  strength: 1.0
+  interventions: [resample, margin]
+  adjust_for: all
+- concepts: [exclamation]
+  action: block
+  interventions: [relabel]
+- concepts: [refusal]
+  action: amplify
+  strength: 0.5
+  interventions: [upweight]
+seed: 0
+"""
+
+
+ORDER_FREE_RECIPE = ONE_PATH_RECIPE.replace("[resample, margin]", "[rebalance, margin]").replace(
+    "[relabel]", "[rebalance]"
+)
+
+
+@pytest.fixture(scope="module")
+def curated_and_published(folder, tmp_path_factory):
+    """The audit folder curated by a recipe that resamples (row copies), relabels (swaps) and adjusts for every
+    named concept; and a published folder. Without a ``row`` column a published folder does not keep the source
+    order that seeded steps (resample, relabel) depend on, so it is curated by rebalancing only."""
+    from curate.pipeline import run_apply
+    from curate.publish import publish
+
+    tmp = tmp_path_factory.mktemp("one-path")
+    (tmp / "recipe.yaml").write_text(ONE_PATH_RECIPE)
+    (tmp / "order-free.yaml").write_text(ORDER_FREE_RECIPE)
+    curated = run_apply(str(folder), recipe=str(tmp / "recipe.yaml"), out=tmp / "curated")["out"]
+    again = run_apply(str(folder), recipe=str(tmp / "order-free.yaml"), out=tmp / "curated-2")["out"]
+    published = publish(again, repo_id="me/one-path", local_dir=tmp / "published", upload=False, audit_dir=folder)
+    return curated, published
+
+
+def _shown(numbers: dict) -> dict:
+    """Rows kept, ESS and per concept the win-rates and CIs as the app prints them (3 decimals, ESS 1)."""
+    import math
+
+    def f(x):
+        return "—" if x is None or math.isnan(x) else f"{x:.3f}"
+
+    keys = ("n_differ_before", "win_rate_before", "ci_low_before", "ci_high_before")
+    keys += ("n_differ_after", "win_rate_after", "ci_low_after", "ci_high_after")
+    out = {"rows_kept": numbers["rows_kept"], "ess": f"{numbers['ess']:.1f}"}
+    for r in numbers["table"]:
+        out[r["concept"]] = tuple(f(r[k]) for k in keys)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["curated", "published"])
+def test_applied_recipe_unchanged_previews_the_curation_numbers(curated_and_published, kind):
+    """Issue 32.1: on a curated (and a published) folder the applied recipe, untouched, previewed the curated
+    rows (resampled copies counted twice, relabelled pairs already swapped): flattery 0.799 → 1.000 in the
+    Recipe tab, → 0.500 in the Curation tab."""
+    from curate.browse import load_app_data
+    from curate.browse.editor import curation, preset, preview
+
+    data = load_app_data(curated_and_published[kind == "published"])
+    cur, pre = curation(data), preview(data, preset(data))
+    applied = {"rows_kept": cur["retention"]["rows_kept"], "ess": cur["retention"]["ess"]}
+    applied["table"] = cur["before_after"]
+    acted = {r["concept"] for r in cur["before_after"]}
+    previewed = {"rows_kept": pre["rows_kept"], "ess": pre["ess_after"]}
+    previewed["table"] = [r for r in pre["concepts"] if r["concept"] in acted]
+    assert _shown(previewed) == _shown(applied)
+    assert len(acted) == 4 and previewed["table"] and all(r["action"] != "allow" for r in previewed["table"])
+    if kind == "curated":  # the curated rows are not the source rows: copies and swapped pairs
+        assert cur["retention"]["rows_swapped"] > 0 and data.n_rows > data.source_data().n_rows
+    for r in previewed["table"]:
+        a = next(x for x in cur["before_after"] if x["concept"] == r["concept"])
+        if a["win_rate_after"] is not None:
+            assert abs(r["win_rate_after"] - a["win_rate_after"]) < 1e-6 and r["action"] == a["action"]
+
+
+def test_source_rows_of_a_result_come_back_in_source_order():
+    import pyarrow as pa
+
+    from curate.browse.source import rebuild_source
+
+    t = pa.table(
+        {
+            "row": [2, 0, 0, 1],
+            "id": ["c", "a", "a", "b"],
+            "chosen": ["c1", "a1", "a1", "b2"],
+            "rejected": ["c2", "a2", "a2", "b1"],
+            "swapped": [False, False, False, True],
+            "keep": [True, True, True, False],
+            "weight": [1.0, 2.0, 2.0, 0.0],
+            "reason": ["", "", "", "filter:x"],
+        }
+    )
+    s = rebuild_source(t)
+    assert s.column("id").to_pylist() == ["a", "b", "c"] and s.column("rejected").to_pylist() == ["a2", "b2", "c2"]
+    assert s.column("reason").to_pylist() == ["", "", ""] and "weight" not in s.column_names
+
+
+def test_a_recipe_previews_on_an_audit_folder_what_apply_makes(folder, data):
+    """Issue 32.1 on an audit folder: the preview equals :func:`curate.interventions.apply_recipe` on its pairs."""
+    from datasets import load_from_disk
+
+    from curate.browse.editor import EditorState, preview, recipe_dict
+    from curate.interventions import apply_recipe
+    from curate.recipe import Recipe
+
+    st = EditorState(["flattery", "agreement"], ["refusal"], method="resample", extras=["margin"])
+    recipe = Recipe.from_dict(recipe_dict(data, st), validate_ids=False)
+    _, report = apply_recipe(load_from_disk(str(folder / "annotated")), recipe)
+    pre = preview(data, st)
+    applied = {"rows_kept": report.retention["rows_kept"], "ess": report.retention["ess"]}
+    applied["table"] = report.before_after.to_dict("records")
+    previewed = {"rows_kept": pre["rows_kept"], "ess": pre["ess_after"]}
+    previewed["table"] = [r for r in pre["concepts"] if r["action"] in ("block", "amplify")]
+    assert _shown(previewed) == _shown(applied)
+
+
+def test_curation_separates_ingestion_drops_lists_side_effects_and_counts_kept_once(curated_and_published):
+    """Issue 32.6: rows unusable at ingestion were listed as "Dropped by the recipe", side effects were only in
+    the Recipe preview, and "kept" was 1,498 on the Overview and 1,088 in the Pairs filter."""
+    from curate.browse import load_app_data
+    from curate.browse.editor import curation
+    from curate.browse.render_recipe import render_curation
+
+    curated = load_app_data(curated_and_published[0])
+    moved = [r["concept"] for r in curation(curated)["side_effects"] if r["moved"]]
+    assert moved and not {"flattery", "agreement", "exclamation", "refusal"} & set(moved)
+    html = render_curation(curated, curation(curated))
+    assert all(f"<td>{c}</td><td>side effect</td>" in html for c in moved)
+    data = load_app_data(curated_and_published[1])
+    cur = curation(data)
+    assert cur["dropped_at_ingestion"] == {"invalid:empty_rejected": 1, "invalid:identical": 1}
+    assert not any(k.startswith("invalid:") for k in cur["dropped_by_recipe"])
+    assert (
+        "Unusable at ingestion" in render_curation(data, cur) and cur["weights"]["zero"] > 0
+    )  # weight-0 rows are kept rows
+    kept = data.pairs_page(None, "kept", None, 1, 10).n_matching
+    assert data.summary()["kept"] == cur["kept"] == kept == cur["retention"]["rows_kept"]
+
+
+def test_curated_overview_leads_with_before_after_in_the_cards_words(curated_and_published, tmp_path):
+    """Issue 32.3: a curated or published overview described the uncurated data only; the card and the app now
+    say what the curated data teaches in the same sentences."""
+    import html as H
+
+    from curate.browse import load_app_data
+    from curate.browse.render_recipe import render_overview
+    from curate.publish.sentences import curation_sentences
+
+    for folder in curated_and_published:
+        data = load_app_data(folder)
+        page = H.unescape(render_overview(data))
+        lead, source = page.index("What the curated data teaches"), page.index("What the source data teaches")
+        assert lead < source
+        sentences = curation_sentences(data.applied["before_after"])
+        assert len(sentences) == 4 and all(s["text"] in page[lead:source] for s in sentences)
+    card = (curated_and_published[1] / "README.md").read_text()
+    assert "What the curated data teaches" in card and all(s["text"] in card for s in sentences)
+    done = card[card.index("## What was done") :]
+    assert "<details><summary>settings</summary>" in done and "Re-weighted the pairs" in done
+
+
+def test_compare_puts_a_curated_folder_beside_its_source(folder, data, curated_and_published):
+    """The Compare view computes each side from its own rows under its weights: B's win-rate of a blocked
+    concept is the Curation tab's "after", A's is the audit's; the difference has a CI; largest first."""
+    import numpy as np
+
+    from curate.browse import load_app_data
+    from curate.browse.compare import compare_concepts
+    from curate.browse.editor import curation
+
+    curated = load_app_data(curated_and_published[0])
+    table = compare_concepts(data, curated).set_index("concept")
+    for r in curation(curated)["before_after"]:
+        if r["win_rate_after"] is None:
+            continue
+        row = table.loc[r["concept"]]
+        assert (
+            abs(row["win_rate_b"] - r["win_rate_after"]) < 1e-6 and abs(row["win_rate_a"] - r["win_rate_before"]) < 1e-6
+        )
+        assert abs(row["ci_low_b"] - r["ci_low_after"]) < 1e-6
+        assert row["diff_low"] < row["difference"] < row["diff_high"]
+    diffs = np.abs(table["difference"].dropna().to_numpy())
+    assert (np.diff(diffs) <= 1e-12).all() and len(table) > 10
+    same = compare_concepts(data, data)
+    assert (same["difference"].dropna() == 0).all()
+
+
+def test_cli_app_has_a_compare_option():
+    from typer.testing import CliRunner
+
+    from curate.cli import cli
+
+    out = CliRunner().invoke(cli, ["app", "--help"]).output
+    assert "--compare" in out
+
+
+def test_long_responses_expand_and_long_tokens_wrap():
+    """Issue 32.8: responses were cut at 3,000 characters with no way to read the rest."""
+    import html as H
+
+    from curate.browse.render import CSS, MAX_CHARS, highlight
+
+    text = "a" * MAX_CHARS + " great <b> zq-end"
+    out = highlight(text, [(MAX_CHARS + 1, MAX_CHARS + 6)])
+    assert "<details" in out and '<mark class="cu-hl">great</mark>' in out and "&lt;b&gt;" in out
+    assert H.unescape(out.replace('<mark class="cu-hl">', "").replace("</mark>", "")).count("zq-end") == 1
+    assert "overflow-wrap:anywhere" in CSS

@@ -64,6 +64,20 @@ def app(demo_dir):
     blocks.close()
 
 
+@pytest.fixture(scope="module")
+def audit_app(demo_dir, app):
+    """The demo's audit folder in the app, in the same browser: (browser, url, blocks)."""
+    from curate import build_app
+
+    blocks = build_app(str(demo_dir / "audit"))
+    blocks.queue()
+    _, url, _ = blocks.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+    )
+    yield app[0], url, blocks
+    blocks.close()
+
+
 @pytest.fixture
 def page(app):
     browser, url, _ = app
@@ -218,10 +232,12 @@ def test_p6_preview_warns_and_validates(page, app):
     _pick(page, "#block-dd", "flatery")
     _wait_text(page, "#preview-html", "Unknown concept 'flatery'")
     assert "Did you mean flattery" in page.locator("#preview-html").inner_text()
-    page.locator("#amplify-dd input").click()  # amplify does not offer blocked concepts
-    options = page.locator("ul[role=listbox] li").all_inner_texts()
-    page.keyboard.press("Escape")
-    assert options and not any(o.startswith("flattery") for o in options)
+    # issue 32.7: a concept both blocked and amplified is refused with a message, and nothing is downloadable
+    _pick(page, "#amplify-dd", "flattery")
+    _wait_text(page, "#preview-html", "both blocked and amplified")
+    _wait_text(page, "#recipe-yaml", "Not a recipe yet")
+    page.locator("#amplify-dd [title=Clear]").click()
+    page.wait_for_function("!document.querySelector('#preview-html').innerText.includes('both blocked')")
     rows = page.locator("#preview-html .cu-preview-table tr").count() - 1
     assert rows == len(app[2].concept_table()) > 10  # every concept of the table, not ~10
     number = page.locator("#block-strength input[type=number]")  # a typed strength applies without a drag
@@ -278,3 +294,204 @@ def test_p8_links_search_and_phone_width(page, app):
         "document.querySelector('#cu-title').scrollWidth <= document.querySelector('#cu-title').clientWidth + 1"
     )
     phone.close()
+
+
+# -- issue 32.2: "Block this concept" settles ------------------------------------------------------------------
+@pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
+def test_32_2_block_this_concept_settles(audit_app, width, height):
+    """Issue 32.2: on the demo's audit folder, "Block this concept" made the preview and amplify handlers
+    re-trigger each other (~56 previews a minute, never settling). One click runs the preview at most twice,
+    then nothing runs."""
+    import json
+    import time
+
+    browser, url, blocks = audit_app
+    preview_fn = [i for i, f in blocks.fns.items() if f.api_name == "preview"]
+    runs = []  # the preview requests the page sends (the handler behind the `preview` api name)
+
+    def count(req):
+        if req.method == "POST" and "queue/join" in req.url:
+            if json.loads(req.post_data or "{}").get("fn_index") in preview_fn:
+                runs.append(time.monotonic())
+
+    pg = browser.new_page(viewport={"width": width, "height": height})
+    pg.set_default_timeout(20_000)
+    pg.on("request", count)
+    pg.goto(url + "?tab=overview")  # the Recipe tab has not been drawn yet
+    pg.wait_for_selector("#concept-table")
+    pg.wait_for_timeout(1_500)  # the page has read its URL
+    _tab(pg, "Concept")
+    pg.wait_for_selector("#block-this")
+    runs.clear()
+    pg.locator("#block-this").click()
+    pg.wait_for_function("(document.querySelector('#preview-html') || {}).innerText?.includes('block')")
+    pg.wait_for_timeout(4_000)  # (Playwright delivers request events only inside its own calls)
+    settled = len(runs)
+    pg.wait_for_timeout(4_000)
+    assert 1 <= settled <= 2 and len(runs) == settled, runs
+    assert "block" in pg.locator("#preview-html").inner_text()
+    pg.close()
+
+
+# -- issue 32, on the demo's published folder, at desktop and phone widths --------------------------------------
+WIDTHS = pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
+
+
+def _open(app, width, height, query=""):
+    browser, url, _ = app
+    pg = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+    pg.set_default_timeout(20_000)
+    pg.goto(url + query)
+    pg.wait_for_selector("#cu-tabs")
+    _ready(pg)
+    return pg
+
+
+def _row(page, table, concept):
+    """The cells of ``concept``'s row in an HTML table of the page."""
+    return page.evaluate(
+        "([t, c]) => [...document.querySelectorAll(t + ' tr')].map(r => [...r.cells].map(x => x.innerText.trim()))"
+        ".find(r => r[0] === c)",
+        [table, concept],
+    )
+
+
+@WIDTHS
+def test_32_1_untouched_recipe_previews_the_curation_numbers(app, width, height):
+    """Issue 32.1: `?tab=curation` said flattery → 0.500, ESS 309.7 (52%); `?tab=recipe`, untouched, previewed
+    flattery → 1.000, ESS 170.0 (28%)."""
+    pg = _open(app, width, height, "?tab=curation")
+    pg.wait_for_selector("#cu-before-after")
+    curation = {c: _row(pg, "#cu-before-after", c) for c in ("flattery", "agreement")}
+    ess = re.search(r"ESS\s+([\d.]+ \(\d+%\))", pg.locator("#cu-retention").inner_text()).group(1)
+    assert _row(pg, "#cu-before-after", "exclamation")[1] == "side effect"  # issue 32.6: side effects listed
+    pg.goto(app[1] + "?tab=recipe")
+    _ready(pg)
+    pg.wait_for_selector("#preview-html .cu-preview-table")
+    for c, cells in curation.items():
+        preview = _row(pg, "#preview-html .cu-preview-table", c)
+        assert preview[1] == cells[1] == "block" and preview[2:4] == [cells[2], cells[4]], (preview, cells)
+    assert ess in pg.locator("#preview-html .cu-preview-stats").inner_text()
+    pg.close()
+
+
+@WIDTHS
+def test_32_3_curated_overview_leads_with_before_after(app, width, height):
+    """Issue 32.3: the published overview described the uncurated data only ("flattery … chosen in 77–80%")."""
+    pg = _open(app, width, height)
+    text = pg.locator("#overview-summary").inner_text()
+    lead, source = text.index("What the curated data teaches"), text.index("What the source data teaches")
+    assert lead < source and "flattery (block)" in text[lead:source] and "no longer rewarded" in text[lead:source]
+    assert "of the curated pairs" in text[lead:source]
+    pg.close()
+
+
+@WIDTHS
+def test_32_4_deep_link_keeps_every_parameter(app, width, height):
+    """Issue 32.4: the README's link showed page 3 of the search, then ~0.7 s later page 1 of 31 (304 rows) while
+    the box still said "great"."""
+    pg = _open(app, width, height, "?tab=pairs&concept=flattery&status=kept&pairs_page=3&q=great")
+    _wait_text(pg, "#pairs-info", "Page 3 of")
+    first = pg.locator("#pairs-info").inner_text()
+    pg.wait_for_timeout(2_500)
+    assert pg.locator("#pairs-info").inner_text() == first and "304 matching" not in first
+    assert pg.locator("#pairs-search input, #pairs-search textarea").first.input_value() == "great"
+    assert "great" in pg.locator("#pairs-html").inner_text().lower()
+    for part in ("concept=flattery", "status=kept", "pairs_page=3", "q=great"):
+        assert part in pg.evaluate("location.search")
+    pg.close()
+
+
+@WIDTHS
+def test_32_8_pager_edges_say_nothing_wrong(app, width, height):
+    """Issue 32.8: "Page None is not a page number" after typing abc; "There is no page 0" on Previous from 1."""
+    pg = _open(app, width, height, "?tab=pairs")
+    _wait_text(pg, "#pairs-info", "Page 1 of")
+    pg.locator("#prev-page").click()
+    pg.wait_for_timeout(1_500)
+    assert "no page 0" not in pg.locator("#pairs-html").inner_text()
+    box = pg.locator("#pairs-page input")
+    box.fill("")
+    box.press_sequentially("abc")  # a number box keeps nothing of it: the app receives no number
+    box.press("Enter")
+    pg.wait_for_timeout(1_500)
+    assert "None" not in pg.locator("#pairs-html").inner_text()
+    pg.locator("#next-page-bottom").click()  # a pager below the pairs too
+    _wait_text(pg, "#pairs-info", "Page 2 of")
+    pg.close()
+
+
+@WIDTHS
+def test_32_compare_view_of_the_demos_audit_and_curated_folders(demo_dir, app, width, height):
+    """`curate app A --compare B`: the demo's audit (A) and curated (B) folders side by side per concept, the
+    difference with its CI, largest first, opened by a deep link."""
+    from curate import build_app
+
+    blocks = build_app(str(demo_dir / "audit"), compare=str(demo_dir / "curated"))
+    blocks.queue()
+    _, url, _ = blocks.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+    )
+    try:
+        pg = _open((app[0], url, None), width, height, "?tab=compare")
+        pg.wait_for_selector("#cu-compare")
+        assert pg.get_by_role("tab", name="Compare").get_attribute("aria-selected") == "true"
+        rows = pg.evaluate(
+            "[...document.querySelectorAll('#cu-compare tr')].slice(1).map(r => [...r.cells].map(x => x.innerText))"
+        )
+        assert {rows[0][0], rows[1][0]} == {"flattery", "agreement"}  # the blocked concepts moved most
+        flattery = next(r for r in rows if r[0] == "flattery")
+        assert flattery[1].startswith("0.799") and flattery[2].startswith("0.500") and flattery[3].startswith("-0.29")
+        diffs = [abs(float(r[3].split()[0])) for r in rows if r[3] != "—"]
+        assert diffs == sorted(diffs, reverse=True)
+        assert pg.evaluate("document.querySelector('#cu-compare').closest('.cu-wrap').scrollWidth") > 0
+        pg.close()
+    finally:
+        blocks.close()
+
+
+def test_32_5_phone_shows_before_after_unclipped_and_every_tab_in_one_tap(app):
+    """Issue 32.5: at 390 px the "after" column was clipped in the Curation table and the Recipe preview, and
+    Curation, Recipe and the learning tab sat behind "•••"."""
+    pg = _open(app, 390, 844)
+    fits = "(s) => { const t = document.querySelector(s); const w = t.closest('.cu-wrap'); return t.scrollWidth <= w.clientWidth + 1; }"
+    for tab, table, shown in (
+        ("Curation", "#cu-before-after", "#curation-html"),
+        ("Recipe", "#preview-html .cu-preview-table", "#preview-html"),
+    ):
+        link = pg.locator(f'#cu-phone-nav a[data-tab="{tab}"]')
+        assert link.is_visible()
+        link.click()
+        pg.wait_for_selector(table, state="visible")
+        assert pg.locator(shown).is_visible() and pg.evaluate(fits, table), tab
+        after = pg.locator(f"{table} tr").nth(1).locator("td").nth(3 if tab == "Recipe" else 4)
+        box = after.bounding_box()
+        assert box and box["x"] + box["width"] <= 390 + 1, (tab, box)
+    pg.close()
+
+
+@WIDTHS
+def test_32_8_overview_findings_say_what_to_do_next(app, width, height):
+    """Issue 32.8: findings were q-value sentences with no next step, style and other signals mixed, and a
+    concept with the statistics of another listed under its own name while the table merged them."""
+    pg = _open(app, width, height)
+    style = pg.locator("#cu-style-findings").inner_text()
+    assert "log_length = length" in style and "heading = list = bold = markdown" in style
+    assert "Next:" in pg.locator("#cu-teaches").inner_text()
+    pg.locator('#cu-style-findings a[data-action="block"][data-concept="log_length"]').click()
+    pg.wait_for_function("/log_length\\s+block/.test((document.querySelector('#preview-html') || {}).innerText || '')")
+    assert pg.get_by_role("tab", name="Recipe").get_attribute("aria-selected") == "true" or width < 640
+    pg.close()
+
+
+@WIDTHS
+def test_32_7_conflicting_actions_are_refused_and_nothing_stale_is_shown(app, width, height):
+    """Issue 32.7: after a block/amplify conflict the editor kept showing (and offering) the last valid YAML, and
+    amplify accepted a concept that was already blocked."""
+    pg = _open(app, width, height, "?tab=recipe")
+    pg.wait_for_selector("#preview-html .cu-preview-table")
+    _pick(pg, "#amplify-dd", "agreement")  # blocked by the applied recipe
+    _wait_text(pg, "#preview-html", "agreement is both blocked and amplified")
+    _wait_text(pg, "#recipe-yaml", "Not a recipe yet")
+    assert "rules:" not in pg.locator("#recipe-yaml").inner_text()
+    pg.close()

@@ -147,15 +147,35 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
     return out
 
 
+def unchanged(data: AppData, st: EditorState) -> bool:
+    """Whether the editor shows the applied recipe as it is (then the applied recipe itself is previewed and
+    downloaded, rules the editor cannot show one by one included)."""
+    return bool(applied_recipe(data)) and st.key() == preset(data).key()
+
+
+def editor_recipe(data: AppData, st: EditorState) -> dict:
+    """The recipe the editor stands for: the applied recipe while unchanged, else :func:`recipe_dict`. The
+    preview runs it and the download writes it, so what is shown is what is downloaded."""
+    if unchanged(data, st):
+        rec = dict(applied_recipe(data))
+        src = (rec.get("data") or {}).get("source")
+        if src:
+            from .loading import dataset_name
+
+            rec["data"] = {**rec["data"], "source": dataset_name(src)}
+        return rec
+    return recipe_dict(data, st)
+
+
 def recipe_yaml(data: AppData, st: EditorState) -> str:
     """The YAML the editor exports: the applied recipe verbatim while the editor shows it unchanged."""
     from ..recipe import Recipe
 
-    if data.recipe_text and st.key() == preset(data).key():
+    if data.recipe_text and unchanged(data, st):
         rec = applied_recipe(data) or {}
         if not (rec.get("data") or {}).get("source"):
             return Recipe.from_yaml(data.recipe_text, validate_ids=False).to_yaml()
-    text = Recipe.from_dict(recipe_dict(data, st), validate_ids=False).to_yaml()
+    text = Recipe.from_dict(editor_recipe(data, st), validate_ids=False).to_yaml()
     groups = [c for c in st.block + st.amplify if GROUP_ID.match(c)]
     if groups:
         text = "".join(f"# {g} = {', '.join(data.expand_groups([g]))}\n" for g in groups) + text
@@ -208,12 +228,19 @@ def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str |
 
 def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     """What the editor's recipe would do to the source pairs: rows kept, ESS, and per concept the win-rate
-    with its 95% CI before and after; ``warnings`` flags amplified concepts that move down."""
+    with its 95% CI before and after; ``warnings`` flags amplified concepts that move down.
+
+    One code path with ``curate apply``: the rows are the source rows the applied recipe started from
+    (:meth:`AppData.source_data`, never the curated result), the whole recipe runs (its ``adjust_for``
+    concepts scored as apply scores them) through :func:`curate.interventions.preview`, so the applied recipe,
+    unchanged, previews the apply record's rows kept, ESS and win-rates."""
+    from ..concepts.named import list_concepts
     from ..interventions import PairState
     from ..interventions import preview as run_preview
     from ..recipe import Recipe
 
-    w0 = data._source.astype(float)
+    src = data.source_data()
+    w0 = src._source.astype(float)
     out = {
         "rows_before": int((w0 > 0).sum()),
         "ess_before": round(float(w0.sum()), 1),
@@ -222,33 +249,32 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
         "rows_kept": int((w0 > 0).sum()),
         "ess_after": round(float(w0.sum()), 1),
     }
-    rec = recipe_dict(data, st)
-    acted = [c for r in rec["rules"] for c in r["concepts"]]
-    shown = [c for c in data.concepts if c not in data.hidden()]
-    confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
-    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    rec = editor_recipe(data, st)
+    acted = [c for r in rec["rules"] for c in _list(r.get("concepts"))]
     # every named concept (show_all) and every confirmed SAE feature or group: side effects show up
-    extra = [c for c in shown if c not in acted and ((show_all and c in named) or c in confirmed)]
-    extra = [c for c in extra if data.delta(c) is not None]
-    rules = [r for r in rec["rules"] if all(data.delta(c) is not None for c in r["concepts"])]
+    extra = [c for c in side_effect_candidates(data, show_all) if c not in acted and src.delta(c) is not None]
+    rules = [r for r in rec["rules"] if all(src.delta(c) is not None for c in _list(r.get("concepts")))]
     # a group is acted on through its member features and reported as itself
     groups = {g: a for a, gs in (("block", st.block), ("amplify", st.amplify)) for g in gs if GROUP_ID.match(g)}
     members = set(data.expand_groups(list(groups)))
-    extra += [g for g in groups if data.delta(g) is not None and g not in extra]
+    extra += [g for g in groups if src.delta(g) is not None and g not in extra]
     if extra:
         rules.append({"concepts": extra, "action": "allow"})
     if not rules:
         return out
     recipe = Recipe.from_dict({**rec, "rules": rules}, validate_ids=False)
     ids = recipe.concept_ids()
-    n = data.n_rows
+    adjusters = recipe.adjusters()
+    adjusters = list(list_concepts()) if adjusters == "all" else list(adjusters or [])
+    ids += [c for c in adjusters if c not in ids and src.side(c, C.CHOSEN) is not None]
+    n = src.n_rows
     state = PairState(
         concepts=list(ids),
-        chosen=np.column_stack([data.side(c, C.CHOSEN) for c in ids]),
-        rejected=np.column_stack([data.side(c, C.REJECTED) for c in ids]),
-        usable=data._source.copy(),
-        keep=data._source.copy(),
-        reason=np.where(data._source, "", data._reason).astype(object),
+        chosen=np.column_stack([src.side(c, C.CHOSEN) for c in ids]),
+        rejected=np.column_stack([src.side(c, C.REJECTED) for c in ids]),
+        usable=src._source.copy(),
+        keep=src._source.copy(),
+        reason=np.where(src._source, "", src._reason).astype(object),
         weight=w0.copy(),
         margin=np.zeros(n),
         swapped=np.zeros(n, bool),
@@ -279,9 +305,34 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     return out
 
 
+def side_effect_candidates(data: AppData, show_all: bool = True) -> list[str]:
+    """The concepts a preview (and the Curation tab) watch for side effects: every named concept (``show_all``)
+    and every confirmed SAE feature or group, one per row of the concept table."""
+    shown = [c for c in data.concepts if c not in data.hidden()]
+    confirmed = set(data.audit.loc[truthy(data.audit["confirmed"]), "concept"].astype(str))
+    named = set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"].astype(str))
+    return [c for c in shown if (show_all and c in named) or c in confirmed]
+
+
+def moved(r: dict) -> bool:
+    """Whether a concept's win-rate moved significantly from before to after: the difference over the standard
+    errors read off the two 95% intervals (taken as independent, which is conservative for the same pairs)."""
+    vals = [r.get(k) for k in ("win_rate_before", "ci_low_before", "ci_high_before")]
+    vals += [r.get(k) for k in ("win_rate_after", "ci_low_after", "ci_high_after")]
+    if any(v is None or not np.isfinite(v) for v in vals):
+        return False
+    b, bl, bh, a, al, ah = (float(v) for v in vals)
+    se = np.hypot((bh - bl) / (2 * 1.96), (ah - al) / (2 * 1.96))
+    return bool(se > 0 and abs(a - b) / se > 1.96)
+
+
 def curation(data: AppData) -> dict | None:
     """What the applied recipe changed, from the apply record: the recipe, retention (rows, ESS), before/after
-    per concept with CIs, dropped rows by reason, weights, and the instructions inoculation added."""
+    per concept with CIs, the side effects (other concepts, through :func:`preview` of the applied recipe, which
+    computes what apply does), rows dropped by the recipe and at ingestion, weights, and the instructions
+    inoculation added. Computed once per loaded dataset."""
+    if "curation" in data._cache:
+        return data._cache["curation"]
     rec = applied_recipe(data)
     if not data.applied and not rec:
         return None
@@ -295,12 +346,26 @@ def curation(data: AppData) -> dict | None:
         if isinstance(s, dict) and s.get("intervention") == "inoculate":
             added.update(s.get("instructions_used") or {})
     w = data.weights[data._kept]
-    return {
+    dropped = {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()}
+    acted = {r.get("concept") for r in before_after}
+    side = []
+    if rec:
+        side = [
+            {**r, "moved": moved(r)}
+            for r in preview(data, preset(data))["concepts"]
+            if r["action"] not in ("block", "amplify") and r["concept"] not in acted
+        ]
+    out = {
         "recipe": rec,
         "retention": ret,
         "before_after": before_after,
+        "side_effects": side,
+        "steps": steps,
         "added": added,
-        "dropped_by_reason": {str(k): int(v) for k, v in (ret.get("dropped_by_reason") or {}).items()},
+        "kept": data.n_kept,
+        "dropped_by_reason": dropped,
+        "dropped_by_recipe": {k: v for k, v in dropped.items() if not k.startswith(C.INVALID_PREFIX)},
+        "dropped_at_ingestion": {k: v for k, v in dropped.items() if k.startswith(C.INVALID_PREFIX)},
         "warnings": list(data.applied.get("warnings") or []),
         "weights": {
             "rows": len(w),
@@ -310,6 +375,8 @@ def curation(data: AppData) -> dict | None:
             "max": float(w.max()) if len(w) else None,
         },
     }
+    data._cache["curation"] = out
+    return out
 
 
 def added_instructions(data: AppData) -> list[str]:

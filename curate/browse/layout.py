@@ -1,8 +1,9 @@
-"""The Gradio layout of the curate app: Overview, Concept, Pairs, Curation and Recipe tabs.
+"""The Gradio layout of the curate app: Overview, Concept, Pairs, Curation, Recipe (and Compare) tabs.
 
-Views link to each other (a table row or a plot dot opens its concept; a concept opens its pairs or blocks
-it in the Recipe tab) and the URL names the view: ``?tab=concept&concept=flattery`` or
-``?tab=pairs&concept=flattery&pairs_page=3&q=great`` (Gradio reserves ``page``) open it directly.
+Views link to each other (a table row, a plot dot or a finding opens its concept; a concept opens its pairs or
+blocks it in the Recipe tab) and the URL names the view with every parameter it shows:
+``?tab=concept&concept=flattery``, ``?tab=pairs&concept=flattery&status=kept&reason=…&pairs_page=3&per_page=10&q=great``
+(Gradio reserves ``page``), ``?tab=compare`` (``build_app(A, compare=B)``) open it directly.
 """
 
 import atexit
@@ -15,10 +16,13 @@ import pandas as pd
 
 from . import editor as E
 from . import render as R
+from . import render_recipe as RR
+from .compare import compare_concepts, render_compare
 from .loading import load_app_data
 from .queries import ALL_SUBSETS, ANY, SOURCE_CHOICES, STATUS_CHOICES, AppData, page_number
 
-TABS = ("overview", "concept", "pairs", "curation", "recipe")
+TABS = ("overview", "concept", "pairs", "curation", "recipe", "compare")
+PAGE_SIZES = (5, 10, 20, 50)
 #: event delegation inside an HTML view: an element with data-concept triggers the view's click event
 CLICKS = (
     "element.addEventListener('click', (e) => { const a = e.target.closest('[data-concept]'); "
@@ -28,8 +32,18 @@ CLICKS = (
 HEADER_CSS = """<style>
 #cu-title h2{margin:.2rem 0;overflow-wrap:anywhere;font-size:clamp(1rem,4vw,1.5rem)}
 #concept-table thead th, #concept-table thead th span{white-space:nowrap !important;word-break:normal !important;overflow-wrap:normal !important}
-@media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}}
+#cu-phone-nav{display:none;gap:.3rem;flex-wrap:wrap;margin:.2rem 0}
+#cu-phone-nav a{border:1px solid #d0d7de;border-radius:999px;padding:.1rem .55rem;font-size:.85rem;text-decoration:none}
+@media (max-width: 640px){.cu-stat{min-width:5rem}#cu-tabs button[role=tab]{padding:.3rem .45rem}
+#cu-phone-nav{display:flex}#pairs-status .info,#pairs-search .info{display:none}}
 </style>"""
+#: on a phone every tab is one tap away (Gradio moves tabs that do not fit behind "•••"): a link per tab
+#: clicks that tab's button, wherever Gradio put it
+PHONE_NAV_JS = (
+    "element.addEventListener('click', (e) => { const a = e.target.closest('[data-tab]'); if (!a) return; "
+    "e.preventDefault(); const b = [...document.querySelectorAll('#cu-tabs button')].find((x) => "
+    "x.innerText.trim() === a.dataset.tab && !x.closest('.visually-hidden')); if (b) b.click(); });"
+)
 
 
 WIDTHS = {
@@ -77,12 +91,14 @@ def _strength_slider(low: float, high: float, step: float, value: float, label: 
     return gr.Slider(low, high, value=value, step=step, label=label, elem_id=elem_id)
 
 
-def build_app(source=None, *, title: str | None = None):
+def build_app(source=None, *, title: str | None = None, compare=None):
     """The curate app as a :class:`gradio.Blocks`.
 
     Args:
         source: anything :func:`curate.browse.load_app_data` accepts, or an :class:`AppData` already loaded.
         title: the browser tab's title (default ``curate · <dataset name>``; never a local path).
+        compare: a second dataset (anything ``source`` accepts) to show side by side with the first, concept by
+            concept, in a Compare tab (``?tab=compare``).
 
     Events with an ``api_name`` (``concept_table``, ``concept``, ``pairs``, ``preview``) can be driven by
     ``gradio_client``. The loaded data is ``blocks.curate_data``.
@@ -95,6 +111,7 @@ def build_app(source=None, *, title: str | None = None):
     import gradio as gr
 
     data = source if isinstance(source, AppData) else load_app_data(source)
+    other = compare if isinstance(compare, AppData) or compare is None else load_app_data(compare)
     concepts = data.concepts
     label_of = dict(zip(concepts, data.audit["label"].fillna("").astype(str)))
     choices = [(f"{c} — {label_of[c][:60]}" if label_of[c] and label_of[c] != c else c, c) for c in concepts]
@@ -121,12 +138,23 @@ def build_app(source=None, *, title: str | None = None):
         return R.render_pairs(p, data, added), R.page_info(p), p.page
 
     def step(delta):
+        """Previous / Next: one page back or on; at either end the page stays, without a note."""
+
         def fn(concept, status, reason, page, page_size, search):
-            return pairs_fn(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search)
+            if status not in STATUS_CHOICES:
+                status = "all"
+            concept = data.resolve(concept)
+            concept = concept if concept in concepts else None
+            p = data.pairs_page(concept, status, reason, (page_number(page, 1) or 1) + delta, page_size, search or "")
+            p.note = ""
+            return R.render_pairs(p, data, added), R.page_info(p), p.page
 
         return fn
 
+    calls = {"preview": 0}  # how often the preview ran (a test checks that one edit runs it once)
+
     def preview_fn(name, block, amplify, method, extras, strength, amplify_strength):
+        calls["preview"] += 1
         st = E.EditorState(
             list(block or []),
             list(amplify or []),
@@ -137,18 +165,15 @@ def build_app(source=None, *, title: str | None = None):
             name or "draft-recipe",
         )
         st, warnings, err = E.check(data, st)
-        if err:
-            return R.render_preview({}, warnings, err), gr.update(), gr.update()
+        if err:  # nothing to download: the YAML box and the button never hold a recipe the editor does not show
+            text = "# Not a recipe yet: " + err.replace("\n", " ") + "\n"
+            return RR.render_preview({}, warnings, err), text, None
         result = E.preview(data, st)
         text = E.recipe_yaml(data, st)
         path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        return R.render_preview(result, warnings), text, str(path)
-
-    def amplify_choices(block):
-        blocked = {data.resolve(b) for b in block or []}
-        return gr.update(choices=[c for c in choices if c[1] not in blocked])
+        return RR.render_preview(result, warnings), text, str(path)
 
     def table_fn(source_filter, confirmed_only, findings_only=False, subset=ALL_SUBSETS):
         return data.concept_table(source_filter, bool(confirmed_only), bool(findings_only), subset or ALL_SUBSETS)
@@ -174,27 +199,40 @@ def build_app(source=None, *, title: str | None = None):
         return gr.update(value=concept), keep, keep, gr.Tabs(selected="concept")
 
     def load_fn(request: gr.Request):
+        """Open the view the URL names, with every parameter it names (tab, concept, status, reason, page, per
+        page, search): the filters are set without running their own events, so nothing resets them after."""
         q = dict(request.query_params) if request is not None else {}
         tab = q.get("tab", "overview")
-        tab = tab if tab in TABS else "overview"
+        tab = tab if tab in TABS and (tab != "compare" or other is not None) else "overview"
         concept = data.resolve(q.get("concept"))
         concept = concept if concept in concepts else None
         status = q.get("status") if q.get("status") in STATUS_CHOICES else "all"
+        reason = q.get("reason") if q.get("reason") in reasons else ANY
+        size = page_number(q.get("per_page"), 10)
+        size = size if size in PAGE_SIZES else 10
         search = q.get("q", "")
         out = [gr.Tabs(selected=tab) if "tab" in q else gr.update()]
         out.append(gr.update(value=concept) if concept and tab != "pairs" else gr.update())
         if tab == "pairs":
-            html, info, page = pairs_fn(concept, status, ANY, q.get("pairs_page", 1), 10, search)
-            out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=search), page, html, info]
+            html, info, page = pairs_fn(concept, status, reason, q.get("pairs_page", 1), size, search)
+            out += [gr.update(value=concept or ANY), gr.update(value=status), gr.update(value=reason)]
+            out += [gr.update(value=size), gr.update(value=search), page, html, info]
         else:
-            out += [gr.update()] * 6
+            out += [gr.update()] * 8
         return out
 
     with gr.Blocks(title=title or f"curate · {data.source}", analytics_enabled=False) as blocks:
-        gr.HTML(HEADER_CSS + f"<h2>curate · {R.esc(data.source)}</h2>", elem_id="cu-title")
+        labels = ["Overview", "Concept", "Pairs", "Curation"] + (["What a model learned"] if data.learning else [])
+        labels += ["Recipe"] + (["Compare"] if other is not None else [])
+        nav = "".join(f'<a href="#" data-tab="{t}">{t}</a>' for t in labels)
+        gr.HTML(
+            HEADER_CSS + f'<h2>curate · {R.esc(data.source)}</h2><nav id="cu-phone-nav">{nav}</nav>',
+            elem_id="cu-title",
+            js_on_load=PHONE_NAV_JS,
+        )
         with gr.Tabs(elem_id="cu-tabs") as tabs:
             with gr.Tab("Overview", id="overview") as t_overview:
-                gr.HTML(R.render_summary(data), elem_id="overview-summary")
+                overview_html = gr.HTML(RR.render_overview(data), elem_id="overview-summary", js_on_load=CLICKS)
                 with gr.Row():
                     src_filter = gr.Radio(list(SOURCE_CHOICES), value="all", label="Source", elem_id="source-filter")
                     conf_filter = gr.Checkbox(value=False, label="Confirmed only", elem_id="confirmed-filter")
@@ -241,7 +279,7 @@ def build_app(source=None, *, title: str | None = None):
                     p_reason = gr.Dropdown(
                         [ANY] + reasons, value=ANY, label="Reason", elem_id="pairs-reason", visible=bool(reasons)
                     )
-                    p_size = gr.Dropdown([5, 10, 20, 50], value=10, label="Per page", elem_id="pairs-size")
+                    p_size = gr.Dropdown(list(PAGE_SIZES), value=10, label="Per page", elem_id="pairs-size")
                 p_search = gr.Textbox(
                     label="Search the text (prompt, chosen, rejected; Enter to search)",
                     elem_id="pairs-search",
@@ -254,14 +292,21 @@ def build_app(source=None, *, title: str | None = None):
                 first_page = data.pairs_page(page=1, page_size=10)
                 p_info = gr.Markdown(R.page_info(first_page), elem_id="pairs-info")
                 p_html = gr.HTML(R.render_pairs(first_page, data, added), elem_id="pairs-html")
+                with gr.Row():  # the pager again below the pairs: no scrolling back up to turn the page
+                    prev_low = gr.Button("◀ Previous", elem_id="prev-page-bottom", size="sm")
+                    next_low = gr.Button("Next ▶", elem_id="next-page-bottom", size="sm")
             with gr.Tab("Curation", id="curation") as t_curation:
-                gr.HTML(R.render_curation(data, E.curation(data)), elem_id="curation-html")
+                gr.HTML(RR.render_curation(data, E.curation(data)), elem_id="curation-html")
             if data.learning is not None:
                 with gr.Tab("What a model learned", id="learned"):
                     gr.Markdown(data.learning[0], elem_id="learned-md")
                     if data.learning[1]:
                         gr.Image(data.learning[1], show_label=False, elem_id="learned-scatter")
                     gr.Dataframe(data.learning[2], interactive=False, elem_id="learned-table")
+            t_compare = None
+            if other is not None:
+                with gr.Tab("Compare", id="compare") as t_compare:
+                    gr.HTML(render_compare(data, other, compare_concepts(data, other)), elem_id="compare-html")
             with gr.Tab("Recipe", id="recipe") as t_recipe:
                 gr.Markdown(
                     (
@@ -284,7 +329,7 @@ def build_app(source=None, *, title: str | None = None):
                         elem_id="block-dd",
                     )
                     amplify_dd = gr.Dropdown(
-                        [c for c in choices if c[1] not in start.block],
+                        choices,
                         value=start.amplify,
                         multiselect=True,
                         label="Amplify",
@@ -325,11 +370,17 @@ def build_app(source=None, *, title: str | None = None):
         src_filter.change(table_fn, filters, table, api_name="concept_table")
         gr.on([conf_filter.change, find_filter.change, sub_filter.change], table_fn, filters, table, api_name=False)
         table.select(select_fn, [table], [concept_dd, tabs], api_name=False)
-        plot.click(click_fn, [block_dd], [concept_dd, p_concept, block_dd, tabs], api_name=False)
+        plot_event = gr.on(
+            [plot.click, overview_html.click],
+            click_fn,
+            [block_dd],
+            [concept_dd, p_concept, block_dd, tabs],
+            api_name=False,
+        )
         concept_dd.change(
             concept_fn, concept_dd, concept_html, api_name="concept", js=_url_js("concept", tab="concept")
         )
-        see_all.click(
+        see_event = see_all.click(
             lambda c: (gr.update(value=c), gr.Tabs(selected="pairs")), concept_dd, [p_concept, tabs], api_name=False
         )
         block_it.click(
@@ -338,22 +389,32 @@ def build_app(source=None, *, title: str | None = None):
             [block_dd, tabs],
             api_name=False,
         )
+        editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
         inputs = [p_concept, p_status, p_reason, p_page, p_size, p_search]
         outputs = [p_html, p_info, p_page]
+        first_page_fn = lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q)  # noqa: E731
+        # user edits only (`input`): a filter the URL or another view sets does not re-run the query and reset
+        # the page or the search behind it; the views that set a filter refresh the pairs themselves (`then`)
         gr.on(
-            [p_concept.change, p_status.change, p_reason.change, p_size.change, p_search.submit],
-            lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q),
+            [p_concept.input, p_status.input, p_reason.input, p_size.input, p_search.submit],
+            first_page_fn,
             inputs,
             outputs,
             api_name=False,
         )
+        see_event.then(first_page_fn, inputs, outputs, api_name=False)
+        plot_event.then(first_page_fn, inputs, outputs, api_name=False)
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs")
-        prev_btn.click(step(-1), inputs, outputs, api_name=False)
-        next_btn.click(step(+1), inputs, outputs, api_name=False)
-        p_page.change(None, [p_concept, p_page, p_search], None, js=_url_js("concept", "pairs_page", "q", tab="pairs"))
-        for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe)):
-            tab.select(None, None, None, js=_url_js(tab=tab_id))
-        editor = [name, block_dd, amplify_dd, method, extras, strength, amp_strength]
+        gr.on([prev_btn.click, prev_low.click], step(-1), inputs, outputs, api_name=False)
+        gr.on([next_btn.click, next_low.click], step(+1), inputs, outputs, api_name=False)
+        p_info.change(
+            None, inputs, None, js=_url_js("concept", "status", "reason", "pairs_page", "per_page", "q", tab="pairs")
+        )
+        for tab_id, tab in zip(TABS, (t_overview, t_concept, t_pairs, t_curation, t_recipe, t_compare)):
+            if tab is not None:
+                tab.select(None, None, None, js=_url_js(tab=tab_id))
+        # no handler of an editor event writes to an editor input (the amplify choices are not narrowed: a
+        # concept both blocked and amplified is refused with a message), so no two handlers trigger each other
         gr.on(
             [
                 name.submit,
@@ -370,9 +431,12 @@ def build_app(source=None, *, title: str | None = None):
             api_name="preview",
             trigger_mode="always_last",
         )
-        block_dd.change(amplify_choices, block_dd, amplify_dd, api_name=False)
         blocks.load(
-            load_fn, None, [tabs, concept_dd, p_concept, p_status, p_search, p_page, p_html, p_info], api_name=False
+            load_fn,
+            None,
+            [tabs, concept_dd, p_concept, p_status, p_reason, p_size, p_search, p_page, p_html, p_info],
+            api_name=False,
         ).then(None, None, None, js="() => { window.__cu_ready = true; }")
     blocks.curate_data = data  # the loaded data, for tests and notebooks
+    blocks.curate_calls = calls
     return blocks

@@ -137,6 +137,7 @@ def _load_folder(path: Path, source: str):
             af.members if af else None,
             af.by if af else None,
             _learning(path),
+            (lambda: af.annotated().with_format("arrow")[:]) if af else None,
         )
     if kind == "published":
         return _load_published_folder(F.load_published(path), name, _learning(path))
@@ -165,7 +166,18 @@ def _learning(path: Path):
 
 
 def _with_audit(
-    name, kind, table, apply_record, recipe_text, audit, summary, labels, members, by_audit=None, learning=None
+    name,
+    kind,
+    table,
+    apply_record,
+    recipe_text,
+    audit,
+    summary,
+    labels,
+    members,
+    by_audit=None,
+    learning=None,
+    source_loader=None,
 ):
     from ..audit import RESULT_COLUMNS
     from .queries import AppData
@@ -191,6 +203,7 @@ def _with_audit(
         applied=dict(apply_record or {}),
         by_audit=by_audit,
         learning=learning,
+        source_loader=source_loader,
     )
 
 

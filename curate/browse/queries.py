@@ -58,6 +58,8 @@ class AppData:
         by_audit: the per-subset audit (``audit_by.parquet``: one row per subset and concept), if any.
         learning: what a model learned (``(markdown, scatter PNG path or None, table)`` from
             :func:`curate.learning.card.app_view`), if the folder has a learning check.
+        source_loader: a function returning the source rows (a pyarrow Table) the recipe was applied to, when
+            the folder keeps them; else they are rebuilt from ``table`` (:mod:`curate.browse.source`).
     """
 
     source: str
@@ -71,6 +73,7 @@ class AppData:
     applied: dict = field(default_factory=dict)
     by_audit: pd.DataFrame | None = None
     learning: tuple | None = None
+    source_loader: object = None
 
     def __post_init__(self):
         names = self.table.column_names
@@ -95,6 +98,20 @@ class AppData:
         self.audit = self._ordered_audit(self.audit)
         self.aliases = self._same_stats()
 
+    def source_data(self) -> "AppData":
+        """The rows the applied recipe started from (what ``curate apply`` read), as an :class:`AppData`: the
+        data itself for an audit folder. A recipe preview is computed on these rows."""
+        if self.kind == "audit folder" or (not self.applied and self.recipe_text is None):
+            return self
+        if getattr(self, "_source_data", None) is None:
+            from .source import rebuild_source
+
+            table = self.source_loader() if self.source_loader is not None else rebuild_source(self.table)
+            self._source_data = AppData(
+                self.source, "audit folder", self.audit, table, self.record, self.labels, members=self.members
+            )
+        return self._source_data
+
     # -- basics ----------------------------------------------------------------------------------------
     @property
     def n_rows(self) -> int:
@@ -103,6 +120,15 @@ class AppData:
     @property
     def concepts(self) -> list[str]:
         return self.audit["concept"].astype(str).tolist()
+
+    @property
+    def n_kept(self) -> int:
+        """Kept rows, each once (a resampled row's copies are one row): the one "kept" count of every view."""
+        if C.ROW in self.table.column_names or C.ID in self.table.column_names:
+            col = C.ROW if C.ROW in self.table.column_names else C.ID
+            ids = np.asarray(self.table.column(col).to_pylist(), dtype=object)[self._kept]
+            return len(set(map(str, ids)))
+        return int(self._kept.sum())
 
     @property
     def weights(self) -> np.ndarray:
@@ -153,7 +179,7 @@ class AppData:
             "source": self.source,
             "kind": self.kind,
             "rows": self.n_rows,
-            "kept": int(self._kept.sum()),
+            "kept": self.n_kept,
             "dropped": int((~self._kept).sum()),
             "dropped_by_reason": dropped,
             "zero_weight": int((self._kept & (self._weight == 0)).sum()),
@@ -374,8 +400,8 @@ class AppData:
         if key in self._index_cache:
             return self._index_cache[key]
         mask = np.ones(self.n_rows, bool)
-        if status == "kept":
-            mask &= self._kept & (self._weight > 0)
+        if status == "kept":  # every kept row, weight 0 included (one "kept" count everywhere)
+            mask &= self._kept
         elif status == "weight 0":
             mask &= self._kept & (self._weight == 0)
         elif status == "dropped":
@@ -429,7 +455,7 @@ class AppData:
             ""
             if asked == page_n
             else (
-                f"Page {page!r} is not a page number: showing page 1."
+                f"That is not a page number (pages run from 1 to {n_pages}): showing page 1."
                 if asked is None
                 else f"There is no page {asked}: showing page {page_n} (pages run from 1 to {n_pages})."
             )

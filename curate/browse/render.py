@@ -40,9 +40,9 @@ CSS = """
 .cu-stat b{display:block;font-size:1.15rem}
 .cu-pair{border:1px solid #d0d7de;border-radius:8px;margin:.6rem 0;padding:.5rem}
 .cu-pair .cu-head{font-size:.85rem;color:#57606a;margin-bottom:.3rem}
-.cu-prompt{white-space:pre-wrap;background:#f6f8fa;border-radius:6px;padding:.3rem .5rem;margin-bottom:.4rem}
+.cu-prompt{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;border-radius:6px;padding:.3rem .5rem;margin-bottom:.4rem}
 .cu-sides{display:grid;grid-template-columns:repeat(auto-fit,minmax(16rem,1fr));gap:.5rem}
-.cu-side{white-space:pre-wrap;word-break:break-word;border-radius:6px;padding:.4rem .5rem}
+.cu-side{white-space:pre-wrap;word-break:break-word;overflow-wrap:anywhere;border-radius:6px;padding:.4rem .5rem}
 .cu-chosen{background:#eaf7ee}.cu-rejected{background:#fdeeee}
 .cu-side h4{margin:0 0 .25rem 0;font-size:.8rem;text-transform:uppercase;color:#57606a}
 mark.cu-hl{background:#ffe066;padding:0 1px;border-radius:2px}
@@ -51,6 +51,8 @@ ins.cu-added{background:#ddf4ff;text-decoration:none;border-bottom:2px dotted #0
 .cu-yes{background:#dafbe1}.cu-no{background:#ffebe9}.cu-warn{background:#fff8c5;border-radius:6px;padding:.3rem .5rem}
 table.cu-t{border-collapse:collapse;max-width:100%}
 table.cu-t td,table.cu-t th{border-bottom:1px solid #eee;padding:.15rem .6rem;text-align:left;white-space:nowrap}
+@media (max-width: 640px){table.cu-t td,table.cu-t th{white-space:normal;padding:.15rem .2rem;font-size:.8rem;word-break:break-word}
+.cu-ci{display:block;font-size:.75rem;color:#57606a}.cu-wide{display:none}}
 .cu-wrap{overflow-x:auto}
 .cu-teach li{margin:.2rem 0}
 </style>
@@ -75,26 +77,48 @@ def _num(x, fmt="{:.3f}") -> str:
 
 
 # -- Overview ------------------------------------------------------------------------------------------
-def render_teaches(data: AppData) -> str:
+def render_teaches(data: AppData, heading: str = "What this data teaches") -> str:
     """ "What this data teaches": the dataset card's finding sentences (:func:`curate.teach.finding_sentences`)."""
     sentences = finding_sentences(data.audit)
     if not sentences:
         return (
-            '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>The audit marked no '
+            f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>The audit marked no '
             "finding: no concept is confirmed, length-controlled and large enough to act on.</p></div>"
         )
-    items = []
+    hidden, named = data.hidden(), set(data.audit.loc[data.audit["source"].astype(str) == "named", "concept"])
+    style, other = [], []
     for f in sentences:
-        if f.given:
-            items.append(f"<li>{esc(f.text)}</li>")
+        if f.concept in hidden:  # the same statistics as a finding above: one row, as in the table
             continue
+        if f.given:
+            other.append(f"<li>{esc(f.text)}</li>")
+            continue
+        name = " = ".join([f.concept] + data.aliases.get(f.concept, []))
         label = f" ({esc(f.label)}" + (f"; {esc(f.note)}" if f.note else "") + ")" if f.label or f.note else ""
-        items.append(f"<li><b>{esc(f.concept)}</b>{label}: {esc(f.text)}</li>")
-    return (
-        '<div class="cu-teach" id="cu-teaches"><h3>What this data teaches</h3><p>A model trained on these pairs '
+        actions = (
+            f' <a href="#" data-concept="{esc(f.concept)}">open</a> · '
+            f'<a href="#" data-concept="{esc(f.concept)}" data-action="pairs">read its pairs</a> · '
+            f'<a href="#" data-concept="{esc(f.concept)}" data-action="block">block it</a>'
+        )
+        item = f"<li><b>{esc(name)}</b>{label}: {esc(f.text)}<br><small>{actions}</small></li>"
+        (style if f.concept in named else other).append(item)
+    parts = [
+        f'<div class="cu-teach" id="cu-teaches"><h3>{esc(heading)}</h3><p>A model trained on these pairs '
         "learns to prefer what the chosen responses have more of. The audit found:</p>"
-        f"<ol>{''.join(items)}</ol></div>"
-    )
+    ]
+    if style:
+        parts.append(
+            "<h4>Style signals</h4><p>Detectors of form (length, Markdown, flattery, …). <b>Next:</b> read a few "
+            "pairs; if the preference should not depend on it, block it (the Recipe tab previews the result).</p>"
+            f'<ol id="cu-style-findings">{"".join(style)}</ol>'
+        )
+    if other:
+        parts.append(
+            "<h4>Other signals (SAE features)</h4><p>Features of the model's activations; one may mark answer "
+            "quality (a wrong answer, a refusal) rather than style. <b>Next:</b> read its examples before "
+            f'blocking it: a quality signal should stay rewarded.</p><ol id="cu-other-findings">{"".join(other)}</ol>'
+        )
+    return "".join(parts) + "</div>"
 
 
 def render_glossary() -> str:
@@ -102,7 +126,11 @@ def render_glossary() -> str:
     return f'<details id="cu-glossary"><summary>What the terms mean</summary><ul>{items}</ul></details>'
 
 
-def render_summary(data: AppData) -> str:
+def render_summary(data: AppData, lead: str = "") -> str:
+    """The Overview's summary. ``lead`` (what the curated data teaches, from
+    :func:`curate.browse.render_recipe.render_overview`) comes first; the audit of the source pairs then follows
+    under its own heading."""
+    heading = "What the source data teaches (the audit before curation)" if lead else "What this data teaches"
     s = data.summary()
     stats = [
         ("rows", s["rows"], None),
@@ -132,120 +160,14 @@ def render_summary(data: AppData) -> str:
         lines.append(f"<br><b>Missing:</b> {esc(missing)}")
     return (
         CSS
-        + render_teaches(data)
+        + lead
+        + render_teaches(data, heading)
         + '<div class="cu-summary">'
         + "".join(stat(k, v, t) for k, v, t in stats)
         + "</div>"
         + "".join(lines)
         + "</p>"
         + render_glossary()
-    )
-
-
-# -- Curation ------------------------------------------------------------------------------------------
-def render_curation(data: AppData, cur: dict | None) -> str:
-    if cur is None:
-        return (
-            CSS + '<p id="cu-no-curation">No recipe has been applied to this data: it is an audit of the '
-            "source pairs. Draft one in the <b>Recipe</b> tab, then run <code>curate apply</code>.</p>"
-        )
-    rec, ret = cur["recipe"] or {}, cur["retention"]
-    out = [CSS, f"<h3>Applied recipe: {esc(rec.get('name', '(unnamed)'))}</h3>"]
-    if rec.get("description"):
-        out.append(f"<p>{esc(rec['description'])}</p>")
-    rules = "".join(
-        f"<li><b>{esc(r.get('action'))}</b> {esc(', '.join(map(str, r.get('concepts') or [])))}"
-        + (f" via {esc(', '.join(r.get('interventions') or []))}" if r.get("interventions") else "")
-        + (f" (strength {esc(r.get('strength'))})" if r.get("strength") is not None else "")
-        + "</li>"
-        for r in rec.get("rules") or []
-    )
-    out.append(f"<ul>{rules}</ul>")
-    if ret:
-        usable = ret.get("rows_usable") or 0
-        ess = ret.get("ess")
-        tiles = [
-            ("rows kept", f"{ret.get('rows_kept')} of {usable}", None),
-            ("dropped", ret.get("rows_dropped", 0), None),
-            (
-                "ESS",
-                f"{ess:.1f} ({100 * ret.get('ess_fraction', 0):.0f}%)" if ess is not None else "—",
-                "effective sample size: " + GLOSSARY["ESS"],
-            ),
-            ("weight 0", cur["weights"]["zero"], "kept pairs the weights give nothing"),
-            ("inoculated", ret.get("rows_inoculated", 0), "pairs whose prompt got an added instruction"),
-        ]
-        out.append('<div class="cu-summary" id="cu-retention">' + "".join(stat(*t) for t in tiles) + "</div>")
-    if cur["before_after"]:
-        rows = "".join(
-            f"<tr><td>{esc(r.get('concept'))}</td><td>{esc(r.get('action'))}</td>"
-            f"<td>{_wr(r, 'before')}</td><td>→</td><td>{_wr(r, 'after')}</td>"
-            f"<td>{esc(fmt_q(r.get('q_before')))} → {esc(fmt_q(r.get('q_after')))}</td></tr>"
-            for r in cur["before_after"]
-        )
-        out.append(
-            '<h4>Before → after, per concept</h4><div class="cu-wrap"><table class="cu-t" id="cu-before-after">'
-            "<tr><th>concept</th><th>action</th><th>win-rate before [95% CI]</th><th></th>"
-            f"<th>after [95% CI]</th><th>q</th></tr>{rows}</table></div>"
-        )
-    w = cur["weights"]
-    if w["rows"]:
-        out.append(
-            f"<p><b>Weights</b> of the {w['rows']} kept pairs: min {_num(w['min'])}, median "
-            f"{_num(w['median'])}, max {_num(w['max'])}; {w['zero']} weigh 0 (they stay in the data but do "
-            "not count in training; filter Pairs by status <i>weight 0</i> to read them).</p>"
-        )
-    dropped = cur["dropped_by_reason"]
-    out.append(
-        f"<p><b>Dropped by the recipe:</b> {_counts(dropped)}"
-        + (" (filter Pairs by status <i>dropped</i> to read them)" if dropped else "")
-        + "</p>"
-    )
-    if cur["added"]:
-        items = "".join(
-            f"<li><b>{esc(c)}</b>: <ins class='cu-added'>{esc(t)}</ins></li>" for c, t in cur["added"].items()
-        )
-        out.append(
-            "<p><b>Text added to prompts</b> by inoculation (marked <ins class='cu-added'>like this</ins> in "
-            f"Pairs):</p><ul>{items}</ul>"
-        )
-    for warn in cur["warnings"]:
-        out.append(f'<p class="cu-warn">{esc(warn)}</p>')
-    return "".join(out)
-
-
-def _wr(r: dict, when: str) -> str:
-    w, lo, hi = r.get(f"win_rate_{when}"), r.get(f"ci_low_{when}"), r.get(f"ci_high_{when}")
-    if w is None or (isinstance(w, float) and math.isnan(w)):
-        return "—"
-    return f"{w:.3f} [{_num(lo)}, {_num(hi)}]"
-
-
-# -- Recipe preview ------------------------------------------------------------------------------------
-def render_preview(result: dict, warnings: list[str] = (), error: str | None = None) -> str:
-    notes = "".join(f'<p class="cu-warn">{esc(w)}</p>' for w in [*warnings, *result.get("warnings", [])])
-    if error:
-        return CSS + f'<p class="cu-no" id="cu-preview-error">{esc(error)}</p>' + notes
-    rows = "".join(
-        f"<tr><td>{esc(r['concept'])}</td><td>{esc(r['action'] or 'allow')}</td><td>{_wr(r, 'before')}</td>"
-        f"<td>{_wr(r, 'after')}</td></tr>"
-        for r in result["concepts"]
-    )
-    frac = result.get("ess_fraction")
-    stats = [
-        ("rows kept", f"{result['rows_kept']} of {result['rows_before']}"),
-        (
-            "effective sample size",
-            f"{result['ess_after']}" + (f" ({100 * frac:.0f}%)" if frac else "") + f" (was {result['ess_before']})",
-        ),
-    ]
-    return (
-        CSS
-        + notes
-        + '<div class="cu-summary cu-preview-stats">'
-        + "".join(stat(k, v) for k, v in stats)
-        + '</div><div class="cu-wrap"><table class="cu-t cu-preview-table"><tr><th>concept</th><th>action</th>'
-        f"<th>win-rate before [95% CI]</th><th>after [95% CI]</th></tr>{rows}</table></div>"
     )
 
 
@@ -286,8 +208,13 @@ def highlight(text: str, spans, max_chars: int = MAX_CHARS, tag: str = 'mark cla
         out += [esc(shown[pos:a]), f"<{tag}>{esc(shown[a:b])}</{close}>"]
         pos = b
     out.append(esc(shown[pos:]))
-    if len(text) > max_chars:
-        out.append(f" <i>… ({len(text) - max_chars} more characters)</i>")
+    if len(text) > max_chars:  # the rest, one click away (highlights kept)
+        rest = [(a - max_chars, b - max_chars) for a, b in _merge(spans) if b > max_chars]
+        more = highlight(text[max_chars:], [(max(a, 0), b) for a, b in rest], len(text), tag)
+        out.append(
+            f'<details class="cu-more"><summary>… show {len(text) - max_chars} more characters</summary>'
+            f"{more}</details>"
+        )
     return "".join(out)
 
 

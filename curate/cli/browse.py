@@ -1,4 +1,4 @@
-"""``curate app [PATH|REPO_ID] [--port N]``: browse an audit, its pairs and a draft recipe in the browser."""
+"""``curate app [PATH|REPO_ID] [--port N] [--compare B]``: browse an audit, its pairs and a draft recipe in the browser."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def app_command(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to bind (0.0.0.0 to reach it from other machines)."
     ),
+    compare: Optional[str] = typer.Option(
+        None, "--compare", help="A second folder or Hub id to show side by side, concept by concept, in a Compare tab."
+    ),
 ) -> None:
     """Open the curate app: Overview, Concept, Pairs and Recipe views of an audited dataset."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -45,11 +48,11 @@ def app_command(
 
     try:
         try:
-            blocks = build_app(source)
+            blocks = build_app(source, compare=compare)
         except FileNotFoundError:
             if source is not None:
                 raise
-            blocks = build_app(_quick_demo())  # no demo output yet: make a quick one
+            blocks = build_app(_quick_demo(), compare=compare)  # no demo output yet: make a quick one
     except (FileNotFoundError, CurateError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -347,8 +347,10 @@ def before_after(before: PairState, after: PairState, recipe: Recipe | None = No
     from .. import stats as S
 
     def stats_of(state: PairState):
-        w = state.weight * state.keep * state.copies
-        d = state.delta()[w > 0]
+        # the rows of the train split: a resampled row once per copy, as the audit of the written split sees it
+        rows = np.repeat(np.arange(state.n), state.copies * state.keep)
+        w = state.weight[rows].astype(np.float32)  # the split's weight column
+        d = state.delta()[rows][w > 0]
         res = S.paired_win_stats(d, w[w > 0]) if len(d) else None
         if res is None:
             nan = np.full(len(state.concepts), np.nan)

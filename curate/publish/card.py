@@ -26,6 +26,7 @@ from .sections import (
     _size_category,
     _subset_context,
 )
+from .sentences import curation_sentences
 
 CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "dataset_card.md"
 # where curate's weighted DPO trainer lives (shown in the card's TRL snippet)
@@ -124,6 +125,11 @@ def make_card(
         if blocked
         else "A curated copy of a preference dataset."
     )
+    teaches = curation_sentences(data.before_after, actions)
+    if teaches:  # what the curated data teaches leads, in the app's words (one writer: curation_sentences)
+        summary_line += "\n\n**What the curated data teaches** (win-rate before → after):\n\n" + "\n".join(
+            f"- `{_code(t['concept'])}` ({t['action']}): {escape_text(t['text'], 400)}" for t in teaches
+        )
     dpo_module, dpo_class = DPO_TRAINER
     context = dict(
         title=escape_text(title, 120),

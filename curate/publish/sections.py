@@ -16,6 +16,7 @@ from .._format import HUB_ID
 from ..stats import kish_n
 from ._text import _code, _fmt, _fmt_q, _fmt_value, _fmt_wr, _isnan, _truthy, escape_text
 from .read import CuratedData, _written_splits
+from .sentences import step_sentence
 
 SIZE_CATEGORIES = [
     "n<1K",
@@ -218,12 +219,13 @@ def _examples(data: CuratedData, concepts: list[str], n: int = 3) -> list[dict]:
 
 
 def _interventions(report: dict) -> list[dict]:
-    """One row per step of ``apply.json``'s ``steps`` (each intervention's ``to_dict()``)."""
+    """One row per step of ``apply.json``'s ``steps``: what it did as a sentence (:func:`step_sentence`), its
+    settings (each intervention's ``to_dict()``) in a collapsed table."""
     out = []
     for item in report.get("steps") or []:
         name = item["intervention"]
         concepts = item.get("concepts")
-        parts = []
+        cells = []
         for k, v in item.items():
             if k in ("intervention", "concepts", "strata"):
                 continue
@@ -231,13 +233,13 @@ def _interventions(report: dict) -> list[dict]:
                 isinstance(x, (dict, list)) for x in (v.values() if isinstance(v, dict) else v)
             ):
                 continue
-            parts.append(f"{escape_text(k, 40)}: {_fmt_value(v)}")
-        what = "; ".join(parts)
+            cells.append(f"<tr><td>{escape_text(k, 40)}</td><td>{_fmt_value(v)}</td></tr>")
+        settings = f" <details><summary>settings</summary><table>{''.join(cells)}</table></details>" if cells else ""
         out.append(
             {
                 "name": escape_text(name, 40),
                 "concepts": ", ".join(f"`{_code(c)}`" for c in (concepts or [])) if concepts else "",
-                "what": what if len(what) <= 900 else what[:899] + "…",
+                "what": escape_text(step_sentence(item), 900) + settings,
             }
         )
     return out
