@@ -331,7 +331,8 @@ def test_the_card_escapes_inoculation_instructions_once():
 
     step = {"intervention": "inoculate", "concepts": ["flattery"], "instructions": {"flattery": "Be *very* <b> & x_y"}}
     (row,) = _interventions({"steps": [step]})
-    assert "instructions: {flattery: Be \\*very\\* &lt;b&gt; &amp; x\\_y}" in row["what"], row["what"]
+    assert "{flattery: Be \\*very\\* &lt;b&gt; &amp; x\\_y}" in row["what"], row["what"]  # in the settings table
+    assert "&amp;lt;" not in row["what"] and "\\\\" not in row["what"]  # escaped once, never twice
 
 
 def test_nothing_local_leaves_the_machine(tmp_path, monkeypatch):
