@@ -55,7 +55,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import AuditSettings, mark_findings, oriented, sparse_preference_model
+from .audit_base import EVIDENCE_COLUMNS, AuditSettings, mark_findings, oriented, pick_findings, sparse_preference_model
 from .errors import NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
@@ -77,11 +77,14 @@ RESULT_COLUMNS = [
     "prevalence_chosen",
     "prevalence_rejected",
     "predicted_shift",
+    *EVIDENCE_COLUMNS,
+    "aliases",
 ]
 MEMBER_COLUMNS = [
     c
     for c in RESULT_COLUMNS
-    if c not in ("finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls")
+    if c
+    not in ("finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls", *EVIDENCE_COLUMNS, "aliases")
 ] + ["group"]
 
 
@@ -213,19 +216,29 @@ class ConceptAudit(AuditSettings):
         return out
 
     def _mark_findings(self, scores: ConceptScores, res: pd.DataFrame) -> pd.DataFrame:
-        """At most ``max_findings`` confirmed, length-controlled, practically large, non-redundant concepts."""
-        candidates = self.finding_candidates(res)
+        """At most ``max_findings`` rows that pass :func:`~curate.audit_base.finding_evidence`, strongest
+        length-controlled effect first; one idea said twice is one finding with ``aliases``."""
+        ev = self.evidence(res)
+        res = res.copy()
+        for c in EVIDENCE_COLUMNS:
+            res[c] = ev[c].to_numpy()
+        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        ok = ev["passes"].to_numpy()
+        order = [int(i) for i in np.argsort(-strength, kind="stable") if ok[i]]
         stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
-        chosen_idx: list[int] = []
-        for i in candidates:
-            if len(chosen_idx) >= self.max_findings:
-                break
-            if chosen_idx:
-                r = S.correlation_matrix(stacked[:, [i]], stacked[:, chosen_idx])[0]
-                if np.nanmax(np.abs(r)) >= self.redundancy:
-                    continue
-            chosen_idx.append(i)
-        return mark_findings(res.copy(), chosen_idx)
+        picked, aliases = pick_findings(
+            order,
+            stacked,
+            list(range(len(res))),
+            (res["source"] == "named").tolist(),
+            max_findings=self.max_findings,
+            redundancy=self.redundancy,
+        )
+        res["aliases"] = ""
+        ids = res["concept"].to_numpy()
+        for k, al in aliases.items():
+            res.loc[res.index[k], "aliases"] = ", ".join(ids[al])
+        return mark_findings(res, picked)
 
     def findings(self) -> pd.DataFrame:
         """The short list: confirmed, length-controlled, practically large concepts, one per group.

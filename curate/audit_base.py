@@ -10,7 +10,7 @@ Example:
     >>> import numpy as np, pandas as pd
     >>> res = pd.DataFrame({"confirmed": [True, True, False], "length_controlled_q": [0.01, 0.2, 0.0],
     ...                     "win_rate": [0.8, 0.9, 0.9], "length_controlled_coef": [0.5, 2.0, 3.0]})
-    >>> AuditSettings().finding_candidates(res)
+    >>> AuditSettings(rule="held_out").finding_candidates(res)
     [0]
     >>> mark_findings(res, [0])["finding_rank"].tolist()
     [1.0, nan, nan]
@@ -25,7 +25,23 @@ import pandas as pd
 
 from . import stats as S
 
-__all__ = ["AuditSettings", "mark_findings", "sparse_preference_model", "oriented"]
+__all__ = [
+    "AuditSettings",
+    "finding_evidence",
+    "finding_family",
+    "mark_findings",
+    "pick_findings",
+    "sparse_preference_model",
+    "oriented",
+    "RULES",
+    "EVIDENCE_COLUMNS",
+]
+
+RULES = ("evidence", "held_out")
+#: an SAE group correlating at least this much with a named detector (over all responses) is that detector's idea
+NAMED_ALIAS_R = 0.5
+#: what :func:`finding_evidence` adds to a results table
+EVIDENCE_COLUMNS = ["finding_q", "halves_agree", "length_robust", "passed"]
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -40,6 +56,10 @@ class AuditSettings:
         group_threshold: correlation at which SAE features are grouped (:mod:`curate.grouping`).
         max_findings: most findings.
         min_effect: a finding's least |win_rate − 0.5| (practically large).
+        min_differ: a test enters the findings' multiplicity family only with at least this many differing
+            pairs (an independent filter: label swaps do not change it).
+        rule: the findings rule, ``evidence`` (default) or ``held_out`` (the rule before issue 30, kept to
+            compare; see :func:`finding_evidence`).
     """
 
     alpha: float = 0.05
@@ -49,14 +69,23 @@ class AuditSettings:
     group_threshold: float = 0.5
     max_findings: int = 20
     min_effect: float = 0.1
+    min_differ: int = 20
+    rule: str = "evidence"
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"Unknown findings rule {self.rule!r}. Rules: {list(RULES)} (see finding_evidence).")
 
     def passes(self, res: pd.DataFrame) -> np.ndarray:
-        """Rows that may be findings: confirmed, length-controlled q < alpha, |win_rate − 0.5| ≥ min_effect."""
-        return (
-            res["confirmed"].astype(bool)
-            & (res["length_controlled_q"] < self.alpha)
-            & ((res["win_rate"] - 0.5).abs() >= self.min_effect)
-        ).to_numpy()
+        """Rows of ``res`` (one table holding every test of the audit) that may be findings
+        (:func:`finding_evidence` with these settings, or today's ``held_out`` rule)."""
+        return self.evidence(res)["passes"].to_numpy()
+
+    def evidence(self, res: pd.DataFrame) -> pd.DataFrame:
+        """:func:`finding_evidence` of ``res`` with this audit's ``rule``, ``alpha``, ``min_effect`` and ``min_differ``."""
+        return finding_evidence(
+            res, alpha=self.alpha, min_effect=self.min_effect, min_differ=self.min_differ, rule=self.rule
+        )
 
     def finding_candidates(self, res: pd.DataFrame) -> list[int]:
         """Positions of the rows that :meth:`passes`, strongest |length-controlled effect| first."""
@@ -67,6 +96,132 @@ class AuditSettings:
     def settings(self, *names: str) -> dict:
         """``{name: value}`` of these settings, in this order (for ``to_dict``)."""
         return {name: getattr(self, name) for name in names}
+
+
+def finding_family(source: str) -> str:
+    """The multiplicity family of a test: ``named`` for the named detectors, the SAE source for its groups."""
+    return "named" if source == "named" else str(source)
+
+
+def finding_evidence(
+    table: pd.DataFrame, *, alpha: float = 0.05, min_effect: float = 0.1, min_differ: int = 20, rule: str = "evidence"
+) -> pd.DataFrame:
+    """The findings rule, written once: which tests may become findings, and how each passed.
+
+    ``table`` holds every test of one audit (pooled rows and, with subsets, every (concept, subset) row):
+    ``concept``, ``source``, ``n_differ``, ``win_rate``, ``p_value``, ``discovery_win_rate``,
+    ``confirmation_win_rate``, ``length_controlled_coef``, ``length_controlled_p`` (and for ``held_out``,
+    ``confirmed`` and ``length_controlled_q``).
+
+    Rule ``evidence`` (chosen by measured error rates, ``benchmarks/bench_findings_power.py``), all of:
+
+    * **full data** — ``finding_q`` < alpha: Benjamini–Hochberg over the tests of one family (the named
+      detectors; each SAE source's concept groups), pooled and subset tests together; a test enters its
+      family only with at least ``min_differ`` differing pairs (an independent filter: swapping a pair's labels
+      leaves it unchanged). The few named detectors are not charged for the hundreds of SAE groups;
+    * **halves agree** — the win-rate lies on the same side of 0.5 in the discovery and the confirmation
+      half as on all pairs (the held-out idea: it replicates);
+    * **length-controlled** — the Bradley–Terry effect with Δlog-length in the model has the same sign, p < alpha;
+    * **practically large** — |win_rate − 0.5| ≥ ``min_effect``.
+
+    Rule ``held_out`` (before issue 30): confirmed (BH over every test in the discovery half, then in the
+    confirmation half), length-controlled q < alpha, practically large.
+
+    Returns:
+        a DataFrame on ``table``'s index: ``finding_q``, ``halves_agree``, ``length_robust``, ``passes`` and
+        ``passed`` (how a passing row passed, in words; "" otherwise).
+
+    Example:
+
+        >>> t = pd.DataFrame({"concept": ["a", "b"], "source": "named", "n_differ": [120, 8],
+        ...     "win_rate": [0.68, 0.9], "p_value": [1e-4, 0.04], "discovery_win_rate": [0.7, 0.9],
+        ...     "confirmation_win_rate": [0.66, 0.9], "length_controlled_coef": [0.4, 1.0],
+        ...     "length_controlled_p": [2e-4, 0.05]})
+        >>> e = finding_evidence(t)
+        >>> e["passes"].tolist(), e["passed"].iloc[0]
+        ([True, False], 'full data q 2.0e-04 (1 named tests); halves agree (0.70, 0.66); length-controlled p 2.0e-04')
+    """
+    from ._format import fmt_q
+
+    if rule not in RULES:
+        raise ValueError(f"Unknown findings rule {rule!r}. Rules: {list(RULES)}.")
+    wr = table["win_rate"].to_numpy(dtype=float)
+    side = np.sign(wr - 0.5)
+    with np.errstate(invalid="ignore"):
+        large = np.abs(wr - 0.5) >= min_effect
+    disc = table["discovery_win_rate"].to_numpy(dtype=float)
+    conf = table["confirmation_win_rate"].to_numpy(dtype=float)
+    halves = (np.sign(disc - 0.5) == side) & (np.sign(conf - 0.5) == side) & (side != 0)
+    lc_p = table["length_controlled_p"].to_numpy(dtype=float)
+    lc_robust = (lc_p < alpha) & (np.sign(table["length_controlled_coef"].to_numpy(dtype=float)) == side)
+    if rule == "held_out":
+        q = table["discovery_q"].to_numpy(dtype=float) if "discovery_q" in table else np.full(len(table), np.nan)
+        ok = table["confirmed"].astype(bool).to_numpy() & (table["length_controlled_q"].to_numpy(float) < alpha)
+        ok &= large
+        passed = ["confirmed in the held-out half; length-controlled q < alpha" if o else "" for o in ok]
+        return pd.DataFrame(
+            {"finding_q": q, "halves_agree": halves, "length_robust": lc_robust, "passes": ok, "passed": passed},
+            index=table.index,
+        )
+    family = np.array([finding_family(s) for s in table["source"]], dtype=object)
+    p = table["p_value"].to_numpy(dtype=float)
+    enter = (table["n_differ"].to_numpy(dtype=float) >= min_differ) & ~np.isnan(p)
+    q = np.full(len(table), np.nan)
+    size = np.zeros(len(table), dtype=int)
+    for fam in pd.unique(family):
+        idx = np.flatnonzero(enter & (family == fam))
+        q[idx] = S.benjamini_hochberg(p[idx])
+        size[family == fam] = len(idx)
+    ok = (q < alpha) & halves & lc_robust & large
+    passed = [
+        f"full data q {fmt_q(q[i])} ({size[i]} {family[i]} tests); halves agree ({disc[i]:.2f}, {conf[i]:.2f}); "
+        f"length-controlled p {fmt_q(lc_p[i])}"
+        if ok[i]
+        else ""
+        for i in range(len(table))
+    ]
+    return pd.DataFrame(
+        {"finding_q": q, "halves_agree": halves, "length_robust": lc_robust, "passes": ok, "passed": passed},
+        index=table.index,
+    )
+
+
+def pick_findings(
+    order: list[int],
+    stacked: np.ndarray,
+    column: list[int | None],
+    named: list[bool],
+    *,
+    max_findings: int,
+    redundancy: float,
+    scope: list[str] | None = None,
+) -> tuple[list[int], dict[int, list[int]]]:
+    """Walk the candidates ``order`` (strongest first) and keep at most ``max_findings``; a candidate that is one
+    idea with a kept finding in the same place becomes that finding's alias instead of a finding of its own.
+
+    One idea: scores (``stacked[:, column[i]]``, all responses) correlating at |r| ≥ ``redundancy``, or at
+    |r| ≥ :data:`NAMED_ALIAS_R` between an SAE group and a named detector (``named[i]``). Places: ``scope[i]``
+    ("" pooled, or a subset); a pooled finding shares its place with every subset.
+
+    Returns:
+        ``(picked positions, {picked position: [its aliases' positions]})``.
+    """
+    scope = scope or [""] * len(column)
+    picked: list[int] = []
+    aliases: dict[int, list[int]] = {}
+    for i in order:
+        if len(picked) >= max_findings:
+            break
+        peers = [k for k in picked if column[k] is not None and (scope[k] == scope[i] or "" in (scope[k], scope[i]))]
+        if peers and column[i] is not None:
+            r = np.abs(S.correlation_matrix(stacked[:, [column[i]]], stacked[:, [column[k] for k in peers]])[0])
+            need = np.array([redundancy if named[k] == named[i] else min(redundancy, NAMED_ALIAS_R) for k in peers])
+            same = np.flatnonzero(np.nan_to_num(r) >= need)
+            if len(same):
+                aliases.setdefault(peers[int(same[np.argmax(r[same])])], []).append(i)
+                continue
+        picked.append(i)
+    return picked, aliases
 
 
 def mark_findings(res: pd.DataFrame, picked: list[int]) -> pd.DataFrame:

@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import AuditSettings, mark_findings
+from .audit_base import EVIDENCE_COLUMNS, AuditSettings, mark_findings
 from .errors import NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
@@ -67,6 +67,7 @@ STREAM_COLUMNS = [
     "in_sample",
     "prevalence_chosen",
     "prevalence_rejected",
+    *EVIDENCE_COLUMNS,
 ]
 _MASK32 = np.int64(0xFFFFFFFF)
 
@@ -359,9 +360,15 @@ class StreamingAudit(AuditSettings):
         )
 
     def _mark_findings(self, res: pd.DataFrame) -> pd.DataFrame:
-        """At most ``max_findings`` confirmed, length-controlled (on the sample), large concepts, one per group."""
+        """At most ``max_findings`` rows that pass :func:`~curate.audit_base.finding_evidence` (length control on
+        the sample), one per group."""
+        ev = self.evidence(res)
+        for c in EVIDENCE_COLUMNS:
+            res[c] = ev[c].to_numpy()
         picked, groups = [], set()
-        for i in self.finding_candidates(res):
+        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        ok = ev["passes"].to_numpy()
+        for i in (int(i) for i in np.argsort(-strength, kind="stable") if ok[i]):
             if len(picked) >= self.max_findings:
                 break
             g = res["group"].iat[i]
@@ -373,7 +380,7 @@ class StreamingAudit(AuditSettings):
 
     # -- reading ---------------------------------------------------------------------------------------
     def findings(self) -> pd.DataFrame:
-        """The short list (confirmed, length-controlled, practically large, one per group)."""
+        """The short list (rows that pass :func:`~curate.audit_base.finding_evidence`, one per group)."""
         if not hasattr(self, "results_"):
             raise NotFittedError("This StreamingAudit is not fitted yet. Call `fit(shards)` first.")
         return self.results_[self.results_["finding"]]

@@ -1,0 +1,293 @@
+"""Issue 30: the findings rule's measured false-finding rate and power, today's rule and the new one side by side.
+
+Rules compared (all on the same fitted audit tables; :func:`curate.audit_base.finding_evidence`):
+
+* ``held_out`` — before issue 30: BH over every test in the discovery half, then in the confirmation half,
+  length-controlled q < alpha, |win-rate − 0.5| ≥ 0.1;
+* ``one_family`` — the issue's first candidate as written: full-data BH over all tests (concept groups × places,
+  one family), halves agree, length-controlled (same sign, p < alpha), |win-rate − 0.5| ≥ 0.1;
+* ``evidence`` — the new rule: as ``one_family``, but one BH family per source (named detectors; each SAE source's
+  groups) and only tests with ≥ 20 differing pairs enter a family.
+
+Measurements (configuration fixed before the first run; ``--quick`` only for trying the script):
+
+1. **False findings** on label-permuted data: chosen and rejected swapped at random per pair (their concept scores
+   and lengths swapped with them; the annotation is done once), ``--perms`` permutations each of
+   (a) the WIMHF demo pairs (``../shared/data/wimhf-demo``, named + SAE concepts, ``--by dataset``; annotated once
+   and cached under ``--cache``) and (b) generated pairs (1,600 pairs in two subsets of 800, named concepts,
+   ``--by subset``). Mean number of findings per audit with a 95% bootstrap CI (findings counted as the audit
+   counts them: a concept's pooled row, else its passing subset rows; the ``evidence`` rule's count is the audit's
+   own ``findings()``).
+2. **Power**: generated pairs (two subsets of 800, the generator's default planted concepts and planted nulls) plus
+   one planted concept in subset A only: ``n`` pairs of A's 800 differ on it, the chosen response carries it with
+   probability ``w`` (``n`` ∈ {50, 100, 150, 200}, ``w`` ∈ {0.62, 0.65, 0.70}); in subset B ``n`` pairs differ at 0.5.
+   One planted effect per audit, ``--seeds`` seeds per cell; share of seeds in which it becomes a finding
+   (pooled, or within A), with a Wilson 95% interval.
+3. **WIMHF signs**: findings of the unpermuted demo pairs (``--by dataset``) whose concept (or, for an SAE group,
+   its nearest named concept at |r| ≥ 0.3) matches an authors' feature in that dataset
+   (``benchmarks/wimhf_check.py``'s rules): how many agree in sign, how many contradict a feature with |coef| ≥ 0.1.
+
+Writes ``benchmarks/results/findings_power.json`` (read by the README and ``curate.audit_base.MEASURED``).
+
+    python benchmarks/bench_findings_power.py [--perms 20] [--seeds 20] [--cache /tmp/curate-findings-power]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "findings_power.json"
+RULES = ("held_out", "one_family", "evidence")
+CELLS_N = (50, 100, 150, 200)
+CELLS_W = (0.62, 0.65, 0.70)
+
+
+def rule_passes(audit, table: pd.DataFrame, rule: str) -> np.ndarray:
+    from curate.audit_base import finding_evidence
+
+    if rule == "one_family":
+        t = table.assign(source="named")
+        return finding_evidence(t, alpha=audit.alpha, min_effect=audit.min_effect, min_differ=0)["passes"].to_numpy()
+    return finding_evidence(
+        table, alpha=audit.alpha, min_effect=audit.min_effect, min_differ=audit.min_differ, rule=rule
+    )["passes"].to_numpy()
+
+
+def rule_findings(audit, rule: str) -> pd.DataFrame:
+    """(subset, concept, win_rate) of the findings under ``rule``: a concept's pooled row when it passes, else its
+    passing subset rows (aliases and the 20-finding cap not applied; the ``evidence`` rule: the audit's own)."""
+    if rule == audit.rule:
+        return audit.findings()[["subset", "concept", "win_rate", "source", "nearest_named", "nearest_r"]]
+    pooled = audit.results_.assign(subset="")
+    by = audit.results_by_
+    table = pd.concat([pooled, by], ignore_index=True)
+    ok = rule_passes(audit, table, rule)
+    flip = table["concept"].map(by.drop_duplicates("concept").set_index("concept")["sign_flip"]).fillna(False)
+    ok_pooled = ok[: len(pooled)] & ~flip.to_numpy()[: len(pooled)]
+    pooled_hit = set(pooled["concept"][ok_pooled])
+    sub = by[ok[len(pooled) :] & ~by["concept"].isin(pooled_hit).to_numpy()]
+    near = pooled.set_index("concept")[["nearest_named", "nearest_r"]]
+    out = pd.concat([pooled[ok_pooled], sub], ignore_index=True)[["subset", "concept", "win_rate", "source"]]
+    return out.join(near, on="concept")
+
+
+def permuted(scores, rng):
+    """The same pairs with chosen and rejected swapped at random per pair (scores and lengths with them)."""
+    from curate.scores import ConceptScores
+
+    flip = rng.random(scores.n_pairs) < 0.5
+    ch = np.where(flip[:, None], scores.rejected, scores.chosen)
+    rj = np.where(flip[:, None], scores.chosen, scores.rejected)
+    ll = np.where(flip[:, None], scores.log_length[:, ::-1], scores.log_length)
+    return ConceptScores(scores.concepts, ch, rj, scores.rows, scores.prompts, ll, scores.weights, scores.extra)
+
+
+def boot_ci(x, seed: int = 0, n: int = 2000) -> list[float]:
+    x = np.asarray(x, float)
+    means = np.random.default_rng(seed).choice(x, size=(n, len(x))).mean(1)
+    return [round(float(np.quantile(means, 0.025)), 3), round(float(np.quantile(means, 0.975)), 3)]
+
+
+def wilson(k: int, n: int) -> list[float]:
+    from curate.stats import wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    return [round(float(lo), 3), round(float(hi), 3)]
+
+
+# -- data --------------------------------------------------------------------------------------------------------
+def wimhf_annotated(cache: Path):
+    """The WIMHF demo pairs annotated with named + SAE concepts (once; cached under ``cache``)."""
+    from datasets import load_from_disk
+
+    sys.path.insert(0, str(HERE))
+    import wimhf_check as w
+
+    folder = cache / "wimhf" / "audit"
+    if not (folder / "annotated").exists():
+        from curate.pipeline import run_audit
+
+        pairs, _ = w.load_pairs_table(w.DEFAULT)
+        unique = pairs.drop_duplicates(["dataset", "prompt", "chosen", "rejected"])
+        data = cache / "wimhf" / "wimhf_pairs.jsonl"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        unique.drop(columns="feature").to_json(data, orient="records", lines=True)
+        run_audit(str(data), out=folder, by="dataset", concepts="named,sae", cache_dir=str(cache / "cache"))
+    return load_from_disk(str(folder / "annotated"))
+
+
+def generated_scores(seed: int):
+    from curate import annotate, make_preference_pairs
+    from curate.scores import concept_scores
+
+    gen = make_preference_pairs(1600, seed=seed, subset_rates={"A": {}, "B": {}})
+    return concept_scores(annotate(gen.dataset), extra_columns=["subset"])
+
+
+def planted(scores, n: int, w: float, seed: int):
+    """``scores`` plus concept ``planted``: ``n`` pairs of subset A differ on it, chosen carrying it with probability
+    ``w``; ``n`` pairs of subset B differ at 0.5."""
+    from curate.scores import ConceptScores
+
+    rng = np.random.default_rng(10_000 + seed)
+    sub = np.asarray(scores.extra["subset"])
+    ch, rj = np.zeros(scores.n_pairs, np.float32), np.zeros(scores.n_pairs, np.float32)
+    for name, rate in (("A", w), ("B", 0.5)):
+        rows = rng.choice(np.flatnonzero(sub == name), size=n, replace=False)
+        win = rng.random(n) < rate
+        ch[rows[win]], rj[rows[~win]] = 1.0, 1.0
+    concepts = pd.concat(
+        [scores.concepts, pd.DataFrame({"concept": ["planted"], "label": ["planted"], "source": ["named"]})],
+        ignore_index=True,
+    )
+    return ConceptScores(
+        concepts,
+        np.column_stack([scores.chosen, ch]),
+        np.column_stack([scores.rejected, rj]),
+        scores.rows,
+        scores.prompts,
+        scores.log_length,
+        scores.weights,
+        scores.extra,
+    )
+
+
+# -- measurements ------------------------------------------------------------------------------------------------
+def false_findings(scores, by: str, perms: int, label: str) -> dict:
+    from curate import ConceptAudit
+
+    counts = {r: [] for r in RULES}
+    for k in range(perms):
+        audit = ConceptAudit().fit(permuted(scores, np.random.default_rng(k)), by=by)
+        for r in RULES:
+            counts[r].append(len(rule_findings(audit, r)))
+        print(f"  {label} permutation {k}: " + " ".join(f"{r}={counts[r][-1]}" for r in RULES), flush=True)
+    return {
+        r: {"mean": round(float(np.mean(c)), 3), "ci95": boot_ci(c), "any": round(float(np.mean(np.array(c) > 0)), 3)}
+        for r, c in counts.items()
+    } | {"permutations": perms, "n_pairs": int(scores.n_pairs), "n_concepts": int(scores.chosen.shape[1])}
+
+
+def power(seeds: int) -> dict:
+    from curate import ConceptAudit
+
+    found = {(r, n, w): 0 for r in RULES for n in CELLS_N for w in CELLS_W}
+    for s in range(seeds):
+        base = generated_scores(100 + s)
+        for n in CELLS_N:
+            for w in CELLS_W:
+                audit = ConceptAudit().fit(planted(base, n, w, s * 100 + n), by="subset")
+                for r in RULES:
+                    f = rule_findings(audit, r)
+                    found[(r, n, w)] += bool(((f["concept"] == "planted") & f["subset"].isin(["", "A"])).any())
+        print(f"  power seed {s}: " + " ".join(f"{k}={v}" for k, v in found.items() if k[1] == 100), flush=True)
+    return {
+        r: [{"n_differ": n, "win_rate": w, "found": found[(r, n, w)], "power": round(found[(r, n, w)] / seeds, 3),
+             "ci95": wilson(found[(r, n, w)], seeds)} for n in CELLS_N for w in CELLS_W]
+        for r in RULES
+    } | {"seeds": seeds, "subset_pairs": 800}
+
+
+def wimhf_signs(ds) -> dict:
+    """Findings of the unpermuted demo pairs that match an authors' feature: agree / contradict (|coef| ≥ 0.1)."""
+    from curate import ConceptAudit
+
+    sys.path.insert(0, str(HERE))
+    import wimhf_check as w
+
+    _, feats = w.load_pairs_table(w.DEFAULT)
+    matched = []
+    for _, f in feats.iterrows():
+        m = w.match(f["interpretation"])
+        if m:
+            for c in m[0].split("+"):
+                matched.append((f["dataset"], c, int(np.sign(f["logit_coef"]) * m[1]), abs(f["logit_coef"])))
+    audit = ConceptAudit().fit(ds, by="dataset")
+    out = {}
+    for r in RULES:
+        f = rule_findings(audit, r)
+        agree, contra, rows = 0, 0, []
+        for _, row in f.iterrows():
+            concept, sign = row["concept"], int(np.sign(row["win_rate"] - 0.5))
+            if row["source"] != "named":
+                if not isinstance(row["nearest_named"], str) or abs(row["nearest_r"]) < 0.3:
+                    continue
+                concept, sign = row["nearest_named"], sign * int(np.sign(row["nearest_r"]))
+            places = [row["subset"]] if row["subset"] else sorted({m[0] for m in matched})
+            for ds_name, c, theirs, coef in matched:
+                if c == concept and ds_name in places:
+                    agree += theirs == sign
+                    contra += theirs != sign and coef >= 0.1
+                    rows.append(f"{ds_name}/{row['concept']}: ours {sign:+d} theirs {theirs:+d} (coef {coef:.2f})")
+        out[r] = {"findings": len(f), "sign_agree": agree, "contradict_coef_ge_0.1": contra, "matches": rows}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--perms", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/curate-findings-power"))
+    ap.add_argument("--parts", default="wimhf,generated,power,signs")
+    ap.add_argument("--out", type=Path, default=RESULT)
+    args = ap.parse_args()
+    from curate.scores import concept_scores
+
+    parts = args.parts.split(",")
+    t0 = time.perf_counter()
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result["rules"] = list(RULES)
+    if "wimhf" in parts or "signs" in parts:
+        ds = wimhf_annotated(args.cache)
+    if "wimhf" in parts:
+        sc = concept_scores(ds, extra_columns=["dataset"])
+        result["false_findings_wimhf"] = false_findings(sc, "dataset", args.perms, "wimhf")
+    if "generated" in parts:
+        result["false_findings_generated"] = false_findings(generated_scores(0), "subset", args.perms, "generated")
+    if "power" in parts:
+        result["power"] = power(args.seeds)
+    if "signs" in parts:
+        result["wimhf_signs"] = wimhf_signs(ds)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    report(result)
+
+
+def report(result: dict) -> None:
+    print(f"\n{'':44s}" + "".join(f"{r:>22s}" for r in RULES))
+    for key in ("false_findings_wimhf", "false_findings_generated"):
+        if key in result:
+            d = result[key]
+            print(
+                f"false findings per audit, {key.split('_')[-1]:9s} ({d['permutations']} perms)"
+                + "".join(f"{d[r]['mean']:>8.2f} [{d[r]['ci95'][0]:.2f}, {d[r]['ci95'][1]:.2f}]" for r in RULES)
+            )
+    if "power" in result:
+        for i, cell in enumerate(result["power"]["held_out"]):
+            print(
+                f"power, win-rate {cell['win_rate']:.2f} on {cell['n_differ']:3d} of 800 differing      "
+                + "".join(
+                    f"{result['power'][r][i]['power']:>8.2f} [{result['power'][r][i]['ci95'][0]:.2f}, "
+                    f"{result['power'][r][i]['ci95'][1]:.2f}]"
+                    for r in RULES
+                )
+            )
+    if "wimhf_signs" in result:
+        s = result["wimhf_signs"]
+        print(
+            "WIMHF findings / sign agrees / contradicts    "
+            + "".join(f"{s[r]['findings']:>10d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}" for r in RULES)
+        )
+
+
+if __name__ == "__main__":
+    main()
