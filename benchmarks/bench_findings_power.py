@@ -190,8 +190,17 @@ def power(seeds: int) -> dict:
                     found[(r, n, w)] += bool(((f["concept"] == "planted") & f["subset"].isin(["", "A"])).any())
         print(f"  power seed {s}: " + " ".join(f"{k}={v}" for k, v in found.items() if k[1] == 100), flush=True)
     return {
-        r: [{"n_differ": n, "win_rate": w, "found": found[(r, n, w)], "power": round(found[(r, n, w)] / seeds, 3),
-             "ci95": wilson(found[(r, n, w)], seeds)} for n in CELLS_N for w in CELLS_W]
+        r: [
+            {
+                "n_differ": n,
+                "win_rate": w,
+                "found": found[(r, n, w)],
+                "power": round(found[(r, n, w)] / seeds, 3),
+                "ci95": wilson(found[(r, n, w)], seeds),
+            }
+            for n in CELLS_N
+            for w in CELLS_W
+        ]
         for r in RULES
     } | {"seeds": seeds, "subset_pairs": 800}
 
@@ -285,7 +294,9 @@ def report(result: dict) -> None:
         s = result["wimhf_signs"]
         print(
             "WIMHF findings / sign agrees / contradicts    "
-            + "".join(f"{s[r]['findings']:>10d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}" for r in RULES)
+            + "".join(
+                f"{s[r]['findings']:>10d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}" for r in RULES
+            )
         )
 
 

@@ -55,7 +55,16 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import EVIDENCE_COLUMNS, AuditSettings, mark_findings, oriented, pick_findings, sparse_preference_model
+from .audit_base import (
+    EVIDENCE_COLUMNS,
+    MEASURED,
+    AuditSettings,
+    evidence_order,
+    mark_findings,
+    oriented,
+    pick_findings,
+    sparse_preference_model,
+)
 from .errors import NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
@@ -84,7 +93,15 @@ MEMBER_COLUMNS = [
     c
     for c in RESULT_COLUMNS
     if c
-    not in ("finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls", *EVIDENCE_COLUMNS, "aliases")
+    not in (
+        "finding",
+        "finding_rank",
+        "n_members",
+        "multivariate_coef",
+        "survives_controls",
+        *EVIDENCE_COLUMNS,
+        "aliases",
+    )
 ] + ["group"]
 
 
@@ -99,8 +116,8 @@ class ConceptAudit(AuditSettings):
         redundancy: a finding correlating at |r| ≥ this with a stronger one is left out.
 
     Attributes (after :meth:`fit`):
-        results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), most significant
-            first.
+        results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), ranked by evidence
+            (:func:`~curate.audit_base.evidence_order`: findings, then by q — never by raw win-rate).
         auc_: held-out AUC of predicting the preference from all concept Δs together.
         n_pairs_: number of usable pairs audited; ``n_discovery_``, ``n_confirmation_`` their halves.
         findings_: the findings (pooled and, with ``by``, within subsets), see :meth:`findings`.
@@ -162,11 +179,7 @@ class ConceptAudit(AuditSettings):
         res["survives_controls"] = coef != 0
         self.auc_ = self._multivariate_auc(scores, half)
         res = self._mark_findings(scores, res)
-        lc_q = res["length_controlled_q"].fillna(1).to_numpy()
-        lc_abs = -np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
-        rank = res["finding_rank"].fillna(np.inf).to_numpy()
-        order = np.lexsort((lc_abs, lc_q, rank))
-        self.results_ = res.iloc[order][RESULT_COLUMNS].reset_index(drop=True)
+        self.results_ = res.iloc[evidence_order(res)][RESULT_COLUMNS].reset_index(drop=True)
         self.by_ = by
         if by:
             from .subsets import select_findings, subset_auc, subset_table, subset_values
@@ -179,12 +192,9 @@ class ConceptAudit(AuditSettings):
                 on="concept",
                 how="left",
             )
-            rank = pooled["finding_rank"].fillna(np.inf).to_numpy()
-            order = np.lexsort((lc_abs, lc_q, rank))
-            self.results_ = pooled.iloc[order][RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]].reset_index(drop=True)
-            self.results_by_ = by_table.sort_values(["finding_rank", "length_controlled_q"], na_position="last")[
-                SUBSET_COLUMNS
-            ].reset_index(drop=True)
+            cols = RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]
+            self.results_ = pooled.iloc[evidence_order(pooled)][cols].reset_index(drop=True)
+            self.results_by_ = by_table.iloc[evidence_order(by_table)][SUBSET_COLUMNS].reset_index(drop=True)
             self.auc_by_ = subset_auc(scores, half, subsets, seed=self.seed)
         else:
             from .subsets import pooled_findings
@@ -363,8 +373,11 @@ class ConceptAudit(AuditSettings):
                 "group_threshold",
                 "max_findings",
                 "min_effect",
+                "min_differ",
                 "redundancy",
+                "rule",
             ),
+            "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):
             out.update(

@@ -31,6 +31,9 @@ __all__ = [
     "finding_family",
     "mark_findings",
     "pick_findings",
+    "evidence_order",
+    "measured_summary",
+    "MEASURED",
     "sparse_preference_model",
     "oriented",
     "RULES",
@@ -96,6 +99,30 @@ class AuditSettings:
     def settings(self, *names: str) -> dict:
         """``{name: value}`` of these settings, in this order (for ``to_dict``)."""
         return {name: getattr(self, name) for name in names}
+
+
+def measured_summary(bench: dict) -> dict:
+    """Per rule, what the audit summary states about it, from ``benchmarks/results/findings_power.json``: the mean
+    number of false findings per audit of label-permuted WIMHF demo pairs (named + SAE, ``--by dataset``) with its
+    95% CI, the same on generated pairs, and the power per planted effect (``"<win-rate>@<differing pairs>"``, of
+    800 pairs in one subset)."""
+    out = {}
+    for rule in RULES:
+        real, gen = bench["false_findings_wimhf"][rule], bench["false_findings_generated"][rule]
+        out[rule] = {
+            "false_findings_per_audit": real["mean"],
+            "false_findings_ci95": list(real["ci95"]),
+            "false_findings_generated": gen["mean"],
+            "permutations": bench["false_findings_wimhf"]["permutations"],
+            "power": {f"{c['win_rate']:.2f}@{c['n_differ']}": c["power"] for c in bench["power"][rule]},
+            "seeds": bench["power"]["seeds"],
+            "benchmark": "benchmarks/bench_findings_power.py",
+        }
+    return out
+
+
+#: :func:`measured_summary` of the committed benchmark result (a test checks the two agree)
+MEASURED: dict = {}
 
 
 def finding_family(source: str) -> str:
@@ -186,6 +213,27 @@ def finding_evidence(
     )
 
 
+def evidence_order(res: pd.DataFrame) -> np.ndarray:
+    """Positions of ``res``'s rows ranked by evidence, never by raw win-rate: findings by rank, then by the
+    findings' q (``finding_q``; tests with too few differing pairs last), then by the full-data q, then by the
+    length-controlled q. What every table that ranks concepts shows first.
+
+    Example:
+
+        >>> t = pd.DataFrame({"finding_rank": [None, None, 1], "finding_q": [None, 0.01, 1e-9],
+        ...                   "q_value": [0.85, 0.02, 1e-9], "length_controlled_q": [1e-6, 0.03, 1e-8]})
+        >>> evidence_order(t).tolist()
+        [2, 1, 0]
+    """
+
+    def col(name):
+        return (
+            pd.to_numeric(res[name], errors="coerce").fillna(np.inf).to_numpy() if name in res else np.zeros(len(res))
+        )
+
+    return np.lexsort((col("length_controlled_q"), col("q_value"), col("finding_q"), col("finding_rank")))
+
+
 def pick_findings(
     order: list[int],
     stacked: np.ndarray,
@@ -200,7 +248,8 @@ def pick_findings(
     idea with a kept finding in the same place becomes that finding's alias instead of a finding of its own.
 
     One idea: scores (``stacked[:, column[i]]``, all responses) correlating at |r| ≥ ``redundancy``, or at
-    |r| ≥ :data:`NAMED_ALIAS_R` between an SAE group and a named detector (``named[i]``). Places: ``scope[i]``
+    |r| ≥ :data:`NAMED_ALIAS_R` between an SAE group and a named detector (``named[i]``; the named detector then
+    leads, in the group's rank, and the group is its alias). Places: ``scope[i]``
     ("" pooled, or a subset); a pooled finding shares its place with every subset.
 
     Returns:
@@ -218,7 +267,12 @@ def pick_findings(
             need = np.array([redundancy if named[k] == named[i] else min(redundancy, NAMED_ALIAS_R) for k in peers])
             same = np.flatnonzero(np.nan_to_num(r) >= need)
             if len(same):
-                aliases.setdefault(peers[int(same[np.argmax(r[same])])], []).append(i)
+                k = peers[int(same[np.argmax(r[same])])]
+                if named[i] and not named[k]:  # the readable named detector leads, the SAE group is its alias
+                    picked[picked.index(k)] = i
+                    aliases[i] = aliases.pop(k, []) + [k]
+                else:
+                    aliases.setdefault(k, []).append(i)
                 continue
         picked.append(i)
     return picked, aliases

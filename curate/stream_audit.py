@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import EVIDENCE_COLUMNS, AuditSettings, mark_findings
+from .audit_base import EVIDENCE_COLUMNS, AuditSettings, evidence_order, mark_findings
 from .errors import NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
@@ -317,8 +317,7 @@ class StreamingAudit(AuditSettings):
             seed=self.seed,
         )
         res = self._mark_findings(res)
-        order = np.lexsort((res["q_value"].fillna(1).to_numpy(), res["finding_rank"].fillna(np.inf).to_numpy()))
-        self.results_ = res.iloc[order][STREAM_COLUMNS].reset_index(drop=True)
+        self.results_ = res.iloc[evidence_order(res)][STREAM_COLUMNS].reset_index(drop=True)
 
     def _stats(self, acc: _Acc, ids: list[str], source: str, keep: np.ndarray) -> pd.DataFrame:
         n_half = self._n_half.astype(float)

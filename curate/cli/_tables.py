@@ -27,7 +27,7 @@ def print_audit(results, console=None, top: int = 20, title: str | None = None) 
     has_findings = "finding" in results and bool(results["finding"].any())
     rows = results[results["finding"]] if has_findings else results
     title = title or (
-        "Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor, one per group"
+        "Findings: full-data q, halves agree, length-controlled, |win-rate − 0.5| ≥ floor, one per idea"
         if has_findings
         else "Top concepts (no findings passed every check)"
     )
@@ -84,8 +84,8 @@ def print_findings(findings, console=None, top: int = 20) -> None:
     from rich.table import Table
 
     console = console or _console()
-    table = Table(title="Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor (pooled and per subset)")
-    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q"):
+    table = Table(title="Findings (pooled and per subset) and how each passed the findings rule")
+    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q", "how it passed"):
         table.add_column(col, overflow="fold")
     shown = findings.head(top)
     for _, r in shown.iterrows():
@@ -93,11 +93,12 @@ def print_findings(findings, console=None, top: int = 20) -> None:
         table.add_row(
             str(int(r["finding_rank"])),
             str(r["where"]),
-            str(r["concept"]),
+            " = ".join([str(r["concept"])] + ([str(r["aliases"])] if r.get("aliases") else [])),
             str(r["label"]),
             "chosen ↑" if wr > 0.5 else "rejected ↑",
             f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
             _fmt_q(r["length_controlled_q"]),
+            str(r.get("passed") or ""),
         )
     console.print(table)
     if "example" in shown:
