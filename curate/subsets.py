@@ -31,8 +31,8 @@ from scipy import stats as _st
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import EVIDENCE_COLUMNS, pick_findings
 from ._columns import subset_values  # noqa: F401  (re-exported: its home is curate._columns)
+from .audit_base import EVIDENCE_COLUMNS, pick_findings
 from .scores import ConceptScores
 
 __all__ = [
