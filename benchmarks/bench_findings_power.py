@@ -13,8 +13,10 @@ Measurements (configuration fixed before the first run; ``--quick`` only for try
 
 1. **False findings** on label-permuted data: chosen and rejected swapped at random per pair (their concept scores
    and lengths swapped with them; the annotation is done once), ``--perms`` permutations each of
-   (a) the WIMHF demo pairs (``../shared/data/wimhf-demo``, named + SAE concepts, ``--by dataset``; annotated once
-   and cached under ``--cache``) and (b) generated pairs (1,600 pairs in two subsets of 800, named concepts,
+   (a) the WIMHF demo pairs (``../shared/data/wimhf-demo``) of three datasets (:data:`SAE_DATASETS`, 921 pairs)
+   with named + SAE concepts, ``--by dataset``, annotated once and cached under ``--cache`` (SAE annotation of all
+   2,166 pairs would take over two hours on the shared 2-core CPU: the size was cut before any result was seen),
+   (a') all seven datasets with named concepts, and (b) generated pairs (1,600 pairs in two subsets of 800, named concepts,
    ``--by subset``). Mean number of findings per audit with a 95% bootstrap CI (findings counted as the audit
    counts them: a concept's pooled row, else its passing subset rows; the ``evidence`` rule's count is the audit's
    own ``findings()``).
@@ -23,7 +25,8 @@ Measurements (configuration fixed before the first run; ``--quick`` only for try
    probability ``w`` (``n`` ∈ {50, 100, 150, 200}, ``w`` ∈ {0.62, 0.65, 0.70}); in subset B ``n`` pairs differ at 0.5.
    One planted effect per audit, ``--seeds`` seeds per cell; share of seeds in which it becomes a finding
    (pooled, or within A), with a Wilson 95% interval.
-3. **WIMHF signs**: findings of the unpermuted demo pairs (``--by dataset``) whose concept (or, for an SAE group,
+3. **WIMHF signs**: findings of the unpermuted demo pairs (``--by dataset``; all seven datasets with named
+   concepts, and the three with named + SAE concepts) whose concept (or, for an SAE group,
    its nearest named concept at |r| ≥ 0.3) matches an authors' feature in that dataset
    (``benchmarks/wimhf_check.py``'s rules): how many agree in sign, how many contradict a feature with |coef| ≥ 0.1.
 
@@ -48,6 +51,10 @@ RESULT = HERE / "results" / "findings_power.json"
 RULES = ("held_out", "one_family", "evidence")
 CELLS_N = (50, 100, 150, 200)
 CELLS_W = (0.62, 0.65, 0.70)
+#: SAE annotation of real text is ~4 s per pair on a shared 2-core CPU: the SAE part of the benchmark reads these
+#: three WIMHF datasets (those ``tests/test_wimhf.py`` requires), each response cut at this many tokens
+SAE_DATASETS = ["HH-RLHF", "PKU", "ChatbotArena"]
+SAE_MAX_LENGTH = 384
 
 
 def rule_passes(audit, table: pd.DataFrame, rule: str) -> np.ndarray:
@@ -104,23 +111,34 @@ def wilson(k: int, n: int) -> list[float]:
 
 
 # -- data --------------------------------------------------------------------------------------------------------
-def wimhf_annotated(cache: Path):
-    """The WIMHF demo pairs annotated with named + SAE concepts (once; cached under ``cache``)."""
+def wimhf_annotated(cache: Path, datasets: list[str] | None = None, sae: bool = True):
+    """The WIMHF demo pairs (of ``datasets``; all when None) annotated with named (+ SAE) concepts, once: cached
+    under ``cache``. SAE annotation reads at most :data:`SAE_MAX_LENGTH` tokens per response."""
     from datasets import load_from_disk
 
     sys.path.insert(0, str(HERE))
     import wimhf_check as w
 
-    folder = cache / "wimhf" / "audit"
+    name = ("sae-" if sae else "named-") + ("-".join(datasets) if datasets else "all")
+    folder = cache / "wimhf" / name
     if not (folder / "annotated").exists():
         from curate.pipeline import run_audit
 
         pairs, _ = w.load_pairs_table(w.DEFAULT)
+        if datasets:
+            pairs = pairs[pairs["dataset"].isin(datasets)]
         unique = pairs.drop_duplicates(["dataset", "prompt", "chosen", "rejected"])
-        data = cache / "wimhf" / "wimhf_pairs.jsonl"
+        data = cache / "wimhf" / f"{name}.jsonl"
         data.parent.mkdir(parents=True, exist_ok=True)
         unique.drop(columns="feature").to_json(data, orient="records", lines=True)
-        run_audit(str(data), out=folder, by="dataset", concepts="named,sae", cache_dir=str(cache / "cache"))
+        run_audit(
+            str(data),
+            out=folder,
+            by="dataset",
+            concepts="named,sae" if sae else "named",
+            sae_kwargs={"max_length": SAE_MAX_LENGTH} if sae else None,
+            cache_dir=str(cache / "cache"),
+        )
     return load_from_disk(str(folder / "annotated"))
 
 
@@ -245,7 +263,7 @@ def main() -> None:
     ap.add_argument("--perms", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/curate-findings-power"))
-    ap.add_argument("--parts", default="wimhf,generated,power,signs")
+    ap.add_argument("--parts", default="wimhf,wimhf_named,generated,power,signs")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
     from curate.scores import concept_scores
@@ -254,17 +272,20 @@ def main() -> None:
     t0 = time.perf_counter()
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result["rules"] = list(RULES)
-    if "wimhf" in parts or "signs" in parts:
-        ds = wimhf_annotated(args.cache)
-    if "wimhf" in parts:
-        sc = concept_scores(ds, extra_columns=["dataset"])
+    result["sae_datasets"], result["sae_max_length"] = SAE_DATASETS, SAE_MAX_LENGTH
+    if "wimhf" in parts:  # named + SAE, --by dataset
+        sc = concept_scores(wimhf_annotated(args.cache, SAE_DATASETS), extra_columns=["dataset"])
         result["false_findings_wimhf"] = false_findings(sc, "dataset", args.perms, "wimhf")
+    if "wimhf_named" in parts:  # named, all seven datasets, --by dataset
+        sc = concept_scores(wimhf_annotated(args.cache, sae=False), extra_columns=["dataset"])
+        result["false_findings_wimhf_named"] = false_findings(sc, "dataset", args.perms, "wimhf named")
     if "generated" in parts:
         result["false_findings_generated"] = false_findings(generated_scores(0), "subset", args.perms, "generated")
     if "power" in parts:
         result["power"] = power(args.seeds)
     if "signs" in parts:
-        result["wimhf_signs"] = wimhf_signs(ds)
+        result["wimhf_signs"] = wimhf_signs(wimhf_annotated(args.cache, sae=False))
+        result["wimhf_signs_sae"] = wimhf_signs(wimhf_annotated(args.cache, SAE_DATASETS))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -272,32 +293,34 @@ def main() -> None:
 
 
 def report(result: dict) -> None:
-    print(f"\n{'':44s}" + "".join(f"{r:>22s}" for r in RULES))
-    for key in ("false_findings_wimhf", "false_findings_generated"):
+    print(f"\n{'':52s}" + "".join(f"{r:>22s}" for r in RULES))
+    for key in ("false_findings_wimhf", "false_findings_wimhf_named", "false_findings_generated"):
         if key in result:
             d = result[key]
             print(
-                f"false findings per audit, {key.split('_')[-1]:9s} ({d['permutations']} perms)"
+                f"false findings per audit, {key.removeprefix('false_findings_'):11s} ({d['permutations']} perms)"
                 + "".join(f"{d[r]['mean']:>8.2f} [{d[r]['ci95'][0]:.2f}, {d[r]['ci95'][1]:.2f}]" for r in RULES)
             )
     if "power" in result:
         for i, cell in enumerate(result["power"]["held_out"]):
             print(
-                f"power, win-rate {cell['win_rate']:.2f} on {cell['n_differ']:3d} of 800 differing      "
+                f"power, win-rate {cell['win_rate']:.2f} on {cell['n_differ']:3d} of 800 differing          "
                 + "".join(
                     f"{result['power'][r][i]['power']:>8.2f} [{result['power'][r][i]['ci95'][0]:.2f}, "
                     f"{result['power'][r][i]['ci95'][1]:.2f}]"
                     for r in RULES
                 )
             )
-    if "wimhf_signs" in result:
-        s = result["wimhf_signs"]
-        print(
-            "WIMHF findings / sign agrees / contradicts    "
-            + "".join(
-                f"{s[r]['findings']:>10d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}" for r in RULES
+    for key in ("wimhf_signs", "wimhf_signs_sae"):
+        if key in result:
+            s = result[key]
+            print(
+                f"{key:16s} findings / sign agree / contradict  "
+                + "".join(
+                    f"{s[r]['findings']:>12d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}"
+                    for r in RULES
+                )
             )
-        )
 
 
 if __name__ == "__main__":
