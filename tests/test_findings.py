@@ -211,16 +211,22 @@ def test_finding_evidence_checks_each_part():
 
 
 def test_concepts_are_ranked_by_evidence_not_raw_win_rate():
+    """Issue 30: a rare concept (12 differing pairs, win-rate 0.83, q 0.04) ranked above a signal with q 1e-28 that
+    length explains (length-controlled q 0.6) when rows were ranked by the length-controlled q alone."""
     rng = np.random.default_rng(3)
     n = 2000
     df = pd.DataFrame({"prompt": [f"p{i}" for i in range(n)], "chosen": "a", "rejected": "b"})
-    rare = np.zeros(n, "float32")
-    rare[:9] = 1.0  # 9 differing pairs, all chosen: win-rate 1.0 by chance of a rare concept
-    df["chosen__rare"], df["rejected__rare"] = rare, np.zeros(n, "float32")
-    df["chosen__solid"] = (rng.random(n) < 0.5).astype("float32")
-    df["rejected__solid"] = (rng.random(n) < 0.42).astype("float32")
-    order = ConceptAudit().fit(df).results_["concept"].tolist()
-    assert order.index("solid") < order.index("rare")
+    words = rng.integers(20, 200, size=(n, 2)).astype("float32")
+    longer = rng.random(n) < 0.7
+    words = np.where(longer[:, None], np.sort(words, 1)[:, ::-1], np.sort(words, 1))
+    df["chosen__log_length"], df["rejected__log_length"] = np.log1p(words[:, 0]), np.log1p(words[:, 1])
+    df["chosen__proxy"] = (np.log1p(words[:, 0]) + rng.normal(0, 0.3, n)).astype("float32")
+    df["rejected__proxy"] = (np.log1p(words[:, 1]) + rng.normal(0, 0.3, n)).astype("float32")
+    rare_c, rare_r = np.zeros(n, "float32"), np.zeros(n, "float32")
+    rare_c[:10], rare_r[10:12] = 1.0, 1.0
+    df["chosen__rare"], df["rejected__rare"] = rare_c, rare_r
+    res = ConceptAudit().fit(df).results_
+    assert res["concept"].tolist() == ["log_length", "proxy", "rare"], res[["concept", "q_value"]]
 
 
 def test_the_audit_summary_states_the_rules_measured_error_rates():
