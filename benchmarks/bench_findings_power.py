@@ -71,16 +71,16 @@ def rule_passes(audit, table: pd.DataFrame, rule: str) -> np.ndarray:
 
 
 def rule_findings(audit, rule: str) -> pd.DataFrame:
-    """(subset, concept, win_rate) of the findings under ``rule``: a concept's pooled row when it passes, else its
-    passing subset rows (aliases and the 20-finding cap not applied; the ``evidence`` rule: the audit's own)."""
+    """(subset, concept, win_rate) of the findings under ``rule``: a concept's pooled row when it passes and its
+    win-rate does not vary across subsets, else its passing subset rows (aliases and the 20-finding cap not applied; the ``evidence`` rule: the audit's own)."""
     if rule == audit.rule:
         return audit.findings()[["subset", "concept", "win_rate", "source", "nearest_named", "nearest_r"]]
     pooled = audit.results_.assign(subset="")
     by = audit.results_by_
     table = pd.concat([pooled, by], ignore_index=True)
     ok = rule_passes(audit, table, rule)
-    flip = table["concept"].map(by.drop_duplicates("concept").set_index("concept")["sign_flip"]).fillna(False)
-    ok_pooled = ok[: len(pooled)] & ~flip.to_numpy()[: len(pooled)]
+    varies = table["concept"].map(by.drop_duplicates("concept").set_index("concept")["heterogeneous"]).fillna(False)
+    ok_pooled = ok[: len(pooled)] & ~varies.to_numpy(dtype=bool)[: len(pooled)]
     pooled_hit = set(pooled["concept"][ok_pooled])
     sub = by[ok[len(pooled) :] & ~by["concept"].isin(pooled_hit).to_numpy()]
     near = pooled.set_index("concept")[["nearest_named", "nearest_r"]]

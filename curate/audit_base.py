@@ -234,6 +234,13 @@ def evidence_order(res: pd.DataFrame) -> np.ndarray:
     return np.lexsort((col("length_controlled_q"), col("q_value"), col("finding_q"), col("finding_rank")))
 
 
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Column-wise average ranks (ties share their mean rank), for rank correlations."""
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=0)
+
+
 def pick_findings(
     order: list[int],
     stacked: np.ndarray,
@@ -247,7 +254,8 @@ def pick_findings(
     """Walk the candidates ``order`` (strongest first) and keep at most ``max_findings``; a candidate that is one
     idea with a kept finding in the same place becomes that finding's alias instead of a finding of its own.
 
-    One idea: scores (``stacked[:, column[i]]``, all responses) correlating at |r| ≥ ``redundancy``, or at
+    One idea: scores (``stacked[:, column[i]]``, all responses) correlating (Pearson or rank: ``length`` and
+    ``log_length`` are one idea) at |r| ≥ ``redundancy``, or at
     |r| ≥ :data:`NAMED_ALIAS_R` between an SAE group and a named detector (``named[i]``; the named detector then
     leads, in the group's rank, and the group is its alias). Places: ``scope[i]``
     ("" pooled, or a subset); a pooled finding shares its place with every subset.
@@ -263,7 +271,11 @@ def pick_findings(
             break
         peers = [k for k in picked if column[k] is not None and (scope[k] == scope[i] or "" in (scope[k], scope[i]))]
         if peers and column[i] is not None:
-            r = np.abs(S.correlation_matrix(stacked[:, [column[i]]], stacked[:, [column[k] for k in peers]])[0])
+            cols = [column[k] for k in peers]
+            r = np.fmax(
+                np.abs(S.correlation_matrix(stacked[:, [column[i]]], stacked[:, cols])[0]),
+                np.abs(S.correlation_matrix(ranks(stacked[:, [column[i]]]), ranks(stacked[:, cols]))[0]),
+            )
             need = np.array([redundancy if named[k] == named[i] else min(redundancy, NAMED_ALIAS_R) for k in peers])
             same = np.flatnonzero(np.nan_to_num(r) >= need)
             if len(same):

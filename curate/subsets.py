@@ -179,8 +179,8 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
     """Choose at most ``audit.max_findings`` findings from pooled and subset rows together.
 
     Which rows pass is :func:`curate.audit_base.finding_evidence` over pooled and subset rows together (one
-    multiplicity family per source). Per concept: when the pooled row passes and the concept does not flip sign
-    across subsets, the pooled row is the finding and ``where`` lists the subsets where it also holds;
+    multiplicity family per source). Per concept: when the pooled row passes and the concept's win-rate does not
+    differ across subsets (heterogeneity q ≥ alpha), the pooled row is the finding and ``where`` lists the subsets where it also holds;
     otherwise every subset row that passes is a finding of its own. A finding that is one idea with a stronger
     one in the same place (pooled, or the same subset; :func:`curate.audit_base.pick_findings`) is listed in
     that finding's ``aliases`` instead. Ordered by |length-controlled effect|.
@@ -200,9 +200,10 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
     ok_pool = ev["passes"].to_numpy()[: len(pooled)]
     ok_sub = ev["passes"].to_numpy()[len(pooled) :]
     cands = []  # (strength, scope, row index in its table)
-    flip = het["sign_flip"].reindex(pooled["concept"]).fillna(False).to_numpy()
+    # a pooled finding only for a concept whose win-rate is the same in every subset (else: where it holds)
+    varies = het["heterogeneous"].reindex(pooled["concept"]).fillna(False).to_numpy(dtype=bool)
     pooled_concepts = set()
-    for i in np.flatnonzero(ok_pool & ~flip):
+    for i in np.flatnonzero(ok_pool & ~varies):
         cands.append((abs(pooled["length_controlled_coef"].iloc[i]), C.POOLED, i))
         pooled_concepts.add(pooled["concept"].iloc[i])
     for j in np.flatnonzero(ok_sub):
