@@ -5,7 +5,7 @@ Rules compared (all on the same fitted audit tables; :func:`curate.audit_base.fi
 * ``held_out`` — before issue 30: BH over every test in the discovery half, then in the confirmation half,
   length-controlled q < alpha, |win-rate − 0.5| ≥ 0.1;
 * ``one_family`` — the issue's first candidate as written: full-data BH over all tests (concept groups × places,
-  one family), halves agree, length-controlled (same sign, p < alpha), |win-rate − 0.5| ≥ 0.1;
+  one family), halves agree, length-controlled (same sign, one-sided p < alpha), |win-rate − 0.5| ≥ 0.1;
 * ``evidence`` — the new rule: as ``one_family``, but one BH family per source (named detectors; each SAE source's
   groups) and only tests with ≥ 20 differing pairs enter a family.
 

@@ -148,7 +148,8 @@ def finding_evidence(
       leaves it unchanged). The few named detectors are not charged for the hundreds of SAE groups;
     * **halves agree** — the win-rate lies on the same side of 0.5 in the discovery and the confirmation
       half as on all pairs (the held-out idea: it replicates);
-    * **length-controlled** — the Bradley–Terry effect with Δlog-length in the model has the same sign, p < alpha;
+    * **length-controlled** — the Bradley–Terry effect with Δlog-length in the model has the same sign and is
+      significant one-sided in that direction (two-sided p < 2·alpha): a length proxy loses its effect there;
     * **practically large** — |win_rate − 0.5| ≥ ``min_effect``.
 
     Rule ``held_out`` (before issue 30): confirmed (BH over every test in the discovery half, then in the
@@ -166,24 +167,27 @@ def finding_evidence(
         ...     "length_controlled_p": [2e-4, 0.05]})
         >>> e = finding_evidence(t)
         >>> e["passes"].tolist(), e["passed"].iloc[0]
-        ([True, False], 'full data q 2.0e-04 (1 named tests); halves agree (0.70, 0.66); length-controlled p 2.0e-04')
+        ([True, False], 'full data q 1.0e-04 (1 named tests); halves agree (0.70, 0.66); length-controlled p 2.0e-04')
     """
     from ._format import fmt_q
 
     if rule not in RULES:
         raise ValueError(f"Unknown findings rule {rule!r}. Rules: {list(RULES)}.")
-    wr = table["win_rate"].to_numpy(dtype=float)
+    def col(name):  # a column missing from the table (e.g. an old rule's) reads as NaN
+        return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)
+
+    wr = col("win_rate")
     side = np.sign(wr - 0.5)
     with np.errstate(invalid="ignore"):
         large = np.abs(wr - 0.5) >= min_effect
-    disc = table["discovery_win_rate"].to_numpy(dtype=float)
-    conf = table["confirmation_win_rate"].to_numpy(dtype=float)
+    disc, conf = col("discovery_win_rate"), col("confirmation_win_rate")
     halves = (np.sign(disc - 0.5) == side) & (np.sign(conf - 0.5) == side) & (side != 0)
-    lc_p = table["length_controlled_p"].to_numpy(dtype=float)
-    lc_robust = (lc_p < alpha) & (np.sign(table["length_controlled_coef"].to_numpy(dtype=float)) == side)
+    lc_p = col("length_controlled_p")
+    # one-sided in the direction the full data fixed: p/2 < alpha
+    lc_robust = (lc_p < 2 * alpha) & (np.sign(col("length_controlled_coef")) == side)
     if rule == "held_out":
-        q = table["discovery_q"].to_numpy(dtype=float) if "discovery_q" in table else np.full(len(table), np.nan)
-        ok = table["confirmed"].astype(bool).to_numpy() & (table["length_controlled_q"].to_numpy(float) < alpha)
+        q = col("discovery_q")
+        ok = table["confirmed"].astype(bool).to_numpy() & (col("length_controlled_q") < alpha)
         ok &= large
         passed = ["confirmed in the held-out half; length-controlled q < alpha" if o else "" for o in ok]
         return pd.DataFrame(
