@@ -16,8 +16,8 @@ Measurements (configuration fixed before the first run; ``--quick`` only for try
    (a) the WIMHF demo pairs (``../shared/data/wimhf-demo``) of three datasets (:data:`SAE_DATASETS`, 921 pairs)
    with named + SAE concepts, ``--by dataset``, annotated once and cached under ``--cache`` (SAE annotation of all
    2,166 pairs would take over two hours on the shared 2-core CPU: the size was cut before any result was seen),
-   (a') all seven datasets with named concepts, and (b) generated pairs (1,600 pairs in two subsets of 800, named concepts,
-   ``--by subset``). Mean number of findings per audit with a 95% bootstrap CI (findings counted as the audit
+   (a') all seven datasets with named concepts, (b) generated pairs (1,600 pairs in two subsets of 800, named concepts,
+   ``--by subset``) and (b') the same with 335 SAE-like sparse features (:func:`generated_sae_scores`). Mean number of findings per audit with a 95% bootstrap CI (findings counted as the audit
    counts them: a concept's pooled row, else its passing subset rows; the ``evidence`` rule's count is the audit's
    own ``findings()``).
 2. **Power**: generated pairs (two subsets of 800, the generator's default planted concepts and planted nulls) plus
@@ -150,6 +150,32 @@ def generated_scores(seed: int):
 
     gen = make_preference_pairs(1600, seed=seed, subset_rates={"A": {}, "B": {}})
     return concept_scores(annotate(gen.dataset), extra_columns=["subset"])
+
+
+def generated_sae_scores(seed: int, n_noise: int = 300):
+    """Generated pairs (two subsets of 800) with named concepts and SAE-like sparse features: flattery split across
+    20 features, markdown across 10, emoji (a planted null) across 5, and ``n_noise`` features firing at random (4
+    per response) — the many-feature multiplicity of an SAE without the hours of SAE annotation."""
+    from curate import _columns as C
+    from curate import annotate, make_preference_pairs
+    from curate.scores import concept_scores
+
+    gen = make_preference_pairs(1600, seed=seed, subset_rates={"A": {}, "B": {}})
+    df = annotate(gen.dataset).to_pandas()
+    rng = np.random.default_rng(seed)
+    for side in C.SIDES:
+        idx, val = [], []
+        for i in range(len(df)):
+            feats = {}
+            for concept, first, k in (("flattery", 0, 20), ("markdown", 20, 10), ("emoji", 30, 5)):
+                if gen.truth[f"{side}__{concept}"].iat[i]:
+                    feats.update({f: 1.0 + rng.random() for f in range(first, first + k) if rng.random() < 0.7})
+            feats.update({int(f): float(rng.random()) for f in 100 + rng.choice(n_noise, size=4, replace=False)})
+            idx.append(list(feats))
+            val.append([float(v) for v in feats.values()])
+        df[C.sae_index_column(side, "synthetic")] = idx
+        df[C.sae_value_column(side, "synthetic")] = val
+    return concept_scores(df, extra_columns=["subset"])
 
 
 def planted(scores, n: int, w: float, seed: int, exact: bool = True):
@@ -300,6 +326,9 @@ def main() -> None:
         result["false_findings_wimhf_named"] = false_findings(sc, "dataset", args.perms, "wimhf named")
     if "generated" in parts:
         result["false_findings_generated"] = false_findings(generated_scores(0), "subset", args.perms, "generated")
+    if "generated_sae" in parts:
+        sc = generated_sae_scores(0)
+        result["false_findings_generated_sae"] = false_findings(sc, "subset", args.perms, "generated+SAE-like")
     if "power" in parts:  # the acceptance's reading: round(w·n) of the n differing pairs are won
         result["power"] = power(args.seeds)
     if "power_sampled" in parts:  # each differing pair won with probability w
@@ -315,11 +344,16 @@ def main() -> None:
 
 def report(result: dict) -> None:
     print(f"\n{'':52s}" + "".join(f"{r:>22s}" for r in RULES))
-    for key in ("false_findings_wimhf", "false_findings_wimhf_named", "false_findings_generated"):
+    for key in (
+        "false_findings_wimhf",
+        "false_findings_wimhf_named",
+        "false_findings_generated",
+        "false_findings_generated_sae",
+    ):
         if key in result:
             d = result[key]
             print(
-                f"false findings per audit, {key.removeprefix('false_findings_'):11s} ({d['permutations']} perms)"
+                f"false findings per audit, {key.removeprefix('false_findings_'):13s} ({d['permutations']} perms)"
                 + "".join(f"{d[r]['mean']:>8.2f} [{d[r]['ci95'][0]:.2f}, {d[r]['ci95'][1]:.2f}]" for r in RULES)
             )
     for key in ("power", "power_sampled"):
