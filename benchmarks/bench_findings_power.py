@@ -308,7 +308,7 @@ def main() -> None:
     ap.add_argument("--perms", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/curate-findings-power"))
-    ap.add_argument("--parts", default="wimhf,wimhf_named,generated,power,power_sampled,signs")
+    ap.add_argument("--parts", default="wimhf,wimhf_named,generated,generated_sae,power,power_sampled,signs,signs_sae")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
     from curate.scores import concept_scores
@@ -335,6 +335,7 @@ def main() -> None:
         result["power_sampled"] = power(args.seeds, exact=False)
     if "signs" in parts:
         result["wimhf_signs"] = wimhf_signs(wimhf_annotated(args.cache, sae=False))
+    if "signs_sae" in parts:
         result["wimhf_signs_sae"] = wimhf_signs(wimhf_annotated(args.cache, SAE_DATASETS))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

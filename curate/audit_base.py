@@ -101,7 +101,12 @@ class AuditSettings:
         return {name: getattr(self, name) for name in names}
 
 
-NULL_SETS = ("false_findings_wimhf", "false_findings_wimhf_named", "false_findings_generated", "false_findings_generated_sae")
+NULL_SETS = (
+    "false_findings_wimhf",
+    "false_findings_wimhf_named",
+    "false_findings_generated",
+    "false_findings_generated_sae",
+)
 
 
 def measured_summary(bench: dict) -> dict:
@@ -177,6 +182,7 @@ def finding_evidence(
 
     if rule not in RULES:
         raise ValueError(f"Unknown findings rule {rule!r}. Rules: {list(RULES)}.")
+
     def col(name):  # a column missing from the table (e.g. an old rule's) reads as NaN
         return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)
 
