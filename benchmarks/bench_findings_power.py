@@ -28,7 +28,8 @@ Measurements (configuration fixed before the first run; ``--quick`` only for try
    One planted effect per audit, ``--seeds`` seeds per cell; share of seeds in which it becomes a finding
    (pooled, or within A), with a Wilson 95% interval.
 3. **WIMHF signs**: findings of the unpermuted demo pairs (``--by dataset``; all seven datasets with named
-   concepts, and the three with named + SAE concepts) whose concept (or, for an SAE group,
+   concepts, and the three with named + SAE concepts; a pooled finding is compared in each dataset where its
+   concept differs in ≥ 20 pairs, a subset finding in its dataset) whose concept (or, for an SAE group,
    its nearest named concept at |r| ≥ 0.3) matches an authors' feature in that dataset
    (``benchmarks/wimhf_check.py``'s rules): how many agree in sign, how many contradict a feature with |coef| ≥ 0.1.
 
@@ -283,23 +284,40 @@ def wimhf_signs(ds) -> dict:
             for c in m[0].split("+"):
                 matched.append((f["dataset"], c, int(np.sign(f["logit_coef"]) * m[1]), abs(f["logit_coef"])))
     audit = ConceptAudit().fit(ds, by="dataset")
+    by = audit.results_by_
+    differ = dict(zip(zip(by["subset"], by["concept"]), by["n_differ"]))
     out = {}
     for r in RULES:
         f = rule_findings(audit, r)
-        agree, contra, rows = 0, 0, []
-        for _, row in f.iterrows():
+        agree, contra, rows, agreeing = 0, 0, [], set()
+        for j, row in f.iterrows():
             concept, sign = row["concept"], int(np.sign(row["win_rate"] - 0.5))
             if row["source"] != "named":
                 if not isinstance(row["nearest_named"], str) or abs(row["nearest_r"]) < 0.3:
                     continue
                 concept, sign = row["nearest_named"], sign * int(np.sign(row["nearest_r"]))
-            places = [row["subset"]] if row["subset"] else sorted({m[0] for m in matched})
+            # a pooled finding speaks for the datasets where its concept differs in >= min_differ pairs
+            places = (
+                [row["subset"]]
+                if row["subset"]
+                else [
+                    d for d in sorted({m[0] for m in matched}) if differ.get((d, row["concept"]), 0) >= audit.min_differ
+                ]
+            )
             for ds_name, c, theirs, coef in matched:
                 if c == concept and ds_name in places:
                     agree += theirs == sign
                     contra += theirs != sign and coef >= 0.1
+                    if theirs == sign:
+                        agreeing.add(j)
                     rows.append(f"{ds_name}/{row['concept']}: ours {sign:+d} theirs {theirs:+d} (coef {coef:.2f})")
-        out[r] = {"findings": len(f), "sign_agree": agree, "contradict_coef_ge_0.1": contra, "matches": rows}
+        out[r] = {
+            "findings": len(f),
+            "findings_sign_agree": len(agreeing),
+            "sign_agree": agree,
+            "contradict_coef_ge_0.1": contra,
+            "matches": rows,
+        }
     return out
 
 
@@ -376,9 +394,10 @@ def report(result: dict) -> None:
         if key in result:
             s = result[key]
             print(
-                f"{key:16s} findings / sign agree / contradict  "
+                f"{key:16s} findings (agreeing) / matches agree / contradict"
                 + "".join(
-                    f"{s[r]['findings']:>12d} /{s[r]['sign_agree']:3d} /{s[r]['contradict_coef_ge_0.1']:3d}"
+                    f"{s[r]['findings']:>7d} ({s[r]['findings_sign_agree']}) /{s[r]['sign_agree']:3d} /"
+                    f"{s[r]['contradict_coef_ge_0.1']:2d}"
                     for r in RULES
                 )
             )
