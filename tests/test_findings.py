@@ -247,3 +247,14 @@ def measured_from(bench: dict) -> dict:
     from curate.audit_base import measured_summary
 
     return measured_summary(bench)
+
+
+def test_the_readme_states_the_measured_rule():
+    from pathlib import Path
+
+    from curate.audit_base import MEASURED
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    ev = MEASURED["evidence"]
+    assert f"at most {ev['false_findings_per_audit']:.2f} false findings per audit" in readme
+    assert f"in {round(100 * ev['power']['0.65@100'])}% of {ev['seeds']} seeds at win-rate 0.65 on 100" in readme
