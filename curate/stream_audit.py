@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import EVIDENCE_COLUMNS, AuditSettings, evidence_order, mark_findings
+from .audit_base import EVIDENCE_COLUMNS, MEASURED, AuditSettings, evidence_order, mark_findings
 from .errors import NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
@@ -387,7 +387,18 @@ class StreamingAudit(AuditSettings):
     def to_dict(self) -> dict:
         out = {
             "type": "StreamingAudit",
-            **self.settings("alpha", "min_active", "split_salt", "sample_pairs", "sample_concepts", "group_threshold"),
+            **self.settings(
+                "alpha",
+                "min_active",
+                "split_salt",
+                "sample_pairs",
+                "sample_concepts",
+                "group_threshold",
+                "min_effect",
+                "min_differ",
+                "rule",
+            ),
+            "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):
             out.update(
