@@ -67,6 +67,15 @@ def print_result(audit, console=None, top: int = 20, by_reason: str | None = Non
         print_findings(findings, console, top=top)
     else:
         print_audit(audit.results_, console, top=top)
+    rule = audit.to_dict().get("findings_rule") or {}
+    if "false_findings_per_audit" in rule:
+        lo, hi = rule["false_findings_ci95"]
+        console.print(
+            f"findings rule '{rule['rule']}': {rule['false_findings_per_audit']:.2f} false findings per audit on "
+            f"label-permuted data (95% CI {lo:.2f}–{hi:.2f}); a within-subset win-rate of 0.65 on 100 of 800 pairs "
+            f"is found in {rule['power']['0.65@100']:.0%} of seeds ({rule['benchmark']})",
+            highlight=False,
+        )
     console.print(f"held-out AUC of all concepts together: {audit.auc_:.3f}")
     auc_by = getattr(audit, "auc_by_", None)
     if getattr(audit, "by_", None) and auc_by is not None:
