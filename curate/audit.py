@@ -29,9 +29,10 @@ Making SAE findings few and readable:
   ``sparse_auc_``; per concept ``multivariate_coef`` and ``survives_controls`` (non-zero once length and
   the named concepts are in the model);
 * **purity** — the share of a concept's activation mass on responses that carry its nearest named concept;
-* **findings** — at most ``max_findings`` rows (``finding`` and ``finding_rank``): confirmed, length-controlled
-  q < alpha, practically large (|win_rate − 0.5| ≥ ``min_effect``), and not redundant (|r| <
-  ``redundancy`` with a stronger finding), ordered by the length-controlled effect.
+* **findings** — at most ``max_findings`` rows (``finding`` and ``finding_rank``) that pass the findings rule,
+  :func:`curate.audit_base.finding_evidence` (full-data BH per source family, halves agree, length-controlled,
+  practically large; ``passed`` says how), one per idea (a duplicate is listed in ``aliases``), ordered by the
+  length-controlled effect; every other row is ranked by evidence (:func:`curate.audit_base.evidence_order`).
 
 With ``weights`` (e.g. from a rebalancing intervention) every statistic is weighted, and intervals and
 tests use the Kish effective number of pairs.
@@ -113,7 +114,7 @@ class ConceptAudit(AuditSettings):
         alpha, seed, min_active, split_salt, group_threshold, max_findings, min_effect: as
             :class:`~curate.audit_base.AuditSettings` (``seed`` orients the pairs of the multivariate models).
         group_features: group correlated SAE features into one row each (``group:<source>:<n>``).
-        redundancy: a finding correlating at |r| ≥ this with a stronger one is left out.
+        redundancy: a finding correlating at |r| ≥ this with a stronger one is shown as its alias.
 
     Attributes (after :meth:`fit`):
         results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), ranked by evidence
@@ -251,7 +252,7 @@ class ConceptAudit(AuditSettings):
         return mark_findings(res, picked)
 
     def findings(self) -> pd.DataFrame:
-        """The short list: confirmed, length-controlled, practically large concepts, one per group.
+        """The short list: the rows that pass :func:`~curate.audit_base.finding_evidence`, one per idea.
 
         One row per finding (:data:`curate.subsets.FINDING_COLUMNS`), best first: ``subset`` is empty for a
         pooled finding and names the subset for a within-subset one; ``where`` says where it holds.
