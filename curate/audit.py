@@ -29,9 +29,10 @@ Making SAE findings few and readable:
   ``sparse_auc_``; per concept ``multivariate_coef`` and ``survives_controls`` (non-zero once length and
   the named concepts are in the model);
 * **purity** — the share of a concept's activation mass on responses that carry its nearest named concept;
-* **findings** — at most ``max_findings`` rows (``finding`` and ``finding_rank``): confirmed, length-controlled
-  q < alpha, practically large (|win_rate − 0.5| ≥ ``min_effect``), and not redundant (|r| <
-  ``redundancy`` with a stronger finding), ordered by the length-controlled effect.
+* **findings** — at most ``max_findings`` rows (``finding`` and ``finding_rank``) that pass the findings rule,
+  :func:`curate.audit_base.finding_evidence` (full-data BH per source family, halves agree, length-controlled,
+  practically large; ``passed`` says how), one per idea (a duplicate is listed in ``aliases``), ordered by the
+  length-controlled effect; every other row is ranked by evidence (:func:`curate.audit_base.evidence_order`).
 
 With ``weights`` (e.g. from a rebalancing intervention) every statistic is weighted, and intervals and
 tests use the Kish effective number of pairs.
@@ -55,7 +56,16 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import AuditSettings, mark_findings, oriented, sparse_preference_model
+from .audit_base import (
+    EVIDENCE_COLUMNS,
+    MEASURED,
+    AuditSettings,
+    evidence_order,
+    mark_findings,
+    oriented,
+    pick_findings,
+    sparse_preference_model,
+)
 from .errors import NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
@@ -77,11 +87,22 @@ RESULT_COLUMNS = [
     "prevalence_chosen",
     "prevalence_rejected",
     "predicted_shift",
+    *EVIDENCE_COLUMNS,
+    "aliases",
 ]
 MEMBER_COLUMNS = [
     c
     for c in RESULT_COLUMNS
-    if c not in ("finding", "finding_rank", "n_members", "multivariate_coef", "survives_controls")
+    if c
+    not in (
+        "finding",
+        "finding_rank",
+        "n_members",
+        "multivariate_coef",
+        "survives_controls",
+        *EVIDENCE_COLUMNS,
+        "aliases",
+    )
 ] + ["group"]
 
 
@@ -93,11 +114,11 @@ class ConceptAudit(AuditSettings):
         alpha, seed, min_active, split_salt, group_threshold, max_findings, min_effect: as
             :class:`~curate.audit_base.AuditSettings` (``seed`` orients the pairs of the multivariate models).
         group_features: group correlated SAE features into one row each (``group:<source>:<n>``).
-        redundancy: a finding correlating at |r| ≥ this with a stronger one is left out.
+        redundancy: a finding correlating at |r| ≥ this with a stronger one is shown as its alias.
 
     Attributes (after :meth:`fit`):
-        results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), most significant
-            first.
+        results_: pandas DataFrame, one row per concept (see :data:`RESULT_COLUMNS`), ranked by evidence
+            (:func:`~curate.audit_base.evidence_order`: findings, then by q — never by raw win-rate).
         auc_: held-out AUC of predicting the preference from all concept Δs together.
         n_pairs_: number of usable pairs audited; ``n_discovery_``, ``n_confirmation_`` their halves.
         findings_: the findings (pooled and, with ``by``, within subsets), see :meth:`findings`.
@@ -159,11 +180,7 @@ class ConceptAudit(AuditSettings):
         res["survives_controls"] = coef != 0
         self.auc_ = self._multivariate_auc(scores, half)
         res = self._mark_findings(scores, res)
-        lc_q = res["length_controlled_q"].fillna(1).to_numpy()
-        lc_abs = -np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
-        rank = res["finding_rank"].fillna(np.inf).to_numpy()
-        order = np.lexsort((lc_abs, lc_q, rank))
-        self.results_ = res.iloc[order][RESULT_COLUMNS].reset_index(drop=True)
+        self.results_ = res.iloc[evidence_order(res)][RESULT_COLUMNS].reset_index(drop=True)
         self.by_ = by
         if by:
             from .subsets import select_findings, subset_auc, subset_table, subset_values
@@ -176,12 +193,9 @@ class ConceptAudit(AuditSettings):
                 on="concept",
                 how="left",
             )
-            rank = pooled["finding_rank"].fillna(np.inf).to_numpy()
-            order = np.lexsort((lc_abs, lc_q, rank))
-            self.results_ = pooled.iloc[order][RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]].reset_index(drop=True)
-            self.results_by_ = by_table.sort_values(["finding_rank", "length_controlled_q"], na_position="last")[
-                SUBSET_COLUMNS
-            ].reset_index(drop=True)
+            cols = RESULT_COLUMNS + ["heterogeneity_q", "sign_flip"]
+            self.results_ = pooled.iloc[evidence_order(pooled)][cols].reset_index(drop=True)
+            self.results_by_ = by_table.iloc[evidence_order(by_table)][SUBSET_COLUMNS].reset_index(drop=True)
             self.auc_by_ = subset_auc(scores, half, subsets, seed=self.seed)
         else:
             from .subsets import pooled_findings
@@ -213,22 +227,32 @@ class ConceptAudit(AuditSettings):
         return out
 
     def _mark_findings(self, scores: ConceptScores, res: pd.DataFrame) -> pd.DataFrame:
-        """At most ``max_findings`` confirmed, length-controlled, practically large, non-redundant concepts."""
-        candidates = self.finding_candidates(res)
+        """At most ``max_findings`` rows that pass :func:`~curate.audit_base.finding_evidence`, strongest
+        length-controlled effect first; one idea said twice is one finding with ``aliases``."""
+        ev = self.evidence(res)
+        res = res.copy()
+        for c in EVIDENCE_COLUMNS:
+            res[c] = ev[c].to_numpy()
+        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        ok = ev["passes"].to_numpy()
+        order = [int(i) for i in np.argsort(-strength, kind="stable") if ok[i]]
         stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
-        chosen_idx: list[int] = []
-        for i in candidates:
-            if len(chosen_idx) >= self.max_findings:
-                break
-            if chosen_idx:
-                r = S.correlation_matrix(stacked[:, [i]], stacked[:, chosen_idx])[0]
-                if np.nanmax(np.abs(r)) >= self.redundancy:
-                    continue
-            chosen_idx.append(i)
-        return mark_findings(res.copy(), chosen_idx)
+        picked, aliases = pick_findings(
+            order,
+            stacked,
+            list(range(len(res))),
+            (res["source"] == "named").tolist(),
+            max_findings=self.max_findings,
+            redundancy=self.redundancy,
+        )
+        res["aliases"] = ""
+        ids = res["concept"].to_numpy()
+        for k, al in aliases.items():
+            res.loc[res.index[k], "aliases"] = ", ".join(ids[al])
+        return mark_findings(res, picked)
 
     def findings(self) -> pd.DataFrame:
-        """The short list: confirmed, length-controlled, practically large concepts, one per group.
+        """The short list: the rows that pass :func:`~curate.audit_base.finding_evidence`, one per idea.
 
         One row per finding (:data:`curate.subsets.FINDING_COLUMNS`), best first: ``subset`` is empty for a
         pooled finding and names the subset for a within-subset one; ``where`` says where it holds.
@@ -350,8 +374,11 @@ class ConceptAudit(AuditSettings):
                 "group_threshold",
                 "max_findings",
                 "min_effect",
+                "min_differ",
                 "redundancy",
+                "rule",
             ),
+            "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):
             out.update(

@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import _columns as C
 from . import stats as S
-from .audit_base import AuditSettings, mark_findings
+from .audit_base import EVIDENCE_COLUMNS, MEASURED, AuditSettings, evidence_order, mark_findings
 from .errors import NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
@@ -67,6 +67,7 @@ STREAM_COLUMNS = [
     "in_sample",
     "prevalence_chosen",
     "prevalence_rejected",
+    *EVIDENCE_COLUMNS,
 ]
 _MASK32 = np.int64(0xFFFFFFFF)
 
@@ -316,8 +317,7 @@ class StreamingAudit(AuditSettings):
             seed=self.seed,
         )
         res = self._mark_findings(res)
-        order = np.lexsort((res["q_value"].fillna(1).to_numpy(), res["finding_rank"].fillna(np.inf).to_numpy()))
-        self.results_ = res.iloc[order][STREAM_COLUMNS].reset_index(drop=True)
+        self.results_ = res.iloc[evidence_order(res)][STREAM_COLUMNS].reset_index(drop=True)
 
     def _stats(self, acc: _Acc, ids: list[str], source: str, keep: np.ndarray) -> pd.DataFrame:
         n_half = self._n_half.astype(float)
@@ -359,9 +359,15 @@ class StreamingAudit(AuditSettings):
         )
 
     def _mark_findings(self, res: pd.DataFrame) -> pd.DataFrame:
-        """At most ``max_findings`` confirmed, length-controlled (on the sample), large concepts, one per group."""
+        """At most ``max_findings`` rows that pass :func:`~curate.audit_base.finding_evidence` (length control on
+        the sample), one per group."""
+        ev = self.evidence(res)
+        for c in EVIDENCE_COLUMNS:
+            res[c] = ev[c].to_numpy()
         picked, groups = [], set()
-        for i in self.finding_candidates(res):
+        strength = np.abs(res["length_controlled_coef"].fillna(0).to_numpy())
+        ok = ev["passes"].to_numpy()
+        for i in (int(i) for i in np.argsort(-strength, kind="stable") if ok[i]):
             if len(picked) >= self.max_findings:
                 break
             g = res["group"].iat[i]
@@ -373,7 +379,7 @@ class StreamingAudit(AuditSettings):
 
     # -- reading ---------------------------------------------------------------------------------------
     def findings(self) -> pd.DataFrame:
-        """The short list (confirmed, length-controlled, practically large, one per group)."""
+        """The short list (rows that pass :func:`~curate.audit_base.finding_evidence`, one per group)."""
         if not hasattr(self, "results_"):
             raise NotFittedError("This StreamingAudit is not fitted yet. Call `fit(shards)` first.")
         return self.results_[self.results_["finding"]]
@@ -381,7 +387,18 @@ class StreamingAudit(AuditSettings):
     def to_dict(self) -> dict:
         out = {
             "type": "StreamingAudit",
-            **self.settings("alpha", "min_active", "split_salt", "sample_pairs", "sample_concepts", "group_threshold"),
+            **self.settings(
+                "alpha",
+                "min_active",
+                "split_salt",
+                "sample_pairs",
+                "sample_concepts",
+                "group_threshold",
+                "min_effect",
+                "min_differ",
+                "rule",
+            ),
+            "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):
             out.update(

@@ -32,6 +32,7 @@ from scipy import stats as _st
 from . import _columns as C
 from . import stats as S
 from ._columns import subset_values  # noqa: F401  (re-exported: its home is curate._columns)
+from .audit_base import EVIDENCE_COLUMNS, pick_findings
 from .scores import ConceptScores
 
 __all__ = [
@@ -60,6 +61,8 @@ SUBSET_COLUMNS = [
     "sign_flip",
     "finding",
     "finding_rank",
+    *EVIDENCE_COLUMNS,
+    "aliases",
 ]
 FINDING_COLUMNS = [
     "finding_rank",
@@ -82,6 +85,9 @@ FINDING_COLUMNS = [
     "sign_flip",
     "nearest_named",
     "nearest_r",
+    "finding_q",
+    "passed",
+    "aliases",
 ]
 AUC_COLUMNS = [C.SUBSET, "n_pairs", "n_heldout", "heldout_auc", "heldout_auc_interactions"]
 
@@ -165,12 +171,6 @@ def heterogeneity(by_table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return out[["concept", "heterogeneity_p", "heterogeneity_q", "heterogeneous", "sign_flip"]]
 
 
-def _passes(t: pd.DataFrame, alpha: float, min_effect: float) -> np.ndarray:
-    return (
-        t["confirmed"].astype(bool) & (t["length_controlled_q"] < alpha) & ((t["win_rate"] - 0.5).abs() >= min_effect)
-    ).to_numpy()
-
-
 def _direction(wr: float) -> str:
     return "chosen ↑" if wr > 0.5 else "rejected ↑"
 
@@ -178,24 +178,32 @@ def _direction(wr: float) -> str:
 def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame):
     """Choose at most ``audit.max_findings`` findings from pooled and subset rows together.
 
-    Per concept: when the pooled row passes every check (confirmed, length-controlled q < alpha, practically
-    large) and the concept does not flip sign across subsets, the pooled row is the finding and ``where``
-    lists the subsets where it also holds; otherwise every subset row that passes is a finding of its own.
-    Findings of different concepts in the same place (pooled, or the same subset) that correlate at
-    |r| ≥ ``audit.redundancy`` with a stronger one are left out. Ordered by |length-controlled effect|.
+    Which rows pass is :func:`curate.audit_base.finding_evidence` over pooled and subset rows together (one
+    multiplicity family per source). Per concept: when the pooled row passes and the concept's win-rate does not
+    differ across subsets (heterogeneity q ≥ alpha), the pooled row is the finding and ``where`` lists the subsets where it also holds;
+    otherwise every subset row that passes is a finding of its own. A finding that is one idea with a stronger
+    one in the same place (pooled, or the same subset; :func:`curate.audit_base.pick_findings`) is listed in
+    that finding's ``aliases`` instead. Ordered by |length-controlled effect|.
 
     Returns:
         ``(pooled, by_table, findings)``: the two tables with ``finding``/``finding_rank`` set, and the
         findings table (:data:`FINDING_COLUMNS`).
     """
-    alpha, min_eff = audit.alpha, audit.min_effect
+    alpha = audit.alpha
     het = by_table.drop_duplicates("concept").set_index("concept")[["heterogeneity_q", "sign_flip", "heterogeneous"]]
-    ok_pool = _passes(pooled, alpha, min_eff)
-    ok_sub = _passes(by_table, alpha, min_eff)
+    # one family of tests: pooled and subset rows together (curate.audit_base.finding_evidence)
+    ev = audit.evidence(pd.concat([pooled, by_table], ignore_index=True))
+    pooled, by_table = pooled.copy(), by_table.copy()
+    for c in EVIDENCE_COLUMNS:
+        pooled[c] = ev[c].to_numpy()[: len(pooled)]
+        by_table[c] = ev[c].to_numpy()[len(pooled) :]
+    ok_pool = ev["passes"].to_numpy()[: len(pooled)]
+    ok_sub = ev["passes"].to_numpy()[len(pooled) :]
     cands = []  # (strength, scope, row index in its table)
-    flip = het["sign_flip"].reindex(pooled["concept"]).fillna(False).to_numpy()
+    # a pooled finding only for a concept whose win-rate is the same in every subset (else: where it holds)
+    varies = het["heterogeneous"].reindex(pooled["concept"]).fillna(False).to_numpy(dtype=bool)
     pooled_concepts = set()
-    for i in np.flatnonzero(ok_pool & ~flip):
+    for i in np.flatnonzero(ok_pool & ~varies):
         cands.append((abs(pooled["length_controlled_coef"].iloc[i]), C.POOLED, i))
         pooled_concepts.add(pooled["concept"].iloc[i])
     for j in np.flatnonzero(ok_sub):
@@ -207,30 +215,26 @@ def select_findings(audit, scores, pooled: pd.DataFrame, by_table: pd.DataFrame)
     ids = scores.concepts["concept"].tolist()
     col_of = {c: k for k, c in enumerate(ids)}
     stacked = np.concatenate([scores.chosen, scores.rejected], axis=0).astype(float)
-    chosen: list[tuple[str, int]] = []
-    for _, scope, i in cands:
-        if len(chosen) >= audit.max_findings:
-            break
-        table = pooled if scope == C.POOLED else by_table
-        c = table["concept"].iloc[i]
-        peers = [
-            col_of[(pooled if s == C.POOLED else by_table)["concept"].iloc[k]]
-            for s, k in chosen
-            if s == scope or s == C.POOLED or scope == C.POOLED
-        ]
-        if peers and c in col_of:
-            r = S.correlation_matrix(stacked[:, [col_of[c]]], stacked[:, peers])[0]
-            if np.nanmax(np.abs(r)) >= audit.redundancy:
-                continue
-        chosen.append((scope, i))
-    pooled, by_table = pooled.copy(), by_table.copy()
-    pooled["finding"], pooled["finding_rank"] = False, np.nan
-    by_table["finding"], by_table["finding_rank"] = False, np.nan
+    concept_of = [(pooled if sc == C.POOLED else by_table)["concept"].iloc[i] for _, sc, i in cands]
+    picked, alias_of = pick_findings(
+        list(range(len(cands))),
+        stacked,
+        [col_of.get(c) for c in concept_of],
+        [(pooled if sc == C.POOLED else by_table)["source"].iloc[i] == "named" for _, sc, i in cands],
+        max_findings=audit.max_findings,
+        redundancy=audit.redundancy,
+        scope=[sc for _, sc, _ in cands],
+    )
+    chosen = [(cands[k][1], cands[k][2]) for k in picked]
+    aliases = {(cands[k][1], cands[k][2]): ", ".join(concept_of[a] for a in al) for k, al in alias_of.items()}
+    pooled["finding"], pooled["finding_rank"], pooled["aliases"] = False, np.nan, ""
+    by_table["finding"], by_table["finding_rank"], by_table["aliases"] = False, np.nan, ""
     rows = []
     for rank, (scope, i) in enumerate(chosen, 1):
         table = pooled if scope == C.POOLED else by_table
         table.loc[table.index[i], "finding"] = True
         table.loc[table.index[i], "finding_rank"] = rank
+        table.loc[table.index[i], "aliases"] = aliases.get((scope, i), "")
         r = table.iloc[i].to_dict()
         c = r["concept"]
         cmask = (by_table["concept"] == c).to_numpy()

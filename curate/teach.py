@@ -40,8 +40,9 @@ class FindingSentence:
     Attributes:
         concept: the concept id.
         label: its label (raw text: the caller escapes it for its medium), or "".
-        note: e.g. ``"a group of 4 features"``, or "".
-        text: the sentence after ``concept (label)``: ``"the response with more of it was chosen in …"``;
+        note: e.g. ``"a group of 4 features"``, ``"the same idea as log_length"`` (its aliases), or "".
+        text: the sentence after ``concept (label)``: ``"the response with more of it was chosen in …"``, ending
+            in how the finding passed the rule (its ``passed`` column, :func:`curate.audit_base.finding_evidence`);
             the whole sentence when the audit gave the finding as text.
         given: True when ``text`` is the audit's own text (no concept/label prefix).
     """
@@ -71,13 +72,21 @@ def finding_sentences(audit: pd.DataFrame | None, top: int = 10) -> list[Finding
         if not more:  # report the side that wins
             wr, lo, hi = 1 - wr, 1 - hi, 1 - lo
         members = r.get("n_members")
-        note = f"a group of {int(members)} features" if not is_missing(members) and int(members) > 1 else ""
+        notes = [f"a group of {int(members)} features"] if not is_missing(members) and int(members) > 1 else []
+        aliases = r.get("aliases")
+        if isinstance(aliases, str) and aliases:
+            notes.append(f"the same idea as {aliases}")
+        note = "; ".join(notes)
+        passed = r.get("passed")
+        how = (
+            passed
+            if isinstance(passed, str) and passed
+            else f"q {fmt_q(r.get('q_value'))}, length-controlled q {fmt_q(r.get('length_controlled_q'))}"
+            + ("; confirmed on held-out prompts" if bool(r.get("confirmed", False)) else "")
+        )
         text = (
             f"the response with {'more' if more else 'less'} of it was chosen in {pct(wr)} "
-            f"[{pct(lo)}, {pct(hi)}] of the {int(r['n_differ']):,} pairs where the two differ "
-            f"(q {fmt_q(r.get('q_value'))}, length-controlled q {fmt_q(r.get('length_controlled_q'))}"
-            + ("; confirmed on held-out prompts" if bool(r.get("confirmed", False)) else "")
-            + ")."
+            f"[{pct(lo)}, {pct(hi)}] of the {int(r['n_differ']):,} pairs where the two differ ({how})."
         )
         out.append(FindingSentence(str(r["concept"]), str(r.get("label", "") or "").rstrip(". "), note, text))
     return out

@@ -35,7 +35,7 @@ def test_summary_counts_kept_and_dropped(data):
     assert s["dropped_by_reason"] == {"invalid:empty_rejected": 1, "invalid:identical": 1}
     assert s["input_format"] == "standard" and s["concepts"] == len(data.audit) == 21
     assert (s["confirmed"], s["findings"]) == (int(data.audit["confirmed"].sum()), int(data.audit["finding"].sum()))
-    assert (s["confirmed"], s["findings"]) == (8, 3)
+    assert (s["confirmed"], s["findings"]) == (8, 4)  # issue 30: `exclamation` passes the findings rule too
 
 
 def test_concept_table_filters(data):
@@ -47,7 +47,7 @@ def test_concept_table_filters(data):
     assert len(confirmed) == 5 and len(full) == 18  # 21 concepts, 3 pairs of equal ones shown as one row
     assert data.concept_table("named").equals(full) and data.concept_table("SAE").empty  # named concepts only
     findings = data.concept_table(findings_only=True)
-    assert findings["finding"].tolist() == ["#1", "#2", "#3"]
+    assert findings["finding"].tolist() == ["#1", "#2", "#3", "#4"]
     assert findings["concept"].tolist() == full.loc[full["finding"] != "", "concept"].tolist()
 
 

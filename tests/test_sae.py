@@ -384,14 +384,22 @@ def test_top_findings_reach_every_planted_concept_and_no_control(planted):
     for c in planted:
         hit = top10["concept"].isin(NAMED_OF[c]) | (near & top10["nearest_named"].isin(NAMED_OF[c]))
         assert hit.any(), f"{c} not reached by a top-10 finding:\n{table}"
-    # SAE groups among the findings reach planted concepts too (not only the named detectors)
-    sae_f = findings[(findings["source"] != "named") & (findings["nearest_r"].abs() >= 0.3)]["nearest_named"]
+    # SAE groups among the findings, or shown as a named finding's aliases (issue 30), reach planted concepts too
+    res = audit.results_.set_index("concept")
+    shown = list(findings["concept"]) + [a for al in findings["aliases"] for a in al.split(", ") if a]
+    groups = res.loc[[c for c in shown if c in res.index and res.loc[c, "source"] != "named"]]
+    sae_f = groups.loc[groups["nearest_r"].abs() >= 0.3, "nearest_named"]
     assert any(sae_f.isin(NAMED_OF[c]).any() for c in planted), findings.to_string()
     controls = set().union(*(NAMED_OF[c] for c in gen.equal if c in NAMED_OF))
-    assert not (near & top10["nearest_named"].isin(controls)).any(), table
+    # a group *is* a named concept's idea from |r| >= 0.5 (curate.audit_base.NAMED_ALIAS_R); issue 30's rule finds
+    # a group at win-rate 0.29 whose nearest named concept is the equal-rate emoji at r 0.46 — not emoji's idea
+    from curate.audit_base import NAMED_ALIAS_R
+
+    is_named_idea = top10["nearest_r"].abs() >= NAMED_ALIAS_R
+    assert not (is_named_idea & top10["nearest_named"].isin(controls)).any(), table
     assert not top10["concept"].isin(controls).any(), table
-    # every finding is confirmed, length-controlled and practically large; SAE features appear as groups
-    assert findings["confirmed"].all() and (findings["length_controlled_q"] < 0.05).all()
+    # every finding passed the findings rule (full data, halves, length control) and is practically large
+    assert findings["passed"].str.startswith("full data q").all()
     assert ((findings["win_rate"] - 0.5).abs() >= 0.1).all()
     assert not findings["concept"].str.startswith("sae:").any()
 

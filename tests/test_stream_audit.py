@@ -121,3 +121,16 @@ def test_cli_stream_audit(data, tmp_path):
     assert "sae:x:0" in set(table["concept"]) and table["confirmed"].any()
     res = CliRunner().invoke(cli, ["stream-audit", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_stream_findings_pass_the_one_findings_rule(data, reference):
+    """Issue 30: the streaming audit decides findings with the same function as the in-memory audit, so on the
+    same data (the sample covering every pair) the two agree on which named concepts pass and why."""
+    from curate.audit_base import finding_evidence
+
+    res = StreamingAudit(batch_rows=300).fit(data).results_.set_index("concept")
+    named = res.index[res["source"] == "named"]
+    mine = finding_evidence(res.loc[named].reset_index())
+    ref = reference.loc[named]
+    assert mine["passes"].tolist() == ref["passed"].astype(bool).tolist()
+    assert res.loc[res["finding"], "passed"].str.startswith("full data q").all() and res["finding"].any()

@@ -215,8 +215,9 @@ class AppData:
             if c in self.audit and (c == "concept" or c not in a)
         ]
         a = a.merge(self.audit[extra], on="concept", how="left")
-        rank = a["finding_rank"].fillna(np.inf) if "finding_rank" in a else pd.Series(np.inf, index=a.index)
-        return a.assign(_r=rank.to_numpy()).sort_values(["_r", "length_controlled_q"]).drop(columns="_r")
+        from ..audit_base import evidence_order  # ranked by evidence, never by raw win-rate
+
+        return a.iloc[evidence_order(a)]
 
     def concept_table(
         self, source: str = "all", confirmed_only: bool = False, findings_only: bool = False, subset: str = ALL_SUBSETS

@@ -29,7 +29,7 @@ def print_audit(results, console=None, top: int = 20, title: str | None = None) 
     has_findings = "finding" in results and bool(results["finding"].any())
     rows = results[results["finding"]] if has_findings else results
     title = title or (
-        "Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor, one per group"
+        "Findings: full-data q, halves agree, length-controlled, |win-rate − 0.5| ≥ floor, one per idea"
         if has_findings
         else "Top concepts (no findings passed every check)"
     )
@@ -74,6 +74,15 @@ def print_result(audit, console=None, top: int = 20, by_reason: str | None = Non
         print_findings(findings, console, top=top)
     else:
         print_audit(audit.results_, console, top=top)
+    rule = audit.to_dict().get("findings_rule") or {}
+    if "false_findings_per_audit" in rule:
+        lo, hi = rule["false_findings_ci95"]
+        console.print(
+            f"findings rule '{rule['rule']}': {rule['false_findings_per_audit']:.2f} false findings per audit on "
+            f"label-permuted data (95% CI {lo:.2f}–{hi:.2f}); a within-subset win-rate of 0.65 on 100 of 800 pairs "
+            f"is found in {rule['power']['0.65@100']:.0%} of seeds ({rule['benchmark']})",
+            highlight=False,
+        )
     console.print(f"held-out AUC of all concepts together: {audit.auc_:.3f}")
     auc_by = getattr(audit, "auc_by_", None)
     if getattr(audit, "by_", None) and auc_by is not None:
@@ -91,8 +100,8 @@ def print_findings(findings, console=None, top: int = 20) -> None:
     from rich.table import Table
 
     console = console or _console()
-    table = Table(title="Findings: confirmed, length-controlled, |win-rate − 0.5| ≥ floor (pooled and per subset)")
-    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q"):
+    table = Table(title="Findings (pooled and per subset) and how each passed the findings rule")
+    for col in ("#", "where", "concept", "label", "direction", "win_rate [95% CI]", "len-ctrl q", "how it passed"):
         table.add_column(col, overflow="fold")
     shown = findings.head(top)
     for _, r in shown.iterrows():
@@ -103,11 +112,12 @@ def print_findings(findings, console=None, top: int = 20) -> None:
                 (
                     int(r["finding_rank"]),
                     r["where"],
-                    r["concept"],
+                    " = ".join([str(r["concept"])] + ([str(r["aliases"])] if r.get("aliases") else [])),
                     r["label"],
                     "chosen ↑" if wr > 0.5 else "rejected ↑",
                     f"{wr:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
                     _fmt_q(r["length_controlled_q"]),
+                    r.get("passed") or "",
                 ),
             )
         )
