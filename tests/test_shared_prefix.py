@@ -156,3 +156,17 @@ def test_smollm2_layer15_shared_equals_full():
         scale = float(want[j].abs().max())
         assert float((got[j] - want[j]).abs().max()) <= 1e-4 * max(1.0, scale)
     assert np.isfinite(scale)
+
+
+def test_bfloat16_takes_the_same_path(tiny_lm, data):
+    """The CUDA + bf16 configuration runs the same code; on CPU, bf16 rounding bounds the agreement."""
+    small = data.select(range(8))
+    outs = {}
+    for share in (True, False):
+        ann = _ann(tiny_lm, share, dtype="bfloat16")
+        outs[share] = ann(small[:])
+    assert ann.model_.dtype == torch.bfloat16 and _ann(tiny_lm, True, dtype="bfloat16").to_dict()["dtype"] == "bfloat16"
+    col = C.sae_value_column("chosen", "t")
+    a = np.concatenate([np.sort(v) for v in outs[True][col] if v])
+    b = np.concatenate([np.sort(v) for v in outs[False][col] if v])
+    assert a.shape == b.shape and np.abs(a - b).max() <= 0.05 * np.abs(b).max()
