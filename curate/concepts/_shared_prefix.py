@@ -9,9 +9,10 @@ depend only on the tokens before it, so this equals the full prompt + response f
 :meth:`SAEConcepts._response_activations` up to float rounding (tested within 1e-4) — with no key/value
 cache, and nothing re-padded or copied per response.
 
-Rows (shared groups and plain responses alike) are sorted by length within the call's window and packed
-into micro-batches of at most ``batch_tokens`` padded tokens and ``max_batch_rows`` rows, then put back in
-order by their positions.
+Rows (shared groups and plain responses alike) are sorted by length within the call's window and cut into
+micro-batches of at most ``batch_tokens`` padded tokens and ``max_batch_rows`` rows
+(:func:`~curate.concepts.activations.length_buckets`); each activation is returned with its position, so
+the caller puts them back in order.
 
 Sharing is chosen per prompt (:func:`_pays`): a group is one row where that costs less than forwarding each
 response with its own copy of the prompt (a cost model of the linear layers and the dense masked attention);
