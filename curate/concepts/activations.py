@@ -66,6 +66,35 @@ def _torch_dtype(dtype) -> torch.dtype:
     return value
 
 
+def length_buckets(lengths: Sequence[int], batch_tokens: int, max_rows: int) -> list[list[int]]:
+    """Split inputs into micro-batches of similar length: sorted by length, then cut where it minimizes the
+    padded tokens plus a fixed cost per micro-batch (``batch_tokens / 64`` tokens), each micro-batch holding
+    at most ``batch_tokens`` padded tokens (a longer input goes alone) and ``max_rows`` inputs.
+
+    Example:
+
+        >>> length_buckets([5, 100, 6, 98, 7], batch_tokens=1024, max_rows=8)
+        [[0, 2, 4], [3, 1]]
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    lens = [max(1, int(lengths[j])) for j in order]
+    per_batch = batch_tokens / 64
+    best = [0.0] + [float("inf")] * len(lens)  # best[j]: cost of the first j sorted inputs
+    cut = [0] * (len(lens) + 1)
+    for j in range(1, len(lens) + 1):
+        for i in range(j - 1, max(-1, j - 1 - max(1, max_rows)), -1):  # inputs i..j-1, the longest is j-1
+            if j - i > 1 and (j - i) * lens[j - 1] > batch_tokens:
+                break
+            cost = best[i] + (j - i) * lens[j - 1] + per_batch
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches, j = [], len(lens)
+    while j > 0:
+        batches.append([int(x) for x in order[cut[j] : j]])
+        j = cut[j]
+    return batches[::-1]
+
+
 class ActivationReader:
     """The reading half of an SAE annotator: needs ``model_``, ``tokenizer_``, ``backend``, ``layer``,
     ``device``, ``max_length``, ``batch_tokens``, ``max_batch_rows``, ``share_prompt``, ``text_columns`` and
@@ -124,16 +153,8 @@ class ActivationReader:
 
     # -- forward ---------------------------------------------------------------------------------------
     def _micro_batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
-        order = np.argsort(np.asarray(lengths), kind="stable")
-        cur: list[int] = []
-        for j in order:
-            n = max(1, int(lengths[j]))
-            if cur and ((len(cur) + 1) * n > self.batch_tokens or len(cur) >= self.max_batch_rows):
-                yield cur
-                cur = []
-            cur.append(int(j))
-        if cur:
-            yield cur
+        """Length-bucketed micro-batches of the inputs of one call: see :func:`length_buckets`."""
+        yield from length_buckets(lengths, int(self.batch_tokens), int(self.max_batch_rows))
 
     @torch.inference_mode()
     def _residuals(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,10 +202,12 @@ class ActivationReader:
         return torch.nn.functional.normalize(emb.float(), dim=-1)
 
     def _response_activations(
-        self, pairs: list[tuple[list[dict], str]]
+        self, pairs: list[tuple[list[dict], str]], items: list[_Item] | None = None
     ) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
         """Yield ``(positions, activations)`` per micro-batch: the ``[n_tokens, d]`` response-token
-        activations (one row per response for the embedding backend) of ``pairs[positions[j]]``."""
+        activations (one row per response for the embedding backend) of ``pairs[positions[j]]``. Each input
+        is forwarded up to its response's last token (what follows cannot change it); ``items``: ``pairs``
+        already tokenized."""
         if self.backend == "embedding":
             texts = [r for _, r in pairs]
             lengths = [len(t) // 4 + 1 for t in texts]
@@ -192,9 +215,10 @@ class ActivationReader:
                 emb = self._embed([texts[j] for j in group])
                 yield group, [emb[i : i + 1] for i in range(len(group))]
             return
-        items = self._tokenize(pairs)
-        for group in self._micro_batches([len(it.ids) for it in items]):
-            resid, _ = self._residuals([items[j].ids for j in group])
+        items = self._tokenize(pairs) if items is None else items
+        needed = [it.ids[: max(it.end, 1)] for it in items]
+        for group in self._micro_batches([len(x) for x in needed]):
+            resid, _ = self._residuals([needed[j] for j in group])
             acts = [resid[b, items[j].start : items[j].end] for b, j in enumerate(group)]
             self.stats_["response_tokens"] += sum(len(a) for a in acts)
             yield group, acts

@@ -109,11 +109,14 @@ class SAEConcepts(ActivationReader):
         device: torch device (``"cuda"`` works; no GPU needed).
         dtype: model dtype (``torch.bfloat16`` on CUDA); the SAE runs in its own dtype.
         max_length: most tokens per input.
-        batch_tokens: most (padded) tokens per micro-batch.
+        batch_tokens: most (padded) tokens per micro-batch; inputs are sorted by length within each call and
+            cut into micro-batches that waste little padding (on a GPU, raise it: 16384 or more).
         max_batch_rows: most sequences per micro-batch.
         text_columns: the response columns.
-        share_prompt: forward each prompt once and run its responses on its key/value cache (same
-            activations within float rounding; see :mod:`curate.concepts._shared_prefix`).
+        share_prompt: forward each prompt once, its responses after it in the same sequence, wherever that
+            costs less than a prompt copy per response (same activations within float rounding; see
+            :mod:`curate.concepts._shared_prefix`). What was chosen is counted in ``stats_`` and
+            :meth:`to_dict`.
 
     Attributes (after the first call):
         model_, tokenizer_, model_id_, sae_; ``stats_`` counts responses, micro-batches, tokens, padding
@@ -283,6 +286,9 @@ class SAEConcepts(ActivationReader):
             "response_tokens": 0,
             "truncated": 0,
             "truncated_response": 0,
+            "shared_prompts": 0,
+            "unshared_responses": 0,
+            "plain_calls": 0,
         }
         dtype = _torch_dtype(self.dtype)
         if self.backend == "embedding":
@@ -441,8 +447,18 @@ class SAEConcepts(ActivationReader):
         return results
 
     def to_dict(self) -> dict:
-        """Settings of this annotator (for cards and reports)."""
+        """Settings of this annotator (for cards and reports), with what the prompt sharing chose so far."""
         out = self.identity()
+        stats = getattr(self, "stats_", None)
+        if self.backend == "lm":
+            out["prompt_sharing"] = {"share_prompt": bool(self.share_prompt)}
+            if stats:
+                out["prompt_sharing"].update(
+                    shared_prompts=int(stats["shared_prompts"]),
+                    plain_responses=int(stats["unshared_responses"]),
+                    plain_calls=int(stats["plain_calls"]),
+                    padding_waste=round(1 - stats["tokens"] / max(stats["padded_tokens"], 1), 4),
+                )
         sae = getattr(self, "sae_", None)
         if sae is not None:
             out.update({"d_sae": int(sae.cfg.d_sae), "d_in": int(sae.cfg.d_in)})

@@ -31,7 +31,7 @@ class SAEConfig:
     device: str = "cpu"
     dtype: str | None = None  # None: float32
     max_length: int = 1024
-    batch_tokens: int = 4096
+    batch_tokens: int = 4096  # padded tokens per micro-batch, inputs length-bucketed per call (GPU: 16384+)
     max_batch_rows: int = 32
     text_columns: tuple[str, ...] = C.SIDES
     share_prompt: bool = True
