@@ -48,7 +48,7 @@ def test_audit_command_writes_outputs_and_prints_a_table(pairs_file, tmp_path):
     proc = _curate("audit", str(pairs_file), "--out", str(tmp_path / "out"), "--limit", "250")
     assert proc.returncode == 0, proc.stderr
     assert "Ingestion" in proc.stdout and "Findings" in proc.stdout and "win_rate" in proc.stdout
-    assert "confirmed" in proc.stdout and any(
+    assert "how it passed" in proc.stdout and any(
         c in proc.stdout for c in ("flattery", "agreement", "heading", "markdown")
     )
     res = pd.read_parquet(tmp_path / "out" / "audit.parquet")

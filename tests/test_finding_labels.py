@@ -99,7 +99,19 @@ def sae_audit(generated, annotated):
 
 
 def test_every_finding_gets_a_readable_label_and_a_marked_context(sae_audit):
+    import copy
+
+    import pandas as pd
+
     df, audit, labels = sae_audit
+    # since issue 30 the SAE group that is flattery's idea is shown as flattery's alias; it is labelled as a
+    # finding here, so the labeller of SAE groups is still tested
+    alias = audit.results_.set_index("concept").loc["flattery", "aliases"]
+    assert alias.startswith("group:fake:"), alias
+    audit = copy.deepcopy(audit)
+    row = audit.results_[audit.results_["concept"] == alias].reindex(columns=audit.findings_.columns)
+    row = row.assign(finding_rank=len(audit.findings_) + 1, where=audit.findings_["where"].iloc[0])
+    audit.findings_ = pd.concat([audit.findings_, row], ignore_index=True)
     f = describe_findings(df, audit, labels)
     assert len(f) >= 3 and (f["source"] == "sae:fake").any()
     for _, r in f.iterrows():
