@@ -58,6 +58,9 @@ CELLS_W = (0.62, 0.65, 0.70)
 #: three WIMHF datasets (those ``tests/test_wimhf.py`` requires), each response cut at this many tokens
 SAE_DATASETS = ["HH-RLHF", "PKU", "ChatbotArena"]
 SAE_MAX_LENGTH = 384
+#: first seed of the fresh draws (``power_fresh``, ``generated_fresh``): fixed before they were run, after the
+#: ``evidence`` rule had been adjusted on seeds 0-19 (power) and the seed-0 draw (false findings)
+FRESH = 1000
 
 
 def rule_passes(audit, table: pd.DataFrame, rule: str) -> np.ndarray:
@@ -212,11 +215,11 @@ def planted(scores, n: int, w: float, seed: int, exact: bool = True):
 
 
 # -- measurements ------------------------------------------------------------------------------------------------
-def false_findings(scores, by: str, perms: int, label: str) -> dict:
+def false_findings(scores, by: str, perms: int, label: str, first: int = 0) -> dict:
     from curate import ConceptAudit
 
     counts = {r: [] for r in RULES}
-    for k in range(perms):
+    for k in range(first, first + perms):
         audit = ConceptAudit().fit(permuted(scores, np.random.default_rng(k)), by=by)
         for r in RULES:
             counts[r].append(len(rule_findings(audit, r)))
@@ -232,14 +235,14 @@ def false_findings(scores, by: str, perms: int, label: str) -> dict:
     } | {"permutations": perms, "n_pairs": int(scores.n_pairs), "n_concepts": int(scores.chosen.shape[1])}
 
 
-def power(seeds: int, exact: bool = True) -> dict:
+def power(seeds: int, exact: bool = True, first: int = 0) -> dict:
     """Share of seeds in which the planted effect becomes a finding, per rule and cell; ``unadjusted``: the planted
     row of subset A has a sign-test p < 0.05 (no multiplicity, no other check: the most any rule could find)."""
     from curate import ConceptAudit
 
     names = (*RULES, "unadjusted")
     found = {(r, n, w): 0 for r in names for n in CELLS_N for w in CELLS_W}
-    for s in range(seeds):
+    for s in range(first, first + seeds):
         base = generated_scores(100 + s)
         for n in CELLS_N:
             for w in CELLS_W:
@@ -265,7 +268,7 @@ def power(seeds: int, exact: bool = True) -> dict:
             for w in CELLS_W
         ]
         for r in names
-    } | {"seeds": seeds, "subset_pairs": 800, "planting": "exact" if exact else "sampled"}
+    } | {"seeds": seeds, "first_seed": first, "subset_pairs": 800, "planting": "exact" if exact else "sampled"}
 
 
 def sign_test_power(n: int, w: float, alpha: float = 0.05) -> float:
@@ -358,6 +361,16 @@ def main() -> None:
         result["false_findings_generated_sae"] = false_findings(sc, "subset", args.perms, "generated+SAE-like")
     if "power" in parts:  # the acceptance's reading: round(w·n) of the n differing pairs are won
         result["power"] = power(args.seeds)
+    if "power_fresh" in parts:  # seeds the rule was never adjusted on (issue 30's rule was tuned on seeds 0-19)
+        result["power_fresh"] = power(args.seeds, first=FRESH)
+    if "generated_fresh" in parts:  # a generator draw and permutations the rule was never adjusted on
+        sc = generated_scores(FRESH)
+        result["false_findings_generated_fresh"] = false_findings(sc, "subset", args.perms, "generated (fresh)", FRESH)
+    if "generated_sae_fresh" in parts:
+        sc = generated_sae_scores(FRESH)
+        result["false_findings_generated_sae_fresh"] = false_findings(
+            sc, "subset", args.perms, "generated+SAE-like (fresh)", FRESH
+        )
     if "power_sampled" in parts:  # each differing pair won with probability w
         result["power_sampled"] = power(args.seeds, exact=False)
     if "signs" in parts:
@@ -377,17 +390,22 @@ def report(result: dict) -> None:
         "false_findings_wimhf_named",
         "false_findings_generated",
         "false_findings_generated_sae",
+        "false_findings_generated_fresh",
+        "false_findings_generated_sae_fresh",
     ):
         if key in result:
             d = result[key]
             print(
-                f"false findings per audit, {key.removeprefix('false_findings_'):13s} ({d['permutations']} perms)"
+                f"false findings per audit, {key.removeprefix('false_findings_'):19s} ({d['permutations']} perms)"
                 + "".join(f"{d[r]['mean']:>8.2f} [{d[r]['ci95'][0]:.2f}, {d[r]['ci95'][1]:.2f}]" for r in RULES)
             )
-    for key in ("power", "power_sampled"):
+    for key in ("power", "power_fresh", "power_sampled"):
         if key not in result:
             continue
-        print(f"power ({result[key].get('planting', 'exact')} planting, {result[key]['seeds']} seeds):")
+        print(
+            f"{key} ({result[key].get('planting', 'exact')} planting, {result[key]['seeds']} seeds from "
+            f"{result[key].get('first_seed', 0)}):"
+        )
         for i, cell in enumerate(result[key]["held_out"]):
             n, w = cell["n_differ"], cell["win_rate"]
             ceiling = result[key]["unadjusted"][i]["power"] if "unadjusted" in result[key] else sign_test_power(n, w)
