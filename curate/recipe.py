@@ -23,6 +23,7 @@ A recipe is a YAML file with a validated schema::
         interventions: [filter]
         filter_mode: differ     # filter: drop every pair where the concept differs (default: balance)
     seed: 0
+    block_within: subsets       # with subsets (the audit's --by): balance each subset (default) or `pooled`
     publish:                    # metadata for the dataset card (curate publish)
       repo_id: me/my-dataset-curated
       license: cc-by-4.0
@@ -30,9 +31,11 @@ A recipe is a YAML file with a validated schema::
 
 Interventions allowed per action (:data:`ALLOWED_INTERVENTIONS`):
 
-* ``block``: ``rebalance`` (default), ``resample``, ``filter``, ``relabel``, ``inoculate``, ``margin``,
-  ``ablate``, ``steer``;
-* ``amplify``: ``upweight`` (default), ``margin``;
+* ``block``: ``rebalance`` (default for counts), ``balance`` (default for magnitudes: ``length``,
+  ``log_length``, SAE features — their mean Δ is balanced, not only their win-rate), ``resample``, ``match``,
+  ``filter``, ``relabel``, ``inoculate``, ``margin``, ``ablate``, ``steer``, ``length_penalty`` (a training-time
+  R-DPO term);
+* ``amplify``: ``upweight`` (default), ``margin``, ``balance`` (with ``target``: a wanted mean Δ in sd);
 * ``allow``: none — the concept is only reported before and after.
 
 Validation rejects unknown keys, values outside the allowed sets, a concept named in two rules
@@ -74,6 +77,8 @@ __all__ = [
     "ACTIONS",
     "ALLOWED_INTERVENTIONS",
     "DEFAULT_INTERVENTION",
+    "INTERVENTIONS",
+    "is_magnitude",
     "Recipe",
     "Rule",
     "load_recipe",
@@ -81,15 +86,49 @@ __all__ = [
 ]
 
 ACTIONS = ("allow", "block", "amplify")
+
+#: Every intervention a rule can list: name -> (the actions it serves, the rule keys only it reads). Adding an
+#: intervention means one line here and one builder in :data:`curate.interventions.apply.BUILDERS`;
+#: :data:`ALLOWED_INTERVENTIONS` and the "key only used by" checks follow from this table.
+INTERVENTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rebalance": (("block",), ("adjust_for",)),
+    "balance": (("block", "amplify"), ("adjust_for", "target")),
+    "resample": (("block",), ("adjust_for",)),
+    "match": (("block",), ("tolerance",)),
+    "filter": (("block",), ("filter_mode",)),
+    "relabel": (("block",), ()),
+    "inoculate": (("block",), ("instruction",)),
+    "margin": (("block", "amplify"), ()),
+    "ablate": (("block",), ()),
+    "steer": (("block",), ()),
+    "length_penalty": (("block",), ("length_alpha",)),
+    "upweight": (("amplify",), ()),
+}
 ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
-    "block": ("rebalance", "resample", "filter", "relabel", "inoculate", "margin", "ablate", "steer"),
-    "amplify": ("upweight", "margin"),
+    "block": tuple(n for n, (acts, _) in INTERVENTIONS.items() if "block" in acts),
+    "amplify": ("upweight", "margin", "balance"),
     "allow": (),
 }
 DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
+#: the default when a blocked rule holds a magnitude (``length``, ``log_length``, an SAE feature)
+DEFAULT_MAGNITUDE_BLOCK = ["balance"]
 _STRENGTH_RANGE = {"block": ", for 'block' in (0, 1]", "amplify": ", for 'amplify' > 0", "allow": ""}
 
 _SAE_ID = C.SAE_ID
+#: named concepts that are magnitudes (continuous) rather than counts, with their unit
+MAGNITUDES = {"length": "words", "log_length": "log words"}
+
+
+def is_magnitude(concept: str) -> bool:
+    """Whether a concept is a continuous magnitude (``length``, ``log_length``, an SAE activation): blocking
+    it balances its mean Δ (``balance``) by default, not only its win-rate (``rebalance``).
+
+    Example:
+
+        >>> is_magnitude("length"), is_magnitude("sae:smollm2-l15:12"), is_magnitude("flattery")
+        (True, True, False)
+    """
+    return concept in MAGNITUDES or concept.startswith(C.SAE_PREFIX)
 
 
 class _Model(BaseModel):
@@ -131,6 +170,13 @@ class Rule(_Model):
         filter_mode: for ``filter``, ``balance`` (default: drop the fewest pairs that bring the win-rate to 0.5)
             or ``differ`` (drop every pair where the concept differs, so nothing about it is left to learn;
             :class:`curate.interventions.Filter`).
+        target: for ``balance`` on an amplified magnitude, the wanted weighted mean Δ in sd.
+        tolerance: for ``match``, the most difference in |Δ| (in sd) between two mirrored pairs (default 0.05).
+        length_alpha: for ``length_penalty``, the R-DPO coefficient α per token (default 0.01): the DPO margin
+            becomes ``β(log-ratio(y⁺) − log-ratio(y⁻)) − α(|y⁺| − |y⁻|)``.
+
+    A blocked rule without ``interventions`` uses ``balance`` when one of its concepts is a magnitude
+    (:func:`is_magnitude`), else ``rebalance``.
     """
 
     concepts: list[str]
@@ -141,6 +187,9 @@ class Rule(_Model):
     alpha: float | None = None
     adjust_for: list[str] | Literal["all"] | None = None
     filter_mode: Literal["balance", "differ"] | None = None
+    target: float | None = None
+    tolerance: float | None = Field(default=None, gt=0)
+    length_alpha: float | None = Field(default=None, ge=0)
 
     @field_validator("concepts", mode="before")
     @classmethod
@@ -159,7 +208,9 @@ class Rule(_Model):
     @model_validator(mode="after")
     def _default_interventions(self):
         if self.interventions is None:
-            self.__dict__["interventions"] = list(DEFAULT_INTERVENTION[self.action])
+            magnitude = self.action == "block" and any(is_magnitude(c) for c in self.concepts)
+            default = DEFAULT_MAGNITUDE_BLOCK if magnitude else DEFAULT_INTERVENTION[self.action]
+            self.__dict__["interventions"] = list(default)
         return self
 
 
@@ -188,6 +239,7 @@ class Recipe(_Model):
     concepts: list[ConceptSource] = Field(default_factory=lambda: [ConceptSource(kind="named")])
     rules: list[Rule] = Field(default_factory=list)
     seed: int = 0
+    block_within: Literal["subsets", "pooled"] | None = None
     publish: PublishSpec = Field(default_factory=PublishSpec)
 
     _header: str = PrivateAttr(default="")
@@ -229,12 +281,14 @@ class Recipe(_Model):
         amplify: Iterable[str] = (),
         *,
         name: str = "cli",
-        block_with: Iterable[str] = ("rebalance",),
+        block_with: Iterable[str] | None = None,
         amplify_with: Iterable[str] = ("upweight",),
         adjust_for: Iterable[str] | str | None = None,
         validate_ids: bool = True,
     ) -> "Recipe":
         """A recipe from lists of ids (what ``curate apply --block ... --amplify ...`` builds).
+
+        ``block_with=None`` takes the default: ``balance`` when a blocked id is a magnitude, else ``rebalance``.
 
         Example:
 
@@ -244,7 +298,9 @@ class Recipe(_Model):
         rules = []
         block, amplify = list(block), list(amplify)
         if block:
-            rule = {"concepts": block, "action": "block", "interventions": list(block_with)}
+            rule = {"concepts": block, "action": "block"}
+            if block_with is not None:
+                rule["interventions"] = list(block_with)
             if adjust_for is not None:
                 rule["adjust_for"] = adjust_for if isinstance(adjust_for, str) else list(adjust_for)
             rules.append(rule)
@@ -426,21 +482,7 @@ def _check_rules(recipe: Recipe) -> None:
             )
         if rule.action == "amplify" and not rule.strength > 0:
             raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
-        if rule.adjust_for is not None and not {"rebalance", "resample"} & set(rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].adjust_for: only used by the 'rebalance' and 'resample' interventions, which this "
-                f"rule does not list (interventions: {rule.interventions})."
-            )
-        if rule.filter_mode is not None and "filter" not in (rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].filter_mode: only used by the 'filter' intervention, which this rule does not list "
-                f"(interventions: {rule.interventions})."
-            )
-        if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "
-                f"does not list (interventions: {rule.interventions})."
-            )
+        _check_keys_used(i, rule)
         for j, cid in enumerate(rule.concepts):
             if not isinstance(cid, str) or not cid:
                 raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {show_value(cid)}.")
@@ -453,10 +495,11 @@ def _check_rules(recipe: Recipe) -> None:
                 )
             seen[cid] = (i, j, rule.action)
     uses = {n for r in recipe.rules for n in (r.interventions or [])}
-    if {"rebalance", "resample"} <= uses:
+    if "resample" in uses and {"rebalance", "balance"} & uses:
         ri = next(i for i, r in enumerate(recipe.rules) if "resample" in (r.interventions or []))
         raise RecipeError(
-            f"rules[{ri}].interventions: 'resample' and 'rebalance' conflict: the joint weights are "
+            f"rules[{ri}].interventions: 'resample' and '{sorted({'rebalance', 'balance'} & uses)[0]}' conflict: "
+            "the joint weights are "
             "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
             "for the whole dataset. Use one of them in every rule."
         )
@@ -466,6 +509,23 @@ def _check_rules(recipe: Recipe) -> None:
                 f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
                 "columns `chosen__sae:<source>__idx`)."
             )
+
+
+def _check_keys_used(i: int, rule: Rule) -> None:
+    """A rule key that only some interventions read (:data:`INTERVENTIONS`) needs one of them listed."""
+    listed = set(rule.interventions or [])
+    for key in ("adjust_for", "filter_mode", "instruction", "target", "tolerance", "length_alpha"):
+        if getattr(rule, key) is None:
+            continue
+        users = [n for n, (_, keys) in INTERVENTIONS.items() if key in keys]
+        if listed & set(users):
+            continue
+        quoted = [repr(u) for u in users]
+        names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+        raise RecipeError(
+            f"rules[{i}].{key}: only used by the {names} intervention{'s' if len(users) > 1 else ''}, which this "
+            f"rule does not list (interventions: {rule.interventions})."
+        )
 
 
 def _known_from(known) -> tuple[set[str], set[str] | None]:

@@ -73,24 +73,29 @@ Example:
 
 from ._state import PairState, state_from_dataset
 from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention, save_curated
+from .balance import Balance, weighted_mean_delta
 from .base import Intervention
 from .dpo import WeightedPreferenceCollator
 from .filter import Filter
 from .inoculate import DEFAULT_INSTRUCTIONS, Inoculate, instruction_for
 from .margin import Margin
+from .match import Match
 from .rebalance import Rebalance, Resample, balance_weights, entropy_weights
 from .relabel import Relabel
-from .training import Ablate, Steer
+from .training import Ablate, LengthPenalty, Steer
 from .upweight import Upweight
 
 __all__ = [
     "Ablate",
     "ApplyReport",
+    "Balance",
     "DEFAULT_INSTRUCTIONS",
     "Filter",
     "Inoculate",
     "Intervention",
+    "LengthPenalty",
     "Margin",
+    "Match",
     "PairState",
     "Rebalance",
     "Relabel",
@@ -110,6 +115,7 @@ __all__ = [
     "retention",
     "save_curated",
     "state_from_dataset",
+    "weighted_mean_delta",
 ]
 
 

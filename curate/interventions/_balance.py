@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -79,3 +80,141 @@ def _pick(state, c, group, strength, rng, blocked, *, swap: bool, left: float = 
     m = int(np.argmin(np.abs(cum - target)))
     mask[order[:m]] = True
     return mask
+
+
+# -- joint weighting constraints (Rebalance, Balance) ------------------------------------------------------
+def _joint_error():
+    from ..errors import CurateError
+
+    class JointInfeasible(CurateError):
+        """The balance constraints can each be met but not all at once."""
+
+    return JointInfeasible
+
+
+JointInfeasible = _joint_error()
+
+
+@dataclass
+class Constraint:
+    """One linear balance constraint on the weights: ``Σᵢ wᵢ xᵢ = (1 − strength) Σᵢ pᵢ xᵢ + shift · Σᵢ pᵢ``.
+
+    Attributes:
+        concept: the concept it balances (for reports and errors).
+        kind: ``sign`` (win-rate), ``presence``, ``adjust`` (an adjuster's mean Δ where the concept wins vs
+            loses) or ``mean`` (the weighted mean of the standardised Δ).
+        x: the per-row values (``(n,)``).
+        strength: share of the current imbalance removed.
+        shift: a target weighted mean of ``x`` added to what is left (amplify: the wanted mean Δ in sd).
+        scale: for ``mean``: the concept's sd (x = Δ / scale), to state values in the concept's unit.
+        infeasible: ``skip`` (report and leave out) or ``raise`` (a :class:`~curate.errors.CurateError`).
+    """
+
+    concept: str
+    kind: str
+    x: np.ndarray
+    strength: float = 1.0
+    shift: float = 0.0
+    scale: float = 1.0
+    infeasible: str = "skip"
+
+
+def solve_constraints(
+    constraints: list[Constraint], prior: np.ndarray, subsets: np.ndarray | None, method: str
+) -> tuple[np.ndarray, dict, dict[str, str]]:
+    """Weights closest to ``prior`` meeting every constraint — within each subset when ``subsets`` is given.
+
+    With subsets, each constraint is met separately on the rows of every subset, and every subset keeps
+    its prior mass (so no subset grows at another's expense). A constraint that cannot be met on a subset
+    (a win-rate whose Δ points one way only there, or a target mean outside the range of ``x``) is left out
+    and reported under ``"concept@subset"``, or raises when its ``infeasible`` says so.
+
+    Returns:
+        ``(weights, solver info, skipped)``.
+    """
+    from .rebalance import balance_weights, entropy_weights
+
+    live = prior > 0
+    groups = [None] if subsets is None else list(dict.fromkeys(subsets[live]))
+    cols, targets, skipped, used = [], [], {}, []
+    for g in groups[:-1] if len(groups) > 1 else []:  # subset masses (the last one follows from the total)
+        m = (subsets == g).astype(float)
+        cols.append(m)
+        targets.append(float((prior * m).sum()))
+    for con in constraints:
+        for g in groups:
+            m = np.ones(len(prior), bool) if g is None else subsets == g
+            why = _infeasible(con, prior, m)
+            name = con.concept + ("" if con.kind == "sign" else f"/{con.kind}") + ("" if g is None else f"@{g}")
+            if why is None:
+                col = con.x * m
+                cols.append(col)
+                targets.append((1 - con.strength) * float((prior * col).sum()) + con.shift * float(prior[m].sum()))
+                used.append((con, name, m))
+            elif why:
+                skipped.setdefault(name, why)
+    if not cols:
+        return prior.copy(), {"converged": True, "iterations": 0, "max_violation": 0.0}, skipped
+    solve = {"max_ess": balance_weights, "entropy": entropy_weights}.get(method)
+    if solve is None:
+        raise ValueError(f"Rebalance method {method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
+    w, info = solve(np.column_stack(cols), prior, np.array(targets))
+    if not info["converged"]:
+        _raise_joint(used, prior, w)
+    return w, info, skipped
+
+
+def _infeasible(con: Constraint, prior: np.ndarray, m: np.ndarray) -> str | None:
+    """Why ``con`` cannot be met on the rows ``m`` (``""``: nothing to balance there; ``None``: it can).
+
+    Raises a :class:`~curate.errors.CurateError` naming the concept and the closest achievable value when
+    the constraint says ``infeasible="raise"``."""
+    from ..errors import CurateError
+
+    live = m & (prior > 0)
+    x = con.x[live]
+    if not len(x) or not (x != 0).any():
+        return ""
+    if con.kind != "mean" or con.shift == 0:
+        pos, neg = int((x > 0).sum()), int((x < 0).sum())
+        if pos and neg:
+            return None
+        if con.infeasible != "raise":
+            return f"Δ points one way only ({pos} pairs chosen-more, {neg} rejected-more)"
+    p = prior[live]
+    target = (1 - con.strength) * float((p * x).sum() / p.sum()) + con.shift
+    lo, hi = float(x.min()), float(x.max())
+    if lo < target < hi:
+        return None
+    if con.infeasible != "raise":
+        return f"target {target:+.3f} outside the achievable range [{lo:+.3f}, {hi:+.3f}]"
+    closest = lo if target <= lo else hi
+    raise CurateError(
+        f"Cannot balance {con.concept!r}: its target weighted mean Δ {target:+.3f} sd is out of reach — every "
+        f"weighting gives a mean Δ in [{lo:+.3f}, {hi:+.3f}] sd; the closest achievable value is {closest:+.3f} sd "
+        f"({closest * con.scale:+.4g} in its unit). Lower the target (rule `target`), or drop the pairs where it "
+        "differs (interventions: [filter], filter_mode: differ)."
+    )
+
+
+def _raise_joint(used: list[tuple], prior: np.ndarray, w: np.ndarray) -> None:
+    """The solver did not converge: the constraints cannot all hold at once. Raise for a ``raise``
+    constraint, naming the one furthest from its target and the value reached; else return."""
+
+    worst, gap = None, 0.0
+    for con, name, m in used:
+        if con.infeasible != "raise" or w[m].sum() <= 0:
+            continue
+        reached = float((w * con.x * m).sum() / w[m].sum())
+        target = (1 - con.strength) * float((prior * con.x * m).sum() / prior[m].sum()) + con.shift
+        if abs(reached - target) > gap:
+            worst, gap = (con, name, reached, target), abs(reached - target)
+    if worst is None or gap < 1e-3:
+        return
+    con, name, reached, target = worst
+    raise JointInfeasible(
+        f"Cannot balance {name!r} jointly with the other blocked concepts: its weighted mean Δ reaches "
+        f"{reached:+.3f} sd ({reached * con.scale:+.4g} in its unit), not the target {target:+.3f}, the closest "
+        "the joint constraints allow. Block fewer concepts together, lower a `strength`, or balance this one "
+        "pooled (`block_within: pooled`)."
+    )

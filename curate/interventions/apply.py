@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -17,17 +17,84 @@ from ..folders import save_splits as save_curated  # noqa: F401  (the splits wri
 from ..ingest import ensure_row_index
 from ..recipe import Recipe
 from ._state import PairState, state_from_dataset
+from .balance import Balance, concept_scale, is_magnitude, unit_of, weighted_mean_delta
 from .base import Intervention
 from .filter import Filter
 from .inoculate import Inoculate, add_system_instruction, render_prompt
 from .margin import Margin
+from .match import Match
 from .rebalance import Rebalance, Resample
 from .relabel import Relabel
-from .training import Ablate, Steer
+from .training import Ablate, LengthPenalty, Steer
 from .upweight import Upweight
 
+Items = list  # [(concept id, its Rule)] for one intervention kind
+
+
+def _mean_strength(items: Items) -> float:
+    return float(np.mean([r.strength for _, r in items]))
+
+
+def _filter_steps(items: Items, recipe: Recipe) -> list[Intervention]:
+    steps: list[Intervention] = []
+    for mode in ("balance", "differ"):  # one step per mode
+        sel = [(c, r) for c, r in items if (r.filter_mode or "balance") == mode]
+        if sel:
+            steps.append(Filter([c for c, _ in sel], strength=_mean_strength(sel), mode=mode, seed=recipe.seed))
+    return steps
+
+
+def _weighting_steps(items: Items, recipe: Recipe) -> list[Intervention]:
+    """``rebalance`` and ``balance`` rules share one joint weighting step (two would undo each other): a
+    :class:`Balance` whose magnitudes are the magnitude concepts of ``balance`` rules, else a :class:`Rebalance`."""
+    within = recipe.block_within != "pooled"
+    ids = [c for c, _ in items]
+    strengths = [r.strength for _, r in items]
+    balanced = [(c, r) for c, r in items if "balance" in (r.interventions or [])]
+    if not balanced:
+        return [Rebalance(ids, strength=strengths, adjust_for=recipe.adjusters(), within_subsets=within)]
+    targets = {c: r.target for c, r in balanced if r.action == "amplify"}
+    targets = {c: (t if t is not None else 0.0) for c, t in targets.items()}
+    mags = [c for c, r in balanced if is_magnitude(c) or r.action == "amplify"]
+    return [
+        Balance(ids, strengths, magnitudes=mags, targets=targets, adjust_for=recipe.adjusters(), within_subsets=within)
+    ]
+
+
+def _first(items: Items, key: str, default):
+    return next((getattr(r, key) for _, r in items if getattr(r, key) is not None), default)
+
+
+#: intervention name -> builder of its steps from ``[(concept, rule)]``, in the order the steps run (each
+#: sees the result of the previous ones). ``balance`` items are built with ``rebalance``'s (one joint step).
+BUILDERS: dict[str, Callable[[Items, Recipe], list[Intervention]]] = {
+    "relabel": lambda items, rec: [Relabel([c for c, _ in items], strength=_mean_strength(items), seed=rec.seed)],
+    "filter": _filter_steps,
+    "match": lambda items, rec: [Match([c for c, _ in items], tolerance=_first(items, "tolerance", 0.05))],
+    "upweight": lambda items, rec: [Upweight([c], strength=r.strength) for c, r in items],
+    "rebalance": _weighting_steps,
+    "resample": lambda items, rec: [
+        Resample(
+            [c for c, _ in items],
+            strength=[r.strength for _, r in items],
+            adjust_for=rec.adjusters(),
+            seed=rec.seed,
+            within_subsets=rec.block_within != "pooled",
+        )
+    ],
+    "margin": lambda items, rec: [Margin({c: r.action for c, r in items}, strength={c: r.strength for c, r in items})],
+    "inoculate": lambda items, rec: [
+        Inoculate([c for c, _ in items], instructions={c: r.instruction for c, r in items if r.instruction})
+    ],
+    "ablate": lambda items, rec: [Ablate([c for c, _ in items])],
+    "steer": lambda items, rec: [Steer([c for c, _ in items], alpha=_first(items, "alpha", 4.0))],
+    "length_penalty": lambda items, rec: [
+        LengthPenalty([c for c, _ in items], alpha=_first(items, "length_alpha", 0.01))
+    ],
+}
+
 #: Order in which a recipe's interventions run (each sees the result of the previous ones).
-ORDER = ("relabel", "filter", "upweight", "rebalance", "resample", "margin", "inoculate", "ablate", "steer")
+ORDER = tuple(BUILDERS)
 
 BEFORE_AFTER_COLUMNS = [
     "concept",
@@ -43,7 +110,17 @@ BEFORE_AFTER_COLUMNS = [
     "ci_low_after",
     "ci_high_after",
     "q_after",
+    "unit",
+    "scale",
+    "mean_delta_before",
+    "mean_delta_low_before",
+    "mean_delta_high_before",
+    "mean_delta_after",
+    "mean_delta_low_after",
+    "mean_delta_high_after",
 ]
+#: the columns of a magnitude's weighted mean Δ, in sd (× ``scale`` gives the concept's ``unit``); NaN for counts
+MEAN_DELTA_COLUMNS = BEFORE_AFTER_COLUMNS[-8:]
 
 
 def plan(recipe: Recipe) -> list[Intervention]:
@@ -59,39 +136,11 @@ def plan(recipe: Recipe) -> list[Intervention]:
     for rule in recipe.rules:
         for name in rule.interventions or []:
             for c in rule.concepts:
-                by[name].append((c, rule))
+                by["rebalance" if name == "balance" else name].append((c, rule))
     steps: list[Intervention] = []
-    seed = recipe.seed
     for name in ORDER:
-        items = by[name]
-        if not items:
-            continue
-        ids = [c for c, _ in items]
-        if name == "relabel":
-            steps.append(Relabel(ids, strength=float(np.mean([r.strength for _, r in items])), seed=seed))
-        elif name == "filter":
-            for mode in ("balance", "differ"):  # one step per mode
-                sel = [(c, r) for c, r in items if (r.filter_mode or "balance") == mode]
-                if sel:
-                    strength = float(np.mean([r.strength for _, r in sel]))
-                    steps.append(Filter([c for c, _ in sel], strength=strength, mode=mode, seed=seed))
-        elif name == "upweight":
-            for c, r in items:  # one step per strength keeps the record exact
-                steps.append(Upweight([c], strength=r.strength))
-        elif name == "rebalance":
-            steps.append(Rebalance(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters()))
-        elif name == "resample":
-            steps.append(
-                Resample(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters(), seed=seed)
-            )
-        elif name == "margin":
-            steps.append(Margin({c: r.action for c, r in items}, strength={c: r.strength for c, r in items}))
-        elif name == "inoculate":
-            steps.append(Inoculate(ids, instructions={c: r.instruction for c, r in items if r.instruction}))
-        elif name == "ablate":
-            steps.append(Ablate(ids))
-        elif name == "steer":
-            steps.append(Steer(ids, alpha=next((r.alpha for _, r in items if r.alpha is not None), 4.0)))
+        if by[name]:
+            steps += BUILDERS[name](by[name], recipe)
     # merge consecutive single-concept Upweight steps of equal strength
     merged: list[Intervention] = []
     for s in steps:
@@ -162,6 +211,9 @@ class ApplyReport:
                 f"{r.concept:<16}{r.action:<9}{_wr(r.win_rate_before, r.ci_low_before, r.ci_high_before):<28}"
                 f"{_q(r.q_before):>8}   {_wr(r.win_rate_after, r.ci_low_after, r.ci_high_after):<28}{_q(r.q_after):>8}"
             )
+            md = mean_delta_text(r._asdict())
+            if md:
+                lines.append(f"{'':<16}{'':<9}mean Δ {md}")
         t = self.retention
         lines.append(
             f"rows kept {t['rows_kept']}/{t['rows_usable']} · dropped {t['rows_dropped']} · "
@@ -172,7 +224,9 @@ class ApplyReport:
         return "\n".join(lines)
 
 
-def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, annotate_missing: bool = True):
+def apply_recipe(
+    dataset, recipe: Recipe | str | Path, *, audit: bool = True, annotate_missing: bool = True, by: str | None = "auto"
+):
     """Apply a recipe to a pair dataset and re-audit the result under its weights.
 
     Args:
@@ -183,6 +237,9 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         audit: re-audit before and after with :class:`curate.ConceptAudit` (weighted). ``False`` uses
             the cheap per-concept statistics of :func:`preview` instead.
         annotate_missing: score missing named concepts.
+        by: the subset column (the audit's ``--by``): weighting interventions balance a blocked concept
+            within each subset unless the recipe says ``block_within: pooled``. ``"auto"``: the first of
+            :data:`curate._columns.SUBSET_CANDIDATES` present with two or more values; ``None``: no subsets.
 
     Returns:
         ``(DatasetDict, ApplyReport)``. The ``train`` split holds the kept rows in the original order
@@ -212,7 +269,7 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     ids += [c for c in _adjuster_ids(recipe) if c not in ids]
     dataset = ensure_annotated(ensure_row_index(dataset), ids, annotate_missing=annotate_missing)
     recipe.check_concepts(dataset)
-    state0 = state_from_dataset(dataset, ids)
+    state0 = state_from_dataset(dataset, ids, subsets=subset_column(dataset, by))
     state = state0.copy()
     steps = plan(recipe)
     for step in steps:
@@ -225,11 +282,52 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     else:
         rids = recipe.concept_ids()
         table = before_after(_sub_state(state0, rids), _sub_state(state, rids), recipe)
+    table = add_mean_delta(table, state0, state)
     report = ApplyReport(
         recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps], retention=retention(state), before_after=table
     )
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
+
+
+def subset_column(dataset, by: str | None = "auto") -> str | None:
+    """The column whose values are the subsets to balance within: ``by`` itself (checked), the detected one
+    for ``"auto"`` when it has two or more values, or ``None``."""
+    from ..errors import CurateError
+    from ..subsets import detect_subset_column
+
+    if by is None or str(by).lower() == "none":
+        return None
+    if by != "auto":
+        if by not in dataset.column_names:
+            raise CurateError(f"by={by!r}: no such column. Columns of the data: {dataset.column_names}.")
+        return by
+    found = detect_subset_column(dataset.column_names)
+    if found is None or len(set(C.subset_values(dataset[found]))) < 2:
+        return None
+    return found
+
+
+def add_mean_delta(table: pd.DataFrame, before: PairState, after: PairState) -> pd.DataFrame:
+    """Fill the :data:`MEAN_DELTA_COLUMNS` of a before/after table for its magnitude concepts (``length``,
+    SAE features): the weighted mean Δ with a 95% CI, in sd of the concept's scores before curation
+    (``scale``, in its ``unit``), over the rows of the written ``train`` split (a resampled row once per copy).
+
+    A block of a magnitude is done when both its win-rate is ≈ 0.5 and its mean Δ ≈ 0: the DPO gradient
+    follows the magnitude, so a longer answer that wins rarely but by a lot still teaches length."""
+    table = table.copy()
+    for col in MEAN_DELTA_COLUMNS:
+        table[col] = None if col == "unit" else np.nan
+    w0 = before.weight * before.keep * before.copies
+    w1 = after.weight * after.keep * after.copies
+    for i, c in enumerate(table["concept"]):
+        if not is_magnitude(c) or c not in before.concepts:
+            continue
+        scale = concept_scale(before, c, w0)
+        b = weighted_mean_delta(before.delta(c) / scale, w0)
+        a = weighted_mean_delta(after.delta(c) / scale, w1)
+        table.loc[i, MEAN_DELTA_COLUMNS] = [unit_of(c), scale, *b, *a]
+    return table
 
 
 def _adjuster_ids(recipe: Recipe) -> list[str]:
@@ -395,16 +493,18 @@ def preview(
     amplify: Iterable[str] = (),
     *,
     recipe: Recipe | None = None,
-    block_with: Iterable[str] = ("rebalance",),
+    block_with: Iterable[str] | None = None,
     amplify_with: Iterable[str] = ("upweight",),
     state: PairState | None = None,
+    by: str | None = "auto",
 ) -> dict:
     """A fast what-if for a set of block/amplify choices on an already annotated dataset (no text written).
 
     Args:
         dataset: an annotated pair dataset (ignored when ``state`` is given).
         block, amplify: concept ids (or pass a ``recipe``).
-        block_with, amplify_with: interventions for the blocked / amplified concepts.
+        block_with, amplify_with: interventions for the blocked / amplified concepts (``block_with=None``: the
+            default, ``balance`` for a magnitude such as length, else ``rebalance``).
         state: a :class:`PairState` built once with :func:`state_from_dataset` over every concept the UI
             offers; reusing it makes each call a few milliseconds.
 
@@ -428,7 +528,9 @@ def preview(
     adj = [c for c in _adjuster_ids(recipe) if c not in ids]  # what rebalancing adjusts for, where scored
     if state is None:
         names = set(dataset.column_names)
-        state = state_from_dataset(dataset, ids + [c for c in adj if C.score_column(C.CHOSEN, c) in names])
+        state = state_from_dataset(
+            dataset, ids + [c for c in adj if C.score_column(C.CHOSEN, c) in names], subsets=subset_column(dataset, by)
+        )
     base = _sub_state(state, ids + [c for c in adj if c in state.concepts])
     work = base.copy()
     for step in plan(recipe):
@@ -440,7 +542,7 @@ def preview(
         "rows_kept": ret["rows_kept"],
         "ess": ret["ess"],
         "ess_fraction": ret["ess_fraction"],
-        "table": before_after(_sub_state(base, ids), _sub_state(work, ids), recipe),
+        "table": add_mean_delta(before_after(_sub_state(base, ids), _sub_state(work, ids), recipe), base, work),
     }
 
 
@@ -500,6 +602,27 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def mean_delta_text(row: dict, side: str | None = None) -> str:
+    """A magnitude's weighted mean Δ with its CI, in sd and in its unit: ``+0.33 sd (+31.2 words) [+0.27, +0.39]``;
+    both sides joined by an arrow when ``side`` is None; ``""`` for a count concept (no ``scale``).
+
+    Example:
+
+        >>> mean_delta_text({"unit": "words", "scale": 100.0, "mean_delta_before": 0.3, "mean_delta_low_before": 0.2,
+        ...                  "mean_delta_high_before": 0.4}, "before")
+        '+0.300 sd (+30 words) [+0.200, +0.400]'
+    """
+    scale = row.get("scale")
+    if scale is None or not np.isfinite(scale):
+        return ""
+    if side is None:
+        return f"{mean_delta_text(row, 'before')} → {mean_delta_text(row, 'after')}"
+    m, lo, hi = (row.get(f"mean_delta{k}_{side}") for k in ("", "_low", "_high"))
+    if m is None or not np.isfinite(m):
+        return "—"
+    return f"{m:+.3f} sd ({m * scale:+.3g} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _wr(w, lo, hi) -> str:

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ._balance import Constraint, solve_constraints
 from .base import Intervention
 
 
@@ -132,6 +133,10 @@ class Rebalance(Intervention):
         presence: also balance the presence difference (see above).
         adjust_for: concept ids whose Δ must not differ between the pairs where a blocked concept wins
             and where it loses, or ``"all"``: every other concept of the state (see above). ``None``: none.
+        within_subsets: when the state has subsets (``PairState.subsets``, the audit's ``--by``), meet
+            every constraint within each subset, each subset keeping its prior mass (default); ``False``:
+            pooled over all rows. Balancing only the pooled win-rate leaves opposite preferences in two
+            subsets in place (helpful prefers the longer answer, harmless the shorter), and a model learns both.
 
     Example:
 
@@ -153,16 +158,20 @@ class Rebalance(Intervention):
         method: str = "max_ess",
         presence: bool = True,
         adjust_for: Sequence[str] | str | None = None,
+        within_subsets: bool = True,
     ):
         super().__init__(concepts, strength)
         self.method = method
         self.presence = presence
         self.adjust_for = adjust_for if adjust_for is None or isinstance(adjust_for, str) else list(adjust_for)
+        self.within_subsets = within_subsets
 
     def params(self):
         out = {**super().params(), "method": self.method, "presence": self.presence}
         if self.adjust_for is not None:
             out["adjust_for"] = self.adjust_for
+        if not self.within_subsets:
+            out["within_subsets"] = False
         return out
 
     def _adjusters(self, state) -> list[str]:
@@ -183,11 +192,8 @@ class Rebalance(Intervention):
             raise ValueError(f"strength must be in (0, 1], got {self.strength}.")
         return s
 
-    def _weights(self, state) -> dict:
-        strengths = self._strengths()
-        prior = state.weight * state.keep
-        before = state.win_rates()
-        before_ess = state.ess()
+    def _usable(self, state, prior) -> tuple[list[str], dict[str, str]]:
+        """The blocked concepts whose Δ points both ways among the weighted rows, and why the others are not."""
         use, skipped = [], {}
         for c in self.concepts:
             d = state.delta(c)
@@ -197,34 +203,35 @@ class Rebalance(Intervention):
                     skipped[c] = f"Δ points one way only ({pos} pairs chosen-more, {neg} rejected-more)"
                 continue
             use.append(c)
-        if use:
-            cols, st = [], []
-            for c in use:
-                s_count = np.sign(state.delta(c))
-                cols.append(s_count)
-                st.append(strengths[self.concepts.index(c)])
-                if self.presence:
-                    s_pres = np.sign((state.side(c, "chosen") > 0).astype(float) - (state.side(c, "rejected") > 0))
-                    if np.any(s_pres != s_count):
-                        cols.append(s_pres)
-                        st.append(st[-1])
-            adj, not_adjusted = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
-            for c, _, sign, z in adj:
-                cols.append(sign * z)
-                st.append(strengths[self.concepts.index(c)])
-            S = np.column_stack(cols)
-            st = np.array(st)
-            targets = (1 - st) * (S * prior[:, None]).sum(axis=0)
-            if self.method == "max_ess":
-                w, info = balance_weights(S, prior, targets)
-            elif self.method == "entropy":
-                w, info = entropy_weights(S, prior, targets)
-            else:
-                raise ValueError(f"Rebalance method {self.method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
-            state.weight[:] = np.where(state.keep, w, 0.0)
-        else:
-            adj, not_adjusted = [], {}
-            info = {"converged": True, "iterations": 0, "max_violation": 0.0}
+        return use, skipped
+
+    def _sign_constraints(self, state, c: str, strength: float) -> list[Constraint]:
+        """The win-rate constraint of ``c`` and, where it differs, its presence constraint."""
+        s_count = np.sign(state.delta(c)).astype(float)
+        out = [Constraint(c, "sign", s_count, strength)]
+        if self.presence:
+            s_pres = np.sign((state.side(c, "chosen") > 0).astype(float) - (state.side(c, "rejected") > 0))
+            if np.any(s_pres != s_count):
+                out.append(Constraint(c, "presence", s_pres, strength))
+        return out
+
+    def _constraints(self, state, use: list[str], prior) -> tuple[list[Constraint], list[tuple], dict]:
+        """Every constraint of the step: the win-rates (and presence) of ``use``, then the adjusters'."""
+        strengths = dict(zip(self.concepts, self._strengths()))
+        cons = [k for c in use for k in self._sign_constraints(state, c, strengths[c])]
+        adj, not_adjusted = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
+        cons += [Constraint(c, "adjust", sign * z, strengths[c]) for c, _, sign, z in adj]
+        return cons, adj, not_adjusted
+
+    def _weights(self, state) -> dict:
+        prior = state.weight * state.keep
+        before = state.win_rates()
+        before_ess = state.ess()
+        use, skipped = self._usable(state, prior)
+        cons, adj, not_adjusted = self._constraints(state, use, prior)
+        subsets = state.subsets if self.within_subsets else None
+        w, info, skipped_in = solve_constraints(cons, prior, subsets, self.method)
+        state.weight[:] = np.where(state.keep, w, 0.0)
         w = state.weight[state.keep]
         smd = {}
         if adj:
@@ -236,9 +243,10 @@ class Rebalance(Intervention):
             }
         return {
             "balanced": use,
-            "skipped": skipped,
+            "skipped": {**skipped, **skipped_in},
             **info,
             **smd,
+            **({"within_subsets": sorted(set(subsets[prior > 0]))} if subsets is not None else {}),
             "win_rate_before": {c: before[c] for c in self.concepts},
             "win_rate_after": {c: state.win_rates()[c] for c in self.concepts},
             "ess_before": before_ess,
@@ -299,21 +307,34 @@ def entropy_weights(
     signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
     n, k = signs.shape
     total = p_s.sum()
+    logp = np.log(np.maximum(p_s, 1e-300))
+
+    def tilt(m):  # weights of the strata under multipliers m, summing to total (log-sum-exp: no overflow)
+        a = logp + strata @ m
+        e = np.exp(a - a.max())
+        return e * (total / e.sum()), float(a.max() + np.log(np.exp(a - a.max()).sum()))
+
+    def dual(m):  # convex: total · log Σ p exp(s·m) − m·t
+        return total * tilt(m)[1] - float(m @ targets)
+
     mu = np.zeros(k)
     viol = np.inf
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
-        e = p_s * np.exp(strata @ mu)
-        e *= total / e.sum()
+        e, _ = tilt(mu)
         grad = strata.T @ e - targets
         viol = float(np.abs(grad).max() / max(total, 1.0))
-        if viol < tol:
+        if viol < tol or not np.isfinite(viol):
             break
         H = (strata * e[:, None]).T @ strata - np.outer(strata.T @ e, strata.T @ e) / total
-        mu -= np.linalg.lstsq(H + 1e-12 * total * np.eye(k), grad, rcond=None)[0]
-    e = np.exp(strata @ mu)
+        step = np.linalg.lstsq(H + 1e-12 * total * np.eye(k), grad, rcond=None)[0]
+        g0, t = dual(mu), 1.0
+        while dual(mu - t * step) > g0 - 1e-4 * t * float(grad @ step) and t > 1e-10:
+            t *= 0.5
+        mu = mu - t * step
+    e, _ = tilt(mu)
     w = np.zeros(n)
-    w[live] = prior[live] * e[inverse]
+    w[live] = prior[live] * (e / np.maximum(p_s, 1e-300))[inverse]
     w *= prior.sum() / w.sum()
     return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
 
@@ -344,8 +365,8 @@ class Resample(Rebalance):
     in the original order, with weight 1.
 
     Args:
-        concepts, strength, method, presence, adjust_for: as for :class:`Rebalance` (the same positions and
-            defaults).
+        concepts, strength, method, presence, adjust_for, within_subsets: as for :class:`Rebalance` (the same
+            positions and defaults).
         size: rows to draw (default: the number of kept rows).
         seed: seed of the offset.
     """
