@@ -612,7 +612,7 @@ def mean_delta_text(row: dict, side: str | None = None) -> str:
 
         >>> mean_delta_text({"unit": "words", "scale": 100.0, "mean_delta_before": 0.3, "mean_delta_low_before": 0.2,
         ...                  "mean_delta_high_before": 0.4}, "before")
-        '+0.300 sd (+30 words) [+0.200, +0.400]'
+        '+0.300 sd (+30.0 words) [+0.200, +0.400]'
     """
     scale = row.get("scale")
     if scale is None or not np.isfinite(scale):
@@ -622,7 +622,9 @@ def mean_delta_text(row: dict, side: str | None = None) -> str:
     m, lo, hi = (row.get(f"mean_delta{k}_{side}") for k in ("", "_low", "_high"))
     if m is None or not np.isfinite(m):
         return "—"
-    return f"{m:+.3f} sd ({m * scale:+.3g} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"
+    v = m * scale
+    v = 0.0 if abs(v) < 0.005 else v
+    return f"{m:+.3f} sd ({v:+.{2 if abs(v) < 10 else 1}f} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _wr(w, lo, hi) -> str:
