@@ -137,32 +137,29 @@ def print_before_after(report, console) -> None:
     """Print the before/after table, retention and (if run) the proxy check."""
     from rich.table import Table
 
+    from ..interventions.apply import mean_delta_text
+
     table = Table(title=f"Before vs after ({lit(report.recipe.get('name', 'recipe'))}, weighted re-audit)")
-    for col in (
-        "concept",
-        "action",
-        "via",
-        "win-rate before [95% CI]",
-        "q before",
-        "win-rate after [95% CI]",
-        "q after",
-    ):
+    ba = report.before_after
+    # a magnitude (length, an SAE feature): its weighted mean Δ beside the win-rate; both must be balanced
+    magnitudes = "scale" in ba and ba["scale"].notna().any()
+    cols = ["concept", "action", "via", "win-rate before [95% CI]", "q before", "win-rate after [95% CI]", "q after"]
+    cols += ["mean Δ before [95% CI]", "mean Δ after [95% CI]"] if magnitudes else []
+    for col in cols:
         table.add_column(col)
-    for r in report.before_after.itertuples():
-        table.add_row(
-            *map(
-                cell,
-                (
-                    r.concept,
-                    r.action,
-                    r.interventions,
-                    _wr(r.win_rate_before, r.ci_low_before, r.ci_high_before),
-                    _q(r.q_before),
-                    _wr(r.win_rate_after, r.ci_low_after, r.ci_high_after),
-                    _q(r.q_after),
-                ),
-            )
-        )
+    for row in ba.to_dict("records"):
+        values = [
+            row["concept"],
+            row["action"],
+            row["interventions"],
+            _wr(row["win_rate_before"], row["ci_low_before"], row["ci_high_before"]),
+            _q(row["q_before"]),
+            _wr(row["win_rate_after"], row["ci_low_after"], row["ci_high_after"]),
+            _q(row["q_after"]),
+        ]
+        if magnitudes:
+            values += [mean_delta_text(row, "before") or "—", mean_delta_text(row, "after") or "—"]
+        table.add_row(*map(cell, values))
     console.print(table)
     t = report.retention
     console.print(
