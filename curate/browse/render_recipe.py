@@ -140,7 +140,7 @@ def _wr(r: dict, when: str) -> str:
 def _mean_delta(r: dict, when: str) -> str:
     """A magnitude's weighted mean Δ under the win-rate (in sd and in its unit, with its CI): a block of length
     is done only when both are balanced; "" for a count concept."""
-    from ..interventions.apply import mean_delta_text
+    from ..interventions.balance import mean_delta_text
 
     scale = r.get("scale")
     if not isinstance(scale, (int, float)) or math.isnan(scale):

@@ -137,8 +137,6 @@ def print_before_after(report, console) -> None:
     """Print the before/after table, retention and (if run) the proxy check."""
     from rich.table import Table
 
-    from ..interventions.apply import mean_delta_text
-
     table = Table(title=f"Before vs after ({lit(report.recipe.get('name', 'recipe'))}, weighted re-audit)")
     ba = report.before_after
     # a magnitude (length, an SAE feature): its weighted mean Δ beside the win-rate; both must be balanced
@@ -158,7 +156,7 @@ def print_before_after(report, console) -> None:
             _q(row["q_after"]),
         ]
         if magnitudes:
-            values += [mean_delta_text(row, "before") or "—", mean_delta_text(row, "after") or "—"]
+            values += [report.mean_delta(row, "before") or "—", report.mean_delta(row, "after") or "—"]
         table.add_row(*map(cell, values))
     console.print(table)
     t = report.retention

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -16,85 +16,11 @@ from .._format import fmt_q
 from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
 from ..ingest import ensure_row_index
 from ..recipe import Recipe
+from ._plan import BUILDERS, ORDER, plan  # noqa: F401  (re-exported: the plan is part of apply's API)
 from ._state import PairState, state_from_dataset
-from .balance import Balance, concept_scale, is_magnitude, unit_of, weighted_mean_delta
-from .base import Intervention
-from .filter import Filter
-from .inoculate import Inoculate, add_system_instruction, render_prompt
-from .margin import Margin
-from .match import Match
-from .rebalance import Rebalance, Resample
+from .balance import MEAN_DELTA_COLUMNS, add_mean_delta, mean_delta_text  # noqa: F401  (re-exported)
+from .inoculate import add_system_instruction, render_prompt
 from .relabel import Relabel
-from .training import Ablate, LengthPenalty, Steer
-from .upweight import Upweight
-
-Items = list  # [(concept id, its Rule)] for one intervention kind
-
-
-def _mean_strength(items: Items) -> float:
-    return float(np.mean([r.strength for _, r in items]))
-
-
-def _filter_steps(items: Items, recipe: Recipe) -> list[Intervention]:
-    steps: list[Intervention] = []
-    for mode in ("balance", "differ"):  # one step per mode
-        sel = [(c, r) for c, r in items if (r.filter_mode or "balance") == mode]
-        if sel:
-            steps.append(Filter([c for c, _ in sel], strength=_mean_strength(sel), mode=mode, seed=recipe.seed))
-    return steps
-
-
-def _weighting_steps(items: Items, recipe: Recipe) -> list[Intervention]:
-    """``rebalance`` and ``balance`` rules share one joint weighting step (two would undo each other): a
-    :class:`Balance` whose magnitudes are the magnitude concepts of ``balance`` rules, else a :class:`Rebalance`."""
-    within = recipe.block_within != "pooled"
-    ids = [c for c, _ in items]
-    strengths = [r.strength for _, r in items]
-    balanced = [(c, r) for c, r in items if "balance" in (r.interventions or [])]
-    if not balanced:
-        return [Rebalance(ids, strength=strengths, adjust_for=recipe.adjusters(), within_subsets=within)]
-    targets = {c: r.target for c, r in balanced if r.action == "amplify"}
-    targets = {c: (t if t is not None else 0.0) for c, t in targets.items()}
-    mags = [c for c, r in balanced if is_magnitude(c) or r.action == "amplify"]
-    return [
-        Balance(ids, strengths, magnitudes=mags, targets=targets, adjust_for=recipe.adjusters(), within_subsets=within)
-    ]
-
-
-def _first(items: Items, key: str, default):
-    return next((getattr(r, key) for _, r in items if getattr(r, key) is not None), default)
-
-
-#: intervention name -> builder of its steps from ``[(concept, rule)]``, in the order the steps run (each
-#: sees the result of the previous ones). ``balance`` items are built with ``rebalance``'s (one joint step).
-BUILDERS: dict[str, Callable[[Items, Recipe], list[Intervention]]] = {
-    "relabel": lambda items, rec: [Relabel([c for c, _ in items], strength=_mean_strength(items), seed=rec.seed)],
-    "filter": _filter_steps,
-    "match": lambda items, rec: [Match([c for c, _ in items], tolerance=_first(items, "tolerance", 0.05))],
-    "upweight": lambda items, rec: [Upweight([c], strength=r.strength) for c, r in items],
-    "rebalance": _weighting_steps,
-    "resample": lambda items, rec: [
-        Resample(
-            [c for c, _ in items],
-            strength=[r.strength for _, r in items],
-            adjust_for=rec.adjusters(),
-            seed=rec.seed,
-            within_subsets=rec.block_within != "pooled",
-        )
-    ],
-    "margin": lambda items, rec: [Margin({c: r.action for c, r in items}, strength={c: r.strength for c, r in items})],
-    "inoculate": lambda items, rec: [
-        Inoculate([c for c, _ in items], instructions={c: r.instruction for c, r in items if r.instruction})
-    ],
-    "ablate": lambda items, rec: [Ablate([c for c, _ in items])],
-    "steer": lambda items, rec: [Steer([c for c, _ in items], alpha=_first(items, "alpha", 4.0))],
-    "length_penalty": lambda items, rec: [
-        LengthPenalty([c for c, _ in items], alpha=_first(items, "length_alpha", 0.01))
-    ],
-}
-
-#: Order in which a recipe's interventions run (each sees the result of the previous ones).
-ORDER = tuple(BUILDERS)
 
 BEFORE_AFTER_COLUMNS = [
     "concept",
@@ -110,50 +36,8 @@ BEFORE_AFTER_COLUMNS = [
     "ci_low_after",
     "ci_high_after",
     "q_after",
-    "unit",
-    "scale",
-    "mean_delta_before",
-    "mean_delta_low_before",
-    "mean_delta_high_before",
-    "mean_delta_after",
-    "mean_delta_low_after",
-    "mean_delta_high_after",
+    *MEAN_DELTA_COLUMNS,
 ]
-#: the columns of a magnitude's weighted mean Δ, in sd (× ``scale`` gives the concept's ``unit``); NaN for counts
-MEAN_DELTA_COLUMNS = BEFORE_AFTER_COLUMNS[-8:]
-
-
-def plan(recipe: Recipe) -> list[Intervention]:
-    """The interventions a recipe asks for, in :data:`ORDER`, one object per intervention kind.
-
-    Example:
-
-        >>> from curate.recipe import Recipe
-        >>> plan(Recipe.from_ids(block=["flattery"], amplify=["refusal"]))
-        [Upweight(concepts=['refusal'], strength=1.0), Rebalance(concepts=['flattery'], strength=[1.0], method='max_ess', presence=True)]
-    """
-    by: dict[str, list[tuple[str, Any]]] = {k: [] for k in ORDER}
-    for rule in recipe.rules:
-        for name in rule.interventions or []:
-            for c in rule.concepts:
-                by["rebalance" if name == "balance" else name].append((c, rule))
-    steps: list[Intervention] = []
-    for name in ORDER:
-        if by[name]:
-            steps += BUILDERS[name](by[name], recipe)
-    # merge consecutive single-concept Upweight steps of equal strength
-    merged: list[Intervention] = []
-    for s in steps:
-        if (
-            merged
-            and isinstance(s, Upweight)
-            and isinstance(merged[-1], Upweight)
-            and s.strength == merged[-1].strength
-        ):
-            merged[-1].concepts += s.concepts
-        else:
-            merged.append(s)
-    return merged
 
 
 @dataclass
@@ -198,6 +82,11 @@ class ApplyReport:
         self.before_after.to_parquet(folder / "before_after.parquet", index=False)
         if self.proxy is not None:
             self.proxy.to_parquet(folder / "proxy.parquet", index=False)
+
+    @staticmethod
+    def mean_delta(row: dict, side: str | None = None) -> str:
+        """A magnitude's weighted mean Δ with its CI, as the tables print it (:func:`mean_delta_text`)."""
+        return mean_delta_text(row, side)
 
     def table(self) -> str:
         """A plain-text before/after table (what the CLI prints)."""
@@ -306,28 +195,6 @@ def subset_column(dataset, by: str | None = "auto") -> str | None:
     if found is None or len(set(C.subset_values(dataset[found]))) < 2:
         return None
     return found
-
-
-def add_mean_delta(table: pd.DataFrame, before: PairState, after: PairState) -> pd.DataFrame:
-    """Fill the :data:`MEAN_DELTA_COLUMNS` of a before/after table for its magnitude concepts (``length``,
-    SAE features): the weighted mean Δ with a 95% CI, in sd of the concept's scores before curation
-    (``scale``, in its ``unit``), over the rows of the written ``train`` split (a resampled row once per copy).
-
-    A block of a magnitude is done when both its win-rate is ≈ 0.5 and its mean Δ ≈ 0: the DPO gradient
-    follows the magnitude, so a longer answer that wins rarely but by a lot still teaches length."""
-    table = table.copy()
-    for col in MEAN_DELTA_COLUMNS:
-        table[col] = None if col == "unit" else np.nan
-    w0 = before.weight * before.keep * before.copies
-    w1 = after.weight * after.keep * after.copies
-    for i, c in enumerate(table["concept"]):
-        if not is_magnitude(c) or c not in before.concepts:
-            continue
-        scale = concept_scale(before, c, w0)
-        b = weighted_mean_delta(before.delta(c) / scale, w0)
-        a = weighted_mean_delta(after.delta(c) / scale, w1)
-        table.loc[i, MEAN_DELTA_COLUMNS] = [unit_of(c), scale, *b, *a]
-    return table
 
 
 def _adjuster_ids(recipe: Recipe) -> list[str]:
@@ -602,29 +469,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
-
-
-def mean_delta_text(row: dict, side: str | None = None) -> str:
-    """A magnitude's weighted mean Δ with its CI, in sd and in its unit: ``+0.33 sd (+31.2 words) [+0.27, +0.39]``;
-    both sides joined by an arrow when ``side`` is None; ``""`` for a count concept (no ``scale``).
-
-    Example:
-
-        >>> mean_delta_text({"unit": "words", "scale": 100.0, "mean_delta_before": 0.3, "mean_delta_low_before": 0.2,
-        ...                  "mean_delta_high_before": 0.4}, "before")
-        '+0.300 sd (+30.0 words) [+0.200, +0.400]'
-    """
-    scale = row.get("scale")
-    if scale is None or not np.isfinite(scale):
-        return ""
-    if side is None:
-        return f"{mean_delta_text(row, 'before')} → {mean_delta_text(row, 'after')}"
-    m, lo, hi = (row.get(f"mean_delta{k}_{side}") for k in ("", "_low", "_high"))
-    if m is None or not np.isfinite(m):
-        return "—"
-    v = m * scale
-    v = 0.0 if abs(v) < 0.005 else v
-    return f"{m:+.3f} sd ({v:+.{2 if abs(v) < 10 else 1}f} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _wr(w, lo, hi) -> str:

@@ -5,11 +5,25 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .. import stats as S
 from ..recipe import MAGNITUDES, is_magnitude  # noqa: F401  (re-exported)
 from ._balance import Constraint, JointInfeasible
+from ._state import PairState
 from .rebalance import Rebalance, _adjustment_columns
+
+#: the before/after columns of a magnitude's weighted mean Δ, in sd (× ``scale``: in its ``unit``); NaN for counts
+MEAN_DELTA_COLUMNS = [
+    "unit",
+    "scale",
+    "mean_delta_before",
+    "mean_delta_low_before",
+    "mean_delta_high_before",
+    "mean_delta_after",
+    "mean_delta_low_after",
+    "mean_delta_high_after",
+]
 
 
 def unit_of(concept: str) -> str:
@@ -163,3 +177,48 @@ def weighted_mean_delta(delta: np.ndarray, w: np.ndarray) -> tuple[float, float,
     m = float((w * d).sum() / tot)
     se = float(np.sqrt((w**2 * (d - m) ** 2).sum()) / tot)
     return m, m - 1.959963984540054 * se, m + 1.959963984540054 * se
+
+
+def add_mean_delta(table: pd.DataFrame, before: PairState, after: PairState) -> pd.DataFrame:
+    """Fill the :data:`MEAN_DELTA_COLUMNS` of a before/after table for its magnitude concepts (``length``,
+    SAE features): the weighted mean Δ with a 95% CI, in sd of the concept's scores before curation
+    (``scale``, in its ``unit``), over the rows of the written ``train`` split (a resampled row once per copy).
+
+    A block of a magnitude is done when both its win-rate is ≈ 0.5 and its mean Δ ≈ 0: the DPO gradient
+    follows the magnitude, so a longer answer that wins rarely but by a lot still teaches length."""
+    table = table.copy()
+    for col in MEAN_DELTA_COLUMNS:
+        table[col] = None if col == "unit" else np.nan
+    w0 = before.weight * before.keep * before.copies
+    w1 = after.weight * after.keep * after.copies
+    for i, c in enumerate(table["concept"]):
+        if not is_magnitude(c) or c not in before.concepts:
+            continue
+        scale = concept_scale(before, c, w0)
+        b = weighted_mean_delta(before.delta(c) / scale, w0)
+        a = weighted_mean_delta(after.delta(c) / scale, w1)
+        table.loc[i, MEAN_DELTA_COLUMNS] = [unit_of(c), scale, *b, *a]
+    return table
+
+
+def mean_delta_text(row: dict, side: str | None = None) -> str:
+    """A magnitude's weighted mean Δ with its CI, in sd and in its unit: ``+0.33 sd (+31.2 words) [+0.27, +0.39]``;
+    both sides joined by an arrow when ``side`` is None; ``""`` for a count concept (no ``scale``).
+
+    Example:
+
+        >>> mean_delta_text({"unit": "words", "scale": 100.0, "mean_delta_before": 0.3, "mean_delta_low_before": 0.2,
+        ...                  "mean_delta_high_before": 0.4}, "before")
+        '+0.300 sd (+30.0 words) [+0.200, +0.400]'
+    """
+    scale = row.get("scale")
+    if scale is None or not np.isfinite(scale):
+        return ""
+    if side is None:
+        return f"{mean_delta_text(row, 'before')} → {mean_delta_text(row, 'after')}"
+    m, lo, hi = (row.get(f"mean_delta{k}_{side}") for k in ("", "_low", "_high"))
+    if m is None or not np.isfinite(m):
+        return "—"
+    v = m * scale
+    v = 0.0 if abs(v) < 0.005 else v
+    return f"{m:+.3f} sd ({v:+.{2 if abs(v) < 10 else 1}f} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"

@@ -6,89 +6,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._balance import Constraint, solve_constraints
+from ._balance import Constraint, balance_weights, entropy_weights, solve_constraints  # noqa: F401  (re-exported)
 from .base import Intervention
-
-
-def _strata(signs, prior, targets):
-    """The inputs as arrays, the rows with prior weight, and the distinct sign patterns (strata) among them
-    with each live row's stratum and each stratum's prior mass."""
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
-    targets = np.zeros(signs.shape[1]) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    return (
-        signs,
-        prior,
-        targets,
-        live,
-        strata,
-        inverse,
-        np.bincount(inverse, weights=prior[live], minlength=len(strata)),
-    )
-
-
-def balance_weights(
-    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 100
-) -> tuple[np.ndarray, dict]:
-    """Closest non-negative weights to ``prior`` that meet linear balance constraints.
-
-    Solves ``min Σᵢ wᵢ²/pᵢ`` subject to ``Σᵢ wᵢ = Σᵢ pᵢ``, ``Σᵢ wᵢ sᵢc = t_c`` for every column ``c`` and
-    ``wᵢ ≥ 0`` (a chi-square / linear calibration estimator, truncated at zero). With a uniform prior
-    this is the weighting of largest Kish effective sample size ``(Σw)²/Σw²`` that meets the constraints.
-    The solution has the form ``wᵢ = pᵢ · max(0, μ₀ + Σ_c μ_c sᵢc)``; the multipliers ``μ`` minimise the
-    convex dual ``½ Σᵢ pᵢ max(0, μ·aᵢ)² − μ·b`` (``aᵢ = (1, sᵢ)``, ``b = (Σp, t)``), found by Newton's
-    method over the distinct rows of ``signs`` (at most 3^k strata for sign vectors).
-
-    Args:
-        signs: ``(n, k)`` array, typically sign(Δ) of the blocked concepts.
-        prior: ``(n,)`` non-negative starting weights (0 = not in the data).
-        targets: ``(k,)`` wanted ``Σ w s`` per column; zeros (exact balance) by default.
-
-    Returns:
-        ``(weights, info)`` with ``info = {"converged", "iterations", "max_violation"}``.
-
-    Example:
-
-        >>> import numpy as np
-        >>> s = np.array([[1], [1], [1], [-1], [0]])
-        >>> w, info = balance_weights(s, np.ones(5))
-        >>> w.round(3).tolist(), info["converged"]
-        ([0.625, 0.625, 0.625, 1.875, 1.25], True)
-    """
-    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
-    n, k = signs.shape
-    A = np.column_stack([np.ones(len(strata)), strata])  # (m, k+1)
-    b = np.concatenate([[p_s.sum()], targets])
-    mu = np.zeros(k + 1)
-    mu[0] = 1.0
-    scale = max(p_s.sum(), 1.0)
-
-    def dual(m):
-        z = np.maximum(A @ m, 0.0)
-        return 0.5 * float((p_s * z**2).sum()) - float(m @ b)
-
-    it = 0
-    viol = np.inf
-    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
-        z = A @ mu
-        act = z > 0
-        grad = A.T @ (p_s * np.maximum(z, 0.0)) - b
-        viol = float(np.abs(grad).max() / scale)
-        if viol < tol:
-            break
-        H = (A[act] * p_s[act, None]).T @ A[act] + 1e-12 * scale * np.eye(k + 1)
-        step = np.linalg.lstsq(H, grad, rcond=None)[0]
-        g0, t = dual(mu), 1.0
-        while dual(mu - t * step) > g0 - 1e-4 * t * float(grad @ step) and t > 1e-10:
-            t *= 0.5
-        mu = mu - t * step
-    ratio = np.maximum(A @ mu, 0.0)
-    w = np.zeros(n)
-    w[live] = prior[live] * ratio[inverse]
-    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
 
 
 class Rebalance(Intervention):
@@ -297,46 +216,6 @@ def _max_smd(adj: list[tuple], w: np.ndarray) -> float:
         if wp.sum() > 0 and wn.sum() > 0:
             best = max(best, abs(float((wp * z).sum() / wp.sum() - (wn * z).sum() / wn.sum())))
     return round(best, 4)
-
-
-def entropy_weights(
-    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 200
-) -> tuple[np.ndarray, dict]:
-    """Raking / entropy balancing: ``wᵢ = pᵢ exp(μ₀ + Σ_c μ_c sᵢc)`` meeting the same constraints as
-    :func:`balance_weights` (minimises KL(w‖p) instead of the chi-square distance; never zero)."""
-    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
-    n, k = signs.shape
-    total = p_s.sum()
-    logp = np.log(np.maximum(p_s, 1e-300))
-
-    def tilt(m):  # weights of the strata under multipliers m, summing to total (log-sum-exp: no overflow)
-        a = logp + strata @ m
-        e = np.exp(a - a.max())
-        return e * (total / e.sum()), float(a.max() + np.log(np.exp(a - a.max()).sum()))
-
-    def dual(m):  # convex: total · log Σ p exp(s·m) − m·t
-        return total * tilt(m)[1] - float(m @ targets)
-
-    mu = np.zeros(k)
-    viol = np.inf
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
-        e, _ = tilt(mu)
-        grad = strata.T @ e - targets
-        viol = float(np.abs(grad).max() / max(total, 1.0))
-        if viol < tol or not np.isfinite(viol):
-            break
-        H = (strata * e[:, None]).T @ strata - np.outer(strata.T @ e, strata.T @ e) / total
-        step = np.linalg.lstsq(H + 1e-12 * total * np.eye(k), grad, rcond=None)[0]
-        g0, t = dual(mu), 1.0
-        while dual(mu - t * step) > g0 - 1e-4 * t * float(grad @ step) and t > 1e-10:
-            t *= 0.5
-        mu = mu - t * step
-    e, _ = tilt(mu)
-    w = np.zeros(n)
-    w[live] = prior[live] * (e / np.maximum(p_s, 1e-300))[inverse]
-    w *= prior.sum() / w.sum()
-    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
 
 
 def _strata_table(state, concepts: list[str]) -> list[dict]:

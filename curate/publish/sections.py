@@ -274,7 +274,7 @@ def _before_after_rows(table: pd.DataFrame | None, actions: dict) -> list[dict]:
 def _mean_delta(row, side: str) -> str:
     """For a magnitude (length, an SAE feature): ``; mean Δ +0.01 sd (+0.3 words) [CI]`` — a block of a
     magnitude is done only when both its win-rate is ≈ 0.5 and its weighted mean Δ ≈ 0; ``""`` otherwise."""
-    from ..interventions.apply import mean_delta_text
+    from ..interventions.balance import mean_delta_text
 
     scale = row.get("scale")
     if scale is None or not isinstance(scale, (int, float)) or scale != scale:

@@ -62,22 +62,32 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from . import _columns as C
-from ._yaml import load_yaml, show_value
-from .errors import RecipeError
+from .. import _columns as C
+from .._yaml import load_yaml, show_value
+from ..errors import RecipeError
+from ._rules import (
+    ACTIONS,
+    ALLOWED_INTERVENTIONS,
+    DEFAULT_INTERVENTION,
+    DEFAULT_MAGNITUDE_BLOCK,
+    INTERVENTIONS,
+    MAGNITUDES,
+    check_rules,
+    is_magnitude,
+)
 
 __all__ = [
     "ACTIONS",
     "ALLOWED_INTERVENTIONS",
     "DEFAULT_INTERVENTION",
     "INTERVENTIONS",
+    "MAGNITUDES",
     "is_magnitude",
     "Recipe",
     "Rule",
@@ -85,50 +95,7 @@ __all__ = [
     "shipped_recipes",
 ]
 
-ACTIONS = ("allow", "block", "amplify")
-
-#: Every intervention a rule can list: name -> (the actions it serves, the rule keys only it reads). Adding an
-#: intervention means one line here and one builder in :data:`curate.interventions.apply.BUILDERS`;
-#: :data:`ALLOWED_INTERVENTIONS` and the "key only used by" checks follow from this table.
-INTERVENTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "rebalance": (("block",), ("adjust_for",)),
-    "balance": (("block", "amplify"), ("adjust_for", "target")),
-    "resample": (("block",), ("adjust_for",)),
-    "match": (("block",), ("tolerance",)),
-    "filter": (("block",), ("filter_mode",)),
-    "relabel": (("block",), ()),
-    "inoculate": (("block",), ("instruction",)),
-    "margin": (("block", "amplify"), ()),
-    "ablate": (("block",), ()),
-    "steer": (("block",), ()),
-    "length_penalty": (("block",), ("length_alpha",)),
-    "upweight": (("amplify",), ()),
-}
-ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
-    "block": tuple(n for n, (acts, _) in INTERVENTIONS.items() if "block" in acts),
-    "amplify": ("upweight", "margin", "balance"),
-    "allow": (),
-}
-DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
-#: the default when a blocked rule holds a magnitude (``length``, ``log_length``, an SAE feature)
-DEFAULT_MAGNITUDE_BLOCK = ["balance"]
-_STRENGTH_RANGE = {"block": ", for 'block' in (0, 1]", "amplify": ", for 'amplify' > 0", "allow": ""}
-
 _SAE_ID = C.SAE_ID
-#: named concepts that are magnitudes (continuous) rather than counts, with their unit
-MAGNITUDES = {"length": "words", "log_length": "log words"}
-
-
-def is_magnitude(concept: str) -> bool:
-    """Whether a concept is a continuous magnitude (``length``, ``log_length``, an SAE activation): blocking
-    it balances its mean Δ (``balance``) by default, not only its win-rate (``rebalance``).
-
-    Example:
-
-        >>> is_magnitude("length"), is_magnitude("sae:smollm2-l15:12"), is_magnitude("flattery")
-        (True, True, False)
-    """
-    return concept in MAGNITUDES or concept.startswith(C.SAE_PREFIX)
 
 
 class _Model(BaseModel):
@@ -245,7 +212,7 @@ class Recipe(_Model):
     _header: str = PrivateAttr(default="")
 
     def model_post_init(self, _ctx) -> None:
-        _check_rules(self)
+        check_rules(self)
 
     # -- constructors -----------------------------------------------------------------------------------
     @classmethod
@@ -361,7 +328,7 @@ class Recipe(_Model):
         """
         sae_sources = {s.source for s in self.concepts if s.kind == "sae"}
         if known is None:
-            from .concepts.named import list_concepts
+            from ..concepts.named import list_concepts
 
             names = set(list_concepts()) if any(s.kind == "named" for s in self.concepts) else set()
             what = "named concepts (curate.list_concepts())"
@@ -450,84 +417,11 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
 def shipped_recipes() -> dict[str, Path]:
     """The recipes shipped with the package (``curate/recipes/``, kept equal to the repository's ``recipes/``
     folder by ``tests/test_packaging.py``): file name -> path."""
-    folder = Path(__file__).resolve().parent / "recipes"
+    folder = Path(__file__).resolve().parent.parent / "recipes"
     return {p.name: p for p in sorted(folder.glob("*.yaml"))}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _check_rules(recipe: Recipe) -> None:
-    seen: dict[str, tuple[int, int, str]] = {}
-    for i, rule in enumerate(recipe.rules):
-        allowed = ALLOWED_INTERVENTIONS[rule.action]
-        for k, name in enumerate(rule.interventions or []):
-            if name not in allowed:
-                raise RecipeError(
-                    f"rules[{i}].interventions[{k}]: {show_value(name)} is not an intervention for action "
-                    f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}."
-                )
-        if len(set(rule.interventions or [])) != len(rule.interventions or []):
-            raise RecipeError(f"rules[{i}].interventions: duplicated entries in {show_value(rule.interventions)}.")
-        for key in ("strength", "alpha"):
-            value = getattr(rule, key)
-            if value is not None and not math.isfinite(value):
-                raise RecipeError(
-                    f"rules[{i}].{key}: must be a finite number"
-                    + (_STRENGTH_RANGE[rule.action] if key == "strength" else "")
-                    + f"; got {value}."
-                )
-        if rule.action == "block" and not 0 < rule.strength <= 1:
-            raise RecipeError(
-                f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
-                f"(0, 1]; got {rule.strength}."
-            )
-        if rule.action == "amplify" and not rule.strength > 0:
-            raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
-        _check_keys_used(i, rule)
-        for j, cid in enumerate(rule.concepts):
-            if not isinstance(cid, str) or not cid:
-                raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {show_value(cid)}.")
-            if cid in seen:
-                pi, pj, pa = seen[cid]
-                kind = "conflicting actions" if pa != rule.action else "duplicated action"
-                raise RecipeError(
-                    f"rules[{i}].concepts[{j}]: {kind} for {show_value(cid)}: {pa!r} at rules[{pi}].concepts[{pj}] "
-                    f"and {rule.action!r} here. Name each concept in one rule only."
-                )
-            seen[cid] = (i, j, rule.action)
-    uses = {n for r in recipe.rules for n in (r.interventions or [])}
-    if "resample" in uses and {"rebalance", "balance"} & uses:
-        ri = next(i for i, r in enumerate(recipe.rules) if "resample" in (r.interventions or []))
-        raise RecipeError(
-            f"rules[{ri}].interventions: 'resample' and '{sorted({'rebalance', 'balance'} & uses)[0]}' conflict: "
-            "the joint weights are "
-            "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
-            "for the whole dataset. Use one of them in every rule."
-        )
-    for i, s in enumerate(recipe.concepts):
-        if s.kind == "sae" and not s.source:
-            raise RecipeError(
-                f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
-                "columns `chosen__sae:<source>__idx`)."
-            )
-
-
-def _check_keys_used(i: int, rule: Rule) -> None:
-    """A rule key that only some interventions read (:data:`INTERVENTIONS`) needs one of them listed."""
-    listed = set(rule.interventions or [])
-    for key in ("adjust_for", "filter_mode", "instruction", "target", "tolerance", "length_alpha"):
-        if getattr(rule, key) is None:
-            continue
-        users = [n for n, (_, keys) in INTERVENTIONS.items() if key in keys]
-        if listed & set(users):
-            continue
-        quoted = [repr(u) for u in users]
-        names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-        raise RecipeError(
-            f"rules[{i}].{key}: only used by the {names} intervention{'s' if len(users) > 1 else ''}, which this "
-            f"rule does not list (interventions: {rule.interventions})."
-        )
-
-
 def _known_from(known) -> tuple[set[str], set[str] | None]:
     if isinstance(known, (list, tuple, set, frozenset)) or (
         hasattr(known, "__iter__") and not hasattr(known, "column_names") and not hasattr(known, "columns")
@@ -538,7 +432,7 @@ def _known_from(known) -> tuple[set[str], set[str] | None]:
     ids = {p[1] for n in names if (p := C.parse_score_column(n)) and p[0] == C.CHOSEN}
     sae = {p[1] for n in names if (p := C.parse_sae_column(n))}
     if sae:
-        from .scores import concept_scores
+        from ..scores import concept_scores
 
         ids |= {c for c in concept_scores(known, min_active=1).concepts["concept"] if c.startswith("sae:")}
     return ids, sae
