@@ -292,3 +292,40 @@ def test_length_penalty_changes_the_loss_exactly_as_written(tmp_path):
     args.loss_type = ["robust"]
     with pytest.raises(ValueError, match="sigmoid"):
         trainer(0.1)
+
+
+def test_cli_card_and_app_show_mean_delta_beside_the_win_rate():
+    import io
+
+    from rich.console import Console
+
+    from curate.browse.render_recipe import _wr
+    from curate.cli._tables import print_before_after
+    from curate.publish.sections import _before_after_rows
+
+    chosen, rejected = _rare_big_wins(n=400, seed=9)
+    from datasets import Dataset
+
+    n = len(chosen)
+    ds = Dataset.from_dict(
+        {
+            C.PROMPT: ["p"] * n,
+            C.CHOSEN: ["c"] * n,
+            C.REJECTED: ["r"] * n,
+            "chosen__length": chosen.round(),
+            "rejected__length": rejected.round(),
+            "chosen__flattery": np.zeros(n),
+            "rejected__flattery": (np.arange(n) % 3 == 0).astype(float),
+        }
+    )
+    _, report = apply_recipe(ds, Recipe.from_ids(block=["length", "flattery"]), audit=False, annotate_missing=False)
+    buf = io.StringIO()
+    print_before_after(report, Console(file=buf, width=250, color_system=None))
+    text = buf.getvalue()
+    assert "mean Δ after [95% CI]" in text and "words)" in text
+    rows = {r["concept"]: r for r in _before_after_rows(report.before_after, {"length": "block"})}
+    length_row = next(r for c, r in rows.items() if "length" in c)
+    assert "mean Δ" in length_row["after"] and "words" in length_row["after"]
+    assert all("mean Δ" not in r["after"] for c, r in rows.items() if "flattery" in c)  # a count: win-rate only
+    recs = report.before_after.to_dict("records")
+    assert "mean Δ" in _wr(recs[0], "after") and "mean Δ" not in _wr(recs[1], "after")
