@@ -329,3 +329,29 @@ def test_cli_card_and_app_show_mean_delta_beside_the_win_rate():
     assert all("mean Δ" not in r["after"] for c, r in rows.items() if "flattery" in c)  # a count: win-rate only
     recs = report.before_after.to_dict("records")
     assert "mean Δ" in _wr(recs[0], "after") and "mean Δ" not in _wr(recs[1], "after")
+
+
+def test_amplify_rule_with_a_target_mean():
+    from curate import annotate, make_preference_pairs
+
+    ds = annotate(make_preference_pairs(600, seed=10).dataset, ["flattery", "length"])
+    recipe = Recipe.from_dict(
+        {
+            "rules": [
+                {"concepts": ["flattery"], "action": "block"},
+                {
+                    "concepts": ["length"],
+                    "action": "amplify",
+                    "strength": 2.0,
+                    "interventions": ["balance"],
+                    "target": 0.3,
+                },
+            ]
+        }
+    )
+    (step,) = plan(recipe)
+    assert step.targets == {"length": 0.3} and step.magnitudes == ["length"]
+    _, report = apply_recipe(ds, recipe, audit=False)
+    row = report.before_after.set_index("concept").loc["length"]
+    assert row["mean_delta_after"] == pytest.approx(0.3, abs=1e-3)
+    assert report.before_after.set_index("concept").loc["flattery", "win_rate_after"] == pytest.approx(0.5, abs=1e-6)

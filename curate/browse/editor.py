@@ -237,6 +237,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     from ..concepts.named import list_concepts
     from ..interventions import PairState
     from ..interventions import preview as run_preview
+    from ..interventions.apply import subset_column
     from ..recipe import Recipe
 
     src = data.source_data()
@@ -268,6 +269,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     adjusters = list(list_concepts()) if adjusters == "all" else list(adjusters or [])
     ids += [c for c in adjusters if c not in ids and src.side(c, C.CHOSEN) is not None]
     n = src.n_rows
+    by = subset_column(src.table)  # as apply does: a blocked concept is balanced within each subset
     state = PairState(
         concepts=list(ids),
         chosen=np.column_stack([src.side(c, C.CHOSEN) for c in ids]),
@@ -281,6 +283,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
         copies=np.ones(n, np.int64),
         instructions=[[]] * n,
         labels={c: c for c in ids},
+        subsets=C.subset_values(src.table.column(by).to_pylist()) if by else None,
     )  # rows' lists are replaced, never appended to
     res = run_preview(None, recipe=recipe, state=state)
     table = [

@@ -39,7 +39,7 @@ def _weighting_steps(items: Items, recipe: Recipe) -> list[Intervention]:
     :class:`Balance` whose magnitudes are the magnitude concepts of ``balance`` rules, else a :class:`Rebalance`."""
     within = recipe.block_within != "pooled"
     ids = [c for c, _ in items]
-    strengths = [r.strength for _, r in items]
+    strengths = [1.0 if r.action == "amplify" else r.strength for _, r in items]  # amplify: reach the target
     balanced = [(c, r) for c, r in items if "balance" in (r.interventions or [])]
     if not balanced:
         return [Rebalance(ids, strength=strengths, adjust_for=recipe.adjusters(), within_subsets=within)]

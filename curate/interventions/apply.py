@@ -181,7 +181,7 @@ def apply_recipe(
 
 def subset_column(dataset, by: str | None = "auto") -> str | None:
     """The column whose values are the subsets to balance within: ``by`` itself (checked), the detected one
-    for ``"auto"`` when it has two or more values, or ``None``."""
+    for ``"auto"`` when it has two or more values, or ``None``. ``dataset``: a Dataset or a pyarrow Table."""
     from ..errors import CurateError
     from ..subsets import detect_subset_column
 
@@ -192,9 +192,11 @@ def subset_column(dataset, by: str | None = "auto") -> str | None:
             raise CurateError(f"by={by!r}: no such column. Columns of the data: {dataset.column_names}.")
         return by
     found = detect_subset_column(dataset.column_names)
-    if found is None or len(set(C.subset_values(dataset[found]))) < 2:
+    if found is None:
         return None
-    return found
+    values = dataset[found]
+    values = values.to_pylist() if hasattr(values, "to_pylist") else values  # a pyarrow table's column
+    return found if len(set(C.subset_values(values))) >= 2 else None
 
 
 def _adjuster_ids(recipe: Recipe) -> list[str]:
