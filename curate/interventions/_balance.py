@@ -134,15 +134,19 @@ def solve_constraints(
         ``(weights, solver info, skipped)``.
     """
     live = prior > 0
-    groups = [None] if subsets is None else list(dict.fromkeys(subsets[live]))
+    groups: list = [None]
+    if subsets is not None:
+        names, codes = np.unique(np.asarray(subsets, str), return_inverse=True)  # compare ints, not objects
+        masks = {g: codes == j for j, g in enumerate(names) if (live & (codes == j)).any()}
+        groups = list(masks)
     cols, targets, skipped, used = [], [], {}, []
     for g in groups[:-1] if len(groups) > 1 else []:  # subset masses (the last one follows from the total)
-        m = (subsets == g).astype(float)
+        m = masks[g].astype(float)
         cols.append(m)
         targets.append(float((prior * m).sum()))
     for con in constraints:
         for g in groups:
-            m = np.ones(len(prior), bool) if g is None else subsets == g
+            m = np.ones(len(prior), bool) if g is None else masks[g]
             why = _infeasible(con, prior, m)
             name = con.concept + ("" if con.kind == "sign" else f"/{con.kind}") + ("" if g is None else f"@{g}")
             if why is None:
@@ -220,6 +224,30 @@ def _raise_joint(used: list[tuple], prior: np.ndarray, w: np.ndarray) -> None:
 
 
 # -- the solvers ---------------------------------------------------------------------------------------
+def unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, axis=0, return_inverse=True)``, fast for the usual cases: rows of signs (−1, 0, 1) are
+    coded as base-3 integers; rows with a continuous value (a standardised Δ) are nearly all distinct, so
+    each row is its own stratum (sorting 100k float rows took ~0.5 s and saved nothing).
+
+    Example:
+
+        >>> u, inv = unique_rows(np.array([[1.0, -1], [0, 1], [1, -1]]))
+        >>> u.tolist(), inv.tolist()
+        ([[0.0, 1.0], [1.0, -1.0]], [1, 0, 1])
+    """
+    if not len(x):
+        return x.reshape(0, x.shape[1]), np.zeros(0, np.int64)
+    signs = np.isin(x, (-1.0, 0.0, 1.0)).all()
+    if signs and x.shape[1] <= 39:  # column 0 most significant: the order of np.unique(axis=0)
+        codes = ((x + 1).astype(np.int64) * (3 ** np.arange(x.shape[1] - 1, -1, -1, dtype=np.int64))).sum(axis=1)
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        return x[first], np.ravel(inverse)
+    if not signs:
+        return x, np.arange(len(x))
+    strata, inverse = np.unique(x, axis=0, return_inverse=True)
+    return strata, np.ravel(inverse)
+
+
 def _strata(signs, prior, targets):
     """The inputs as arrays, the rows with prior weight, and the distinct sign patterns (strata) among them
     with each live row's stratum and each stratum's prior mass."""
@@ -227,8 +255,7 @@ def _strata(signs, prior, targets):
     prior = np.asarray(prior, float)
     targets = np.zeros(signs.shape[1]) if targets is None else np.asarray(targets, float)
     live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
+    strata, inverse = unique_rows(signs[live])
     return (
         signs,
         prior,

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._balance import Constraint, balance_weights, entropy_weights, solve_constraints  # noqa: F401  (re-exported)
+from ._balance import Constraint, balance_weights, entropy_weights, solve_constraints, unique_rows  # noqa: F401  (re-exported)
 from .base import Intervention
 
 
@@ -225,8 +225,8 @@ def _strata_table(state, concepts: list[str]) -> list[dict]:
     S = np.sign(np.column_stack([state.delta(c) for c in concepts])).astype(int)
     kept = state.keep
     out = []
-    pats, inv = np.unique(S[kept], axis=0, return_inverse=True)
-    inv = np.ravel(inv)
+    pats, inv = unique_rows(S[kept].astype(float))
+    pats = pats.astype(int)
     w = state.weight[kept]
     for j, pat in enumerate(pats):
         m = inv == j
