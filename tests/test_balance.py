@@ -105,6 +105,10 @@ def test_infeasible_target_names_the_concept_and_the_closest_value():
     one_sided = _state(200 + np.abs(gap) + 1, np.full(500, 200.0))
     with pytest.raises(CurateError, match="'length'.*closest achievable"):
         Balance(["length"]).apply(one_sided)
+    mixed = np.where(np.arange(500) < 250, gap, np.abs(gap) + 1)  # subset "b": the chosen is always longer
+    in_subsets = _state(200 + mixed.clip(0), 200 + (-mixed).clip(0), subsets=np.repeat(["a", "b"], 250))
+    with pytest.raises(CurateError, match="'length' within subset 'b'.*block_within: pooled"):
+        Balance(["length"]).apply(in_subsets)
 
 
 def test_amplify_target_reaches_the_wanted_mean():
@@ -147,6 +151,10 @@ def test_two_subset_flip_default_block_balances_each_subset():
     assert report.steps[0]["within_subsets"] == ["harmless", "helpful"]
     for wr, md in default.values():
         assert wr == pytest.approx(0.5, abs=1e-4) and abs(md) < 0.05  # words
+    by = {r["subset"]: r for r in report.extra["by_subset"]}  # what apply.json and the CLI report
+    assert by["helpful"]["win_rate_before"] > 0.6 and by["harmless"]["win_rate_before"] < 0.45
+    for r in by.values():
+        assert r["win_rate_after"] == pytest.approx(0.5, abs=1e-4) and abs(r["mean_delta_after"]) < 0.01
     pooled, _ = per_subset(
         Recipe.from_dict({"rules": [{"concepts": ["length"], "action": "block"}], "block_within": "pooled"})
     )

@@ -159,6 +159,21 @@ def print_before_after(report, console) -> None:
             values += [report.mean_delta(row, "before") or "—", report.mean_delta(row, "after") or "—"]
         table.add_row(*map(cell, values))
     console.print(table)
+    by_subset = report.extra.get("by_subset") or []
+    if by_subset:
+        console.print(
+            "Within subsets (a blocked concept is balanced in each): "
+            + "; ".join(
+                f"{lit(r['subset'])} {lit(r['concept'])} {_f(r['win_rate_before'])} → {_f(r['win_rate_after'])}"
+                + (
+                    f" (mean Δ {r['mean_delta_before']:+.3f} → {r['mean_delta_after']:+.3f} sd)"
+                    if "mean_delta_after" in r
+                    else ""
+                )
+                for r in by_subset
+            ),
+            highlight=False,
+        )
     t = report.retention
     console.print(
         f"Retention: rows kept {t['rows_kept']}/{t['rows_usable']} usable (dropped {t['rows_dropped']}"

@@ -147,7 +147,7 @@ def solve_constraints(
     for con in constraints:
         for g in groups:
             m = np.ones(len(prior), bool) if g is None else masks[g]
-            why = _infeasible(con, prior, m)
+            why = _infeasible(con, prior, m, g)
             name = con.concept + ("" if con.kind == "sign" else f"/{con.kind}") + ("" if g is None else f"@{g}")
             if why is None:
                 col = con.x * m
@@ -167,7 +167,7 @@ def solve_constraints(
     return w, info, skipped
 
 
-def _infeasible(con: Constraint, prior: np.ndarray, m: np.ndarray) -> str | None:
+def _infeasible(con: Constraint, prior: np.ndarray, m: np.ndarray, subset=None) -> str | None:
     """Why ``con`` cannot be met on the rows ``m`` (``""``: nothing to balance there; ``None``: it can).
 
     Raises a :class:`~curate.errors.CurateError` naming the concept and the closest achievable value when
@@ -192,8 +192,9 @@ def _infeasible(con: Constraint, prior: np.ndarray, m: np.ndarray) -> str | None
     if con.infeasible != "raise":
         return f"target {target:+.3f} outside the achievable range [{lo:+.3f}, {hi:+.3f}]"
     closest = lo if target <= lo else hi
+    where = "" if subset is None else f" within subset {str(subset)!r} (or balance pooled: `block_within: pooled`)"
     raise CurateError(
-        f"Cannot balance {con.concept!r}: its target weighted mean Δ {target:+.3f} sd is out of reach — every "
+        f"Cannot balance {con.concept!r}{where}: its target weighted mean Δ {target:+.3f} sd is out of reach — every "
         f"weighting gives a mean Δ in [{lo:+.3f}, {hi:+.3f}] sd; the closest achievable value is {closest:+.3f} sd "
         f"({closest * con.scale:+.4g} in its unit). Lower the target (rule `target`), or drop the pairs where it "
         "differs (interventions: [filter], filter_mode: differ)."

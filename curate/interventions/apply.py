@@ -18,7 +18,7 @@ from ..ingest import ensure_row_index
 from ..recipe import Recipe
 from ._plan import BUILDERS, ORDER, plan  # noqa: F401  (re-exported: the plan is part of apply's API)
 from ._state import PairState, state_from_dataset
-from .balance import MEAN_DELTA_COLUMNS, add_mean_delta, mean_delta_text  # noqa: F401  (re-exported)
+from .balance import MEAN_DELTA_COLUMNS, add_mean_delta, mean_delta_text, subset_balance  # noqa: F401
 from .inoculate import add_system_instruction, render_prompt
 from .relabel import Relabel
 
@@ -175,6 +175,8 @@ def apply_recipe(
     report = ApplyReport(
         recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps], retention=retention(state), before_after=table
     )
+    if state0.subsets is not None:
+        report.extra["by_subset"] = subset_balance(state0, state, recipe.blocked())
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
 

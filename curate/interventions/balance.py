@@ -222,3 +222,37 @@ def mean_delta_text(row: dict, side: str | None = None) -> str:
     v = m * scale
     v = 0.0 if abs(v) < 0.005 else v
     return f"{m:+.3f} sd ({v:+.{2 if abs(v) < 10 else 1}f} {row.get('unit') or ''}) [{lo:+.3f}, {hi:+.3f}]"
+
+
+def subset_balance(before: PairState, after: PairState, concepts: list[str]) -> list[dict]:
+    """Per subset and concept: the win-rate and, for a magnitude, the weighted mean Δ (in sd of the pooled
+    scores before curation), before and after — a block within subsets is done when every subset is balanced.
+    ``[]`` when the state has no subsets.
+
+    Rows of the ``train`` split count once per copy, as in :func:`add_mean_delta`."""
+    if before.subsets is None:
+        return []
+    w0 = before.weight * before.keep * before.copies
+    w1 = after.weight * after.keep * after.copies
+    out = []
+    for g in sorted(set(before.subsets[w0 > 0])):
+        m = before.subsets == g
+        for c in concepts:
+            d0, d1 = before.delta(c)[m], after.delta(c)[m]
+            row = {
+                "subset": str(g),
+                "concept": c,
+                "win_rate_before": _win(d0, w0[m]),
+                "win_rate_after": _win(d1, w1[m]),
+            }
+            if is_magnitude(c):
+                scale = concept_scale(before, c, w0)
+                row["mean_delta_before"] = weighted_mean_delta(d0 / scale, w0[m])[0]
+                row["mean_delta_after"] = weighted_mean_delta(d1 / scale, w1[m])[0]
+            out.append(row)
+    return out
+
+
+def _win(d: np.ndarray, w: np.ndarray) -> float:
+    tot = float((w * (d != 0)).sum())
+    return float((w * (d > 0)).sum() / tot) if tot > 0 else float("nan")
