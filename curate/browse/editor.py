@@ -19,6 +19,8 @@ from .queries import GROUP_ID, SAE_ID, AppData, ids_of
 #: how a block rule is carried out, each with what it does (the Recipe tab's "Block by" choices)
 BLOCK_METHODS = {
     "rebalance": "re-weight pairs (keeps rows)",
+    "balance": "re-weight pairs, a magnitude's mean Δ too (keeps rows)",
+    "match": "drop pairs until a magnitude's Δ is symmetric",
     "resample": "draw rows by weight",
     "filter": "drop pairs",
     "relabel": "swap chosen and rejected",
@@ -117,7 +119,7 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
         }
         # the applied recipe's adjust_for stays with a weighting method (the editor has no control for it)
         adjust = next((r.get("adjust_for") for r in base.get("rules") or [] if r.get("action") == "block"), None)
-        if adjust is not None and st.method in ("rebalance", "resample"):
+        if adjust is not None and st.method in ("rebalance", "balance", "resample"):
             rule["adjust_for"] = adjust
         rules.append(rule)
     if amplify:
