@@ -119,6 +119,9 @@ def step_sentence(step: dict) -> str:
             extra.append(what.format(int(v)))
     if isinstance(step.get("ess_after"), (int, float)) and name in ("rebalance", "balance", "resample", "upweight"):
         extra.append(f"effective sample size {float(step['ess_after']):.1f}")
+    if step.get("win_rate_not_balanced"):
+        names = ", ".join(map(str, step["win_rate_not_balanced"]))
+        extra.append(f"the win-rate of {names} could not hold together with its mean Δ of 0 (the mean was kept)")
     if step.get("converged") is False:
         extra.append("the solver did not converge")
     return (text[:1].upper() + text[1:]) + ("; " + "; ".join(extra) if extra else "") + "."
