@@ -99,7 +99,7 @@ def test_shipped_recipes_cover_the_issue():
                 ]
             },
             "rules[0].adjust_for",
-            "'rebalance' and 'resample'",
+            "'rebalance', 'balance' and 'resample'",
         ),
     ],
 )

@@ -19,6 +19,8 @@ from .queries import GROUP_ID, SAE_ID, AppData, ids_of
 #: how a block rule is carried out, each with what it does (the Recipe tab's "Block by" choices)
 BLOCK_METHODS = {
     "rebalance": "re-weight pairs (keeps rows)",
+    "balance": "re-weight pairs, a magnitude's mean Δ too (keeps rows)",
+    "match": "drop pairs until a magnitude's Δ is symmetric",
     "resample": "draw rows by weight",
     "filter": "drop pairs",
     "relabel": "swap chosen and rejected",
@@ -117,7 +119,7 @@ def recipe_dict(data: AppData, st: EditorState) -> dict:
         }
         # the applied recipe's adjust_for stays with a weighting method (the editor has no control for it)
         adjust = next((r.get("adjust_for") for r in base.get("rules") or [] if r.get("action") == "block"), None)
-        if adjust is not None and st.method in ("rebalance", "resample"):
+        if adjust is not None and st.method in ("rebalance", "balance", "resample"):
             rule["adjust_for"] = adjust
         rules.append(rule)
     if amplify:
@@ -237,6 +239,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     from ..concepts.named import list_concepts
     from ..interventions import PairState
     from ..interventions import preview as run_preview
+    from ..interventions.apply import subset_column
     from ..recipe import Recipe
 
     src = data.source_data()
@@ -268,6 +271,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     adjusters = list(list_concepts()) if adjusters == "all" else list(adjusters or [])
     ids += [c for c in adjusters if c not in ids and src.side(c, C.CHOSEN) is not None]
     n = src.n_rows
+    by = subset_column(src.table)  # as apply does: a blocked concept is balanced within each subset
     state = PairState(
         concepts=list(ids),
         chosen=np.column_stack([src.side(c, C.CHOSEN) for c in ids]),
@@ -281,6 +285,7 @@ def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
         copies=np.ones(n, np.int64),
         instructions=[[]] * n,
         labels={c: c for c in ids},
+        subsets=C.subset_values(src.table.column(by).to_pylist()) if by else None,
     )  # rows' lists are replaced, never appended to
     res = run_preview(None, recipe=recipe, state=state)
     table = [

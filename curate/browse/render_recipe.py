@@ -134,7 +134,18 @@ def _wr(r: dict, when: str) -> str:
     w, lo, hi = r.get(f"win_rate_{when}"), r.get(f"ci_low_{when}"), r.get(f"ci_high_{when}")
     if w is None or (isinstance(w, float) and math.isnan(w)):
         return "—"
-    return f"{w:.3f} <span class=cu-ci>[{_num(lo)}, {_num(hi)}]</span>"
+    return f"{w:.3f} <span class=cu-ci>[{_num(lo)}, {_num(hi)}]</span>" + _mean_delta(r, when)
+
+
+def _mean_delta(r: dict, when: str) -> str:
+    """A magnitude's weighted mean Δ under the win-rate (in sd and in its unit, with its CI): a block of length
+    is done only when both are balanced; "" for a count concept."""
+    from ..interventions.balance import mean_delta_text
+
+    scale = r.get("scale")
+    if not isinstance(scale, (int, float)) or math.isnan(scale):
+        return ""
+    return f"<br><span class=cu-md>mean Δ {esc(mean_delta_text(r, when))}</span>"
 
 
 # -- Recipe preview ------------------------------------------------------------------------------------

@@ -138,32 +138,42 @@ def print_before_after(report, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"Before vs after ({lit(report.recipe.get('name', 'recipe'))}, weighted re-audit)")
-    for col in (
-        "concept",
-        "action",
-        "via",
-        "win-rate before [95% CI]",
-        "q before",
-        "win-rate after [95% CI]",
-        "q after",
-    ):
+    ba = report.before_after
+    # a magnitude (length, an SAE feature): its weighted mean Δ beside the win-rate; both must be balanced
+    magnitudes = "scale" in ba and ba["scale"].notna().any()
+    cols = ["concept", "action", "via", "win-rate before [95% CI]", "q before", "win-rate after [95% CI]", "q after"]
+    cols += ["mean Δ before [95% CI]", "mean Δ after [95% CI]"] if magnitudes else []
+    for col in cols:
         table.add_column(col)
-    for r in report.before_after.itertuples():
-        table.add_row(
-            *map(
-                cell,
-                (
-                    r.concept,
-                    r.action,
-                    r.interventions,
-                    _wr(r.win_rate_before, r.ci_low_before, r.ci_high_before),
-                    _q(r.q_before),
-                    _wr(r.win_rate_after, r.ci_low_after, r.ci_high_after),
-                    _q(r.q_after),
-                ),
-            )
-        )
+    for row in ba.to_dict("records"):
+        values = [
+            row["concept"],
+            row["action"],
+            row["interventions"],
+            _wr(row["win_rate_before"], row["ci_low_before"], row["ci_high_before"]),
+            _q(row["q_before"]),
+            _wr(row["win_rate_after"], row["ci_low_after"], row["ci_high_after"]),
+            _q(row["q_after"]),
+        ]
+        if magnitudes:
+            values += [report.mean_delta(row, "before") or "—", report.mean_delta(row, "after") or "—"]
+        table.add_row(*map(cell, values))
     console.print(table)
+    by_subset = report.extra.get("by_subset") or []
+    if by_subset:
+        console.print(
+            "Within subsets (a blocked concept is balanced in each): "
+            + "; ".join(
+                f"{lit(r['subset'])} {lit(r['concept'])} {_f(r['win_rate_before'])} → {_f(r['win_rate_after'])}"
+                + (
+                    f" (mean Δ {r['mean_delta_before']:+.3f} → {r['mean_delta_after']:+.3f} sd)"
+                    if "mean_delta_after" in r
+                    else ""
+                )
+                for r in by_subset
+            ),
+            highlight=False,
+        )
     t = report.retention
     console.print(
         f"Retention: rows kept {t['rows_kept']}/{t['rows_usable']} usable (dropped {t['rows_dropped']}"

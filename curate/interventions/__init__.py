@@ -29,6 +29,20 @@ blocked concepts, ``A`` the amplified ones.
   wins are mostly the unflipped ones, richer in every rewarded concept), and a policy learns c with them.
 * ``resample`` — the same weights realised as integer copies by systematic sampling,
   ``countᵢ = ⌊Cᵢ + u⌋ − ⌊Cᵢ₋₁ + u⌋``, ``C`` the cumulative sum of ``N wᵢ/Σw``.
+* ``balance`` (the default block of a magnitude: ``length``, ``log_length``, SAE features) — the same
+  weights with one more constraint per blocked magnitude c, ``Σᵢ wᵢ zᵢc = 0`` with ``zᵢc = Δᵢc / sd_c``
+  (sd of c's scores over both responses): the weighted mean Δ is zero, not only the win-rate 0.5. DPO's
+  gradient ``∝ Σᵢ wᵢ σ(−mᵢ) ∇(log π(y_cᵢ) − log π(y_rᵢ))`` follows the magnitude: when the longer answer wins
+  rarely but by a lot, ``rebalance`` leaves the mean Δ positive and the policy still lengthens. Where the two
+  constraints cannot hold together the mean is kept and the win-rate constraint dropped (reported). For an
+  amplified magnitude, ``Σᵢ wᵢ zᵢc = target_c Σ p``; a target no weighting can reach is an error naming the
+  closest achievable value.
+* blocking within subsets — with a subset column (the audit's ``--by``), every weighting constraint holds
+  within each subset g (``Σ_{i∈g} wᵢ sᵢc = 0``, ``Σ_{i∈g} wᵢ = Σ_{i∈g} pᵢ``), so opposite preferences in two
+  subsets are both removed; ``block_within: pooled`` in a recipe balances over all rows instead.
+* ``match`` — ``wᵢ ← 0`` (dropped, reason ``match:<c>``) for the pairs left without a mirror partner: pairs
+  with ``zᵢc > 0`` and ``zᵢc < 0`` are paired off by ``|z|`` within ``tolerance`` sd, so the kept Δ
+  distribution is symmetric around zero.
 * ``upweight`` (amplify) — ``wᵢ ← wᵢ (1 + strength)`` where ``score_c(y_c) > 0 = score_c(y_r)``, c ∈ A.
 
 **What each pair rewards** (the labels, the margin ``mᵢ`` and the prompt ``xᵢ``)
@@ -52,12 +66,17 @@ blocked concepts, ``A`` the amplified ones.
 * ``steer`` — ``h ← h + α v`` (preventative steering): the trait is supplied from outside, so the
   weights need not move towards it.
 
+* ``length_penalty`` — the R-DPO loss (Park et al. 2024): ``ℓᵢ = −log σ(β[log π/π_ref(y_cᵢ) −
+  log π/π_ref(y_rᵢ)] − α(|y_cᵢ| − |y_rᵢ|))`` with ``|y|`` in completion tokens
+  (``WeightedDPOTrainer(..., length_penalty=α)``): it removes DPO's own drift towards longer answers, which
+  no weighting of the data can.
+
 For DPO, ``curate.interventions.WeightedDPOTrainer`` multiplies each pair's loss by ``weight``;
 for reward models, TRL's ``RewardTrainer`` uses ``margin`` (and the weights via resampling).
 
 Every intervention is a small object with ``apply(state)`` and ``to_dict()``; :func:`apply_recipe` runs a
-recipe's interventions in the order relabel → filter → upweight → rebalance / resample → margin →
-inoculate, writes the ``train`` / ``dropped`` splits and re-audits under the weights; :func:`preview` is
+recipe's interventions in the order relabel → filter → match → upweight → rebalance / balance / resample →
+margin → inoculate, writes the ``train`` / ``dropped`` splits and re-audits under the weights; :func:`preview` is
 the cheap what-if for a UI.
 
 Example:
@@ -73,24 +92,29 @@ Example:
 
 from ._state import PairState, state_from_dataset
 from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention, save_curated
+from .balance import Balance, weighted_mean_delta
 from .base import Intervention
 from .dpo import WeightedPreferenceCollator
 from .filter import Filter
 from .inoculate import DEFAULT_INSTRUCTIONS, Inoculate, instruction_for
 from .margin import Margin
+from .match import Match
 from .rebalance import Rebalance, Resample, balance_weights, entropy_weights
 from .relabel import Relabel
-from .training import Ablate, Steer
+from .training import Ablate, LengthPenalty, Steer
 from .upweight import Upweight
 
 __all__ = [
     "Ablate",
     "ApplyReport",
+    "Balance",
     "DEFAULT_INSTRUCTIONS",
     "Filter",
     "Inoculate",
     "Intervention",
+    "LengthPenalty",
     "Margin",
+    "Match",
     "PairState",
     "Rebalance",
     "Relabel",
@@ -110,6 +134,7 @@ __all__ = [
     "retention",
     "save_curated",
     "state_from_dataset",
+    "weighted_mean_delta",
 ]
 
 

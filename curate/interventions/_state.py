@@ -26,6 +26,8 @@ class PairState:
         copies: how many times a kept row appears in ``train`` (resampling), else 1.
         instructions: per row, system instructions added by inoculation. A row's list is replaced, never
             changed in place, so :meth:`copy` shares the lists (copying 100k lists took 0.15 s a copy).
+        subsets: per row, the subset it belongs to (the audit's ``--by`` column), or ``None``: weighting
+            interventions then balance a blocked concept within each subset (see :class:`Rebalance`).
     """
 
     concepts: list[str]
@@ -40,6 +42,7 @@ class PairState:
     copies: np.ndarray
     instructions: list[list[str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    subsets: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -112,11 +115,14 @@ class PairState:
             self.copies.copy(),
             list(self.instructions),
             dict(self.labels),
+            self.subsets,
         )
 
 
-def state_from_dataset(dataset, concepts: list[str]) -> PairState:
+def state_from_dataset(dataset, concepts: list[str], *, subsets: str | None = None) -> PairState:
     """Build a :class:`PairState` from an annotated dataset (named and SAE concepts alike).
+
+    ``subsets`` names the column whose values are the rows' subsets (``None``: no subsets).
 
     Raises :class:`~curate.errors.ConceptError` listing the concepts present when one is missing.
     """
@@ -155,4 +161,5 @@ def state_from_dataset(dataset, concepts: list[str]) -> PairState:
         copies=np.ones(n, np.int64),
         instructions=[[] for _ in range(n)],
         labels={c: labels.get(c, c) for c in concepts},
+        subsets=C.subset_values(dataset[subsets]) if subsets else None,
     )

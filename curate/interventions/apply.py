@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -16,18 +16,11 @@ from .._format import fmt_q
 from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
 from ..ingest import ensure_row_index
 from ..recipe import Recipe
+from ._plan import BUILDERS, ORDER, plan  # noqa: F401  (re-exported: the plan is part of apply's API)
 from ._state import PairState, state_from_dataset
-from .base import Intervention
-from .filter import Filter
-from .inoculate import Inoculate, add_system_instruction, render_prompt
-from .margin import Margin
-from .rebalance import Rebalance, Resample
+from .balance import MEAN_DELTA_COLUMNS, add_mean_delta, mean_delta_text, subset_balance  # noqa: F401
+from .inoculate import add_system_instruction, render_prompt
 from .relabel import Relabel
-from .training import Ablate, Steer
-from .upweight import Upweight
-
-#: Order in which a recipe's interventions run (each sees the result of the previous ones).
-ORDER = ("relabel", "filter", "upweight", "rebalance", "resample", "margin", "inoculate", "ablate", "steer")
 
 BEFORE_AFTER_COLUMNS = [
     "concept",
@@ -43,68 +36,8 @@ BEFORE_AFTER_COLUMNS = [
     "ci_low_after",
     "ci_high_after",
     "q_after",
+    *MEAN_DELTA_COLUMNS,
 ]
-
-
-def plan(recipe: Recipe) -> list[Intervention]:
-    """The interventions a recipe asks for, in :data:`ORDER`, one object per intervention kind.
-
-    Example:
-
-        >>> from curate.recipe import Recipe
-        >>> plan(Recipe.from_ids(block=["flattery"], amplify=["refusal"]))
-        [Upweight(concepts=['refusal'], strength=1.0), Rebalance(concepts=['flattery'], strength=[1.0], method='max_ess', presence=True)]
-    """
-    by: dict[str, list[tuple[str, Any]]] = {k: [] for k in ORDER}
-    for rule in recipe.rules:
-        for name in rule.interventions or []:
-            for c in rule.concepts:
-                by[name].append((c, rule))
-    steps: list[Intervention] = []
-    seed = recipe.seed
-    for name in ORDER:
-        items = by[name]
-        if not items:
-            continue
-        ids = [c for c, _ in items]
-        if name == "relabel":
-            steps.append(Relabel(ids, strength=float(np.mean([r.strength for _, r in items])), seed=seed))
-        elif name == "filter":
-            for mode in ("balance", "differ"):  # one step per mode
-                sel = [(c, r) for c, r in items if (r.filter_mode or "balance") == mode]
-                if sel:
-                    strength = float(np.mean([r.strength for _, r in sel]))
-                    steps.append(Filter([c for c, _ in sel], strength=strength, mode=mode, seed=seed))
-        elif name == "upweight":
-            for c, r in items:  # one step per strength keeps the record exact
-                steps.append(Upweight([c], strength=r.strength))
-        elif name == "rebalance":
-            steps.append(Rebalance(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters()))
-        elif name == "resample":
-            steps.append(
-                Resample(ids, strength=[r.strength for _, r in items], adjust_for=recipe.adjusters(), seed=seed)
-            )
-        elif name == "margin":
-            steps.append(Margin({c: r.action for c, r in items}, strength={c: r.strength for c, r in items}))
-        elif name == "inoculate":
-            steps.append(Inoculate(ids, instructions={c: r.instruction for c, r in items if r.instruction}))
-        elif name == "ablate":
-            steps.append(Ablate(ids))
-        elif name == "steer":
-            steps.append(Steer(ids, alpha=next((r.alpha for _, r in items if r.alpha is not None), 4.0)))
-    # merge consecutive single-concept Upweight steps of equal strength
-    merged: list[Intervention] = []
-    for s in steps:
-        if (
-            merged
-            and isinstance(s, Upweight)
-            and isinstance(merged[-1], Upweight)
-            and s.strength == merged[-1].strength
-        ):
-            merged[-1].concepts += s.concepts
-        else:
-            merged.append(s)
-    return merged
 
 
 @dataclass
@@ -150,6 +83,11 @@ class ApplyReport:
         if self.proxy is not None:
             self.proxy.to_parquet(folder / "proxy.parquet", index=False)
 
+    @staticmethod
+    def mean_delta(row: dict, side: str | None = None) -> str:
+        """A magnitude's weighted mean Δ with its CI, as the tables print it (:func:`mean_delta_text`)."""
+        return mean_delta_text(row, side)
+
     def table(self) -> str:
         """A plain-text before/after table (what the CLI prints)."""
         df = self.before_after
@@ -162,6 +100,9 @@ class ApplyReport:
                 f"{r.concept:<16}{r.action:<9}{_wr(r.win_rate_before, r.ci_low_before, r.ci_high_before):<28}"
                 f"{_q(r.q_before):>8}   {_wr(r.win_rate_after, r.ci_low_after, r.ci_high_after):<28}{_q(r.q_after):>8}"
             )
+            md = mean_delta_text(r._asdict())
+            if md:
+                lines.append(f"{'':<16}{'':<9}mean Δ {md}")
         t = self.retention
         lines.append(
             f"rows kept {t['rows_kept']}/{t['rows_usable']} · dropped {t['rows_dropped']} · "
@@ -172,7 +113,9 @@ class ApplyReport:
         return "\n".join(lines)
 
 
-def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, annotate_missing: bool = True):
+def apply_recipe(
+    dataset, recipe: Recipe | str | Path, *, audit: bool = True, annotate_missing: bool = True, by: str | None = "auto"
+):
     """Apply a recipe to a pair dataset and re-audit the result under its weights.
 
     Args:
@@ -183,6 +126,9 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
         audit: re-audit before and after with :class:`curate.ConceptAudit` (weighted). ``False`` uses
             the cheap per-concept statistics of :func:`preview` instead.
         annotate_missing: score missing named concepts.
+        by: the subset column (the audit's ``--by``): weighting interventions balance a blocked concept
+            within each subset unless the recipe says ``block_within: pooled``. ``"auto"``: the first of
+            :data:`curate._columns.SUBSET_CANDIDATES` present with two or more values; ``None``: no subsets.
 
     Returns:
         ``(DatasetDict, ApplyReport)``. The ``train`` split holds the kept rows in the original order
@@ -212,7 +158,7 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     ids += [c for c in _adjuster_ids(recipe) if c not in ids]
     dataset = ensure_annotated(ensure_row_index(dataset), ids, annotate_missing=annotate_missing)
     recipe.check_concepts(dataset)
-    state0 = state_from_dataset(dataset, ids)
+    state0 = state_from_dataset(dataset, ids, subsets=subset_column(dataset, by))
     state = state0.copy()
     steps = plan(recipe)
     for step in steps:
@@ -225,11 +171,34 @@ def apply_recipe(dataset, recipe: Recipe | str | Path, *, audit: bool = True, an
     else:
         rids = recipe.concept_ids()
         table = before_after(_sub_state(state0, rids), _sub_state(state, rids), recipe)
+    table = add_mean_delta(table, state0, state)
     report = ApplyReport(
         recipe=recipe.to_dict(), steps=[s.to_dict() for s in steps], retention=retention(state), before_after=table
     )
+    if state0.subsets is not None:
+        report.extra["by_subset"] = subset_balance(state0, state, recipe.blocked())
     report.seconds = round(time.perf_counter() - t0, 3)
     return dd, report
+
+
+def subset_column(dataset, by: str | None = "auto") -> str | None:
+    """The column whose values are the subsets to balance within: ``by`` itself (checked), the detected one
+    for ``"auto"`` when it has two or more values, or ``None``. ``dataset``: a Dataset or a pyarrow Table."""
+    from ..errors import CurateError
+    from ..subsets import detect_subset_column
+
+    if by is None or str(by).lower() == "none":
+        return None
+    if by != "auto":
+        if by not in dataset.column_names:
+            raise CurateError(f"by={by!r}: no such column. Columns of the data: {dataset.column_names}.")
+        return by
+    found = detect_subset_column(dataset.column_names)
+    if found is None:
+        return None
+    values = dataset[found]
+    values = values.to_pylist() if hasattr(values, "to_pylist") else values  # a pyarrow table's column
+    return found if len(set(C.subset_values(values))) >= 2 else None
 
 
 def _adjuster_ids(recipe: Recipe) -> list[str]:
@@ -395,16 +364,18 @@ def preview(
     amplify: Iterable[str] = (),
     *,
     recipe: Recipe | None = None,
-    block_with: Iterable[str] = ("rebalance",),
+    block_with: Iterable[str] | None = None,
     amplify_with: Iterable[str] = ("upweight",),
     state: PairState | None = None,
+    by: str | None = "auto",
 ) -> dict:
     """A fast what-if for a set of block/amplify choices on an already annotated dataset (no text written).
 
     Args:
         dataset: an annotated pair dataset (ignored when ``state`` is given).
         block, amplify: concept ids (or pass a ``recipe``).
-        block_with, amplify_with: interventions for the blocked / amplified concepts.
+        block_with, amplify_with: interventions for the blocked / amplified concepts (``block_with=None``: the
+            default, ``balance`` for a magnitude such as length, else ``rebalance``).
         state: a :class:`PairState` built once with :func:`state_from_dataset` over every concept the UI
             offers; reusing it makes each call a few milliseconds.
 
@@ -428,7 +399,9 @@ def preview(
     adj = [c for c in _adjuster_ids(recipe) if c not in ids]  # what rebalancing adjusts for, where scored
     if state is None:
         names = set(dataset.column_names)
-        state = state_from_dataset(dataset, ids + [c for c in adj if C.score_column(C.CHOSEN, c) in names])
+        state = state_from_dataset(
+            dataset, ids + [c for c in adj if C.score_column(C.CHOSEN, c) in names], subsets=subset_column(dataset, by)
+        )
     base = _sub_state(state, ids + [c for c in adj if c in state.concepts])
     work = base.copy()
     for step in plan(recipe):
@@ -440,7 +413,7 @@ def preview(
         "rows_kept": ret["rows_kept"],
         "ess": ret["ess"],
         "ess_fraction": ret["ess_fraction"],
-        "table": before_after(_sub_state(base, ids), _sub_state(work, ids), recipe),
+        "table": add_mean_delta(before_after(_sub_state(base, ids), _sub_state(work, ids), recipe), base, work),
     }
 
 

@@ -6,88 +6,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ._balance import Constraint, balance_weights, entropy_weights, solve_constraints, unique_rows  # noqa: F401  (re-exported)
 from .base import Intervention
-
-
-def _strata(signs, prior, targets):
-    """The inputs as arrays, the rows with prior weight, and the distinct sign patterns (strata) among them
-    with each live row's stratum and each stratum's prior mass."""
-    signs = np.asarray(signs, float)
-    prior = np.asarray(prior, float)
-    targets = np.zeros(signs.shape[1]) if targets is None else np.asarray(targets, float)
-    live = prior > 0
-    strata, inverse = np.unique(signs[live], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
-    return (
-        signs,
-        prior,
-        targets,
-        live,
-        strata,
-        inverse,
-        np.bincount(inverse, weights=prior[live], minlength=len(strata)),
-    )
-
-
-def balance_weights(
-    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 100
-) -> tuple[np.ndarray, dict]:
-    """Closest non-negative weights to ``prior`` that meet linear balance constraints.
-
-    Solves ``min Σᵢ wᵢ²/pᵢ`` subject to ``Σᵢ wᵢ = Σᵢ pᵢ``, ``Σᵢ wᵢ sᵢc = t_c`` for every column ``c`` and
-    ``wᵢ ≥ 0`` (a chi-square / linear calibration estimator, truncated at zero). With a uniform prior
-    this is the weighting of largest Kish effective sample size ``(Σw)²/Σw²`` that meets the constraints.
-    The solution has the form ``wᵢ = pᵢ · max(0, μ₀ + Σ_c μ_c sᵢc)``; the multipliers ``μ`` minimise the
-    convex dual ``½ Σᵢ pᵢ max(0, μ·aᵢ)² − μ·b`` (``aᵢ = (1, sᵢ)``, ``b = (Σp, t)``), found by Newton's
-    method over the distinct rows of ``signs`` (at most 3^k strata for sign vectors).
-
-    Args:
-        signs: ``(n, k)`` array, typically sign(Δ) of the blocked concepts.
-        prior: ``(n,)`` non-negative starting weights (0 = not in the data).
-        targets: ``(k,)`` wanted ``Σ w s`` per column; zeros (exact balance) by default.
-
-    Returns:
-        ``(weights, info)`` with ``info = {"converged", "iterations", "max_violation"}``.
-
-    Example:
-
-        >>> import numpy as np
-        >>> s = np.array([[1], [1], [1], [-1], [0]])
-        >>> w, info = balance_weights(s, np.ones(5))
-        >>> w.round(3).tolist(), info["converged"]
-        ([0.625, 0.625, 0.625, 1.875, 1.25], True)
-    """
-    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
-    n, k = signs.shape
-    A = np.column_stack([np.ones(len(strata)), strata])  # (m, k+1)
-    b = np.concatenate([[p_s.sum()], targets])
-    mu = np.zeros(k + 1)
-    mu[0] = 1.0
-    scale = max(p_s.sum(), 1.0)
-
-    def dual(m):
-        z = np.maximum(A @ m, 0.0)
-        return 0.5 * float((p_s * z**2).sum()) - float(m @ b)
-
-    it = 0
-    viol = np.inf
-    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
-        z = A @ mu
-        act = z > 0
-        grad = A.T @ (p_s * np.maximum(z, 0.0)) - b
-        viol = float(np.abs(grad).max() / scale)
-        if viol < tol:
-            break
-        H = (A[act] * p_s[act, None]).T @ A[act] + 1e-12 * scale * np.eye(k + 1)
-        step = np.linalg.lstsq(H, grad, rcond=None)[0]
-        g0, t = dual(mu), 1.0
-        while dual(mu - t * step) > g0 - 1e-4 * t * float(grad @ step) and t > 1e-10:
-            t *= 0.5
-        mu = mu - t * step
-    ratio = np.maximum(A @ mu, 0.0)
-    w = np.zeros(n)
-    w[live] = prior[live] * ratio[inverse]
-    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
 
 
 class Rebalance(Intervention):
@@ -132,6 +52,10 @@ class Rebalance(Intervention):
         presence: also balance the presence difference (see above).
         adjust_for: concept ids whose Δ must not differ between the pairs where a blocked concept wins
             and where it loses, or ``"all"``: every other concept of the state (see above). ``None``: none.
+        within_subsets: when the state has subsets (``PairState.subsets``, the audit's ``--by``), meet
+            every constraint within each subset, each subset keeping its prior mass (default); ``False``:
+            pooled over all rows. Balancing only the pooled win-rate leaves opposite preferences in two
+            subsets in place (helpful prefers the longer answer, harmless the shorter), and a model learns both.
 
     Example:
 
@@ -153,16 +77,20 @@ class Rebalance(Intervention):
         method: str = "max_ess",
         presence: bool = True,
         adjust_for: Sequence[str] | str | None = None,
+        within_subsets: bool = True,
     ):
         super().__init__(concepts, strength)
         self.method = method
         self.presence = presence
         self.adjust_for = adjust_for if adjust_for is None or isinstance(adjust_for, str) else list(adjust_for)
+        self.within_subsets = within_subsets
 
     def params(self):
         out = {**super().params(), "method": self.method, "presence": self.presence}
         if self.adjust_for is not None:
             out["adjust_for"] = self.adjust_for
+        if not self.within_subsets:
+            out["within_subsets"] = False
         return out
 
     def _adjusters(self, state) -> list[str]:
@@ -183,11 +111,8 @@ class Rebalance(Intervention):
             raise ValueError(f"strength must be in (0, 1], got {self.strength}.")
         return s
 
-    def _weights(self, state) -> dict:
-        strengths = self._strengths()
-        prior = state.weight * state.keep
-        before = state.win_rates()
-        before_ess = state.ess()
+    def _usable(self, state, prior) -> tuple[list[str], dict[str, str]]:
+        """The blocked concepts whose Δ points both ways among the weighted rows, and why the others are not."""
         use, skipped = [], {}
         for c in self.concepts:
             d = state.delta(c)
@@ -197,34 +122,35 @@ class Rebalance(Intervention):
                     skipped[c] = f"Δ points one way only ({pos} pairs chosen-more, {neg} rejected-more)"
                 continue
             use.append(c)
-        if use:
-            cols, st = [], []
-            for c in use:
-                s_count = np.sign(state.delta(c))
-                cols.append(s_count)
-                st.append(strengths[self.concepts.index(c)])
-                if self.presence:
-                    s_pres = np.sign((state.side(c, "chosen") > 0).astype(float) - (state.side(c, "rejected") > 0))
-                    if np.any(s_pres != s_count):
-                        cols.append(s_pres)
-                        st.append(st[-1])
-            adj, not_adjusted = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
-            for c, _, sign, z in adj:
-                cols.append(sign * z)
-                st.append(strengths[self.concepts.index(c)])
-            S = np.column_stack(cols)
-            st = np.array(st)
-            targets = (1 - st) * (S * prior[:, None]).sum(axis=0)
-            if self.method == "max_ess":
-                w, info = balance_weights(S, prior, targets)
-            elif self.method == "entropy":
-                w, info = entropy_weights(S, prior, targets)
-            else:
-                raise ValueError(f"Rebalance method {self.method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
-            state.weight[:] = np.where(state.keep, w, 0.0)
-        else:
-            adj, not_adjusted = [], {}
-            info = {"converged": True, "iterations": 0, "max_violation": 0.0}
+        return use, skipped
+
+    def _sign_constraints(self, state, c: str, strength: float) -> list[Constraint]:
+        """The win-rate constraint of ``c`` and, where it differs, its presence constraint."""
+        s_count = np.sign(state.delta(c)).astype(float)
+        out = [Constraint(c, "sign", s_count, strength)]
+        if self.presence:
+            s_pres = np.sign((state.side(c, "chosen") > 0).astype(float) - (state.side(c, "rejected") > 0))
+            if np.any(s_pres != s_count):
+                out.append(Constraint(c, "presence", s_pres, strength))
+        return out
+
+    def _constraints(self, state, use: list[str], prior) -> tuple[list[Constraint], list[tuple], dict]:
+        """Every constraint of the step: the win-rates (and presence) of ``use``, then the adjusters'."""
+        strengths = dict(zip(self.concepts, self._strengths()))
+        cons = [k for c in use for k in self._sign_constraints(state, c, strengths[c])]
+        adj, not_adjusted = _adjustment_columns(state, use, self._adjusters(state), prior > 0)
+        cons += [Constraint(c, "adjust", sign * z, strengths[c]) for c, _, sign, z in adj]
+        return cons, adj, not_adjusted
+
+    def _weights(self, state) -> dict:
+        prior = state.weight * state.keep
+        before = state.win_rates()
+        before_ess = state.ess()
+        use, skipped = self._usable(state, prior)
+        cons, adj, not_adjusted = self._constraints(state, use, prior)
+        subsets = state.subsets if self.within_subsets else None
+        w, info, skipped_in = solve_constraints(cons, prior, subsets, self.method)
+        state.weight[:] = np.where(state.keep, w, 0.0)
         w = state.weight[state.keep]
         smd = {}
         if adj:
@@ -236,9 +162,10 @@ class Rebalance(Intervention):
             }
         return {
             "balanced": use,
-            "skipped": skipped,
+            "skipped": {**skipped, **skipped_in},
             **info,
             **smd,
+            **({"within_subsets": sorted(set(subsets[prior > 0]))} if subsets is not None else {}),
             "win_rate_before": {c: before[c] for c in self.concepts},
             "win_rate_after": {c: state.win_rates()[c] for c in self.concepts},
             "ess_before": before_ess,
@@ -291,33 +218,6 @@ def _max_smd(adj: list[tuple], w: np.ndarray) -> float:
     return round(best, 4)
 
 
-def entropy_weights(
-    signs: np.ndarray, prior: np.ndarray, targets: np.ndarray | None = None, *, tol: float = 1e-10, max_iter: int = 200
-) -> tuple[np.ndarray, dict]:
-    """Raking / entropy balancing: ``wᵢ = pᵢ exp(μ₀ + Σ_c μ_c sᵢc)`` meeting the same constraints as
-    :func:`balance_weights` (minimises KL(w‖p) instead of the chi-square distance; never zero)."""
-    signs, prior, targets, live, strata, inverse, p_s = _strata(signs, prior, targets)
-    n, k = signs.shape
-    total = p_s.sum()
-    mu = np.zeros(k)
-    viol = np.inf
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported after the loop
-        e = p_s * np.exp(strata @ mu)
-        e *= total / e.sum()
-        grad = strata.T @ e - targets
-        viol = float(np.abs(grad).max() / max(total, 1.0))
-        if viol < tol:
-            break
-        H = (strata * e[:, None]).T @ strata - np.outer(strata.T @ e, strata.T @ e) / total
-        mu -= np.linalg.lstsq(H + 1e-12 * total * np.eye(k), grad, rcond=None)[0]
-    e = np.exp(strata @ mu)
-    w = np.zeros(n)
-    w[live] = prior[live] * e[inverse]
-    w *= prior.sum() / w.sum()
-    return w, {"converged": bool(viol < 1e-6), "iterations": it, "max_violation": viol}
-
-
 def _strata_table(state, concepts: list[str]) -> list[dict]:
     """Per joint stratum of sign(Δ): the sign pattern, rows and the weight given (for the report)."""
     if not concepts:
@@ -325,8 +225,8 @@ def _strata_table(state, concepts: list[str]) -> list[dict]:
     S = np.sign(np.column_stack([state.delta(c) for c in concepts])).astype(int)
     kept = state.keep
     out = []
-    pats, inv = np.unique(S[kept], axis=0, return_inverse=True)
-    inv = np.ravel(inv)
+    pats, inv = unique_rows(S[kept].astype(float))
+    pats = pats.astype(int)
     w = state.weight[kept]
     for j, pat in enumerate(pats):
         m = inv == j
@@ -344,8 +244,8 @@ class Resample(Rebalance):
     in the original order, with weight 1.
 
     Args:
-        concepts, strength, method, presence, adjust_for: as for :class:`Rebalance` (the same positions and
-            defaults).
+        concepts, strength, method, presence, adjust_for, within_subsets: as for :class:`Rebalance` (the same
+            positions and defaults).
         size: rows to draw (default: the number of kept rows).
         seed: seed of the offset.
     """

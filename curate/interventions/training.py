@@ -1,4 +1,5 @@
-"""Training-time interventions recorded by a recipe: concept ablation and preventative steering.
+"""Training-time interventions recorded by a recipe: concept ablation, preventative steering, the R-DPO
+length penalty.
 
 They do not change the data; ``apply_recipe`` records them so the training script (and the card) know
 to wrap training in :func:`curate.directions.ablate` or :func:`curate.directions.steer` with the
@@ -45,3 +46,31 @@ class Steer(Intervention):
 
     def _apply(self, state):
         return {"data_changed": False, "how": "with curate.directions.steer(model, directions, alpha): trainer.train()"}
+
+
+class LengthPenalty(Intervention):
+    """Record: train with the length-regularised DPO loss (R-DPO, Park et al. 2024).
+
+    DPO lengthens answers even when the data has no length preference; no weighting of the data removes
+    that. The R-DPO term moves the margin by the length difference,
+    ``ℓᵢ = −log σ(β[log π/π_ref(y⁺) − log π/π_ref(y⁻)] − α(|y⁺| − |y⁻|))`` with ``|y|`` in completion tokens,
+    so a longer chosen answer must earn its extra length. ``WeightedDPOTrainer(..., length_penalty=α)``
+    applies it; the data are unchanged.
+    """
+
+    name = "length_penalty"
+
+    def __init__(self, concepts: Iterable[str], alpha: float = 0.01):
+        super().__init__(concepts, 1.0)
+        if not alpha >= 0:
+            raise ValueError(f"length_penalty alpha must be ≥ 0, got {alpha}.")
+        self.alpha = float(alpha)
+
+    def params(self):
+        return {"concepts": self.concepts, "alpha": self.alpha}
+
+    def _apply(self, state):
+        return {
+            "data_changed": False,
+            "how": f"WeightedDPOTrainer(..., length_penalty={self.alpha}): margin − α(|y⁺| − |y⁻|) in tokens",
+        }

@@ -260,13 +260,27 @@ def _before_after_rows(table: pd.DataFrame | None, actions: dict) -> list[dict]:
             {
                 "concept": _code(c),
                 "action": actions.get(c) or escape_text(r.get("action", "") or "", 20),
-                "before": _fmt_wr(r.get("win_rate_before"), r.get("ci_low_before"), r.get("ci_high_before")),
+                "before": _fmt_wr(r.get("win_rate_before"), r.get("ci_low_before"), r.get("ci_high_before"))
+                + _mean_delta(r, "before"),
                 "q_before": _fmt_q(r.get("q_before")),
-                "after": _fmt_wr(r.get("win_rate_after"), r.get("ci_low_after"), r.get("ci_high_after")),
+                "after": _fmt_wr(r.get("win_rate_after"), r.get("ci_low_after"), r.get("ci_high_after"))
+                + _mean_delta(r, "after"),
                 "q_after": _fmt_q(r.get("q_after")),
             }
         )
     return rows
+
+
+def _mean_delta(row, side: str) -> str:
+    """For a magnitude (length, an SAE feature): ``; mean Δ +0.01 sd (+0.3 words) [CI]`` — a block of a
+    magnitude is done only when both its win-rate is ≈ 0.5 and its weighted mean Δ ≈ 0; ``""`` otherwise."""
+    from ..interventions.balance import mean_delta_text
+
+    scale = row.get("scale")
+    if scale is None or not isinstance(scale, (int, float)) or scale != scale:
+        return ""
+    text = mean_delta_text({k: row.get(k) for k in row.index} if hasattr(row, "index") else dict(row), side)
+    return f"; mean Δ {escape_text(text, 120)}" if text else ""
 
 
 def _proxy(report: dict, table: pd.DataFrame | None = None) -> dict | None:

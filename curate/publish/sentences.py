@@ -60,6 +60,13 @@ def curation_sentences(before_after, actions: dict | None = None) -> list[dict]:
 
 _STEP_SENTENCES = {
     "rebalance": "re-weighted the pairs so that {c} {is_are} chosen as often as not, keeping the most effective rows",
+    "balance": "re-weighted the pairs so that {c} {is_are} chosen as often as not and, for a magnitude such as "
+    "length, the chosen response has as much of {it_them} as the rejected one on average, keeping the most "
+    "effective rows",
+    "match": "dropped the pairs of {c} left without a mirror pair, so the chosen response is as often longer as "
+    "shorter by each amount",
+    "length_penalty": "recorded a length penalty for DPO training (R-DPO), so a longer chosen answer must earn its "
+    "extra tokens",
     "resample": "drew rows by balancing weights (a row repeated as often as drawn) so that {c} {is_are} chosen as "
     "often as not",
     "filter": "dropped pairs on the winning side of {c} until {it_they} {is_are} chosen as often as not",
@@ -110,8 +117,11 @@ def step_sentence(step: dict) -> str:
         v = step.get(key)
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             extra.append(what.format(int(v)))
-    if isinstance(step.get("ess_after"), (int, float)) and name in ("rebalance", "resample", "upweight"):
+    if isinstance(step.get("ess_after"), (int, float)) and name in ("rebalance", "balance", "resample", "upweight"):
         extra.append(f"effective sample size {float(step['ess_after']):.1f}")
+    if step.get("win_rate_not_balanced"):
+        names = ", ".join(map(str, step["win_rate_not_balanced"]))
+        extra.append(f"the win-rate of {names} could not hold together with its mean Δ of 0 (the mean was kept)")
     if step.get("converged") is False:
         extra.append("the solver did not converge")
     return (text[:1].upper() + text[1:]) + ("; " + "; ".join(extra) if extra else "") + "."

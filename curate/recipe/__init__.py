@@ -23,6 +23,7 @@ A recipe is a YAML file with a validated schema::
         interventions: [filter]
         filter_mode: differ     # filter: drop every pair where the concept differs (default: balance)
     seed: 0
+    block_within: subsets       # with subsets (the audit's --by): balance each subset (default) or `pooled`
     publish:                    # metadata for the dataset card (curate publish)
       repo_id: me/my-dataset-curated
       license: cc-by-4.0
@@ -30,9 +31,11 @@ A recipe is a YAML file with a validated schema::
 
 Interventions allowed per action (:data:`ALLOWED_INTERVENTIONS`):
 
-* ``block``: ``rebalance`` (default), ``resample``, ``filter``, ``relabel``, ``inoculate``, ``margin``,
-  ``ablate``, ``steer``;
-* ``amplify``: ``upweight`` (default), ``margin``;
+* ``block``: ``rebalance`` (default for counts), ``balance`` (default for magnitudes: ``length``,
+  ``log_length``, SAE features — their mean Δ is balanced, not only their win-rate), ``resample``, ``match``,
+  ``filter``, ``relabel``, ``inoculate``, ``margin``, ``ablate``, ``steer``, ``length_penalty`` (a training-time
+  R-DPO term);
+* ``amplify``: ``upweight`` (default), ``margin``, ``balance`` (with ``target``: a wanted mean Δ in sd);
 * ``allow``: none — the concept is only reported before and after.
 
 Validation rejects unknown keys, values outside the allowed sets, a concept named in two rules
@@ -59,35 +62,38 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from . import _columns as C
-from ._yaml import load_yaml, show_value
-from .errors import RecipeError
+from .. import _columns as C
+from .._yaml import load_yaml, show_value
+from ..errors import RecipeError
+from ._rules import (
+    ACTIONS,
+    ALLOWED_INTERVENTIONS,
+    DEFAULT_INTERVENTION,
+    DEFAULT_MAGNITUDE_BLOCK,
+    INTERVENTIONS,
+    MAGNITUDES,
+    check_rules,
+    is_magnitude,
+)
 
 __all__ = [
     "ACTIONS",
     "ALLOWED_INTERVENTIONS",
     "DEFAULT_INTERVENTION",
+    "INTERVENTIONS",
+    "MAGNITUDES",
+    "is_magnitude",
     "Recipe",
     "Rule",
     "load_recipe",
     "shipped_recipes",
 ]
-
-ACTIONS = ("allow", "block", "amplify")
-ALLOWED_INTERVENTIONS: dict[str, tuple[str, ...]] = {
-    "block": ("rebalance", "resample", "filter", "relabel", "inoculate", "margin", "ablate", "steer"),
-    "amplify": ("upweight", "margin"),
-    "allow": (),
-}
-DEFAULT_INTERVENTION = {"block": ["rebalance"], "amplify": ["upweight"], "allow": []}
-_STRENGTH_RANGE = {"block": ", for 'block' in (0, 1]", "amplify": ", for 'amplify' > 0", "allow": ""}
 
 _SAE_ID = C.SAE_ID
 
@@ -131,6 +137,13 @@ class Rule(_Model):
         filter_mode: for ``filter``, ``balance`` (default: drop the fewest pairs that bring the win-rate to 0.5)
             or ``differ`` (drop every pair where the concept differs, so nothing about it is left to learn;
             :class:`curate.interventions.Filter`).
+        target: for ``balance`` on an amplified magnitude, the wanted weighted mean Δ in sd.
+        tolerance: for ``match``, the most difference in |Δ| (in sd) between two mirrored pairs (default 0.05).
+        length_alpha: for ``length_penalty``, the R-DPO coefficient α per token (default 0.01): the DPO margin
+            becomes ``β(log-ratio(y⁺) − log-ratio(y⁻)) − α(|y⁺| − |y⁻|)``.
+
+    A blocked rule without ``interventions`` uses ``balance`` when one of its concepts is a magnitude
+    (:func:`is_magnitude`), else ``rebalance``.
     """
 
     concepts: list[str]
@@ -141,6 +154,9 @@ class Rule(_Model):
     alpha: float | None = None
     adjust_for: list[str] | Literal["all"] | None = None
     filter_mode: Literal["balance", "differ"] | None = None
+    target: float | None = None
+    tolerance: float | None = Field(default=None, gt=0)
+    length_alpha: float | None = Field(default=None, ge=0)
 
     @field_validator("concepts", mode="before")
     @classmethod
@@ -159,7 +175,9 @@ class Rule(_Model):
     @model_validator(mode="after")
     def _default_interventions(self):
         if self.interventions is None:
-            self.__dict__["interventions"] = list(DEFAULT_INTERVENTION[self.action])
+            magnitude = self.action == "block" and any(is_magnitude(c) for c in self.concepts)
+            default = DEFAULT_MAGNITUDE_BLOCK if magnitude else DEFAULT_INTERVENTION[self.action]
+            self.__dict__["interventions"] = list(default)
         return self
 
 
@@ -188,12 +206,13 @@ class Recipe(_Model):
     concepts: list[ConceptSource] = Field(default_factory=lambda: [ConceptSource(kind="named")])
     rules: list[Rule] = Field(default_factory=list)
     seed: int = 0
+    block_within: Literal["subsets", "pooled"] | None = None
     publish: PublishSpec = Field(default_factory=PublishSpec)
 
     _header: str = PrivateAttr(default="")
 
     def model_post_init(self, _ctx) -> None:
-        _check_rules(self)
+        check_rules(self)
 
     # -- constructors -----------------------------------------------------------------------------------
     @classmethod
@@ -229,12 +248,14 @@ class Recipe(_Model):
         amplify: Iterable[str] = (),
         *,
         name: str = "cli",
-        block_with: Iterable[str] = ("rebalance",),
+        block_with: Iterable[str] | None = None,
         amplify_with: Iterable[str] = ("upweight",),
         adjust_for: Iterable[str] | str | None = None,
         validate_ids: bool = True,
     ) -> "Recipe":
         """A recipe from lists of ids (what ``curate apply --block ... --amplify ...`` builds).
+
+        ``block_with=None`` takes the default: ``balance`` when a blocked id is a magnitude, else ``rebalance``.
 
         Example:
 
@@ -244,7 +265,9 @@ class Recipe(_Model):
         rules = []
         block, amplify = list(block), list(amplify)
         if block:
-            rule = {"concepts": block, "action": "block", "interventions": list(block_with)}
+            rule = {"concepts": block, "action": "block"}
+            if block_with is not None:
+                rule["interventions"] = list(block_with)
             if adjust_for is not None:
                 rule["adjust_for"] = adjust_for if isinstance(adjust_for, str) else list(adjust_for)
             rules.append(rule)
@@ -305,7 +328,7 @@ class Recipe(_Model):
         """
         sae_sources = {s.source for s in self.concepts if s.kind == "sae"}
         if known is None:
-            from .concepts.named import list_concepts
+            from ..concepts.named import list_concepts
 
             names = set(list_concepts()) if any(s.kind == "named" for s in self.concepts) else set()
             what = "named concepts (curate.list_concepts())"
@@ -394,80 +417,11 @@ def load_recipe(path: str | Path, *, validate_ids: bool = True) -> Recipe:
 def shipped_recipes() -> dict[str, Path]:
     """The recipes shipped with the package (``curate/recipes/``, kept equal to the repository's ``recipes/``
     folder by ``tests/test_packaging.py``): file name -> path."""
-    folder = Path(__file__).resolve().parent / "recipes"
+    folder = Path(__file__).resolve().parent.parent / "recipes"
     return {p.name: p for p in sorted(folder.glob("*.yaml"))}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _check_rules(recipe: Recipe) -> None:
-    seen: dict[str, tuple[int, int, str]] = {}
-    for i, rule in enumerate(recipe.rules):
-        allowed = ALLOWED_INTERVENTIONS[rule.action]
-        for k, name in enumerate(rule.interventions or []):
-            if name not in allowed:
-                raise RecipeError(
-                    f"rules[{i}].interventions[{k}]: {show_value(name)} is not an intervention for action "
-                    f"{rule.action!r}. Allowed: {list(allowed) or 'none (allow only reports)'}."
-                )
-        if len(set(rule.interventions or [])) != len(rule.interventions or []):
-            raise RecipeError(f"rules[{i}].interventions: duplicated entries in {show_value(rule.interventions)}.")
-        for key in ("strength", "alpha"):
-            value = getattr(rule, key)
-            if value is not None and not math.isfinite(value):
-                raise RecipeError(
-                    f"rules[{i}].{key}: must be a finite number"
-                    + (_STRENGTH_RANGE[rule.action] if key == "strength" else "")
-                    + f"; got {value}."
-                )
-        if rule.action == "block" and not 0 < rule.strength <= 1:
-            raise RecipeError(
-                f"rules[{i}].strength: for 'block' it is the share of the imbalance removed, in "
-                f"(0, 1]; got {rule.strength}."
-            )
-        if rule.action == "amplify" and not rule.strength > 0:
-            raise RecipeError(f"rules[{i}].strength: for 'amplify' it is the extra weight, > 0; got {rule.strength}.")
-        if rule.adjust_for is not None and not {"rebalance", "resample"} & set(rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].adjust_for: only used by the 'rebalance' and 'resample' interventions, which this "
-                f"rule does not list (interventions: {rule.interventions})."
-            )
-        if rule.filter_mode is not None and "filter" not in (rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].filter_mode: only used by the 'filter' intervention, which this rule does not list "
-                f"(interventions: {rule.interventions})."
-            )
-        if rule.instruction is not None and "inoculate" not in (rule.interventions or []):
-            raise RecipeError(
-                f"rules[{i}].instruction: only used by the 'inoculate' intervention, which this rule "
-                f"does not list (interventions: {rule.interventions})."
-            )
-        for j, cid in enumerate(rule.concepts):
-            if not isinstance(cid, str) or not cid:
-                raise RecipeError(f"rules[{i}].concepts[{j}]: expected a concept id string, got {show_value(cid)}.")
-            if cid in seen:
-                pi, pj, pa = seen[cid]
-                kind = "conflicting actions" if pa != rule.action else "duplicated action"
-                raise RecipeError(
-                    f"rules[{i}].concepts[{j}]: {kind} for {show_value(cid)}: {pa!r} at rules[{pi}].concepts[{pj}] "
-                    f"and {rule.action!r} here. Name each concept in one rule only."
-                )
-            seen[cid] = (i, j, rule.action)
-    uses = {n for r in recipe.rules for n in (r.interventions or [])}
-    if {"rebalance", "resample"} <= uses:
-        ri = next(i for i, r in enumerate(recipe.rules) if "resample" in (r.interventions or []))
-        raise RecipeError(
-            f"rules[{ri}].interventions: 'resample' and 'rebalance' conflict: the joint weights are "
-            "either kept as a `weight` column (rebalance) or realised by resampling rows (resample) "
-            "for the whole dataset. Use one of them in every rule."
-        )
-    for i, s in enumerate(recipe.concepts):
-        if s.kind == "sae" and not s.source:
-            raise RecipeError(
-                f"concepts[{i}].source: an SAE concept source needs its `source` name (the one in its "
-                "columns `chosen__sae:<source>__idx`)."
-            )
-
-
 def _known_from(known) -> tuple[set[str], set[str] | None]:
     if isinstance(known, (list, tuple, set, frozenset)) or (
         hasattr(known, "__iter__") and not hasattr(known, "column_names") and not hasattr(known, "columns")
@@ -478,7 +432,7 @@ def _known_from(known) -> tuple[set[str], set[str] | None]:
     ids = {p[1] for n in names if (p := C.parse_score_column(n)) and p[0] == C.CHOSEN}
     sae = {p[1] for n in names if (p := C.parse_sae_column(n))}
     if sae:
-        from .scores import concept_scores
+        from ..scores import concept_scores
 
         ids |= {c for c in concept_scores(known, min_active=1).concepts["concept"] if c.startswith("sae:")}
     return ids, sae
