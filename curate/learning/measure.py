@@ -9,12 +9,12 @@
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
 * :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
-* :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
-  observed on the predicted shift) and Spearman's ρ over the concepts with support;
+* :func:`prediction_quality`: signed Pearson r with a 95% CI and the shuffled-prediction baseline ``perm95``,
+  Spearman's ρ and the calibration line over the concepts with support (:mod:`curate.learning.stats`);
   :func:`score_predictions` applies it to a learning table against the generation shifts or against the
   implicit-reward shares.
 * :func:`noise_ceiling`: how well the observed shifts of runs that differ only in the seed agree with each
-  other, and so the highest R² any prediction can expect against one run or against their mean.
+  other, and so the highest agreement any prediction can expect against one run or against their mean.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "encode",
     "generate",
     "generate_cached",
+    "generation_record",
     "generation_shift",
     "implicit_reward_preference",
     "noise_ceiling",
@@ -330,28 +331,44 @@ def opening_concentration(texts, n_words: int = 3) -> dict:
     }
 
 
-def prediction_quality(predicted, observed) -> dict:
-    """R² (squared Pearson r) and Spearman ρ of predicted vs observed over finite entries."""
-    from scipy.stats import pearsonr, spearmanr
+def prediction_quality(predicted, observed, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Signed agreement of predicted vs observed over the finite entries of one run (one value per concept).
+
+    The scores and their 95% CIs are those of :func:`curate.learning.stats.prediction_scores` (``r``,
+    ``spearman``, ``slope``, ``intercept``, each with ``_low``/``_high``; ``perm95``, the 95th percentile of r
+    under shuffled predictions); with one run the CI resamples the concepts (prompt noise is inside each
+    observed value). ``r2_std`` is ``1 − SSE/SST`` on the standardised scale (negative when worse than the
+    mean). ``r2`` (the squared r) and ``pearson`` are kept for readers of older ``learning.json`` files; a
+    squared correlation is blind to the sign and is never shown as an R².
+
+    Example:
+
+        >>> q = prediction_quality([1.0, 2.0, 3.0, 4.0], [-1.0, -2.1, -2.9, -4.0])
+        >>> round(q["r"], 2), bool(q["r"] < q["perm95"]), q["r2_std"] < 0
+        (-1.0, True, True)
+    """
+    from .stats import prediction_scores
 
     p, o = np.asarray(predicted, float), np.asarray(observed, float)
     ok = np.isfinite(p) & np.isfinite(o)
-    n = int(ok.sum())
-    if n < 3 or np.std(p[ok]) == 0 or np.std(o[ok]) == 0:
-        return {"r2": float("nan"), "spearman": float("nan"), "n": n}
-    r = pearsonr(p[ok], o[ok])[0]
-    return {"r2": float(r * r), "pearson": float(r), "spearman": float(spearmanr(p[ok], o[ok])[0]), "n": n}
+    s = prediction_scores(p[ok], [o[ok]], n_boot=n_boot, n_perm=n_boot, seed=seed)
+    r = s["r"]
+    return {**{k: v for k, v in s.items() if k != "r2"}, "r2_std": s["r2"], "r2": r * r, "pearson": r}
 
 
 def noise_ceiling(observed) -> dict:
-    """The seed-to-seed agreement of observed shifts and the R² it leaves to any prediction.
+    """The seed-to-seed agreement of observed shifts and the agreement it leaves to any prediction.
 
     ``observed`` is seeds × concepts (standardised shifts of runs that differ only in the seed). If each run
     observes ``μ + noise`` (the same expected shift ``μ``, independent run noise of equal variance), two
     runs correlate with ``ρ = var(μ) / (var(μ) + var(noise))``, and a prediction that is exactly right about
-    ``μ`` reaches an expected R² of ``ρ`` against one run and ``kρ / (1 + (k − 1)ρ)`` (Spearman–Brown)
-    against the mean of ``k`` runs: the noise ceiling. ``ρ`` is estimated as the mean Pearson r over pairs of
-    seeds (negative values count as 0); with few concepts it is itself noisy.
+    ``μ`` reaches an expected squared r of ``ρ`` against one run and ``kρ / (1 + (k − 1)ρ)`` (Spearman–Brown)
+    against the mean of ``k`` runs: the noise ceiling (``r2_one_seed``, ``r2_pooled``; their square roots
+    ``r_one_seed``, ``r_pooled`` are the ceiling of the signed r). ``ρ`` is the mean Pearson r over pairs of
+    seeds (negative values count as 0); ``rho_low``/``rho_high`` and ``r_pooled_low``/``r_pooled_high`` are
+    its 95% CI over concepts (:func:`curate.learning.stats.noise_ceiling_ci`). It is only a ceiling when the
+    seeds are independent runs (their own training rows and held-out prompts); runs that share them agree
+    more and the ceiling runs high.
 
     Example:
 
@@ -361,6 +378,8 @@ def noise_ceiling(observed) -> dict:
         (True, 3)
     """
     from itertools import combinations
+
+    from .stats import noise_ceiling_ci
 
     obs = np.asarray(observed, float)
     k = obs.shape[0]
@@ -372,12 +391,15 @@ def noise_ceiling(observed) -> dict:
     )
     rs = [r for r in rs if np.isfinite(r)]
     rho = max(0.0, float(np.mean(rs))) if rs else float("nan")  # too few concepts: unknown
+    ci = noise_ceiling_ci(obs)
     return {
         "seeds": k,
         "n": int(ok.sum()),
         "pairwise_r": [round(r, 3) for r in rs],
         "r2_one_seed": round(rho, 3),
         "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3),
+        "r_one_seed": round(float(np.sqrt(rho)), 3) if rho == rho else float("nan"),
+        **{key: round(v, 3) for key, v in ci.items() if key not in ("seeds", "n")},
     }
 
 
@@ -389,7 +411,8 @@ def reward_rows(table: pd.DataFrame) -> pd.Series:
 
 
 def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple[dict, dict]:
-    """Prediction quality of a learning table: ``({arm: {r2, spearman, …}}, {estimator: {r2, spearman, …}})``.
+    """Prediction quality of a learning table: ``({arm: {r, r_low, r_high, perm95, …}}, {estimator: {r, …}})``
+    (:func:`prediction_quality`).
 
     ``against="generation"`` scores the observed generation shifts (divided by ``scale``, the predictions'
     units) over the supported concepts; ``against="reward"`` scores the implicit-reward shares
@@ -415,15 +438,27 @@ def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple
 
 
 def reward_record(quality: dict, estimators: dict) -> dict:
-    """The ``learning.json`` fields of :func:`score_predictions` ``(…, against="reward")``: ``r2_reward``,
-    ``spearman_reward``, ``r2_reward_curated``, ``spearman_reward_curated``, ``n_concepts_reward`` and
-    ``estimators_reward``."""
-    o, c = quality.get("original", {}), quality.get("curated", {})
+    """The ``learning.json`` fields of :func:`score_predictions` ``(…, against="reward")``: ``r_reward``,
+    ``r_reward_low``, ``r_reward_high``, ``perm95_reward``, ``spearman_reward`` and their ``_curated`` twins,
+    ``n_concepts_reward``, ``estimators_reward`` (and ``r2_reward``, the squared r, for older readers)."""
     return {
-        "r2_reward": o.get("r2"),
-        "spearman_reward": o.get("spearman"),
-        "r2_reward_curated": c.get("r2"),
-        "spearman_reward_curated": c.get("spearman"),
-        "n_concepts_reward": o.get("n", 0),
+        **_headline(quality, "_reward"),
         "estimators_reward": estimators,
+        "n_concepts_reward": quality.get("original", {}).get("n", 0),
     }
+
+
+def generation_record(quality: dict) -> dict:
+    """The ``learning.json`` fields of :func:`score_predictions` against the generation shifts: ``r``, ``r_low``,
+    ``r_high``, ``perm95``, ``spearman`` and their ``_curated`` twins (and ``r2``, the squared r, for older
+    readers)."""
+    return _headline(quality, "")
+
+
+def _headline(quality: dict, suffix: str) -> dict:
+    out = {}
+    for arm, tail in (("original", ""), ("curated", "_curated")):
+        q = quality.get(arm, {})
+        for key in ("r", "r_low", "r_high", "perm95", "spearman", "r2"):
+            out[f"{key}{suffix}{tail}"] = q.get(key)
+    return out
