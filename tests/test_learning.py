@@ -516,15 +516,17 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     # the card section and the Space say it is pooled, and over which seeds
     from curate.learning.card import app_view, card_section
 
-    assert "2 seeds: [0, 1]" in card_section(tmp_path / "pooled") and "R² of each seed alone" in card_section(
+    assert "2 seeds: [0, 1]" in card_section(tmp_path / "pooled") and "r of each seed alone" in card_section(
         a.parent / "pooled"
     )
     assert "pooled over seeds [0, 1]" in app_view(tmp_path / "pooled")[0]
     assert "seeds" not in card_section(a)
-    assert "implicit reward over" not in card_section(a)  # two concepts: no R² to state
-    c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, "r2_reward": 0.42})
-    assert "Against the implicit reward over the 8 concepts with counterfactual pairs: R² 0.42" in card_section(c)
-    assert "Against the implicit reward (8 concepts): R² 0.42" in app_view(c)[0]
+    assert "implicit reward over" not in card_section(a)  # two concepts: no r to state
+    signed = {"r_reward": -0.42, "r_reward_low": -0.7, "r_reward_high": -0.1, "perm95_reward": 0.3}
+    c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, **signed})
+    want = "r -0.42 [-0.70, -0.10] (shuffled-prediction 95th percentile +0.30)"
+    assert f"Against the implicit reward over the 8 concepts with counterfactual pairs: {want}" in card_section(c)
+    assert f"Against the implicit reward (8 concepts): {want}" in app_view(c)[0] and "R²" not in card_section(c)
 
 
 def test_pool_learning_errors(tmp_path):

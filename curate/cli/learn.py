@@ -112,19 +112,21 @@ def register(cli: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="The pooled learning folder."),
     ) -> None:
         """Pool `curate learn` folders of several seeds: per held-out prompt the shifts averaged over seeds,
-        bootstrap CI over prompts, R² and Spearman of the pooled table (see curate.learning.pool_learning)."""
+        CIs over seeds then prompts, signed r with CIs of the pooled table (see curate.learning.pool_learning)."""
         from .. import pool_learning
         from ._base import _console, lit
 
         console = _console()
         res = pool_learning(folders, out=out)
         print_learning(res, console)
-        by_seed = ", ".join(
-            f"seed {s}: R² {v['r2']:.3f}" for s, v in res.record["by_seed"].items() if v.get("r2") is not None
-        )
+        from ..learning.card import signed_r
+
+        by_seed = ", ".join(f"seed {s}: {signed_r(v)}" for s, v in res.record["by_seed"].items())
         ceil = res.record["noise_ceiling"]["original"]
         ceiling = (
-            f"; noise ceiling R² {ceil['r2_pooled']:.2f} (seed-to-seed r {ceil['pairwise_r']})"
+            f"; noise ceiling r {ceil.get('r_pooled', float('nan')):.2f} "
+            f"[{ceil.get('r_pooled_low', float('nan')):.2f}, {ceil.get('r_pooled_high', float('nan')):.2f}] "
+            f"(seed-to-seed r {ceil['pairwise_r']})"
             if ceil["pairwise_r"]
             else ""
         )
@@ -163,19 +165,29 @@ def print_learning(res, console) -> None:
     console.print(table)
     rec = res.record
 
+    from ..learning.card import signed_r
+
     def fmt(v):
         return "—" if v is None or v != v else f"{v:.3f}"
 
     console.print(
-        f"prediction quality over {rec['n_concepts_supported']} concepts: original-data policy R² "
-        f"{fmt(rec['r2'])}, Spearman {fmt(rec['spearman'])}; curated-data policy R² {fmt(rec['r2_curated'])}, "
-        f"Spearman {fmt(rec['spearman_curated'])}",
+        f"prediction vs observed shift over {rec['n_concepts_supported']} concepts (signed r, 95% CI; shuffled-"
+        f"prediction 95th percentile beside it): original-data policy {signed_r(rec)}, Spearman "
+        f"{fmt(rec.get('spearman'))}; curated-data policy {signed_r(rec, '_curated')}, Spearman "
+        f"{fmt(rec.get('spearman_curated'))}",
         highlight=False,
     )
     if (rec.get("n_concepts_reward") or 0) >= 3:
         console.print(
             f"against the implicit reward over {rec['n_concepts_reward']} concepts (counterfactual pairs): "
-            f"original-data policy R² {fmt(rec['r2_reward'])}, Spearman {fmt(rec['spearman_reward'])}; curated-data "
-            f"policy R² {fmt(rec['r2_reward_curated'])}, Spearman {fmt(rec['spearman_reward_curated'])}",
+            f"original-data policy {signed_r(rec, '_reward')}, Spearman {fmt(rec.get('spearman_reward'))}; "
+            f"curated-data policy {signed_r(rec, '_reward_curated')}, Spearman "
+            f"{fmt(rec.get('spearman_reward_curated'))}",
+            highlight=False,
+        )
+    for arm, b in (rec.get("blocked") or {}).items():
+        console.print(
+            f"blocked concepts ({', '.join(rec.get('blocked_concepts') or [])}), {arm} arm: mean shift "
+            f"{b['shift']:+.3f} sd [{b['low']:+.3f}, {b['high']:+.3f}]",
             highlight=False,
         )

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -159,13 +160,7 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
 
 
 def prediction_scores(
-    predicted,
-    observed_by_seed: Sequence,
-    *,
-    planted=None,
-    n_boot: int = 2000,
-    n_perm: int = 2000,
-    seed: int = 0,
+    predicted, observed_by_seed: Sequence, *, planted=None, n_boot: int = 2000, n_perm: int = 2000, seed: int = 0
 ) -> dict:
     """How well ``predicted`` agrees with the observed shifts, with hierarchical CIs and two baselines.
 
@@ -322,7 +317,9 @@ def noise_ceiling_ci(per_seed: np.ndarray, *, n_boot: int = 2000, seed: int = 0)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     pairs = list(combinations(range(k), 2))
     point = float(np.nanmean([_pearson(x[a][None], x[b][None])[0] for a, b in pairs]))
-    boot = np.nanmean([_pearson(x[a][idx], x[b][idx]) for a, b in pairs], axis=0)
+    with warnings.catch_warnings():  # a resample whose concepts are all alike gives no r: skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = np.nanmean([_pearson(x[a][idx], x[b][idx]) for a, b in pairs], axis=0)
     lo, hi = _ci(boot)
 
     def pooled(rho: float) -> float:
