@@ -522,7 +522,7 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     assert "pooled over seeds [0, 1]" in app_view(tmp_path / "pooled")[0]
     assert "seeds" not in card_section(a)
     assert "implicit reward over" not in card_section(a)  # two concepts: no r to state
-    signed = {"r_reward": -0.42, "r_reward_low": -0.7, "r_reward_high": -0.1, "perm95_reward": 0.3}
+    signed = {"r_reward": -0.42, "r_low_reward": -0.7, "r_high_reward": -0.1, "perm95_reward": 0.3}
     c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, **signed})
     want = "r -0.42 [-0.70, -0.10] (shuffled-prediction 95th percentile +0.30)"
     assert f"Against the implicit reward over the 8 concepts with counterfactual pairs: {want}" in card_section(c)
