@@ -236,3 +236,12 @@ def test_pooled_ci_grows_with_seed_disagreement(tmp_path, fake_scorer):
         for k, t in (("same", same), ("apart", apart))
     }
     assert width["apart"] > 5 * width["same"] and width["apart"] > 0.4
+
+
+@pytest.mark.parametrize("name", ["curate.learning.stats", "curate.learning.measure", "curate.learning.card"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
