@@ -280,13 +280,11 @@ def _reward_seed_units(run, t, concepts, arm) -> np.ndarray:
     )
 
 
-def _pooled_scores(pooled, idx, runs, per_prompt, arms, planted) -> dict:
-    """The record's statistics: ``prediction`` (generation and reward, hierarchical CIs and baselines),
-    ``merged_concepts``, ``shifts`` and ``blocked`` (generation shifts in sd per arm, merged concepts) and the
-    noise ceilings; plus the flat headline keys (``r``, ``r_low``, …, ``r_reward``, …) older readers use."""
+def _predictions(pooled, idx, runs, per_prompt, arms, merged, planted) -> tuple[dict, dict, dict]:
+    """``(prediction, sd, reward)``: the prediction's scores against the generation shifts and the implicit
+    reward (merged concepts, hierarchical CIs, baselines); per arm the seeds' per-prompt shifts in sd over the
+    merged supported concepts; per arm the seeds' per-pair reward units over the merged reward concepts."""
     concepts = pooled["concept"].tolist()
-    groups = [r[1].get("merged_concepts") or {} for r in runs]
-    merged = {name: m for g in groups for name, m in g.items() if len(m) > 1}
     truth = None if not planted else np.array([float(planted.get(c, 0.0)) for c in concepts])
     sup = pooled["supported"].to_numpy(bool)
     names, M = merge_matrix([c for c, s in zip(concepts, sup) if s], merged)
@@ -297,27 +295,36 @@ def _pooled_scores(pooled, idx, runs, per_prompt, arms, planted) -> dict:
         ]
         for arm in arms
     }
-    pred = {
-        "original": pooled["predicted"].to_numpy(float)[sup] @ M,
-        "curated": pooled["predicted_curated"].to_numpy(float)[sup] @ M,
-    }
-    plant = None if truth is None else truth[sup] @ M
-    prediction = {
-        "generation": prediction_scores(pred["original"], sd["original"], planted=plant),
-        "generation_curated": prediction_scores(pred["curated"], sd["curated"]),
-        "merged_names": names,
-    }
     rw = reward_rows(pooled).to_numpy(bool)
-    rnames, RM = merge_matrix([c for c, s in zip(concepts, rw) if s], merged)
-    for arm, key in (("original", "reward"), ("curated", "reward_curated")):
-        units = [_reward_seed_units(run, t, concepts, arm)[:, rw] @ RM for run, t in zip(runs, idx)]
-        p = pooled["predicted" if arm == "original" else "predicted_curated"].to_numpy(float)[rw] @ RM
-        prediction[key] = prediction_scores(
-            p, units, planted=None if truth is None or arm != "original" else truth[rw] @ RM
+    _, RM = merge_matrix([c for c, s in zip(concepts, rw) if s], merged)
+    reward = {
+        arm: [_reward_seed_units(run, t, concepts, arm)[:, rw] @ RM for run, t in zip(runs, idx)]
+        for arm in ("original", "curated")
+    }
+    prediction: dict = {"merged_names": names}
+    for arm, tail in (("original", ""), ("curated", "_curated")):
+        p = pooled["predicted" if arm == "original" else "predicted_curated"].to_numpy(float)
+        plant = truth is not None and arm == "original"
+        prediction[f"generation{tail}"] = prediction_scores(
+            p[sup] @ M, sd[arm], planted=truth[sup] @ M if plant else None
+        )
+        prediction[f"reward{tail}"] = prediction_scores(
+            p[rw] @ RM, reward[arm], planted=truth[rw] @ RM if plant else None
         )
     prediction["reward_measure"] = "adjusted margin" if all(r[3] is not None for r in runs) else "share of pairs"
-    action = pooled["action"].fillna("").to_numpy()[sup]
-    blocked_groups = (M.T @ (action == "block").astype(float)) > 0
+    return prediction, sd, reward
+
+
+def _pooled_scores(pooled, idx, runs, per_prompt, arms, planted) -> dict:
+    """The record's statistics: ``prediction``, ``merged_concepts``, ``shifts`` and ``blocked`` (generation
+    shifts in sd per arm over the merged concepts, hierarchical CIs), the noise ceilings, and the flat headline
+    keys (``r``, ``r_low``, …, ``r_reward``, …) the card and older readers use."""
+    merged = {name: m for r in runs for name, m in (r[1].get("merged_concepts") or {}).items() if len(m) > 1}
+    prediction, sd, reward = _predictions(pooled, idx, runs, per_prompt, arms, merged, planted)
+    names = prediction["merged_names"]
+    sup = pooled["supported"].to_numpy(bool)
+    _, M = merge_matrix(pooled.loc[sup, "concept"].tolist(), merged)
+    blocked_groups = (M.T @ (pooled["action"].fillna("").to_numpy()[sup] == "block").astype(float)) > 0
     shifts, blocked = {}, {}
     for arm in arms:
         m, lo, hi = pooled_shift(sd[arm])
@@ -325,34 +332,26 @@ def _pooled_scores(pooled, idx, runs, per_prompt, arms, planted) -> dict:
         if blocked_groups.any():
             bm, bl, bh = pooled_shift([u[:, blocked_groups].mean(1, keepdims=True) for u in sd[arm]])
             blocked[arm] = {"shift": float(bm[0]), "low": float(bl[0]), "high": float(bh[0])}
-    ceiling = {arm: noise_ceiling([np.nanmean(u, 0) for u in sd[arm]]) for arm in ("original", "curated")}
-    ceiling_reward = {
-        arm: noise_ceiling([t.loc[pooled["concept"][rw], f"reward_{arm}"].to_numpy(float) for t in idx])
-        for arm in ("original", "curated")
-    }
     quality, estimators = score_predictions(pooled)
     reward_quality, reward_estimators = score_predictions(pooled, against="reward")
     flat = {**generation_record(quality), **reward_record(reward_quality, reward_estimators)}
-    for key, tail in (
-        ("generation", ""),
-        ("generation_curated", "_curated"),
-        ("reward", "_reward"),
-        ("reward_curated", "_reward_curated"),
-    ):
+    for key, tail in (("generation", ""), ("generation_curated", "_curated"), ("reward", "_reward")):
         for k in ("r", "r_low", "r_high", "perm95", "spearman"):
             flat[f"{k}{tail}"] = prediction[key].get(k)
         r = prediction[key].get("r")
         flat[f"r2{tail}"] = None if r is None or r != r else r * r  # for older readers only; never shown as R²
+    for k in ("r", "r_low", "r_high", "perm95", "spearman"):
+        flat[f"{k}_reward_curated"] = prediction["reward_curated"].get(k)
     return {
         **flat,
         "estimators": estimators,
         "prediction": prediction,
-        "merged_concepts": {n: m for n, m in merged.items()},
+        "merged_concepts": merged,
         "blocked_concepts": [g for g, b in zip(names, blocked_groups) if b],
         "shifts": shifts,
         "blocked": blocked,
-        "noise_ceiling": ceiling,
-        "noise_ceiling_reward": ceiling_reward,
+        "noise_ceiling": {arm: noise_ceiling([np.nanmean(u, 0) for u in sd[arm]]) for arm in ("original", "curated")},
+        "noise_ceiling_reward": {arm: noise_ceiling([np.nanmean(u, 0) for u in reward[arm]]) for arm in reward},
     }
 
 
