@@ -245,3 +245,17 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_card_of_an_old_single_seed_folder_is_signed(tmp_path):
+    """A folder whose record has only the squared r (written before signed scores): the card and the CLI compute
+    the signed r from its table, so an anti-correlated prediction reads as negative, never as a good R²."""
+    from curate.learning.card import card_section, with_signed_scores
+    from curate.learning.folder import LearningResult, read_learning, save_learning_folder
+
+    table, rec = read_learning(_folder(tmp_path / "seed", 0, arms=("original", "curated")))
+    table["predicted"] = -table["observed_original"]  # exactly anti-correlated
+    old = LearningResult(table, {**rec, "r2": 1.0, "n_concepts_supported": 5}, None, {})
+    text = card_section(save_learning_folder(old, tmp_path / "old"))
+    assert "r -1.00 [" in text and "R²" not in text
+    assert with_signed_scores(table, {"r": 0.5})["r"] == 0.5  # a recorded r is kept

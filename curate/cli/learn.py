@@ -144,28 +144,23 @@ def print_learning(res, console) -> None:
     def ci(m, lo, hi):
         return "—" if m != m else f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
+    t = res.table
+    arms = ["original", "curated"] + (
+        ["sham"] if "observed_sham" in t.columns and t["observed_sham"].notna().any() else []
+    )
     table = Table(title="What each policy learned (generation shift vs reference, 95% CI; implicit-reward preference)")
-    for col in ("concept", "action", "predicted", "original data", "curated data", "reward orig", "reward cur"):
+    for col in ("concept", "action", "predicted", *(f"{arm} data" for arm in arms), "reward orig", "reward cur"):
         table.add_column(col)
-    for r in res.table.itertuples():
-        table.add_row(
-            *map(
-                cell,
-                (
-                    r.concept,
-                    r.action or "—",
-                    f"{r.predicted:+.3f}",
-                    ci(r.observed_original, r.observed_original_low, r.observed_original_high),
-                    ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high),
-                    "—" if r.reward_original != r.reward_original else f"{r.reward_original:.2f}",
-                    "—" if r.reward_curated != r.reward_curated else f"{r.reward_curated:.2f}",
-                ),
-            )
-        )
+    for r in t.to_dict("records"):
+        shifts = [ci(r[f"observed_{a}"], r[f"observed_{a}_low"], r[f"observed_{a}_high"]) for a in arms]
+        rewards = ["—" if r[k] != r[k] else f"{r[k]:.2f}" for k in ("reward_original", "reward_curated")]
+        table.add_row(*map(cell, (r["concept"], r["action"] or "—", f"{r['predicted']:+.3f}", *shifts, *rewards)))
     console.print(table)
     rec = res.record
 
-    from ..learning.card import signed_r
+    from ..learning.card import signed_r, with_signed_scores
+
+    rec = with_signed_scores(res.table, rec)
 
     def fmt(v):
         return "—" if v is None or v != v else f"{v:.3f}"

@@ -63,6 +63,23 @@ def signed_r(rec: dict, tail: str = "") -> str:
     return f"r {r:+.2f}{ci}{base}"
 
 
+def with_signed_scores(table: pd.DataFrame, rec: dict) -> dict:
+    """``rec`` with the signed scores (``r``, ``r_low``, ``r_high``, ``perm95`` and their ``_curated`` /
+    ``_reward`` twins) filled in from ``table`` where the record lacks them (a folder written before they were
+    recorded): the card never has to fall back on a squared correlation."""
+    from .measure import generation_record, reward_record, score_predictions
+
+    if rec.get("r") is not None and (rec.get("r_reward") is not None or (rec.get("n_concepts_reward") or 0) < 3):
+        return rec
+    extra = dict(generation_record(score_predictions(table)[0]))
+    extra.update(reward_record(*score_predictions(table, against="reward")))
+    out = dict(rec)
+    for key, value in extra.items():
+        if (key == "r" or key.startswith(("r_", "perm95"))) and out.get(key) is None:
+            out[key] = value
+    return out
+
+
 def _seeds_sentence(rec: dict) -> str:
     """For a folder pooled over seeds (:func:`curate.learning.pool_learning`): which seeds and each one's r."""
     seeds = rec.get("seeds")
@@ -116,6 +133,7 @@ def _planted_sentence(rec: dict) -> str:
 def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> str:
     """Markdown for the card: how the check was run, the per-concept table and the prediction quality."""
     table, rec = read_learning(learning_dir)
+    rec = with_signed_scores(table, rec)
     images = images or {}
     sham = "observed_sham" in table.columns and table["observed_sham"].notna().any()
     arms = ("original", "curated", "sham") if sham else ("original", "curated")
@@ -171,6 +189,7 @@ def app_view(folder: str | Path | None):
     for cand in (folder / PUBLISHED_DIR, folder):
         if (cand / LEARNING_FILE).exists() and (cand / LEARNING_JSON).exists():
             table, rec = read_learning(cand)
+            rec = with_signed_scores(table, rec)
             pooled = f", pooled over seeds {rec['seeds']}" if rec.get("seeds") else ""
             md = (
                 f"**What a model learned from it.** LoRA DPO on `{rec.get('model')}`, {rec.get('steps')} steps per "
