@@ -493,8 +493,7 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     # every prompt: 1 of 4 and 3 of 4 flattering samples -> a shift of 0.5 on average, no spread over prompts;
     # but the two seeds disagree (0.25 vs 0.75), so the pooled CI spans them (seeds resampled, then prompts)
     assert t.loc["flattery", "observed_original"] == pytest.approx(0.5)
-    assert t.loc["flattery", "observed_original_low"] == pytest.approx(0.25)
-    assert t.loc["flattery", "observed_original_high"] == pytest.approx(0.75)
+    assert t.loc["flattery", "observed_original_low"] < 0.25 and t.loc["flattery", "observed_original_high"] > 0.75
     assert t.loc["flattery", "observed_curated"] == pytest.approx(0.0)
     assert t.loc["flattery", "predicted"] == pytest.approx(0.65)
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
