@@ -166,7 +166,7 @@ def _fake_scores(texts, concepts):
     return pd.DataFrame({c: [float(r[c]) for r in rows] for c in concepts})
 
 
-def _folder(path, seed, *, arms=("original", "curated", "sham"), independent=True, wobble=0.0):
+def _folder(path, seed, *, arms=("original", "curated", "sham"), independent=True, wobble=0.0, counterfactuals=False):
     from curate.learning.folder import LEARNING_COLUMNS, LearningResult, save_learning_folder
 
     rng = np.random.default_rng(seed)
@@ -185,8 +185,24 @@ def _folder(path, seed, *, arms=("original", "curated", "sham"), independent=Tru
     extra = [c for c in table.columns if c not in LEARNING_COLUMNS]
     record = {"model": "tiny", "config": {"seed": seed}, "seconds": 1.0, "independent_draws": independent}
     record["merged_concepts"] = {"heading+list": ["heading", "list"], "emoji": ["emoji"]}
+    record["planted"] = {"flattery": [0.7, 0.2], "markdown": [0.4, 0.1], "padding": [0.5, 0.0]}  # better, worse
+    record["named_of"] = {"markdown": "heading", "padding": "length"}
     table = table.reindex(columns=[*LEARNING_COLUMNS, *extra])
-    return save_learning_folder(LearningResult(table, record, None, gens), path)
+    folder = save_learning_folder(LearningResult(table, record, None, gens), path)
+    if counterfactuals:  # per pair: the concept's margin over its placebo; "neutral" (no table row) is 0 on average
+        rows = [
+            {
+                "concept": c,
+                "pair": i,
+                "arm": arm,
+                "adjusted": (shift / 2 if c != "neutral" else 0.0) + rng.normal(0, 0.1),
+            }
+            for arm in arms
+            for c, shift in zip([*CONCEPTS, "neutral"], [*SHIFT[arm], 0.0])
+            for i in range(8 + seed)  # independent draws: each seed its own number of pairs
+        ]
+        pd.DataFrame(rows).assign(margin=np.nan, placebo_margin=np.nan).to_parquet(folder / "counterfactuals.parquet")
+    return folder
 
 
 @pytest.fixture
@@ -276,3 +292,30 @@ def test_card_of_an_old_single_seed_folder_is_signed(tmp_path):
     text = card_section(save_learning_folder(old, tmp_path / "old"))
     assert "r -1.00 [" in text and "R²" not in text
     assert with_signed_scores(table, {"r": 0.5})["r"] == 0.5  # a recorded r is kept
+
+
+def test_pool_reads_the_protocol_counterfactuals_and_ground_truth(tmp_path, fake_scorer):
+    """Protocol folders: the reward is scored on the per-pair placebo-adjusted margins (pairs resampled within
+    seeds), the neutral insertion is pooled (its CI covers 0), and the planted truth comes from the records."""
+    from curate.learning import pool_learning
+    from curate.learning.pool import planted_effects
+
+    folders = [_folder(tmp_path / f"s{s}", s, counterfactuals=True) for s in range(3)]
+    rec = pool_learning(folders).record
+    assert planted_effects(rec | {"planted": {"padding": [0.5, 0.0]}, "named_of": {"padding": "length"}}) == {
+        "length": 0.5
+    }
+    pred = rec["prediction"]
+    assert pred["reward_measure"] == "adjusted margin" and pred["reward"]["n"] == 4 and pred["reward"]["r"] > 0.9
+    # the truth per merged concept: flattery 0.7 − 0.2, heading(+list) 0.3 (a group carries its planted member's
+    # effect), emoji 0 (not planted), length 0.5 (the generator's padding)
+    names = pred["merged_names"]
+    assert names == ["flattery", "heading+list", "emoji", "length"]
+    observed = [rec["shifts"]["original"][g][0] for g in names]
+    assert pred["generation"]["planted_r"] == pytest.approx(np.corrcoef([0.5, 0.3, 0.0, 0.5], observed)[0, 1])
+    for arm in ("original", "curated", "sham"):
+        n = rec["neutral_insertion"][arm]
+        assert n["low"] <= 0 <= n["high"] and abs(n["adjusted"]) < 0.1
+    t = pool_learning(folders).table.set_index("concept")
+    assert t.loc["flattery", "reward_adjusted_sham"] == pytest.approx(0.4, abs=0.05)
+    assert t.loc["flattery", "reward_adjusted_curated_high"] < t.loc["flattery", "reward_adjusted_sham_low"]

@@ -55,13 +55,15 @@ from .measure import (
 )
 from .stats import merge_matrix, pooled_shift, prediction_scores
 
-__all__ = ["learning_check_seeds", "pool_learning"]
+__all__ = ["learning_check_seeds", "planted_effects", "pool_learning"]
 
 #: record fields that must agree between the pooled folders (everything but the seed)
 _SAME = ("estimator", "loss", "eval_prompts", "samples_per_prompt", "max_new_tokens", "temperature", "recipe")
 _MEANS = ("predicted", "predicted_curated", "scale", "pred_delta_std", "pred_win_share", "pred_length_controlled")
 #: the per-pair counterfactual file of a learning folder (concept, pair, arm, margin, placebo_margin, adjusted)
 COUNTERFACTUALS = "counterfactuals.parquet"
+#: the pseudo-concept of the counterfactual file: a neutral insertion against its placebo (no table row)
+NEUTRAL = "neutral"
 
 
 def _base_model(record: dict) -> str:
@@ -172,7 +174,10 @@ def pool_learning(folders, *, out: str | Path | None = None, planted: dict | Non
     records = [r[1] for r in runs]
     per_prompt = [_per_prompt(r[2], concepts, arms) for r in runs]
     pooled, observed_by_seed = _pool_table(idx, concepts, arms, per_prompt)
-    planted = planted if planted is not None else records[0].get("planted")
+    adjusted, neutral = _counterfactual_pool(runs, concepts, arms)
+    for col, values in adjusted.items():
+        pooled[col] = values
+    planted = planted if planted is not None else planted_effects(records[0])
     first = records[0]
     record = {
         **{k: first.get(k) for k in ("device", "steps", *_SAME)},
@@ -191,6 +196,7 @@ def pool_learning(folders, *, out: str | Path | None = None, planted: dict | Non
             for s, r in zip(seeds, records)
         },
         "observed_by_seed": observed_by_seed,
+        "neutral_insertion": neutral,
         "n_train_original": first.get("n_train_original"),
         "n_train_curated": first.get("n_train_curated"),
         "n_dropped": first.get("n_dropped"),
@@ -228,14 +234,36 @@ def _col(t: pd.DataFrame, concepts: list[str], col: str) -> np.ndarray:
     return t.loc[concepts, col].to_numpy(float) if col in t.columns else np.full(len(concepts), np.nan)
 
 
+def planted_effects(record: dict) -> dict[str, float] | None:
+    """The generator's ground truth of a protocol seed as ``{named concept: planted effect}``: ``planted``
+    maps a generator concept to its ``[rate in the better response, rate in the worse]`` (the effect is their
+    difference) or to a number, and ``named_of`` names the concept that measures it. None when not recorded.
+
+    Example:
+
+        >>> planted_effects({"planted": {"flattery": [0.6, 0.2], "padding": 0.3}, "named_of": {"padding": "length"}})
+        {'flattery': 0.4, 'length': 0.3}
+    """
+    planted, named = record.get("planted"), record.get("named_of") or {}
+    if not planted:
+        return None
+    out: dict[str, float] = {}
+    for g, v in planted.items():
+        effect = float(v[0]) - float(v[1]) if isinstance(v, (list, tuple)) else float(v)
+        key = named.get(g, g)
+        out[key] = round(out.get(key, 0.0) + effect, 6)
+    return out
+
+
 def _pool_table(idx, concepts, arms, per_prompt) -> tuple[pd.DataFrame, dict]:
     """The seed-pooled per-concept table: shifts and reward shares with hierarchical CIs (seeds, then prompts
     or pairs), predictions averaged over seeds; and ``observed_by_seed`` (concept → arm → one shift per seed)."""
     pooled = pd.DataFrame({"concept": concepts})
     for col in ("label", "source", "action"):
         pooled[col] = idx[0].loc[concepts, col].to_numpy()
-    for col in _MEANS:
-        pooled[col] = np.mean([t.loc[concepts, col].to_numpy(float) for t in idx], axis=0)
+    for col in (*_MEANS, "predicted_sham", *(f"reward_placebo_{arm}" for arm in arms)):
+        if all(col in t.columns for t in idx):
+            pooled[col] = np.mean([t.loc[concepts, col].to_numpy(float) for t in idx], axis=0)
     pooled["n_differ"] = np.round(np.mean([t.loc[concepts, "n_differ"].to_numpy(float) for t in idx], axis=0))
     pooled["supported"] = np.all([t.loc[concepts, "supported"].to_numpy(bool) for t in idx], axis=0)
     observed_by_seed: dict[str, dict[str, list]] = {c: {} for c in concepts}
@@ -268,16 +296,40 @@ def _pool_table(idx, concepts, arms, per_prompt) -> tuple[pd.DataFrame, dict]:
     return pooled.reindex(columns=[*LEARNING_COLUMNS, *extra]), observed_by_seed
 
 
-def _reward_seed_units(run, t, concepts, arm) -> np.ndarray:
-    """One seed's reward measurement per unit: the placebo-adjusted margin per counterfactual pair when the
-    folder has ``counterfactuals.parquet``, else the 0/1 preference per pair behind ``reward_<arm>``."""
-    cf = run[3]
-    if cf is None:
-        return _reward_units(t, concepts, arm)
+def _counterfactual_pool(runs, concepts, arms) -> tuple[dict, dict]:
+    """With ``counterfactuals.parquet`` in every seed: per arm the pooled placebo-adjusted margin per concept
+    (``reward_adjusted_<arm>`` with its hierarchical CI over seeds and pairs), and the pooled neutral insertion
+    (a neutral sentence against its length-matched placebo: it should be 0) per arm. Else two empty dicts."""
+    if not all(r[3] is not None for r in runs):
+        return {}, {}
+    columns, neutral = {}, {}
+    for arm in arms:
+        m, lo, hi = pooled_shift([_adjusted(r[3], arm, concepts) for r in runs])
+        columns |= {f"reward_adjusted_{arm}": m, f"reward_adjusted_{arm}_low": lo, f"reward_adjusted_{arm}_high": hi}
+        if all((r[3]["concept"] == NEUTRAL).any() for r in runs):
+            m, lo, hi = pooled_shift([_adjusted(r[3], arm, [NEUTRAL]) for r in runs])
+            neutral[arm] = {"adjusted": float(m[0]), "low": float(lo[0]), "high": float(hi[0])}
+    return columns, neutral
+
+
+def _adjusted(cf: pd.DataFrame, arm: str, concepts: list[str]) -> np.ndarray:
+    """One seed's placebo-adjusted margins, pairs × ``concepts`` (NaN where a concept has fewer pairs)."""
     part = cf[cf["arm"] == arm]
     return (
         part.pivot_table(index="pair", columns="concept", values="adjusted").reindex(columns=concepts).to_numpy(float)
     )
+
+
+def _reward_seed_units(run, t, concepts, arm) -> np.ndarray:
+    """One seed's reward measurement per unit: the placebo-adjusted margin per counterfactual pair when the
+    folder has ``counterfactuals.parquet``, else the 0/1 preference per pair behind ``reward_<arm>``."""
+    return _reward_units(t, concepts, arm) if run[3] is None else _adjusted(run[3], arm, concepts)
+
+
+def _group_max(values: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """Per merged group, the largest of its members' values (a group carries a planted concept when a member is
+    planted; averaging would dilute it by the unplanted names of the same thing)."""
+    return np.array([values[mat[:, g] > 0].max() for g in range(mat.shape[1])])
 
 
 def _predictions(pooled, idx, runs, per_prompt, arms, merged, planted) -> tuple[dict, dict, dict]:
@@ -297,19 +349,19 @@ def _predictions(pooled, idx, runs, per_prompt, arms, merged, planted) -> tuple[
     }
     rw = reward_rows(pooled).to_numpy(bool)
     _, RM = merge_matrix([c for c, s in zip(concepts, rw) if s], merged)
-    reward = {
-        arm: [_reward_seed_units(run, t, concepts, arm)[:, rw] @ RM for run, t in zip(runs, idx)]
-        for arm in ("original", "curated")
-    }
+    reward = {arm: [_reward_seed_units(run, t, concepts, arm)[:, rw] @ RM for run, t in zip(runs, idx)] for arm in arms}
     prediction: dict = {"merged_names": names}
-    for arm, tail in (("original", ""), ("curated", "_curated")):
-        p = pooled["predicted" if arm == "original" else "predicted_curated"].to_numpy(float)
+    for arm in arms:
+        tail = "" if arm == "original" else f"_{arm}"
+        if f"predicted{tail}" not in pooled.columns:
+            continue  # a sham arm from folders that predate its prediction
+        p = pooled[f"predicted{tail}"].to_numpy(float)
         plant = truth is not None and arm == "original"
         prediction[f"generation{tail}"] = prediction_scores(
-            p[sup] @ M, sd[arm], planted=truth[sup] @ M if plant else None
+            p[sup] @ M, sd[arm], planted=_group_max(truth[sup], M) if plant else None
         )
         prediction[f"reward{tail}"] = prediction_scores(
-            p[rw] @ RM, reward[arm], planted=truth[rw] @ RM if plant else None
+            p[rw] @ RM, reward[arm], planted=_group_max(truth[rw], RM) if plant else None
         )
     prediction["reward_measure"] = "adjusted margin" if all(r[3] is not None for r in runs) else "share of pairs"
     return prediction, sd, reward
