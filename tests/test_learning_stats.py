@@ -307,6 +307,7 @@ def test_pool_reads_the_protocol_counterfactuals_and_ground_truth(tmp_path, fake
     }
     pred = rec["prediction"]
     assert pred["reward_measure"] == "adjusted margin" and pred["reward"]["n"] == 4 and pred["reward"]["r"] > 0.9
+    assert pred["reward"]["intercept"] == pytest.approx(-0.01, abs=0.05)  # margins (shift / 2), not shares (0.5 + …)
     # the truth per merged concept: flattery 0.7 − 0.2, heading(+list) 0.3 (a group carries its planted member's
     # effect), emoji 0 (not planted), length 0.5 (the generator's padding)
     names = pred["merged_names"]
