@@ -288,7 +288,10 @@ def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_pat
     assert json.loads((learn / "curate.json").read_text())["kind"] == "learning"
     folder = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub", upload=False, learning_dir=learn)
     card = (folder / "README.md").read_text()
-    assert "## What a model learned from it" in card and "R² 0.98" in card and "`flattery` | block" in card
+    assert "## What a model learned from it" in card and "`flattery` | block" in card
+    # a record holding only the squared r (0.98): the card states the signed r from the table, never an "R²"
+    section = card.split("## What a model learned from it")[1]
+    assert "R²" not in section and "shuffled-prediction 95th percentile" in section
     assert (folder / "learning" / "learning_scatter.png").exists()
     demo = build_app(folder)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
