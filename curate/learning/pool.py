@@ -91,12 +91,6 @@ def _read(folder) -> tuple[pd.DataFrame, dict, pd.DataFrame, pd.DataFrame | None
 def _per_prompt(gens: pd.DataFrame, concepts: list[str], arms) -> dict[str, pd.DataFrame]:
     """Per held-out prompt, each arm's mean score minus the reference's (``{arm: prompts × concepts}``); every
     model's generations are scored once."""
-    try:  # a protocol run scores marker concepts that its held-out banks register (curate.learning.heldout)
-        from .heldout import register_markers
-    except ImportError:  # a tree without the protocol machinery has no marker concepts to register
-        register_markers = None
-    if register_markers is not None:
-        register_markers()
     means = {}
     for name, g in gens.groupby("model"):
         means[name] = score_texts(g["text"].tolist(), concepts).groupby(g["prompt"].to_numpy()).mean()
