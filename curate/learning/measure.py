@@ -9,12 +9,10 @@
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
 * :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
-* :func:`prediction_quality`: signed Pearson r with a 95% CI and the shuffled-prediction baseline ``perm95``,
-  Spearman's ρ and the calibration line over the concepts with support (:mod:`curate.learning.stats`);
-  :func:`score_predictions` applies it to a learning table against the generation shifts or against the
-  implicit-reward shares.
-* :func:`noise_ceiling`: how well the observed shifts of runs that differ only in the seed agree with each
-  other, and so the highest agreement any prediction can expect against one run or against their mean.
+* :func:`score_predictions`: the prediction's agreement with a learning table's generation shifts or
+  implicit-reward shares (signed r with a 95% CI and the shuffled-prediction baseline ``perm95``, Spearman's ρ
+  and the calibration line: :func:`curate.learning.stats.prediction_quality`, importable from here as before,
+  like :func:`curate.learning.stats.noise_ceiling`).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import pandas as pd
 
 from .. import _columns as C
 from .predict import ESTIMATORS
+from .stats import noise_ceiling, prediction_quality  # the statistics live in stats; kept importable from here
 from .train import uses_chat_template
 
 __all__ = [
@@ -328,78 +327,6 @@ def opening_concentration(texts, n_words: int = 3) -> dict:
         "top": str(counts.index[0]),
         "top_share": round(float(counts.iloc[0]) / len(heads), 3),
         "distinct_share": round(len(counts) / len(heads), 3),
-    }
-
-
-def prediction_quality(predicted, observed, *, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Signed agreement of predicted vs observed over the finite entries of one run (one value per concept).
-
-    The scores and their 95% CIs are those of :func:`curate.learning.stats.prediction_scores` (``r``,
-    ``spearman``, ``slope``, ``intercept``, each with ``_low``/``_high``; ``perm95``, the 95th percentile of r
-    under shuffled predictions); with one run the CI resamples the concepts (prompt noise is inside each
-    observed value). ``r2_std`` is ``1 − SSE/SST`` on the standardised scale (negative when worse than the
-    mean). ``r2`` (the squared r) and ``pearson`` are kept for readers of older ``learning.json`` files; a
-    squared correlation is blind to the sign and is never shown as an R².
-
-    Example:
-
-        >>> q = prediction_quality([1.0, 2.0, 3.0, 4.0], [-1.0, -2.1, -2.9, -4.0])
-        >>> round(q["r"], 2), bool(q["r"] < q["perm95"]), q["r2_std"] < 0
-        (-1.0, True, True)
-    """
-    from .stats import prediction_scores
-
-    p, o = np.asarray(predicted, float), np.asarray(observed, float)
-    ok = np.isfinite(p) & np.isfinite(o)
-    s = prediction_scores(p[ok], [o[ok]], n_boot=n_boot, n_perm=n_boot, seed=seed)
-    r = s["r"]
-    return {**{k: v for k, v in s.items() if k != "r2"}, "r2_std": s["r2"], "r2": r * r, "pearson": r}
-
-
-def noise_ceiling(observed) -> dict:
-    """The seed-to-seed agreement of observed shifts and the agreement it leaves to any prediction.
-
-    ``observed`` is seeds × concepts (standardised shifts of runs that differ only in the seed). If each run
-    observes ``μ + noise`` (the same expected shift ``μ``, independent run noise of equal variance), two
-    runs correlate with ``ρ = var(μ) / (var(μ) + var(noise))``, and a prediction that is exactly right about
-    ``μ`` reaches an expected squared r of ``ρ`` against one run and ``kρ / (1 + (k − 1)ρ)`` (Spearman–Brown)
-    against the mean of ``k`` runs: the noise ceiling (``r2_one_seed``, ``r2_pooled``; their square roots
-    ``r_one_seed``, ``r_pooled`` are the ceiling of the signed r). ``ρ`` is the mean Pearson r over pairs of
-    seeds (negative values count as 0); ``rho_low``/``rho_high`` and ``r_pooled_low``/``r_pooled_high`` are
-    its 95% CI over concepts (:func:`curate.learning.stats.noise_ceiling_ci`). It is only a ceiling when the
-    seeds are independent runs (their own training rows and held-out prompts); runs that share them agree
-    more and the ceiling runs high.
-
-    Example:
-
-        >>> import numpy as np
-        >>> out = noise_ceiling(np.array([[1.0, 0.5, 0.0, -0.5], [0.9, 0.6, 0.1, -0.4], [1.1, 0.4, -0.1, -0.6]]))
-        >>> out["r2_one_seed"] > 0.9, out["seeds"]
-        (True, 3)
-    """
-    from itertools import combinations
-
-    from .stats import noise_ceiling_ci
-
-    obs = np.asarray(observed, float)
-    k = obs.shape[0]
-    ok = np.isfinite(obs).all(0)
-    rs = (
-        [float(np.corrcoef(obs[a, ok], obs[b, ok])[0, 1]) for a, b in combinations(range(k), 2)]
-        if ok.sum() >= 3
-        else []
-    )
-    rs = [r for r in rs if np.isfinite(r)]
-    rho = max(0.0, float(np.mean(rs))) if rs else float("nan")  # too few concepts: unknown
-    ci = noise_ceiling_ci(obs)
-    return {
-        "seeds": k,
-        "n": int(ok.sum()),
-        "pairwise_r": [round(r, 3) for r in rs],
-        "r2_one_seed": round(rho, 3),
-        "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3),
-        "r_one_seed": round(float(np.sqrt(rho)), 3) if rho == rho else float("nan"),
-        **{key: round(v, 3) for key, v in ci.items() if key not in ("seeds", "n")},
     }
 
 
