@@ -288,7 +288,10 @@ def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_pat
     assert json.loads((learn / "curate.json").read_text())["kind"] == "learning"
     folder = publish(curated_dir, repo_id="me/x", local_dir=tmp_path / "pub", upload=False, learning_dir=learn)
     card = (folder / "README.md").read_text()
-    assert "## What a model learned from it" in card and "R² 0.98" in card and "`flattery` | block" in card
+    assert "## What a model learned from it" in card and "`flattery` | block" in card
+    # a record holding only the squared r (0.98): the card states the signed r from the table, never an "R²"
+    section = card.split("## What a model learned from it")[1]
+    assert "R²" not in section and "shuffled-prediction 95th percentile" in section
     assert (folder / "learning" / "learning_scatter.png").exists()
     demo = build_app(folder)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
@@ -490,9 +493,10 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     b = _seed_folder(tmp_path / "s1", 1, flattery_share=0.75)
     res = pool_learning([a, b], out=tmp_path / "pooled")
     t = res.table.set_index("concept")
-    # every prompt: 1 of 4 and 3 of 4 flattering samples -> a shift of 0.5 on average, no spread over prompts
+    # every prompt: 1 of 4 and 3 of 4 flattering samples -> a shift of 0.5 on average, no spread over prompts;
+    # but the two seeds disagree (0.25 vs 0.75), so the pooled CI spans them (seeds resampled, then prompts)
     assert t.loc["flattery", "observed_original"] == pytest.approx(0.5)
-    assert t.loc["flattery", "observed_original_low"] == pytest.approx(0.5)
+    assert t.loc["flattery", "observed_original_low"] < 0.25 and t.loc["flattery", "observed_original_high"] > 0.75
     assert t.loc["flattery", "observed_curated"] == pytest.approx(0.0)
     assert t.loc["flattery", "predicted"] == pytest.approx(0.65)
     assert t.loc["flattery", "reward_original"] == pytest.approx(0.9) and t.loc["flattery", "reward_n"] == 64
@@ -514,15 +518,17 @@ def test_pool_learning_averages_seeds_over_the_same_prompts(tmp_path):
     # the card section and the Space say it is pooled, and over which seeds
     from curate.learning.card import app_view, card_section
 
-    assert "2 seeds: [0, 1]" in card_section(tmp_path / "pooled") and "R² of each seed alone" in card_section(
+    assert "2 seeds: [0, 1]" in card_section(tmp_path / "pooled") and "r of each seed alone" in card_section(
         a.parent / "pooled"
     )
     assert "pooled over seeds [0, 1]" in app_view(tmp_path / "pooled")[0]
     assert "seeds" not in card_section(a)
-    assert "implicit reward over" not in card_section(a)  # two concepts: no R² to state
-    c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, "r2_reward": 0.42})
-    assert "Against the implicit reward over the 8 concepts with counterfactual pairs: R² 0.42" in card_section(c)
-    assert "Against the implicit reward (8 concepts): R² 0.42" in app_view(c)[0]
+    assert "implicit reward over" not in card_section(a)  # two concepts: no r to state
+    signed = {"r_reward": -0.42, "r_low_reward": -0.7, "r_high_reward": -0.1, "perm95_reward": 0.3}
+    c = _seed_folder(tmp_path / "s8", 8, flattery_share=0.5, record={"n_concepts_reward": 8, **signed})
+    want = "r -0.42 [-0.70, -0.10] (shuffled-prediction 95th percentile +0.30)"
+    assert f"Against the implicit reward over the 8 concepts with counterfactual pairs: {want}" in card_section(c)
+    assert f"Against the implicit reward (8 concepts): {want}" in app_view(c)[0] and "R²" not in card_section(c)
 
 
 def test_pool_learning_errors(tmp_path):

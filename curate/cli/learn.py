@@ -112,25 +112,37 @@ def register(cli: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="The pooled learning folder."),
     ) -> None:
         """Pool `curate learn` folders of several seeds: per held-out prompt the shifts averaged over seeds,
-        bootstrap CI over prompts, R² and Spearman of the pooled table (see curate.learning.pool_learning)."""
+        CIs over seeds then prompts, signed r with CIs of the pooled table (see curate.learning.pool_learning)."""
         from .. import pool_learning
         from ._base import _console, lit
 
         console = _console()
         res = pool_learning(folders, out=out)
         print_learning(res, console)
-        by_seed = ", ".join(
-            f"seed {s}: R² {v['r2']:.3f}" for s, v in res.record["by_seed"].items() if v.get("r2") is not None
-        )
+        by_seed = ", ".join(f"seed {s}: {signed_r(v)}" for s, v in res.record["by_seed"].items())
         ceil = res.record["noise_ceiling"]["original"]
         ceiling = (
-            f"; noise ceiling R² {ceil['r2_pooled']:.2f} (seed-to-seed r {ceil['pairwise_r']})"
+            f"; noise ceiling r {ceil.get('r_pooled', float('nan')):.2f} "
+            f"[{ceil.get('r_pooled_low', float('nan')):.2f}, {ceil.get('r_pooled_high', float('nan')):.2f}] "
+            f"(seed-to-seed r {ceil['pairwise_r']})"
             if ceil["pairwise_r"]
             else ""
         )
         console.print(
             f"Wrote {lit(out)} (pooled over seeds {res.record['seeds']}; {lit(by_seed)}{ceiling})", highlight=False
         )
+
+
+def signed_r(rec: dict, tail: str = "") -> str:
+    """``r +0.61 [+0.20, +0.80] (shuffled-prediction 95th percentile +0.31)`` from a learning record (the same
+    words as the card, :func:`curate.learning.card.signed_r`); ``r —`` where the record has no signed r."""
+    r = rec.get(f"r{tail}")
+    if r is None or r != r:
+        return "r —"
+    lo, hi, perm = (rec.get(f"{k}{tail}") for k in ("r_low", "r_high", "perm95"))
+    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None and lo == lo else ""
+    base = f" (shuffled-prediction 95th percentile {perm:+.2f})" if perm is not None and perm == perm else ""
+    return f"r {r:+.2f}{ci}{base}"
 
 
 def print_learning(res, console) -> None:
@@ -142,24 +154,17 @@ def print_learning(res, console) -> None:
     def ci(m, lo, hi):
         return "—" if m != m else f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
+    t = res.table
+    arms = ["original", "curated"] + (
+        ["sham"] if "observed_sham" in t.columns and t["observed_sham"].notna().any() else []
+    )
     table = Table(title="What each policy learned (generation shift vs reference, 95% CI; implicit-reward preference)")
-    for col in ("concept", "action", "predicted", "original data", "curated data", "reward orig", "reward cur"):
+    for col in ("concept", "action", "predicted", *(f"{arm} data" for arm in arms), "reward orig", "reward cur"):
         table.add_column(col)
-    for r in res.table.itertuples():
-        table.add_row(
-            *map(
-                cell,
-                (
-                    r.concept,
-                    r.action or "—",
-                    f"{r.predicted:+.3f}",
-                    ci(r.observed_original, r.observed_original_low, r.observed_original_high),
-                    ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high),
-                    "—" if r.reward_original != r.reward_original else f"{r.reward_original:.2f}",
-                    "—" if r.reward_curated != r.reward_curated else f"{r.reward_curated:.2f}",
-                ),
-            )
-        )
+    for r in t.to_dict("records"):
+        shifts = [ci(r[f"observed_{a}"], r[f"observed_{a}_low"], r[f"observed_{a}_high"]) for a in arms]
+        rewards = ["—" if r[k] != r[k] else f"{r[k]:.2f}" for k in ("reward_original", "reward_curated")]
+        table.add_row(*map(cell, (r["concept"], r["action"] or "—", f"{r['predicted']:+.3f}", *shifts, *rewards)))
     console.print(table)
     rec = res.record
 
@@ -167,15 +172,23 @@ def print_learning(res, console) -> None:
         return "—" if v is None or v != v else f"{v:.3f}"
 
     console.print(
-        f"prediction quality over {rec['n_concepts_supported']} concepts: original-data policy R² "
-        f"{fmt(rec['r2'])}, Spearman {fmt(rec['spearman'])}; curated-data policy R² {fmt(rec['r2_curated'])}, "
-        f"Spearman {fmt(rec['spearman_curated'])}",
+        f"prediction vs observed shift over {rec['n_concepts_supported']} concepts (signed r, 95% CI; shuffled-"
+        f"prediction 95th percentile beside it): original-data policy {signed_r(rec)}, Spearman "
+        f"{fmt(rec.get('spearman'))}; curated-data policy {signed_r(rec, '_curated')}, Spearman "
+        f"{fmt(rec.get('spearman_curated'))}",
         highlight=False,
     )
     if (rec.get("n_concepts_reward") or 0) >= 3:
         console.print(
             f"against the implicit reward over {rec['n_concepts_reward']} concepts (counterfactual pairs): "
-            f"original-data policy R² {fmt(rec['r2_reward'])}, Spearman {fmt(rec['spearman_reward'])}; curated-data "
-            f"policy R² {fmt(rec['r2_reward_curated'])}, Spearman {fmt(rec['spearman_reward_curated'])}",
+            f"original-data policy {signed_r(rec, '_reward')}, Spearman {fmt(rec.get('spearman_reward'))}; "
+            f"curated-data policy {signed_r(rec, '_reward_curated')}, Spearman "
+            f"{fmt(rec.get('spearman_reward_curated'))}",
+            highlight=False,
+        )
+    for arm, b in (rec.get("blocked") or {}).items():
+        console.print(
+            f"blocked concepts ({', '.join(rec.get('blocked_concepts') or [])}), {arm} arm: mean shift "
+            f"{b['shift']:+.3f} sd [{b['low']:+.3f}, {b['high']:+.3f}]",
             highlight=False,
         )

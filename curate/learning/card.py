@@ -42,23 +42,62 @@ def _f(x) -> str:
     return "—" if x is None or x != x else f"{x:.2f}"
 
 
+def signed_r(rec: dict, tail: str = "") -> str:
+    """``r +0.61 [+0.20, +0.80] (shuffled 95th pct +0.31)`` from a learning record's ``r{tail}``,
+    ``r{tail}_low``, ``r{tail}_high`` and ``perm95{tail}``; ``r —`` for a folder written before signed scores
+    (its squared correlation is not shown: it hides the sign).
+
+    Example:
+
+        >>> signed_r({"r": 0.61, "r_low": 0.2, "r_high": 0.8, "perm95": 0.31})
+        'r +0.61 [+0.20, +0.80] (shuffled-prediction 95th percentile +0.31)'
+        >>> signed_r({"r2": 0.5})
+        'r —'
+    """
+    r = rec.get(f"r{tail}")
+    if r is None or r != r:
+        return "r —"
+    lo, hi, perm = (rec.get(f"{k}{tail}") for k in ("r_low", "r_high", "perm95"))
+    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None and lo == lo else ""
+    base = f" (shuffled-prediction 95th percentile {perm:+.2f})" if perm is not None and perm == perm else ""
+    return f"r {r:+.2f}{ci}{base}"
+
+
+def with_signed_scores(table: pd.DataFrame, rec: dict) -> dict:
+    """``rec`` with the signed scores (``r``, ``r_low``, ``r_high``, ``perm95`` and their ``_curated`` /
+    ``_reward`` twins) filled in from ``table`` where the record lacks them (a folder written before they were
+    recorded): the card never has to fall back on a squared correlation."""
+    from .measure import generation_record, reward_record, score_predictions
+
+    if rec.get("r") is not None and (rec.get("r_reward") is not None or (rec.get("n_concepts_reward") or 0) < 3):
+        return rec
+    extra = dict(generation_record(score_predictions(table)[0]))
+    extra.update(reward_record(*score_predictions(table, against="reward")))
+    out = dict(rec)
+    for key, value in extra.items():
+        if (key == "r" or key.startswith(("r_", "perm95"))) and out.get(key) is None:
+            out[key] = value
+    return out
+
+
 def _seeds_sentence(rec: dict) -> str:
-    """For a folder pooled over seeds (:func:`curate.learning.pool_learning`): which seeds and each one's R²."""
+    """For a folder pooled over seeds (:func:`curate.learning.pool_learning`): which seeds and each one's r."""
     seeds = rec.get("seeds")
     if not seeds:
         return ""
-    each = ", ".join(f"{s}: {_f(v.get('r2'))}" for s, v in (rec.get("by_seed") or {}).items())
+    each = ", ".join(f"{s}: {signed_r(v)}" for s, v in (rec.get("by_seed") or {}).items())
     text = (
         f" Each arm was trained once per seed ({len(seeds)} seeds: {seeds}; the seed sets the trained sample, the "
-        f"LoRA initialisation, the order and the decoding) and the shifts are averaged over the seeds per held-out "
-        f"prompt; R² of each seed alone: {each}."
+        f"LoRA initialisation, the order and the decoding); the pooled shifts average the seeds and their 95% CIs "
+        f"resample the seeds, then the prompts within each; r of each seed alone: {each}."
     )
     ceiling = (rec.get("noise_ceiling") or {}).get("original") or {}
     if ceiling.get("pairwise_r"):
         text += (
             f" The seeds' observed shifts agree with each other with Pearson r {ceiling['pairwise_r']}, so even an "
-            f"exact prediction of the expected shift could expect R² of about {_f(ceiling.get('r2_one_seed'))} "
-            f"against one seed and {_f(ceiling.get('r2_pooled'))} against the pooled table (the noise ceiling)."
+            f"exact prediction of the expected shift could expect r of about {_f(ceiling.get('r_pooled'))} "
+            f"[{_f(ceiling.get('r_pooled_low'))}, {_f(ceiling.get('r_pooled_high'))}] against the pooled table "
+            "(the noise ceiling; it runs high when the seeds share prompts and training rows)."
         )
     return text
 
@@ -69,45 +108,70 @@ def _reward_sentence(rec: dict) -> str:
     if n < 3:
         return ""
     text = (
-        f"Against the implicit reward over the {n} concepts with counterfactual pairs: R² {_f(rec.get('r2_reward'))}, "
-        f"Spearman {_f(rec.get('spearman_reward'))} (original); R² {_f(rec.get('r2_reward_curated'))}, Spearman "
+        f"Against the implicit reward over the {n} concepts with counterfactual pairs: {signed_r(rec, '_reward')}, "
+        f"Spearman {_f(rec.get('spearman_reward'))} (original); {signed_r(rec, '_reward_curated')}, Spearman "
         f"{_f(rec.get('spearman_reward_curated'))} (curated)"
     )
     ceiling = (rec.get("noise_ceiling_reward") or {}).get("original") or {}
     if ceiling.get("pairwise_r"):
-        text += f"; the seeds' rewards agree with r {ceiling['pairwise_r']} (noise ceiling {_f(ceiling.get('r2_pooled'))} pooled)"
+        text += f"; the seeds' rewards agree with r {ceiling['pairwise_r']} (noise ceiling r {_f(ceiling.get('r_pooled'))} pooled)"
     return text + ". "
+
+
+def _planted_sentence(rec: dict) -> str:
+    """The generator's own ground truth as a predictor, when the record has it (a baseline, not a target)."""
+    gen = (rec.get("prediction") or {}).get("generation") or {}
+    if gen.get("planted_r") is None or gen.get("planted_r") != gen.get("planted_r"):
+        return ""
+    return (
+        f"The planted-concept indicator alone (which concepts the generator planted) reaches r "
+        f"{gen['planted_r']:+.2f} [{gen.get('planted_r_low', float('nan')):+.2f}, "
+        f"{gen.get('planted_r_high', float('nan')):+.2f}]: a prediction must beat it to show more than the planting. "
+    )
 
 
 def card_section(learning_dir: Path, images: dict[str, str] | None = None) -> str:
     """Markdown for the card: how the check was run, the per-concept table and the prediction quality."""
     table, rec = read_learning(learning_dir)
+    rec = with_signed_scores(table, rec)
     images = images or {}
+    sham = "observed_sham" in table.columns and table["observed_sham"].notna().any()
+    arms = ("original", "curated", "sham") if sham else ("original", "curated")
     lines = [
         f"Two LoRA DPO policies were trained from `{rec.get('model')}` with the same seed, steps "
         f"({rec.get('steps')}) and hyper-parameters ({rec.get('loss', 'sigmoid DPO')}): one on the original pairs, "
         f"one on this curated data as training would use it. {rec.get('eval_prompts')} prompts were held out; the shift "
         "is the concept's score in the policy's generations minus the reference model's (95% bootstrap CI over "
         "prompts); the implicit reward is the share of counterfactual pairs where β·log(π/π_ref) prefers the "
-        "variant that carries the concept." + _seeds_sentence(rec),
+        "variant that carries the concept."
+        + (
+            " A third policy, the sham arm, trained on the curated rows with the curated weights permuted across "
+            "rows (the same effective size, the same dropped rows): curation removed a concept only where the "
+            "curated shift's CI lies below the sham's, since fewer effective rows alone can lower a shift."
+            if sham
+            else ""
+        )
+        + _seeds_sentence(rec),
         "",
         "| concept | recipe | predicted (audit) | shift, original data [95% CI] | shift, curated data [95% CI] | "
-        "implicit reward original / curated |",
-        "|---|---|---:|---|---|---|",
+        + ("shift, sham: curated weights permuted [95% CI] | " if sham else "")
+        + "implicit reward original / curated |",
+        "|---|---|---:|---|---|" + ("---|" if sham else "") + "---|",
     ]
-    for r in table.itertuples():
+    for r in table.to_dict("records"):
+        ci = {arm: _ci(r[f"observed_{arm}"], r[f"observed_{arm}_low"], r[f"observed_{arm}_high"]) for arm in arms}
         lines.append(
-            f"| `{r.concept}` | {r.action or '—'} | {r.predicted:+.3f} | "
-            f"{_ci(r.observed_original, r.observed_original_low, r.observed_original_high)} | "
-            f"{_ci(r.observed_curated, r.observed_curated_low, r.observed_curated_high)} | "
-            f"{_f(r.reward_original)} / {_f(r.reward_curated)} |"
+            f"| `{r['concept']}` | {r['action'] or '—'} | {r['predicted']:+.3f} | "
+            + "".join(f"{ci[arm]} | " for arm in arms)
+            + f"{_f(r['reward_original'])} / {_f(r['reward_curated'])} |"
         )
     lines += [
         "",
-        f"The audit's prediction against the observed shift over {rec.get('n_concepts_supported')} concepts: "
-        f"R² {_f(rec.get('r2'))}, Spearman {_f(rec.get('spearman'))} (original-data policy); "
-        f"R² {_f(rec.get('r2_curated'))}, Spearman {_f(rec.get('spearman_curated'))} (curated-data policy). "
-        f"{_reward_sentence(rec)}The check took {rec.get('seconds')} s on {rec.get('device')}.",
+        f"The audit's prediction against the observed shift over {rec.get('n_concepts_supported')} concepts "
+        f"(signed Pearson r, 95% CI; beside it the 95th percentile of r under shuffled predictions, which a "
+        f"prediction must beat): {signed_r(rec)}, Spearman {_f(rec.get('spearman'))} (original-data policy); "
+        f"{signed_r(rec, '_curated')}, Spearman {_f(rec.get('spearman_curated'))} (curated-data policy). "
+        f"{_planted_sentence(rec)}{_reward_sentence(rec)}The check took {rec.get('seconds')} s on {rec.get('device')}.",
     ]
     if SCATTER_PNG in images:
         lines += ["", f"![Predicted vs observed shift per concept]({images[SCATTER_PNG]})"]
@@ -125,14 +189,15 @@ def app_view(folder: str | Path | None):
     for cand in (folder / PUBLISHED_DIR, folder):
         if (cand / LEARNING_FILE).exists() and (cand / LEARNING_JSON).exists():
             table, rec = read_learning(cand)
+            rec = with_signed_scores(table, rec)
             pooled = f", pooled over seeds {rec['seeds']}" if rec.get("seeds") else ""
             md = (
                 f"**What a model learned from it.** LoRA DPO on `{rec.get('model')}`, {rec.get('steps')} steps per "
-                f"policy{pooled}. R² of the audit's prediction vs the observed shift: {_f(rec.get('r2'))} (original data), "
-                f"{_f(rec.get('r2_curated'))} (curated data); Spearman {_f(rec.get('spearman'))} / "
+                f"policy{pooled}. The audit's prediction vs the observed shift: {signed_r(rec)} (original data), "
+                f"{signed_r(rec, '_curated')} (curated data); Spearman {_f(rec.get('spearman'))} / "
                 f"{_f(rec.get('spearman_curated'))}."
                 + (
-                    f" Against the implicit reward ({rec['n_concepts_reward']} concepts): R² {_f(rec.get('r2_reward'))}."
+                    f" Against the implicit reward ({rec['n_concepts_reward']} concepts): {signed_r(rec, '_reward')}."
                     if (rec.get("n_concepts_reward") or 0) >= 3
                     else ""
                 )

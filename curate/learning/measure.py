@@ -9,12 +9,10 @@
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
 * :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
-* :func:`prediction_quality`: R² (squared Pearson correlation, i.e. the R² of the best linear fit of the
-  observed on the predicted shift) and Spearman's ρ over the concepts with support;
-  :func:`score_predictions` applies it to a learning table against the generation shifts or against the
-  implicit-reward shares.
-* :func:`noise_ceiling`: how well the observed shifts of runs that differ only in the seed agree with each
-  other, and so the highest R² any prediction can expect against one run or against their mean.
+* :func:`score_predictions`: the prediction's agreement with a learning table's generation shifts or
+  implicit-reward shares (signed r with a 95% CI and the shuffled-prediction baseline ``perm95``, Spearman's ρ
+  and the calibration line: :func:`curate.learning.stats.prediction_quality`, importable from here as before,
+  like :func:`curate.learning.stats.noise_ceiling`).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import pandas as pd
 
 from .. import _columns as C
 from .predict import ESTIMATORS
+from .stats import noise_ceiling, prediction_quality  # the statistics live in stats; kept importable from here
 from .train import uses_chat_template
 
 __all__ = [
@@ -31,6 +30,7 @@ __all__ = [
     "encode",
     "generate",
     "generate_cached",
+    "generation_record",
     "generation_shift",
     "implicit_reward_preference",
     "noise_ceiling",
@@ -330,57 +330,6 @@ def opening_concentration(texts, n_words: int = 3) -> dict:
     }
 
 
-def prediction_quality(predicted, observed) -> dict:
-    """R² (squared Pearson r) and Spearman ρ of predicted vs observed over finite entries."""
-    from scipy.stats import pearsonr, spearmanr
-
-    p, o = np.asarray(predicted, float), np.asarray(observed, float)
-    ok = np.isfinite(p) & np.isfinite(o)
-    n = int(ok.sum())
-    if n < 3 or np.std(p[ok]) == 0 or np.std(o[ok]) == 0:
-        return {"r2": float("nan"), "spearman": float("nan"), "n": n}
-    r = pearsonr(p[ok], o[ok])[0]
-    return {"r2": float(r * r), "pearson": float(r), "spearman": float(spearmanr(p[ok], o[ok])[0]), "n": n}
-
-
-def noise_ceiling(observed) -> dict:
-    """The seed-to-seed agreement of observed shifts and the R² it leaves to any prediction.
-
-    ``observed`` is seeds × concepts (standardised shifts of runs that differ only in the seed). If each run
-    observes ``μ + noise`` (the same expected shift ``μ``, independent run noise of equal variance), two
-    runs correlate with ``ρ = var(μ) / (var(μ) + var(noise))``, and a prediction that is exactly right about
-    ``μ`` reaches an expected R² of ``ρ`` against one run and ``kρ / (1 + (k − 1)ρ)`` (Spearman–Brown)
-    against the mean of ``k`` runs: the noise ceiling. ``ρ`` is estimated as the mean Pearson r over pairs of
-    seeds (negative values count as 0); with few concepts it is itself noisy.
-
-    Example:
-
-        >>> import numpy as np
-        >>> out = noise_ceiling(np.array([[1.0, 0.5, 0.0, -0.5], [0.9, 0.6, 0.1, -0.4], [1.1, 0.4, -0.1, -0.6]]))
-        >>> out["r2_one_seed"] > 0.9, out["seeds"]
-        (True, 3)
-    """
-    from itertools import combinations
-
-    obs = np.asarray(observed, float)
-    k = obs.shape[0]
-    ok = np.isfinite(obs).all(0)
-    rs = (
-        [float(np.corrcoef(obs[a, ok], obs[b, ok])[0, 1]) for a, b in combinations(range(k), 2)]
-        if ok.sum() >= 3
-        else []
-    )
-    rs = [r for r in rs if np.isfinite(r)]
-    rho = max(0.0, float(np.mean(rs))) if rs else float("nan")  # too few concepts: unknown
-    return {
-        "seeds": k,
-        "n": int(ok.sum()),
-        "pairwise_r": [round(r, 3) for r in rs],
-        "r2_one_seed": round(rho, 3),
-        "r2_pooled": round(k * rho / (1 + (k - 1) * rho), 3),
-    }
-
-
 def reward_rows(table: pd.DataFrame) -> pd.Series:
     """The concepts a prediction is scored on against the implicit reward: measured on counterfactual pairs and
     with support in the data (pairs that differ, a finite scale)."""
@@ -389,7 +338,8 @@ def reward_rows(table: pd.DataFrame) -> pd.Series:
 
 
 def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple[dict, dict]:
-    """Prediction quality of a learning table: ``({arm: {r2, spearman, …}}, {estimator: {r2, spearman, …}})``.
+    """Prediction quality of a learning table: ``({arm: {r, r_low, r_high, perm95, …}}, {estimator: {r, …}})``
+    (:func:`prediction_quality`).
 
     ``against="generation"`` scores the observed generation shifts (divided by ``scale``, the predictions'
     units) over the supported concepts; ``against="reward"`` scores the implicit-reward shares
@@ -415,15 +365,27 @@ def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple
 
 
 def reward_record(quality: dict, estimators: dict) -> dict:
-    """The ``learning.json`` fields of :func:`score_predictions` ``(…, against="reward")``: ``r2_reward``,
-    ``spearman_reward``, ``r2_reward_curated``, ``spearman_reward_curated``, ``n_concepts_reward`` and
-    ``estimators_reward``."""
-    o, c = quality.get("original", {}), quality.get("curated", {})
+    """The ``learning.json`` fields of :func:`score_predictions` ``(…, against="reward")``: ``r_reward``,
+    ``r_reward_low``, ``r_reward_high``, ``perm95_reward``, ``spearman_reward`` and their ``_curated`` twins,
+    ``n_concepts_reward``, ``estimators_reward`` (and ``r2_reward``, the squared r, for older readers)."""
     return {
-        "r2_reward": o.get("r2"),
-        "spearman_reward": o.get("spearman"),
-        "r2_reward_curated": c.get("r2"),
-        "spearman_reward_curated": c.get("spearman"),
-        "n_concepts_reward": o.get("n", 0),
+        **_headline(quality, "_reward"),
         "estimators_reward": estimators,
+        "n_concepts_reward": quality.get("original", {}).get("n", 0),
     }
+
+
+def generation_record(quality: dict) -> dict:
+    """The ``learning.json`` fields of :func:`score_predictions` against the generation shifts: ``r``, ``r_low``,
+    ``r_high``, ``perm95``, ``spearman`` and their ``_curated`` twins (and ``r2``, the squared r, for older
+    readers)."""
+    return _headline(quality, "")
+
+
+def _headline(quality: dict, suffix: str) -> dict:
+    out = {}
+    for arm, tail in (("original", ""), ("curated", "_curated")):
+        q = quality.get(arm, {})
+        for key in ("r", "r_low", "r_high", "perm95", "spearman", "r2"):
+            out[f"{key}{suffix}{tail}"] = q.get(key)
+    return out
