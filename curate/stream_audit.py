@@ -39,7 +39,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -387,17 +387,7 @@ class StreamingAudit(AuditSettings):
     def to_dict(self) -> dict:
         out = {
             "type": "StreamingAudit",
-            **self.settings(
-                "alpha",
-                "min_active",
-                "split_salt",
-                "sample_pairs",
-                "sample_concepts",
-                "group_threshold",
-                "min_effect",
-                "min_differ",
-                "rule",
-            ),
+            **self.settings(*(f.name for f in fields(self))),  # every setting, introspected
             "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):
