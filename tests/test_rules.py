@@ -277,7 +277,7 @@ def test_streaming_sample_follows_its_seed():
 
     def sample(seed):
         smp = PairSample(size=20, seed=seed)
-        for start in (0, 100):  # two record batches of 100 rows
+        for _ in range(2):  # two record batches of 100 rows
             rows = np.arange(100)
             z = np.zeros((100, 1))
             smp.add(rows, z, z, np.zeros((100, 2)), np.zeros(100, np.int8), {}, n=100)
