@@ -169,3 +169,40 @@ def test_pooled_scale_and_standardised_mean_delta():
     assert smd[0] == pytest.approx(np.average(c[:, 0] - r[:, 0], weights=w) / sd) and smd[1] == 0.0
     assert np.isnan(S.pooled_scale(c, r, np.zeros(40))).all()
     assert (S.standardised_mean_delta(c, r, np.zeros(40)) == 0).all()
+
+
+def test_edge_counts_small_weights_and_scales():
+    """Boundaries where a changed comparison (> 0 vs > 1, < vs <=) changes the answer."""
+    # one pair, two pairs split evenly (p = 1), one test (BH leaves it alone)
+    assert S.sign_test([1.0, 2.0], [1.0, 4.0]) == pytest.approx([1.0, 1.0])
+    assert S.wilson_interval([1.0], [1.0])[0][0] == pytest.approx(st.binomtest(1, 1).proportion_ci(method="wilson").low)
+    assert S.benjamini_hochberg([0.03]).tolist() == [0.03]
+    # weights and values below 1
+    assert S.kish_n(np.array([0.25, 0.25])) == pytest.approx(2.0)
+    out = S.paired_win_stats(np.array([[1.0], [-1.0], [1.0]]), np.array([0.1, 0.1, 0.2]))
+    assert out["win_rate"][0] == pytest.approx(0.75)
+    small = np.array([[0.1, 0.2], [-0.1, 0.05], [0.05, 0.0]])
+    assert S.scale_no_center(small) == pytest.approx(small / np.sqrt((small**2).mean(0)))
+    assert S.scale_no_center(small, axis=1) == pytest.approx(small / np.sqrt((small**2).mean(1, keepdims=True)))
+    c, r, w = small, np.zeros_like(small), np.full(3, 0.1)
+    x = np.concatenate([c, r])
+    sd = np.sqrt(np.average((x - np.average(x, axis=0, weights=np.tile(w, 2))) ** 2, axis=0, weights=np.tile(w, 2)))
+    assert S.pooled_scale(c, r, w) == pytest.approx(sd)
+    assert S.standardised_mean_delta(c, r, w) == pytest.approx(c.mean(0) / sd)
+
+
+def test_degenerate_inputs_raise_no_warnings():
+    """No pairs, no weight, constant columns: NaN or 0 as documented, and no numpy RuntimeWarning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(S.wilson_interval([0.0], [0.0])).all()
+        assert np.isnan(S.sign_test([0.0], [0.0])).all()
+        assert S.kish_n(np.zeros(3)) == 0.0
+        assert np.isnan(S.paired_win_stats(np.zeros((2, 1)))["win_rate"]).all()
+        assert (S.paired_effect_size(np.ones((3, 1)))[0] == 0).all()
+        assert (S.standardize(np.ones((3, 1))) == 0).all() and (S.scale_no_center(np.zeros((3, 1))) == 0).all()
+        assert S.standardised_mean_delta(np.ones((3, 1)), np.ones((3, 1)), np.ones(3)).tolist() == [0.0]
+        b1, se, p, _ = S.logistic_two(np.zeros((5, 1)), np.zeros(5), np.ones(5))
+        assert b1[0] == 0 and p[0] == pytest.approx(1.0)
