@@ -427,6 +427,16 @@ class StreamingAudit(AuditSettings):
                 )
             return save_audit(out, annotated=annotated, results=self.results_, summary=self.to_dict(), source=source)
 
+    def fit_save(self, data, out: str | Path) -> "StreamingAudit":
+        """:meth:`fit` on ``data``, then :meth:`save` the audit folder ``out``; ``out`` is checked first, so a
+        folder that may not be replaced is refused before the pass. Returns self."""
+        from .folders import check_target
+
+        check_target(out, "audit")
+        self.fit(data)
+        self.save(out, data)
+        return self
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "results_"):
             raise NotFittedError("This StreamingAudit is not fitted yet. Call `fit(shards)` first.")

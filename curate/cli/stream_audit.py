@@ -29,14 +29,12 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Audit annotated shards with memory that grows with the number of concepts, not pairs × SAE width."""
         from .. import StreamingAudit
-        from ..folders import AUDIT_TABLE, check_target
         from ._base import _console, _fail, lit
 
-        data = [str(s) for s in shards]
         try:
-            check_target(out, "audit")  # refused before the pass, not after it
-            audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit(data)
-            audit.save(out, data)
+            audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit_save(
+                [str(s) for s in shards], out
+            )
         except (ValueError, FileNotFoundError) as err:
             _fail(str(err))
         console = _console()
@@ -51,6 +49,6 @@ def register(cli: typer.Typer) -> None:
         )
         console.print(
             f"{audit.n_pairs_} pairs, {len(audit.results_)} concepts, {audit.seconds_} s; wrote "
-            f"{lit(out / AUDIT_TABLE)} (an audit folder: `curate apply {lit(out)} --block CONCEPT` curates it)",
+            f"the audit folder {lit(out)} (`curate apply {lit(out)} --block CONCEPT` curates it)",
             highlight=False,
         )
