@@ -39,7 +39,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ import pandas as pd
 from . import _columns as C
 from . import stats as S
 from .audit_base import EVIDENCE_COLUMNS, MEASURED, AuditSettings, evidence_order, mark_findings
-from .errors import NotFittedError
+from .errors import FormatError, NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
 
@@ -70,6 +70,40 @@ STREAM_COLUMNS = [
     *EVIDENCE_COLUMNS,
 ]
 _MASK32 = np.int64(0xFFFFFFFF)
+
+
+def parquet_files(data) -> list[Path]:
+    """The parquet files of ``data``: files, and folders of them (a Ray job folder's ``shards/`` is found)."""
+    files = []
+    for item in data if isinstance(data, (list, tuple)) else [data]:
+        p = Path(item)
+        if p.is_dir():
+            sub = p / "shards" if (p / "shards").is_dir() else p
+            files += sorted(sub.glob("*.parquet"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(
+                f"{item} does not exist. Pass parquet files, a folder of them (e.g. the Ray "
+                "engine's job folder), a datasets.Dataset or a pyarrow Table."
+            )
+    if not files:
+        raise FileNotFoundError(f"No .parquet files in {data}.")
+    return files
+
+
+def annotated_dataset(data, cache_dir: str | Path):
+    """``data`` (what :meth:`StreamingAudit.fit` reads) as one `datasets.Dataset` with every row and column, for
+    an audit folder's ``annotated/``; parquet files are converted through Arrow files in ``cache_dir`` (memory
+    stays bounded)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    if isinstance(data, pa.Table):
+        return Dataset(data)
+    if hasattr(data, "with_format") and hasattr(data, "features"):
+        return data
+    return Dataset.from_parquet([str(f) for f in parquet_files(data)], cache_dir=str(cache_dir))
 
 
 class _Acc:
@@ -118,8 +152,8 @@ class StreamingAudit(AuditSettings):
 
     Attributes (after :meth:`fit`):
         results_: one row per concept (:data:`STREAM_COLUMNS`), findings first, then by q-value.
-        n_pairs_, n_discovery_, n_confirmation_, n_sample_: pair counts; ``sparse_auc_``: held-out AUC of
-        the sparse model on the sample; ``seconds_``: time of the pass.
+        n_rows_: rows read; n_pairs_, n_discovery_, n_confirmation_, n_sample_: pair counts; ``sparse_auc_``:
+        held-out AUC of the sparse model on the sample; ``seconds_``: time of the pass.
     """
 
     sample_pairs: int = 10_000
@@ -138,22 +172,7 @@ class StreamingAudit(AuditSettings):
             for table in data.with_format("arrow").iter(batch_size=self.batch_rows):
                 yield from table.to_batches()
             return
-        files = []
-        for item in data if isinstance(data, (list, tuple)) else [data]:
-            p = Path(item)
-            if p.is_dir():
-                sub = p / "shards" if (p / "shards").is_dir() else p
-                files += sorted(sub.glob("*.parquet"))
-            elif p.exists():
-                files.append(p)
-            else:
-                raise FileNotFoundError(
-                    f"{item} does not exist. Pass parquet files, a folder of them (e.g. the Ray "
-                    "engine's job folder), a datasets.Dataset or a pyarrow Table."
-                )
-        if not files:
-            raise FileNotFoundError(f"No .parquet files in {data}.")
-        for f in files:
+        for f in parquet_files(data):
             pf = pq.ParquetFile(f)
             yield from pf.iter_batches(batch_size=self.batch_rows, columns=self._columns(pf.schema_arrow.names))
 
@@ -179,6 +198,7 @@ class StreamingAudit(AuditSettings):
         self._named_acc = None
         self._sae_acc: dict[str, _Acc] = {}
         self._n_half = np.zeros(2, np.int64)
+        self.n_rows_ = 0
         self._sampler = PairSample(self.sample_pairs, self.seed)
         for batch in self._batches(data):
             self._update(batch)
@@ -195,6 +215,7 @@ class StreamingAudit(AuditSettings):
 
         names = batch.schema.names
         n = batch.num_rows
+        self.n_rows_ += n
         if C.REASON in names:
             usable = pc.fill_null(pc.equal(batch.column(C.REASON), ""), False).to_numpy(zero_copy_only=False)
         else:
@@ -378,26 +399,57 @@ class StreamingAudit(AuditSettings):
         return mark_findings(res, picked)
 
     # -- reading ---------------------------------------------------------------------------------------
-    def findings(self) -> pd.DataFrame:
-        """The short list (rows that pass :func:`~curate.audit_base.finding_evidence`, one per group)."""
+    def save(self, out: str | Path, data, *, source: str | None = None) -> Path:
+        """Write an audit folder (:func:`curate.folders.save_audit`, with its manifest) that ``curate apply`` reads.
+
+        Args:
+            out: the folder (made or replaced in one step).
+            data: what :meth:`fit` read; its rows, every column, become the folder's ``annotated/``.
+            source: what the manifest records as the source (default: ``data`` when it is a path).
+
+        Returns:
+            ``out``.
+        """
+        import tempfile
+
+        from .folders import check_target, save_audit
+
+        self._check_fitted()
+        out = check_target(out, "audit")
+        if source is None and isinstance(data, (str, Path, list, tuple)):
+            source = ", ".join(str(d) for d in data) if isinstance(data, (list, tuple)) else str(data)
+        with tempfile.TemporaryDirectory(prefix=".curate-stream-", dir=out.parent) as cache:
+            annotated = annotated_dataset(data, cache)
+            if len(annotated) != self.n_rows_:
+                raise FormatError(
+                    f"The data holds {len(annotated)} rows; this audit read {self.n_rows_}. Pass the data it was "
+                    "fitted on."
+                )
+            return save_audit(out, annotated=annotated, results=self.results_, summary=self.to_dict(), source=source)
+
+    def fit_save(self, data, out: str | Path) -> "StreamingAudit":
+        """:meth:`fit` on ``data``, then :meth:`save` the audit folder ``out``; ``out`` is checked first, so a
+        folder that may not be replaced is refused before the pass. Returns self."""
+        from .folders import check_target
+
+        check_target(out, "audit")
+        self.fit(data)
+        self.save(out, data)
+        return self
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "results_"):
             raise NotFittedError("This StreamingAudit is not fitted yet. Call `fit(shards)` first.")
+
+    def findings(self) -> pd.DataFrame:
+        """The short list (rows that pass :func:`~curate.audit_base.finding_evidence`, one per group)."""
+        self._check_fitted()
         return self.results_[self.results_["finding"]]
 
     def to_dict(self) -> dict:
         out = {
             "type": "StreamingAudit",
-            **self.settings(
-                "alpha",
-                "min_active",
-                "split_salt",
-                "sample_pairs",
-                "sample_concepts",
-                "group_threshold",
-                "min_effect",
-                "min_differ",
-                "rule",
-            ),
+            **self.settings(*(f.name for f in fields(self))),  # every setting, introspected
             "findings_rule": {"rule": self.rule, **MEASURED.get(self.rule, {})},
         }
         if hasattr(self, "results_"):

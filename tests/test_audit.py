@@ -78,10 +78,14 @@ def test_heldout_confirmation_rejects_chance_findings():
         for k in range(200)
         for side in ("chosen", "rejected")
     }
+    # 3) a concept significant in both halves, in opposite directions (the halves must agree in direction)
+    nulls["chosen__flip"], nulls["rejected__flip"] = (half == 0).astype("float32"), (half == 1).astype("float32")
     df = pd.concat([df, pd.DataFrame(nulls)], axis=1)
     audit = ConceptAudit().fit(df)
     res = audit.results_.set_index("concept")
     assert res.loc["fluke", "discovery_q"] < 0.05 and not res.loc["fluke", "confirmed"]
+    assert res.loc["flip", "discovery_q"] < 0.05 and res.loc["flip", "confirmation_p"] < 0.05
+    assert not res.loc["flip", "confirmed"] and not res.loc["flip", "halves_agree"]
     nulls = res[res.index.str.startswith("null")]
     assert nulls["confirmed"].sum() == 0
     assert (nulls["p_value"] < 0.05).sum() >= 1  # chance findings exist before correction …

@@ -98,6 +98,17 @@ def test_demo_applies_a_recipe_and_ends_with_the_published_folder(tmp_path):
     folder = Path(last.split(": ", 1)[1].strip())
     assert folder == (tmp_path / "demo" / "published").resolve()
     assert (folder / "README.md").exists() and list((folder / "data").glob("train-*.parquet"))
+    # the numbers printed are the curated folder's, each in its column (issue 28: the headers alone passed when
+    # the after numbers were printed in the before column)
+    ba = pd.read_parquet(next((tmp_path / "demo").glob("*/before_after.parquet")))
+    flattery = ba.set_index("concept").loc["flattery"]
+    assert flattery["win_rate_before"] > 0.6 and abs(flattery["win_rate_after"] - 0.5) < 0.05
+    rows = {ln.split("│")[1].strip(): ln for ln in out.splitlines() if ln.count("│") >= 7}
+    for r in ba.itertuples():
+        before = f"{r.win_rate_before:.3f} [{r.ci_low_before:.3f}, {r.ci_high_before:.3f}]"
+        after = f"{r.win_rate_after:.3f} [{r.ci_low_after:.3f}, {r.ci_high_after:.3f}]"
+        line = rows[r.concept]
+        assert before in line and after in line and line.index(before) < line.index(after), line
 
 
 def test_text_from_the_data_prints_literally_never_as_markup(pairs_file, tmp_path):

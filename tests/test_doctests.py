@@ -147,3 +147,62 @@ def test_readme_examples(tmp_path, monkeypatch):
             runner.run(test, clear_globs=False)
             globs = test.globs  # DocTest runs on a copy: carry what the example defined to the next one
     assert runner.failures == 0, f"{runner.failures} README example(s) failed (see the output above)"
+
+
+# -- every `curate.X` a docstring, comment string or message names exists (issue 28) ------------------------------
+#: names still wrong in files other engineers own (issue 28); fix the text there and remove the entry here
+KNOWN_WRONG = {
+    "list_concepts": "curate/recipe.py",  # the named registry's list is curate.concepts.list_concepts
+    "make_counterfactual_pairs": "curate/learning/measure.py",  # curate.generate.make_counterfactual_pairs
+    "WeightedDPOTrainer": "curate/learning/train.py",  # built by curate.interventions.dpo
+}
+_CURATE_NAME = re.compile(r"(?<![\w./-])curate\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
+_NOT_NAMES = {"json"}  # curate.json: the folders' manifest file (curate.folders.MANIFEST)
+
+
+def _exists(dotted: str) -> bool:
+    """Whether ``curate.<dotted>`` names a module or an attribute (the longest importable prefix, then getattr)."""
+    parts = dotted.split(".")
+    for k in range(len(parts), -1, -1):
+        try:
+            obj = importlib.import_module(".".join(["curate", *parts[:k]]))
+        except ImportError:
+            continue
+        for name in parts[k:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def curate_names_that_do_not_exist(root: Path) -> dict[str, list[str]]:
+    """``{name: [where]}`` for each ``curate.X`` in a string of ``root``'s Python files (docstrings, messages)
+    that does not resolve."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            for m in _CURATE_NAME.finditer(node.value):
+                if m.group(1) not in _NOT_NAMES and not _exists(m.group(1)):
+                    out.setdefault(m.group(1), []).append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return out
+
+
+def test_docstrings_and_messages_name_only_what_exists():
+    """A docstring or message that sends users to ``curate.X`` for an X that does not exist (the recipe error's
+    ``curate.list_concepts()`` raised AttributeError) fails here."""
+    import curate
+
+    wrong = curate_names_that_do_not_exist(Path(curate.__file__).resolve().parent)
+    new = {k: v for k, v in wrong.items() if k not in KNOWN_WRONG}
+    assert not new, f"docstrings/messages name curate.X that does not exist: {new}"
+    fixed = sorted(set(KNOWN_WRONG) - set(wrong))
+    assert not fixed, f"{fixed} no longer named wrongly: remove them from KNOWN_WRONG"
+
+
+def test_the_name_check_finds_a_missing_name(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text('"""See :func:`curate.no_such_thing` and curate.audit_base.RULES."""\n')
+    assert curate_names_that_do_not_exist(tmp_path / "pkg") == {"no_such_thing": ["pkg/m.py:1"]}

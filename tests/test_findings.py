@@ -48,6 +48,19 @@ def test_redundant_features_become_one_group(fake):
     assert len(flattery_group) == 1
     row = flattery_group.iloc[0]
     assert row["nearest_named"] == "flattery" and row["nearest_r"] > 0.8 and row["purity"] > 0.9
+    # purity of an impure (noise) feature: its activation mass on responses carrying its nearest named concept
+    # (issue 28: a purity fixed at 1.0 passed on the group above, pure by construction)
+    usable = fake[fake["reason"].fillna("") == ""] if "reason" in fake else fake
+    noise = audit.members_[audit.members_["concept"] == "sae:fake:200"].iloc[0]
+    mass = on = 0.0
+    for side in ("chosen", "rejected"):
+        carries = usable[f"{side}__{noise['nearest_named']}"].to_numpy() > 0
+        for idx, val, has in zip(
+            usable[sae_index_column(side, "fake")], usable[sae_value_column(side, "fake")], carries
+        ):
+            v = sum(x for i, x in zip(idx, val) if i == 200)
+            mass, on = mass + v, on + v * has
+    assert noise["purity"] == pytest.approx(on / mass) and noise["purity"] < 0.9
     assert row["confirmed"]
     members = audit.members_
     assert set(members[members["group"] == flattery_group.index[0]]["concept"]) == {f"sae:fake:{f}" for f in range(30)}

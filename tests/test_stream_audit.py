@@ -123,6 +123,40 @@ def test_cli_stream_audit(data, tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
 
 
+def test_cli_stream_audit_folder_is_what_apply_reads(data, tmp_path):
+    """Issue 28: ``curate stream-audit … --out X && curate apply X --block flattery`` works: the streaming audit
+    writes an audit folder through curate.folders (manifest, annotated/ with every row)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from curate import folders
+    from curate.cli import cli
+
+    part = data.select(range(600))
+    part.select(range(300)).to_parquet(str(tmp_path / "part-00000.parquet"))
+    part.select(range(300, 600)).to_parquet(str(tmp_path / "part-00001.parquet"))
+    res = CliRunner().invoke(cli, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "audit")])
+    assert res.exit_code == 0, res.output
+    audit = folders.load_audit(tmp_path / "audit")
+    assert audit.manifest["kind"] == "audit" and audit.manifest["rows"]["in"] == 600
+    assert audit.summary["type"] == "StreamingAudit" and audit.summary["n_pairs"] == 600 - 7  # 7 invalid rows
+    assert audit.annotated()["prompt"] == part["prompt"]  # every row, in order
+    res = CliRunner().invoke(
+        cli, ["apply", str(tmp_path / "audit"), "--block", "flattery", "--out", str(tmp_path / "cur")]
+    )
+    assert res.exit_code == 0, res.output
+    cur = folders.load_curated(tmp_path / "cur")
+    assert cur.manifest["made_from"]["kind"] == "audit"
+    rows = cur.manifest["rows"]
+    assert rows["in"] == 600 and rows["dropped"] >= 7
+    ba = json.loads((tmp_path / "cur" / folders.APPLY_RECORD).read_text())["before_after"][0]
+    assert ba["concept"] == "flattery" and abs(ba["win_rate_after"] - 0.5) < abs(ba["win_rate_before"] - 0.5)
+    # a second run replaces the folder; a folder of another kind is refused before the pass
+    res = CliRunner().invoke(cli, ["stream-audit", str(tmp_path), "--out", str(tmp_path / "cur")])
+    assert res.exit_code == 2 and "curated folder" in res.output
+
+
 def test_stream_findings_pass_the_one_findings_rule(data, reference):
     """Issue 30: the streaming audit decides findings with the same function as the in-memory audit, so on the
     same data (the sample covering every pair) the two agree on which named concepts pass and why."""

@@ -6,7 +6,8 @@ import pytest
 from curate import ConceptAudit, annotate, make_preference_pairs
 from curate.subsets import detect_subset_column
 
-FLIP = {"helpful": {"flattery": (0.5, 0.1)}, "harmless": {"flattery": (0.1, 0.5)}}
+# flattery flips between the subsets; emoji is preferred in helpful only (it differs across subsets on one side)
+FLIP = {"helpful": {"flattery": (0.5, 0.1), "emoji": (0.45, 0.1)}, "harmless": {"flattery": (0.1, 0.5)}}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,15 @@ def test_consistent_effects_stay_pooled(audit):
     assert f.loc["agreement", "subset"] == "" and f.loc["agreement", "where"].startswith("all pairs")
     by = audit.results_by_.set_index(["concept", "subset"])
     assert not by.loc[("agreement", "helpful"), "sign_flip"]
+    assert not by.loc[("agreement", "helpful"), "heterogeneous"]
+    # a sign flip needs heterogeneity and a significant subset on each side of 0.5 (issue 28: one side passed)
+    n_one_sided = 0
+    for _, g in audit.results_by_.groupby("concept"):
+        sig = (g["q_value"] < audit.alpha).to_numpy()
+        up, down = (sig & (g["win_rate"] > 0.5).to_numpy()).any(), (sig & (g["win_rate"] < 0.5).to_numpy()).any()
+        assert (g["sign_flip"] == (g["heterogeneous"] & up & down)).all()
+        n_one_sided += bool(g["heterogeneous"].iloc[0] and up != down)
+    assert n_one_sided >= 1  # the data hold a concept that differs across subsets on one side only
 
 
 def test_q_values_are_bh_over_all_subset_tests(audit):

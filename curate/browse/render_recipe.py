@@ -24,7 +24,7 @@ def render_overview(data: AppData) -> str:
 
 def render_curated_teaches(data: AppData, cur: dict | None) -> str:
     """ "What the curated data teaches": before → after per blocked / amplified concept, in the card's sentences
-    (:func:`curate.publish.sections.curation_sentences`), then the side effects; "" for an audit folder."""
+    (:func:`curate.publish.sentences.curation_sentences`), then the side effects; "" for an audit folder."""
     if cur is None:
         return ""
     items = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List
 
@@ -17,7 +16,11 @@ def register(cli: typer.Typer) -> None:
         shards: List[Path] = typer.Argument(
             ..., help="Annotated parquet files or folders (a Ray job folder's shards/)."
         ),
-        out: Path = typer.Option(..., "--out", help="Output folder: audit.parquet and summary.json."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            help="Output audit folder: audit.parquet, summary.json, annotated/ and its manifest (curate apply reads it).",
+        ),
         sample_pairs: int = typer.Option(
             10_000, "--sample-pairs", help="Pairs sampled for length control, grouping and the sparse model."
         ),
@@ -29,14 +32,11 @@ def register(cli: typer.Typer) -> None:
         from ._base import _console, _fail, lit
 
         try:
-            audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit(
-                [str(s) for s in shards]
+            audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit_save(
+                [str(s) for s in shards], out
             )
         except (ValueError, FileNotFoundError) as err:
             _fail(str(err))
-        out.mkdir(parents=True, exist_ok=True)
-        audit.results_.to_parquet(out / "audit.parquet", index=False)
-        (out / "summary.json").write_text(json.dumps(audit.to_dict(), indent=2, default=str))
         console = _console()
         rows = audit.findings() if len(audit.findings()) else audit.results_
         console.print(
@@ -49,6 +49,6 @@ def register(cli: typer.Typer) -> None:
         )
         console.print(
             f"{audit.n_pairs_} pairs, {len(audit.results_)} concepts, {audit.seconds_} s; wrote "
-            f"{lit(out / 'audit.parquet')}",
+            f"the audit folder {lit(out)} (`curate apply {lit(out)} --block CONCEPT` curates it)",
             highlight=False,
         )
