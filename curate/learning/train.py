@@ -2,7 +2,7 @@
 every arm, reference log-probs computed once and shared, adapters cached by a fingerprint.
 
 **The loss** is pure sigmoid DPO, weighted per pair by the curated ``weight`` column
-(:class:`curate.WeightedDPOTrainer`): ``L = mean_i wᵢ · −log σ(β·[log π/π_ref(y⁺) − log π/π_ref(y⁻)])``.
+(:class:`curate.interventions.WeightedDPOTrainer`): ``L = mean_i wᵢ · −log σ(β·[log π/π_ref(y⁺) − log π/π_ref(y⁻)])``.
 It is the only loss for which the comparison between the original and the curated data is fair: what
 the policy learns comes only from the *difference* between chosen and rejected, which is what a recipe
 changes. An SFT term (``loss_type=["sigmoid", "sft"]``) also maximises the likelihood of every chosen

@@ -9,7 +9,7 @@ A recipe is a YAML file with a validated schema::
       source: path/or/hub-id
       split: train
     concepts:                   # concept sources the ids below refer to
-      - kind: named             # the named detectors (curate.list_concepts())
+      - kind: named             # the named detectors (curate.concepts.list_concepts())
       - kind: sae               # SAE features, ids "sae:<source>:<feature>"
         source: smollm2-l15
     rules:
@@ -321,7 +321,7 @@ class Recipe(_Model):
         Args:
             known: the ids that exist — an iterable of ids, or an annotated dataset (its ``chosen__<id>``
                 score columns and SAE sources). ``None`` checks against the named registry
-                (:func:`curate.list_concepts`) and the SAE sources declared under ``concepts``.
+                (:func:`curate.concepts.list_concepts`) and the SAE sources declared under ``concepts``.
 
         Returns:
             self. Raises :class:`~curate.errors.RecipeError` at the first unknown id, listing the known ones.
@@ -331,7 +331,7 @@ class Recipe(_Model):
             from ..concepts.named import list_concepts
 
             names = set(list_concepts()) if any(s.kind == "named" for s in self.concepts) else set()
-            what = "named concepts (curate.list_concepts())"
+            what = "named concepts (curate.concepts.list_concepts())"
         else:
             names, sae_sources = _known_from(known)
             what = "concepts in the data"
