@@ -106,6 +106,8 @@ NULL_SETS = (
     "false_findings_wimhf_named",
     "false_findings_generated",
     "false_findings_generated_sae",
+    "false_findings_generated_fresh",
+    "false_findings_generated_sae_fresh",
 )
 
 
@@ -113,8 +115,10 @@ def measured_summary(bench: dict) -> dict:
     """Per rule, what the audit summary states about it, from ``benchmarks/results/findings_power.json``: the mean
     number of false findings per audit of label-permuted data — the largest over the data sets measured (WIMHF demo
     pairs, generated pairs; named and SAE concepts, with subsets), with its 95% CI and which data set that was —
-    and the power per planted within-subset effect (``"<win-rate>@<differing pairs>"``, of 800 pairs)."""
+    and the power per planted within-subset effect (``"<win-rate>@<differing pairs>"``, of 800 pairs), from the
+    fresh seeds (``power_fresh``: seeds the rule was never adjusted on) when they were measured."""
     out = {}
+    power = bench["power_fresh"] if "power_fresh" in bench else bench["power"]
     for rule in RULES:
         sets = {k.removeprefix("false_findings_"): bench[k] for k in NULL_SETS if k in bench}
         worst = max(sets, key=lambda k: sets[k][rule]["mean"])
@@ -123,8 +127,9 @@ def measured_summary(bench: dict) -> dict:
             "false_findings_ci95": list(sets[worst][rule]["ci95"]),
             "false_findings_data": worst,
             "permutations": sets[worst]["permutations"],
-            "power": {f"{c['win_rate']:.2f}@{c['n_differ']}": c["power"] for c in bench["power"][rule]},
-            "seeds": bench["power"]["seeds"],
+            "power": {f"{c['win_rate']:.2f}@{c['n_differ']}": c["power"] for c in power[rule]},
+            "seeds": power["seeds"],
+            "first_seed": power.get("first_seed", 0),
             "benchmark": "benchmarks/bench_findings_power.py",
         }
     return out
@@ -140,24 +145,25 @@ MEASURED: dict = {
         "power": {
             "0.62@50": 0.0,
             "0.65@50": 0.0,
-            "0.70@50": 0.8,
+            "0.70@50": 1.0,
             "0.62@100": 0.75,
             "0.65@100": 0.95,
             "0.70@100": 1.0,
             "0.62@150": 0.95,
-            "0.65@150": 0.95,
+            "0.65@150": 1.0,
             "0.70@150": 1.0,
             "0.62@200": 1.0,
             "0.65@200": 1.0,
             "0.70@200": 1.0,
         },
         "seeds": 20,
+        "first_seed": 1000,
         "benchmark": "benchmarks/bench_findings_power.py",
     },
     "held_out": {
         "false_findings_per_audit": 0.0,
         "false_findings_ci95": [0.0, 0.184],
-        "false_findings_data": "wimhf_named",
+        "false_findings_data": "wimhf",
         "permutations": 20,
         "power": {
             "0.62@50": 0.0,
@@ -165,15 +171,16 @@ MEASURED: dict = {
             "0.70@50": 0.0,
             "0.62@100": 0.0,
             "0.65@100": 0.0,
-            "0.70@100": 0.55,
+            "0.70@100": 0.75,
             "0.62@150": 0.0,
-            "0.65@150": 0.55,
+            "0.65@150": 0.75,
             "0.70@150": 0.95,
-            "0.62@200": 0.2,
-            "0.65@200": 0.75,
+            "0.62@200": 0.3,
+            "0.65@200": 0.9,
             "0.70@200": 1.0,
         },
         "seeds": 20,
+        "first_seed": 1000,
         "benchmark": "benchmarks/bench_findings_power.py",
     },
 }
