@@ -152,7 +152,7 @@ def test_readme_examples(tmp_path, monkeypatch):
 # -- every `curate.X` a docstring, comment string or message names exists (issue 28) ------------------------------
 #: names still wrong in files other engineers own (issue 28); fix the text there and remove the entry here
 KNOWN_WRONG = {
-    "make_counterfactual_pairs": "curate/learning/measure.py",  # curate.generate.make_counterfactual_pairs
+    "make_counterfactual_pairs": "curate/learning/measure.py"  # curate.generate.make_counterfactual_pairs
 }
 _CURATE_NAME = re.compile(r"(?<![\w./-])curate\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 _NOT_NAMES = {"json"}  # curate.json: the folders' manifest file (curate.folders.MANIFEST)
