@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from .._format import signed_r
+
 
 def register(cli: typer.Typer) -> None:
     """Add the ``learn`` command to the ``curate`` CLI."""
@@ -131,18 +133,6 @@ def register(cli: typer.Typer) -> None:
         console.print(
             f"Wrote {lit(out)} (pooled over seeds {res.record['seeds']}; {lit(by_seed)}{ceiling})", highlight=False
         )
-
-
-def signed_r(rec: dict, tail: str = "") -> str:
-    """``r +0.61 [+0.20, +0.80] (shuffled-prediction 95th percentile +0.31)`` from a learning record (the same
-    words as the card, :func:`curate.learning.card.signed_r`); ``r —`` where the record has no signed r."""
-    r = rec.get(f"r{tail}")
-    if r is None or r != r:
-        return "r —"
-    lo, hi, perm = (rec.get(f"{k}{tail}") for k in ("r_low", "r_high", "perm95"))
-    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None and lo == lo else ""
-    base = f" (shuffled-prediction 95th percentile {perm:+.2f})" if perm is not None and perm == perm else ""
-    return f"r {r:+.2f}{ci}{base}"
 
 
 def print_learning(res, console) -> None:

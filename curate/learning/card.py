@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._format import signed_r
 from .folder import BARS_PNG, CARD_COLUMNS, LEARNING_FILE, LEARNING_JSON, SCATTER_PNG, read_learning
 
 PUBLISHED_DIR = "learning"
@@ -40,27 +41,6 @@ def _ci(m, lo, hi) -> str:
 
 def _f(x) -> str:
     return "—" if x is None or x != x else f"{x:.2f}"
-
-
-def signed_r(rec: dict, tail: str = "") -> str:
-    """``r +0.61 [+0.20, +0.80] (shuffled 95th pct +0.31)`` from a learning record's ``r{tail}``,
-    ``r{tail}_low``, ``r{tail}_high`` and ``perm95{tail}``; ``r —`` for a folder written before signed scores
-    (its squared correlation is not shown: it hides the sign).
-
-    Example:
-
-        >>> signed_r({"r": 0.61, "r_low": 0.2, "r_high": 0.8, "perm95": 0.31})
-        'r +0.61 [+0.20, +0.80] (shuffled-prediction 95th percentile +0.31)'
-        >>> signed_r({"r2": 0.5})
-        'r —'
-    """
-    r = rec.get(f"r{tail}")
-    if r is None or r != r:
-        return "r —"
-    lo, hi, perm = (rec.get(f"{k}{tail}") for k in ("r_low", "r_high", "perm95"))
-    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None and lo == lo else ""
-    base = f" (shuffled-prediction 95th percentile {perm:+.2f})" if perm is not None and perm == perm else ""
-    return f"r {r:+.2f}{ci}{base}"
 
 
 def with_signed_scores(table: pd.DataFrame, rec: dict) -> dict:
