@@ -184,6 +184,28 @@ def test_every_page_with_examples_is_counted():
     assert with_examples == set(MIN_EXAMPLES), f"update MIN_EXAMPLES: pages with examples are {sorted(with_examples)}"
 
 
+def test_the_readme_shows_every_command():
+    """README's usage block has a line for every ``curate`` command, and names no command that does not exist."""
+    import typer.main
+
+    from curate.cli import cli
+
+    commands = set(typer.main.get_command(cli).commands)
+    usage = re.search(r"## Usage\n\n```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    shown = set(re.findall(r"^curate ([\w-]+)", usage.group(1), flags=re.M))
+    assert commands - shown == set(), f"README's usage shows no line for {sorted(commands - shown)}"
+    assert shown - commands == set(), f"README's usage names commands that do not exist: {sorted(shown - commands)}"
+
+
+def test_the_readme_links_every_docs_page_and_stays_short():
+    """README is the short entry (≤ 200 lines, issue 28); every page of docs/ is one link away from it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200, f"README.md has {len(text.splitlines())} lines: move detail to docs/"
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", text))
+    assert pages - linked == set(), f"README links no {sorted(pages - linked)}"
+
+
 # -- every `curate.X` a docstring, comment string or message names exists (issue 28) ------------------------------
 #: names still wrong in files other engineers own (issue 28); fix the text there and remove the entry here
 KNOWN_WRONG = {
