@@ -1,11 +1,10 @@
-"""The README's learning numbers are the committed results, regenerated; the examples in ``docs/*.md`` run."""
+"""The README's learning numbers are the committed results, regenerated (the examples of README.md and
+``docs/*.md`` run in ``tests/test_doctests.py::test_page_examples``)."""
 
 from __future__ import annotations
 
-import doctest
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -74,18 +73,3 @@ def test_render_reports_the_newest_committed_run(tmp_path):
     assert mod.replace_block(text, block) == f"intro\n{block}\noutro\n"
     with pytest.raises(SystemExit, match="no <!-- learning-results:start -->"):
         mod.replace_block("no markers", block)
-
-
-@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
-def test_docs_examples_run(page, tmp_path, monkeypatch):
-    """Every ```python block with ``>>>`` lines in a docs page runs, in order, in one namespace per page."""
-    text = page.read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if ">>>" in b]
-    if page.name == "learning.md":
-        assert len(blocks) >= 3
-    monkeypatch.chdir(tmp_path)
-    parser = doctest.DocTestParser()
-    test = parser.get_doctest("\n".join(blocks), {}, page.name, str(page), 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
-    assert runner.failures == 0, f"{runner.failures} example(s) in docs/{page.name} failed (see the output above)"

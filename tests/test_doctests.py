@@ -54,15 +54,26 @@ def test_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
 
 
-# -- README.md: its python examples are `>>>` blocks that run here ---------------------------------------------
-README = Path(__file__).resolve().parents[1] / "README.md"
+# -- README.md and docs/*.md: their python examples are `>>>` blocks that run here -----------------------------
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+#: the fewest examples each page holds, so that a page whose blocks stop being found fails instead of passing empty
+MIN_EXAMPLES = {
+    "README.md": 11,
+    "docs/audit.md": 13,
+    "docs/concepts.md": 15,
+    "docs/folders.md": 9,
+    "docs/interventions.md": 11,
+    "docs/large-datasets.md": 13,
+    "docs/learning.md": 14,
+}
 
 
-def readme_examples() -> list[doctest.Example]:
-    """The examples of every ```python block of README.md that holds ``>>>`` lines, in order, each with its
-    line number in README.md (0-based, as doctest counts)."""
-    text = README.read_text(encoding="utf-8")
+def page_examples(page: Path) -> list[doctest.Example]:
+    """The examples of every ```python block of ``page`` that holds ``>>>`` lines, in order, each with its
+    line number in the page (0-based, as doctest counts)."""
+    text = page.read_text(encoding="utf-8")
     parser = doctest.DocTestParser()
     examples = []
     for block in re.finditer(r"```python\n(.*?)```", text, flags=re.S):
@@ -89,11 +100,11 @@ def _resolve(node: ast.AST, env: dict, where: str):
             return None
         if inspect.isclass(base) and not hasattr(base, node.attr):
             return None  # an instance attribute (set by __init__ or fit) of an object made by a skipped line
-        assert hasattr(base, node.attr), f"README: {where}: {ast.unparse(node)} does not exist"
+        assert hasattr(base, node.attr), f"{where}: {ast.unparse(node)} does not exist"
         return getattr(base, node.attr)
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and inspect.isclass(owner := _resolve(node.func.value, env, where)):
-            assert hasattr(owner, node.func.attr), f"README: {where}: {owner.__name__} has no {node.func.attr!r}"
+            assert hasattr(owner, node.func.attr), f"{where}: {owner.__name__} has no {node.func.attr!r}"
         func = _resolve(node.func, env, where)
         if func is None or not callable(func):
             return None
@@ -101,21 +112,21 @@ def _resolve(node: ast.AST, env: dict, where: str):
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             for kw in node.keywords:
                 assert kw.arg is None or kw.arg in params, (
-                    f"README: {where}: {ast.unparse(node.func)} takes no argument {kw.arg!r} (it takes {list(params)})"
+                    f"{where}: {ast.unparse(node.func)} takes no argument {kw.arg!r} (it takes {list(params)})"
                 )
         return func if inspect.isclass(func) else None  # an instance stands for its class
     return None
 
 
-def check_names_exist(example: doctest.Example, env: dict, assigned: set[str]) -> None:
+def check_names_exist(example: doctest.Example, env: dict, assigned: set[str], page: str = "README.md") -> None:
     """A skipped example's names: every variable is defined (by an example that ran or an earlier skipped one),
     every attribute of a module or an object exists, every keyword argument is one the callee takes."""
-    where = example.source.strip()
+    where = f"{page}:{example.lineno + 1}: {example.source.strip()}"
     tree = ast.parse(example.source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             assert node.id in env or node.id in assigned or hasattr(builtins, node.id), (
-                f"README: {where}: {node.id!r} is not defined by an earlier example"
+                f"{where}: {node.id!r} is not defined by an earlier example"
             )
         if isinstance(node, (ast.Attribute, ast.Call)):
             _resolve(node, env, where)
@@ -124,29 +135,75 @@ def check_names_exist(example: doctest.Example, env: dict, assigned: set[str]) -
             assigned.add(node.id)
 
 
-def test_readme_examples(tmp_path, monkeypatch):
-    """README's python examples run, in order and in one namespace, in a temporary folder whose ``data.jsonl``
-    holds 600 generated pairs and one unusable row; the lines marked ``+SKIP`` (the Hub, an LLM server, minutes
-    of SAE fitting, Ray) still name only things that exist."""
+def write_example_data(folder: Path) -> None:
+    """``data.jsonl`` as the pages describe it: 600 generated pairs (seed 0) and one row that cannot be used."""
     from curate import make_preference_pairs
 
-    examples = readme_examples()
-    assert len(examples) >= 15 and any(_skipped(ex) for ex in examples)
-    monkeypatch.chdir(tmp_path)
-    make_preference_pairs(600, seed=0).dataset.select_columns(["prompt", "chosen", "rejected"]).to_json("data.jsonl")
-    with open("data.jsonl", "a", encoding="utf-8") as f:  # one row that cannot be used
+    pairs = make_preference_pairs(600, seed=0).dataset.select_columns(["prompt", "chosen", "rejected"])
+    pairs.to_json(folder / "data.jsonl")
+    with open(folder / "data.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Hello!"}) + "\n")
+
+
+def run_page_examples(page: Path, examples: list[doctest.Example]) -> int:
+    """Run ``examples`` of ``page`` in order in one namespace (in the current folder); the ``+SKIP`` ones only
+    have their names checked. The number of failures (doctest prints each)."""
+    name = str(page.relative_to(ROOT))
     globs: dict = {}
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     assigned: set[str] = set()
     for example in examples:
         if _skipped(example):
-            check_names_exist(example, globs, assigned)
+            check_names_exist(example, globs, assigned, name)
         else:
-            test = doctest.DocTest([example], globs, "README.md", str(README), 0, None)
+            test = doctest.DocTest([example], globs, name, str(page), 0, None)
             runner.run(test, clear_globs=False)
             globs = test.globs  # DocTest runs on a copy: carry what the example defined to the next one
-    assert runner.failures == 0, f"{runner.failures} README example(s) failed (see the output above)"
+    return runner.failures
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_examples(page, tmp_path, monkeypatch):
+    """The python examples of README.md and of every docs page run, in order and in one namespace per page, in a
+    temporary folder whose ``data.jsonl`` holds 600 generated pairs and one unusable row; the lines marked
+    ``+SKIP`` (the Hub, an LLM server, minutes of SAE fitting, Ray) still name only things that exist."""
+    name = str(page.relative_to(ROOT))
+    examples = page_examples(page)
+    assert len(examples) >= MIN_EXAMPLES.get(name, 0), f"{name}: {len(examples)} examples found"
+    if not examples:
+        return
+    monkeypatch.chdir(tmp_path)
+    write_example_data(tmp_path)
+    failures = run_page_examples(page, examples)
+    assert failures == 0, f"{failures} example(s) in {name} failed (see the output above)"
+
+
+def test_every_page_with_examples_is_counted():
+    """A page that gains examples is added to MIN_EXAMPLES, so its examples cannot later vanish unnoticed."""
+    with_examples = {str(p.relative_to(ROOT)) for p in PAGES if page_examples(p)}
+    assert with_examples == set(MIN_EXAMPLES), f"update MIN_EXAMPLES: pages with examples are {sorted(with_examples)}"
+
+
+def test_the_readme_shows_every_command():
+    """README's usage block has a line for every ``curate`` command, and names no command that does not exist."""
+    import typer.main
+
+    from curate.cli import cli
+
+    commands = set(typer.main.get_command(cli).commands)
+    usage = re.search(r"## Usage\n\n```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    shown = set(re.findall(r"^curate ([\w-]+)", usage.group(1), flags=re.M))
+    assert commands - shown == set(), f"README's usage shows no line for {sorted(commands - shown)}"
+    assert shown - commands == set(), f"README's usage names commands that do not exist: {sorted(shown - commands)}"
+
+
+def test_the_readme_links_every_docs_page_and_stays_short():
+    """README is the short entry (≤ 200 lines, issue 28); every page of docs/ is one link away from it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200, f"README.md has {len(text.splitlines())} lines: move detail to docs/"
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", text))
+    assert pages - linked == set(), f"README links no {sorted(pages - linked)}"
 
 
 # -- every `curate.X` a docstring, comment string or message names exists (issue 28) ------------------------------

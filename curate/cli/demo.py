@@ -25,7 +25,7 @@ def demo(
         0,
         "--learn-steps",
         help="Also run the learning check (LoRA DPO on SmolLM2, this many steps per policy; "
-        "see README: slow on CPU). 0 = skip.",
+        "see docs/learning.md: slow on CPU). 0 = skip.",
     ),
 ) -> None:
     """Run the whole flow offline on generated data: generate, audit, apply a shipped recipe, publish."""

@@ -9,7 +9,7 @@ whole responses) → train two LoRA DPO policies with the same seed, steps and h
 log-probs computed once, shared) → measure the generation shift on the held-out prompts and the implicit-reward
 preference on counterfactual pairs → write the learning folder.
 
-Example (minutes on a CPU; see the README section "What a model learns")::
+Example (minutes on a CPU; see docs/learning.md)::
 
     import curate
     res = curate.learning_check("outputs/demo/pairs.jsonl", "outputs/demo/curated", out="outputs/learning",
