@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import _columns as C
+from .errors import ColumnError, ConfigError
 from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files live in curate.folders)
 from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
 from .folders import FEATURE_LABELS as LABELS_FILE
@@ -38,7 +39,7 @@ def annotate_concepts(
     sources = [s.strip() for s in concepts.split(",") if s.strip()]
     unknown = sorted(set(sources) - {"named", "sae"})
     if unknown or not sources:
-        raise ValueError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
+        raise ConfigError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
     info: dict = {"concept_sources": sources}
 
     # named concepts are always scored: length control and nearest_named need them
@@ -246,9 +247,11 @@ def run_apply(
     from .recipe import Recipe, load_recipe
 
     if (recipe is None) == (not (block or amplify)):
-        raise ValueError("Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both.")
+        raise ConfigError(
+            "Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both."
+        )
     if adjust_for and not block:
-        raise ValueError(
+        raise ConfigError(
             "--adjust-for adjusts the rebalancing of blocked concepts: give --block IDS with it, or set "
             "`adjust_for` on a rebalance rule of the recipe."
         )
@@ -426,7 +429,7 @@ def resolve_by(by, columns) -> tuple[str | None, str]:
         return None, "--by none: no per-subset audit"
     if by:
         if by not in columns:
-            raise KeyError(
+            raise ColumnError(
                 f"--by {by!r}: no such column. Columns of the data: {list(columns)}; "
                 f"or --by {NO_SUBSET} for no per-subset audit."
             )
