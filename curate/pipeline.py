@@ -224,7 +224,6 @@ def run_apply(
     limit: int | None = None,
     proxy: str = "none",
     proxy_pairs: int = 200,
-    console=None,
 ) -> dict:
     """What ``curate apply`` does, without printing (the CLI prints the result; the demo uses it).
 
