@@ -10,10 +10,7 @@ from pathlib import Path
 
 from . import _columns as C
 from .errors import ColumnError, ConfigError
-from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files live in curate.folders)
-from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
-from .folders import FEATURE_LABELS as LABELS_FILE
-from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
+from .folders import FEATURE_LABELS
 from .ingest import ensure_row_index
 
 NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
@@ -359,7 +356,7 @@ def _cached_annotations(cache, key: str, n_rows: int, compute):
     if record is not None:
         ds = load_from_disk(str(path / "data"))
         if len(ds) == n_rows == record.get("rows"):
-            labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+            labels = pd.read_parquet(path / FEATURE_LABELS) if (path / FEATURE_LABELS).exists() else None
             return ds, labels, record["info"], "reused"
         problem = f"it holds {len(ds)} rows, the data {n_rows}"
         shutil.rmtree(path, ignore_errors=True)
@@ -368,7 +365,7 @@ def _cached_annotations(cache, key: str, n_rows: int, compute):
     def write(tmp: Path) -> dict:
         ds.save_to_disk(str(tmp / "data"))
         if labels is not None:
-            _to_parquet_safe(labels, tmp / LABELS_FILE)
+            _to_parquet_safe(labels, tmp / FEATURE_LABELS)
         return {"info": json.loads(json.dumps(info, default=str)), "rows": len(ds)}
 
     failed = write_entry(path, write)
