@@ -145,7 +145,7 @@ def main() -> int:
         ),
         ("block agreement, amplify refusal", E.EditorState(["agreement"], ["refusal"])),
     ]:
-        t = timed(lambda: RR.render_preview(E.preview(data, E.check(data, st)[0])), 3)
+        t = timed(lambda: RR.render_preview(E.editor_preview(data, E.check(data, st)[0])), 3)
         previews[name] = round(statistics.median(t), 4)
         print(f"recipe preview: {name:44s} median {statistics.median(t) * 1e3:6.0f} ms")
     result["preview_median_s"] = previews

@@ -66,56 +66,6 @@ _LAZY = {
     "build_app": "curate.browse",
 }
 
-#: names that were public before the API was narrowed: where they live now (the error says so)
-_MOVED = {
-    "Concept": "curate.concepts",
-    "NamedConcepts": "curate.concepts",
-    "list_concepts": "curate.concepts",
-    "SAEConcepts": "curate.concepts.sae",
-    "fit_sae": "curate.concepts.sae_source",
-    "load_sae": "curate.concepts.sae_source",
-    "OpenAICompatibleLabeller": "curate.concepts.labels",
-    "FORMATS": "curate.ingest",
-    "detect_format": "curate.ingest",
-    "ingestion_summary": "curate.ingest",
-    "GeneratedPairs": "curate.generate",
-    "make_counterfactual_pairs": "curate.generate",
-    "ConceptScores": "curate.scores",
-    "concept_scores": "curate.scores",
-    "sae_concept_id": "curate._columns",
-    "score_column": "curate._columns",
-    "ConceptError": "curate.errors",
-    "FormatError": "curate.errors",
-    "MissingDependencyError": "curate.errors",
-    "ModelError": "curate.errors",
-    "NotFittedError": "curate.errors",
-    "RecipeError": "curate.errors",
-    "preview": "curate.interventions",
-    "ApplyReport": "curate.interventions",
-    "save_curated": "curate.interventions",
-    "Filter": "curate.interventions",
-    "Rebalance": "curate.interventions",
-    "Resample": "curate.interventions",
-    "Relabel": "curate.interventions",
-    "Inoculate": "curate.interventions",
-    "Upweight": "curate.interventions",
-    "Margin": "curate.interventions",
-    "WeightedDPOTrainer": "curate.interventions",
-    "Directions": "curate.directions",
-    "ablate": "curate.directions",
-    "steer": "curate.directions",
-    "export_directions": "curate.directions",
-    "load_directions": "curate.directions",
-    "BradleyTerryProbe": "curate.reward_probe",
-    "proxy_check": "curate.reward_probe",
-    "load_model": "curate.models",
-    "RayEngine": "curate.ray_engine",
-    "load_app_data": "curate.browse",
-    "AppData": "curate.browse",
-    "PairPage": "curate.browse",
-    "LearnConfig": "curate.learning",
-}
-
 __all__ = [
     "load_pairs",
     "make_preference_pairs",
@@ -142,11 +92,6 @@ __all__ = [
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
-        if name in _MOVED:
-            raise AttributeError(
-                f"curate.{name} is not part of the public API; import it from its module: "
-                f"`from {_MOVED[name]} import {name}`."
-            )
         raise AttributeError(f"module 'curate' has no attribute {name!r}")
     value = getattr(_import_module(module), name)
     globals()[name] = value

@@ -66,7 +66,7 @@ from .audit_base import (
     pick_findings,
     sparse_preference_model,
 )
-from .errors import NotFittedError
+from .errors import FormatError, NotFittedError
 from .grouping import group_scores
 from .scores import LENGTH_CONCEPTS, ConceptScores, concept_scores, prompt_halves
 from .subsets import SUBSET_COLUMNS
@@ -152,11 +152,11 @@ class ConceptAudit(AuditSettings):
             else concept_scores(data, weights=weights, extra_columns=[by] if by else (), min_active=self.min_active)
         )
         if scores.n_pairs == 0:
-            raise ValueError(
+            raise FormatError(
                 "No usable pairs to audit: every row has a non-empty `reason` (see the ingestion summary)."
             )
         if scores.chosen.shape[1] == 0:
-            raise ValueError("The dataset has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
+            raise FormatError("The dataset has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
         half = prompt_halves(scores.prompts, self.split_salt)
         self.n_pairs_ = scores.n_pairs
         self.n_discovery_, self.n_confirmation_ = int((half == 0).sum()), int((half == 1).sum())

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats as S
+from .errors import ConfigError
 
 __all__ = [
     "AuditSettings",
@@ -77,7 +78,7 @@ class AuditSettings:
 
     def __post_init__(self):
         if self.rule not in RULES:
-            raise ValueError(f"Unknown findings rule {self.rule!r}. Rules: {list(RULES)} (see finding_evidence).")
+            raise ConfigError(f"Unknown findings rule {self.rule!r}. Rules: {list(RULES)} (see finding_evidence).")
 
     def passes(self, res: pd.DataFrame) -> np.ndarray:
         """Rows of ``res`` (one table holding every test of the audit) that may be findings
@@ -233,7 +234,7 @@ def finding_evidence(
     from ._format import fmt_q
 
     if rule not in RULES:
-        raise ValueError(f"Unknown findings rule {rule!r}. Rules: {list(RULES)}.")
+        raise ConfigError(f"Unknown findings rule {rule!r}. Rules: {list(RULES)}.")
 
     def col(name):  # a column missing from the table (e.g. an old rule's) reads as NaN
         return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)

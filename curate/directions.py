@@ -42,7 +42,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import ConceptError, ConfigError, FormatError, ModelError
 
 __all__ = [
     "Directions",
@@ -78,7 +78,7 @@ class Directions:
         if self.vectors.ndim == 1:
             self.vectors = self.vectors[None]
         if self.vectors.shape[0] != len(self.concepts):
-            raise ValueError(f"{self.vectors.shape[0]} vectors but {len(self.concepts)} concept ids.")
+            raise ConfigError(f"{self.vectors.shape[0]} vectors but {len(self.concepts)} concept ids.")
 
     @property
     def d_model(self) -> int:
@@ -98,7 +98,7 @@ class Directions:
         concepts = list(concepts)
         missing = [c for c in concepts if c not in self.concepts]
         if missing:
-            raise KeyError(f"No directions for {missing}. Directions available: {self.concepts}.")
+            raise ConceptError(f"No directions for {missing}. Directions available: {self.concepts}.")
         idx = [self.concepts.index(c) for c in concepts]
         return Directions(self.vectors[idx], concepts, self.layer, dict(self.meta))
 
@@ -156,7 +156,7 @@ def sae_directions(
         if isinstance(f, str):
             parts = f.split(":")
             if len(parts) != 3 or parts[0] != "sae":
-                raise ValueError(f"{f!r} is not an SAE concept id (expected 'sae:<source>:<feature>').")
+                raise ConfigError(f"{f!r} is not an SAE concept id (expected 'sae:<source>:<feature>').")
             source = source or parts[1]
             idx.append(int(parts[2]))
             ids.append(f)
@@ -168,7 +168,7 @@ def sae_directions(
         raise ModelError(f"{type(sae).__name__} has no W_dec; expected a sae-lens SAE.")
     bad = [i for i in idx if not 0 <= i < W.shape[0]]
     if bad:
-        raise ValueError(f"Features {bad} are out of range: the SAE has {W.shape[0]} features.")
+        raise ConfigError(f"Features {bad} are out of range: the SAE has {W.shape[0]} features.")
     return Directions(W.detach()[idx].float().cpu(), ids, layer, {"kind": "sae_decoder", "source": source})
 
 
@@ -209,7 +209,7 @@ def mean_difference_directions(
     vecs, ids = [], []
     for c, (pos, neg) in groups.items():
         if not pos or not neg:
-            raise ValueError(f"Concept {c!r}: need texts with and without it (got {len(pos)} and {len(neg)}).")
+            raise FormatError(f"Concept {c!r}: need texts with and without it (got {len(pos)} and {len(neg)}).")
         vecs.append(
             _mean_activation(model, tokenizer, pos, layer, batch_size, max_length)
             - _mean_activation(model, tokenizer, neg, layer, batch_size, max_length)
@@ -278,7 +278,7 @@ def export_directions(
         )
     if named:
         if dataset is None:
-            raise ValueError(f"Named concepts {named} need the annotated dataset for mean-difference directions.")
+            raise ConfigError(f"Named concepts {named} need the annotated dataset for mean-difference directions.")
         spec = next((s for s in recipe.concepts if s.kind == "named"), None)
         lay = (
             layer
@@ -295,10 +295,10 @@ def export_directions(
             )
         )
     if not parts:
-        raise ValueError("No concepts to export directions for.")
+        raise ConfigError("No concepts to export directions for.")
     layers = {p.layer for p in parts}
     if len(layers) > 1:
-        raise ValueError(f"Directions come from different layers {sorted(layers)}; export them separately.")
+        raise ConfigError(f"Directions come from different layers {sorted(layers)}; export them separately.")
     out = Directions(
         torch.cat([p.vectors for p in parts]),
         sum((p.concepts for p in parts), []),
@@ -330,10 +330,10 @@ def _layer_module(model, layer: int | None, directions: Directions):
 
     layer = directions.layer if layer is None else layer
     if layer is None:
-        raise ValueError("No layer: pass layer=... or use directions that record their layer.")
+        raise ConfigError("No layer: pass layer=... or use directions that record their layer.")
     blocks = decoder_layers(model)
     if not 1 <= layer <= len(blocks):
-        raise ValueError(
+        raise ConfigError(
             f"layer must be in 1..{len(blocks)} (the residual stream after that many blocks), got {layer}."
         )
     hidden = getattr(model.config, "hidden_size", None)
@@ -350,7 +350,7 @@ def _edit_output(output, fn):
     if hasattr(output, "last_hidden_state"):  # a ModelOutput
         output.last_hidden_state = fn(output.last_hidden_state)
         return output
-    raise TypeError(f"Unexpected decoder layer output type {type(output).__name__}.")
+    raise ModelError(f"Unexpected decoder layer output type {type(output).__name__}.")
 
 
 @contextlib.contextmanager

@@ -9,10 +9,8 @@ import time
 from pathlib import Path
 
 from . import _columns as C
-from .folders import ANNOTATED as ANNOTATED_DIR  # noqa: F401  (names of files live in curate.folders)
-from .folders import AUDIT_TABLE as AUDIT_FILE  # noqa: F401
-from .folders import FEATURE_LABELS as LABELS_FILE
-from .folders import SUMMARY as SUMMARY_FILE  # noqa: F401
+from .errors import ColumnError, ConfigError
+from .folders import FEATURE_LABELS
 from .ingest import ensure_row_index
 
 NO_SUBSET = "none"  # --by none: no per-subset audit even when the data has a subset column
@@ -38,7 +36,7 @@ def annotate_concepts(
     sources = [s.strip() for s in concepts.split(",") if s.strip()]
     unknown = sorted(set(sources) - {"named", "sae"})
     if unknown or not sources:
-        raise ValueError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
+        raise ConfigError(f"Unknown concept sources {unknown or sources}. Choose from: named, sae (comma-separated).")
     info: dict = {"concept_sources": sources}
 
     # named concepts are always scored: length control and nearest_named need them
@@ -223,7 +221,6 @@ def run_apply(
     limit: int | None = None,
     proxy: str = "none",
     proxy_pairs: int = 200,
-    console=None,
 ) -> dict:
     """What ``curate apply`` does, without printing (the CLI prints the result; the demo uses it).
 
@@ -246,9 +243,11 @@ def run_apply(
     from .recipe import Recipe, load_recipe
 
     if (recipe is None) == (not (block or amplify)):
-        raise ValueError("Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both.")
+        raise ConfigError(
+            "Give either a recipe (--recipe FILE) or concept ids (--block IDS [--amplify IDS]), not both."
+        )
     if adjust_for and not block:
-        raise ValueError(
+        raise ConfigError(
             "--adjust-for adjusts the rebalancing of blocked concepts: give --block IDS with it, or set "
             "`adjust_for` on a rebalance rule of the recipe."
         )
@@ -357,7 +356,7 @@ def _cached_annotations(cache, key: str, n_rows: int, compute):
     if record is not None:
         ds = load_from_disk(str(path / "data"))
         if len(ds) == n_rows == record.get("rows"):
-            labels = pd.read_parquet(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+            labels = pd.read_parquet(path / FEATURE_LABELS) if (path / FEATURE_LABELS).exists() else None
             return ds, labels, record["info"], "reused"
         problem = f"it holds {len(ds)} rows, the data {n_rows}"
         shutil.rmtree(path, ignore_errors=True)
@@ -366,7 +365,7 @@ def _cached_annotations(cache, key: str, n_rows: int, compute):
     def write(tmp: Path) -> dict:
         ds.save_to_disk(str(tmp / "data"))
         if labels is not None:
-            _to_parquet_safe(labels, tmp / LABELS_FILE)
+            _to_parquet_safe(labels, tmp / FEATURE_LABELS)
         return {"info": json.loads(json.dumps(info, default=str)), "rows": len(ds)}
 
     failed = write_entry(path, write)
@@ -426,7 +425,7 @@ def resolve_by(by, columns) -> tuple[str | None, str]:
         return None, "--by none: no per-subset audit"
     if by:
         if by not in columns:
-            raise KeyError(
+            raise ColumnError(
                 f"--by {by!r}: no such column. Columns of the data: {list(columns)}; "
                 f"or --by {NO_SUBSET} for no per-subset audit."
             )

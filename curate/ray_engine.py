@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import _columns as C
-from .errors import MissingDependencyError
+from .errors import ColumnError, ConfigError, FormatError, MissingDependencyError
 
 __all__ = ["RayEngine", "run_annotator", "last_engine", "require_ray", "INSTALL_HINT"]
 
@@ -166,7 +166,7 @@ class RayEngine:
             features = Features.from_arrow_schema(table.schema)
         missing = [c for c in C.SIDES if c not in table.column_names]
         if missing:
-            raise ValueError(
+            raise ColumnError(
                 f"Columns {missing} not in the input. Columns in the input: {table.column_names}. "
                 "Convert it to curate's pair schema first: `curate.load_pairs(path)`."
             )
@@ -218,7 +218,7 @@ class RayEngine:
         if job_file.exists():
             before = json.loads(job_file.read_text())
             if before != job:
-                raise ValueError(
+                raise ConfigError(
                     f"{out} holds shards of a different job ({before}); this job is {job}. Use a new "
                     "`out` folder, or delete the old one to start over."
                 )
@@ -325,7 +325,7 @@ def _read_with_ray(ray, paths: list[str]):
         for p in paths
     }
     if None in kinds or len(kinds) != 1:
-        raise ValueError(
+        raise FormatError(
             f"The Ray engine reads .parquet files/folders or .jsonl files in curate's pair schema; got "
             f"{paths}. For other formats (and the Hub) load them first: `ds = curate.load_pairs(...)`, "
             "then pass `ds`."

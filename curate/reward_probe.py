@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import _columns as K
-from .errors import NotFittedError
+from .errors import ConfigError, NotFittedError
 
 __all__ = ["BradleyTerryProbe", "HashEmbedder", "MiniLMEmbedder", "get_embedder", "proxy_check", "COUNTERFACTUAL_OF"]
 
@@ -106,7 +106,7 @@ def get_embedder(embedder: str | Callable = "minilm"):
     if callable(embedder):
         return embedder
     if embedder not in ("minilm", "hash"):
-        raise ValueError(f"Unknown embedder {embedder!r}. Allowed: 'minilm', 'hash', or a callable.")
+        raise ConfigError(f"Unknown embedder {embedder!r}. Allowed: 'minilm', 'hash', or a callable.")
     if embedder not in _EMBEDDERS:
         _EMBEDDERS[embedder] = MiniLMEmbedder() if embedder == "minilm" else HashEmbedder()
     return _EMBEDDERS[embedder]

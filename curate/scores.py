@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import _columns as C
+from .errors import ColumnError, ConfigError
 
 LENGTH_CONCEPTS = ("length", "log_length")
 
@@ -142,7 +143,7 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
     names = table.column_names
     for required in (C.CHOSEN, C.REJECTED):
         if required not in names:
-            raise KeyError(f"Column {required!r} not in the dataset. Current columns: {names}.")
+            raise ColumnError(f"Column {required!r} not in the dataset. Current columns: {names}.")
     n_all = table.num_rows
     reason = table.column(C.REASON).to_pylist() if C.REASON in names else [""] * n_all
     valid = np.array([not r for r in reason], dtype=bool)
@@ -150,14 +151,14 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
         w_all = np.ones(n_all)
     elif isinstance(weights, str):
         if weights not in names:
-            raise KeyError(f"Weight column {weights!r} not in the dataset. Current columns: {names}.")
+            raise ColumnError(f"Weight column {weights!r} not in the dataset. Current columns: {names}.")
         w_all = np.asarray(table.column(weights).to_numpy(zero_copy_only=False), dtype=float)
     else:
         w_all = np.asarray(weights, dtype=float)
         if w_all.shape != (n_all,):
-            raise ValueError(f"weights has shape {w_all.shape}, expected ({n_all},).")
+            raise ConfigError(f"weights has shape {w_all.shape}, expected ({n_all},).")
     if np.any(~np.isfinite(w_all)) or np.any(w_all < 0):
-        raise ValueError("weights must be finite and non-negative.")
+        raise ConfigError("weights must be finite and non-negative.")
     rows = np.flatnonzero(valid)
 
     ids, labels, sources, cmats, rmats = [], [], [], [], []
@@ -213,7 +214,7 @@ def concept_scores(dataset, *, weights=None, extra_columns=(), min_active: int =
     extra = {}
     for col in extra_columns:
         if col not in names:
-            raise KeyError(f"Column {col!r} not in the dataset. Current columns: {names}.")
+            raise ColumnError(f"Column {col!r} not in the dataset. Current columns: {names}.")
         values = table.column(col).to_pylist()
         extra[col] = [values[i] for i in rows]
     concepts = pd.DataFrame({"concept": ids, "label": labels, "source": sources})

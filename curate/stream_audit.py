@@ -48,7 +48,7 @@ import pandas as pd
 from . import _columns as C
 from . import stats as S
 from .audit_base import EVIDENCE_COLUMNS, MEASURED, AuditSettings, evidence_order, mark_findings
-from .errors import FormatError, NotFittedError
+from .errors import FormatError, InputNotFoundError, NotFittedError
 from .scores import prompt_halves
 from .stream_sample import PairSample, sample_models
 
@@ -83,12 +83,12 @@ def parquet_files(data) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{item} does not exist. Pass parquet files, a folder of them (e.g. the Ray "
                 "engine's job folder), a datasets.Dataset or a pyarrow Table."
             )
     if not files:
-        raise FileNotFoundError(f"No .parquet files in {data}.")
+        raise InputNotFoundError(f"No .parquet files in {data}.")
     return files
 
 
@@ -203,9 +203,9 @@ class StreamingAudit(AuditSettings):
         for batch in self._batches(data):
             self._update(batch)
         if self._n_half.sum() == 0:
-            raise ValueError("No usable pairs to audit: every row has a non-empty `reason` (or the input is empty).")
+            raise FormatError("No usable pairs to audit: every row has a non-empty `reason` (or the input is empty).")
         if self._named_acc is None and not self._sae_acc:
-            raise ValueError("The data has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
+            raise FormatError("The data has no concept scores. Annotate it first, e.g. `curate.annotate(ds)`.")
         self._finish()
         self.seconds_ = round(time.perf_counter() - t0, 3)
         return self
@@ -238,7 +238,7 @@ class StreamingAudit(AuditSettings):
             self._named = ids
             self._named_acc = _Acc(len(ids)) if ids else None
         elif ids != self._named:
-            raise ValueError(f"Shards disagree on named concepts: {self._named} vs {ids}. Audit shards of one job.")
+            raise FormatError(f"Shards disagree on named concepts: {self._named} vs {ids}. Audit shards of one job.")
         if ids:
             ch = np.stack([batch.column(C.score_column(C.CHOSEN, c)).to_numpy(zero_copy_only=False) for c in ids], 1)[
                 rows

@@ -83,16 +83,16 @@ def test_named_concept_spans_are_highlighted(data):
 
 
 def test_preview_blocking_moves_win_rate_to_half(data):
-    from curate.browse.editor import EditorState, preview
+    from curate.browse.editor import EditorState, editor_preview
 
     d = data.delta("flattery")[data._source]
-    before = preview(data, EditorState())
-    after = preview(data, EditorState(["flattery"]))
+    before = editor_preview(data, EditorState())
+    after = editor_preview(data, EditorState(["flattery"]))
     row = after["concepts"][0]
     assert row["concept"] == "flattery" and row["win_rate_before"] == (d > 0).sum() / (d != 0).sum()
     assert abs(row["win_rate_after"] - 0.5) < 1e-6
     assert after["ess_after"] < before["ess_after"] and after["rows_kept"] == before["rows_kept"]
-    dropped = preview(data, EditorState(["flattery"], method="filter"))
+    dropped = editor_preview(data, EditorState(["flattery"], method="filter"))
     assert dropped["rows_kept"] < before["rows_kept"]
 
 
@@ -116,7 +116,7 @@ def test_edited_recipe_keeps_the_applied_adjust_for(data, monkeypatch):
     assert kept.rules[0].adjust_for == "all"  # the editor has no control for it: it is not dropped silently
     by_filter = Recipe.from_yaml(editor.recipe_yaml(data, editor.EditorState(["flattery"], method="filter")))
     assert by_filter.rules[0].adjust_for is None  # filter takes no adjust_for
-    rows = editor.preview(data, editor.EditorState(["flattery"]))
+    rows = editor.editor_preview(data, editor.EditorState(["flattery"]))
     assert abs(rows["concepts"][0]["win_rate_after"] - 0.5) < 1e-6
 
 
@@ -277,10 +277,10 @@ def test_published_folder(folder, tmp_path):
     assert s["kind"] == "published folder" and s["rows"] == 242 and s["dropped"] > 2
     assert "filter:flattery" in data.reasons()
     assert data.pairs_page(None, "dropped", "filter:flattery").n_matching == s["dropped_by_reason"]["filter:flattery"]
-    from curate.browse.editor import EditorState, preset, preview
+    from curate.browse.editor import EditorState, editor_preview, preset
 
     assert (preset(data).block, preset(data).amplify, preset(data).method) == (["flattery"], [], "filter")
-    row = preview(data, EditorState(["flattery"]))["concepts"][0]  # the preview starts from the source pairs
+    row = editor_preview(data, EditorState(["flattery"]))["concepts"][0]  # the preview starts from the source pairs
     d = data.delta("flattery")[data._source]
     assert row["win_rate_before"] == (d > 0).sum() / (d != 0).sum() and abs(row["win_rate_after"] - 0.5) < 1e-6
 
@@ -292,11 +292,11 @@ def test_sae_table_and_group_recipes():
     table = data.concept_table("SAE")
     assert table["concept"].tolist() == ["group:toy:0", "sae:toy:3"] and not table.isna().any().any()
     assert data.expand_groups(["group:toy:0", "flattery"]) == ["sae:toy:1", "sae:toy:2", "flattery"]
-    from curate.browse.editor import EditorState, preview, recipe_yaml
+    from curate.browse.editor import EditorState, editor_preview, recipe_yaml
 
     rule = yaml.safe_load(recipe_yaml(data, EditorState(["group:toy:0"])))["rules"][0]
     assert rule["concepts"] == ["sae:toy:1", "sae:toy:2"]  # ids that `curate apply` knows
-    rows = preview(data, EditorState(["group:toy:0"]), show_all=False)["concepts"]
+    rows = editor_preview(data, EditorState(["group:toy:0"]), show_all=False)["concepts"]
     assert [(r["concept"], r["action"]) for r in rows] == [("group:toy:0", "block")]
 
 
@@ -327,14 +327,14 @@ def test_bad_page_numbers_are_corrected_with_a_note(data):
 
 def test_block_strength_is_the_share_of_the_imbalance_removed_for_every_method(data):
     """Issue 16 problem 6: filter's passes compounded its strength (0.05 dropped 73 of 600 demo rows)."""
-    from curate.browse.editor import EditorState, check, preview
+    from curate.browse.editor import EditorState, check, editor_preview
 
     d = data.delta("flattery")[data._source]
     n_more, n_less = int((d > 0).sum()), int((d < 0).sum())
     for method in ("filter", "relabel", "rebalance"):
         rates = []
         for s in (0.1, 0.5):
-            row = preview(data, EditorState(["flattery"], method=method, strength=s))["concepts"][0]
+            row = editor_preview(data, EditorState(["flattery"], method=method, strength=s))["concepts"][0]
             excess = s * (n_more - n_less)  # the share of the imbalance removed, in pairs (unit weights)
             if method == "filter":  # drops that many pairs from the winning side
                 expected = (n_more - excess) / (n_more - excess + n_less)
@@ -416,10 +416,10 @@ def test_applied_recipe_unchanged_previews_the_curation_numbers(curated_and_publ
     rows (resampled copies counted twice, relabelled pairs already swapped): flattery 0.799 → 1.000 in the
     Recipe tab, → 0.500 in the Curation tab."""
     from curate.browse import load_app_data
-    from curate.browse.editor import curation, preset, preview
+    from curate.browse.editor import curation, editor_preview, preset
 
     data = load_app_data(curated_and_published[kind == "published"])
-    cur, pre = curation(data), preview(data, preset(data))
+    cur, pre = curation(data), editor_preview(data, preset(data))
     applied = {"rows_kept": cur["retention"]["rows_kept"], "ess": cur["retention"]["ess"]}
     applied["table"] = cur["before_after"]
     acted = {r["concept"] for r in cur["before_after"]}
@@ -461,14 +461,14 @@ def test_a_recipe_previews_on_an_audit_folder_what_apply_makes(folder, data):
     """Issue 32.1 on an audit folder: the preview equals :func:`curate.interventions.apply_recipe` on its pairs."""
     from datasets import load_from_disk
 
-    from curate.browse.editor import EditorState, preview, recipe_dict
+    from curate.browse.editor import EditorState, editor_preview, recipe_dict
     from curate.interventions import apply_recipe
     from curate.recipe import Recipe
 
     st = EditorState(["flattery", "agreement"], ["refusal"], method="resample", extras=["margin"])
     recipe = Recipe.from_dict(recipe_dict(data, st), validate_ids=False)
     _, report = apply_recipe(load_from_disk(str(folder / "annotated")), recipe)
-    pre = preview(data, st)
+    pre = editor_preview(data, st)
     applied = {"rows_kept": report.retention["rows_kept"], "ess": report.retention["ess"]}
     applied["table"] = report.before_after.to_dict("records")
     previewed = {"rows_kept": pre["rows_kept"], "ess": pre["ess_after"]}

@@ -144,3 +144,41 @@ def test_table_cells_hold_text_never_markup():
     print_audit(pd.DataFrame([{**row, "finding": True, "confirmed": True, "n_members": 1}]), console)
     text = console.export_text()
     assert text.count("[/bold]") == 2 and text.count("[s]x") == 2 and "[red]x" in text and "[red]e" in text
+
+
+def _main(args, capsys):
+    from curate.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    out = capsys.readouterr()
+    return exit_.value.code, out.out + out.err
+
+
+def test_a_curate_error_is_one_line_and_any_other_exception_is_a_bug_with_its_traceback(
+    pairs_file, tmp_path, capsys, monkeypatch
+):
+    """Only CurateError (and click's usage errors) print as one line; an internal KeyError is a bug: its
+    traceback and a request to report it, never a line that reads like bad input."""
+    import curate.pipeline
+    from curate.errors import ConfigError
+
+    def fail(exc):
+        def raising(*args, **kwargs):
+            raise exc
+
+        return raising
+
+    args = ["audit", str(pairs_file), "--out", str(tmp_path / "o")]
+
+    monkeypatch.setattr(curate.pipeline, "audit_pairs", fail(ConfigError("min_pairs must be ≥ 1, got 0.")))
+    code, out = _main(args, capsys)
+    lines = [ln for ln in out.splitlines() if ln.strip() and "examples/s" not in ln]
+    assert code == 2 and lines == ["error: min_pairs must be ≥ 1, got 0."], out
+
+    monkeypatch.setattr(curate.pipeline, "audit_pairs", fail(KeyError("internal_column")))
+    code, out = _main(args, capsys)
+    assert code == 1, out
+    assert "Traceback (most recent call last)" in out and "KeyError: 'internal_column'" in out, out
+    assert "this is a bug in curate" in out and "please report it" in out, out
+    assert not any(ln.startswith("error: internal_column") for ln in out.splitlines()), out

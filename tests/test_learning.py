@@ -269,13 +269,14 @@ def _fake_learning(folder):
 
 def test_publish_adds_the_learning_section_and_the_app_shows_it(planted, tmp_path):
     from curate.browse import build_app
-    from curate.pipeline import ANNOTATED_DIR, run_apply, run_audit
+    from curate.folders import ANNOTATED
+    from curate.pipeline import run_apply, run_audit
     from curate.publish import publish
 
     planted.dataset.to_json(str(tmp_path / "pairs.jsonl"), lines=True)
     run_audit(str(tmp_path / "pairs.jsonl"), out=tmp_path / "audit", concepts="named")
     curated_dir = tmp_path / "curated"
-    run_apply(str(tmp_path / "audit" / ANNOTATED_DIR), block=["flattery"], out=curated_dir)
+    run_apply(str(tmp_path / "audit" / ANNOTATED), block=["flattery"], out=curated_dir)
 
     learn = _fake_learning(tmp_path / "elsewhere" / "check1")
     assert sorted(p.name for p in learn.iterdir()) == [

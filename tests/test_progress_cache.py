@@ -87,3 +87,15 @@ def test_atomic_dir_first_writer_wins_and_an_error_leaves_nothing(tmp_path):
         (tmp / "x.txt").write_text("half")
         raise RuntimeError("killed mid-write")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]  # no entry, no staging folder left
+
+
+def test_the_learning_cache_follows_the_one_cache_root(monkeypatch, tmp_path):
+    """One environment rule for every cache: the learning check's is ``learning/`` under curate's cache root
+    (it once read only ``$CURATE_CACHE`` and ignored ``$XDG_CACHE_HOME``)."""
+    from curate.learning.train import learning_cache_dir
+
+    monkeypatch.delenv("CURATE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert learning_cache_dir() == default_cache_dir() / "learning" == tmp_path / "x" / "curate" / "learning"
+    monkeypatch.setenv("CURATE_CACHE", str(tmp_path / "c"))
+    assert learning_cache_dir() == tmp_path / "c" / "learning"

@@ -228,7 +228,7 @@ def check(data: AppData, st: EditorState) -> tuple[EditorState, list[str], str |
     return out, warnings, err
 
 
-def preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
+def editor_preview(data: AppData, st: EditorState, *, show_all: bool = True) -> dict:
     """What the editor's recipe would do to the source pairs: rows kept, ESS, and per concept the win-rate
     with its 95% CI before and after; ``warnings`` flags amplified concepts that move down.
 
@@ -333,7 +333,7 @@ def moved(r: dict) -> bool:
 
 def curation(data: AppData) -> dict | None:
     """What the applied recipe changed, from the apply record: the recipe, retention (rows, ESS), before/after
-    per concept with CIs, the side effects (other concepts, through :func:`preview` of the applied recipe, which
+    per concept with CIs, the side effects (other concepts, through :func:`editor_preview` of the applied recipe, which
     computes what apply does), rows dropped by the recipe and at ingestion, weights, and the instructions
     inoculation added. Computed once per loaded dataset."""
     if "curation" in data._cache:
@@ -357,7 +357,7 @@ def curation(data: AppData) -> dict | None:
     if rec:
         side = [
             {**r, "moved": moved(r)}
-            for r in preview(data, preset(data))["concepts"]
+            for r in editor_preview(data, preset(data))["concepts"]
             if r["action"] not in ("block", "amplify") and r["concept"] not in acted
         ]
     out = {

@@ -168,7 +168,7 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         if err:  # nothing to download: the YAML box and the button never hold a recipe the editor does not show
             text = "# Not a recipe yet: " + err.replace("\n", " ") + "\n"
             return RR.render_preview({}, warnings, err), text, None
-        result = E.preview(data, st)
+        result = E.editor_preview(data, st)
         text = E.recipe_yaml(data, st)
         path = recipe_dir / hashlib.sha256(text.encode()).hexdigest()[:12] / "recipe.yaml"
         path.parent.mkdir(exist_ok=True)

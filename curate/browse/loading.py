@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from ..errors import InputNotFoundError
 
 DEMO_DIRS = ("outputs/demo/published", "outputs/demo/audit")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -26,7 +27,7 @@ def default_source() -> str:
     for d in DEMO_DIRS:
         if Path(d).exists():
             return d
-    raise FileNotFoundError(
+    raise InputNotFoundError(
         f"No demo output found ({' or '.join(DEMO_DIRS)}). Run `curate demo` first, or pass a folder "
         "written by `curate audit DATA --out DIR` / `curate publish`, or a Hub dataset id."
     )
@@ -77,7 +78,7 @@ def load_app_data(source: str | os.PathLike | None = None):
         return _load_folder(path, source)
     if _HUB_ID.match(source):
         return _load_folder(_download(source), source)
-    raise FileNotFoundError(
+    raise InputNotFoundError(
         f"{source!r} is neither an existing folder nor a Hub dataset id (owner/name). Pass a folder written by "
         "`curate audit DATA --out DIR`, `curate apply` or `curate publish`, or a Hub id."
     )
@@ -89,7 +90,7 @@ def _download(repo_id: str) -> Path:
 
         return Path(snapshot_download(repo_id=repo_id, repo_type="dataset"))
     except Exception as err:  # noqa: BLE001 - offline, unknown repo, no permission: all end the same way for the user
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"Could not download the dataset {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no details'}). If you are offline (HF_HUB_OFFLINE=1) "
             "or the repository is private, pass a local folder written by `curate publish` or "

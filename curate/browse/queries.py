@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from ..errors import ConfigError
 from ..teach import is_missing, truthy
 
 STATUS_CHOICES = ("all", "kept", "weight 0", "dropped")
@@ -207,7 +208,7 @@ class AppData:
     def _subset_audit(self, subset: str) -> pd.DataFrame:
         """The audit rows of the tests within ``subset``, findings first (what the pooled table lacks from it)."""
         if subset not in self.subsets:
-            raise ValueError(f"Unknown subset {subset!r}. Subsets of this audit: {self.subsets or 'none'}.")
+            raise ConfigError(f"Unknown subset {subset!r}. Subsets of this audit: {self.subsets or 'none'}.")
         a = self.by_audit[self.by_audit[C.SUBSET].astype(str) == subset]
         extra = [
             c
@@ -396,7 +397,7 @@ class AppData:
         reason = None if reason in (None, "", ANY) else reason
         search = (search or "").strip()
         if status not in STATUS_CHOICES:
-            raise ValueError(f"status must be one of {list(STATUS_CHOICES)}, got {status!r}.")
+            raise ConfigError(f"status must be one of {list(STATUS_CHOICES)}, got {status!r}.")
         key = (concept, status, reason, search.lower())
         if key in self._index_cache:
             return self._index_cache[key]

@@ -5,7 +5,8 @@
     curate demo --out DIR              generate → audit → apply a shipped recipe → publish locally
     curate apply / fit-sae / publish / app / learn / learn-pool   (see ``curate COMMAND --help``)
 
-Errors are one line naming the fix; ``--debug`` (anywhere on the line) shows the traceback.
+A curate error (bad input, a wrong folder, an invalid option) is one line naming the fix; any other exception is
+a bug in curate and shows its traceback with a request to report it. ``--debug`` (anywhere on the line) re-raises.
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ def _register_commands() -> None:
 _register_commands()
 
 
-#: errors a user can meet with bad input or a wrong folder: printed as one line naming the fix
-EXPECTED_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, ImportError, OSError, EOFError)
+#: the line printed under the traceback of an exception that is not a CurateError (a bug in curate)
+BUG_REPORT = (
+    "error: this is a bug in curate, not a problem with your data or options: please report it on curate's "
+    "issue tracker with the traceback above and the command you ran."
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The ``curate`` entry point: every expected error is one line (``error: …``, exit code 2), an
-    unexpected one a line asking for ``--debug`` (exit code 1), Ctrl-C a word (exit code 130).
-    ``--debug`` anywhere on the command line (or ``CURATE_DEBUG=1``) shows the traceback instead."""
+    """The ``curate`` entry point: a :class:`curate.CurateError` (bad input, a wrong folder, an invalid option)
+    and click's usage errors are one line (``error: …``, exit code 2); any other exception is a bug in curate
+    and shows its traceback and a request to report it (exit code 1); Ctrl-C is a word (exit code 130).
+    ``--debug`` anywhere on the command line (or ``CURATE_DEBUG=1``) re-raises the error instead."""
     from rich.markup import escape
 
     from .. import CurateError
@@ -84,22 +89,21 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:  # usage errors: click's own message
         err.show()
         sys.exit(err.exit_code)
-    except (CurateError, *EXPECTED_ERRORS) as err:
+    except CurateError as err:
         if debug:
             raise
-        message = " ".join(str(err.args[0] if isinstance(err, KeyError) and err.args else err).split())
+        message = " ".join(str(err).split())
         _console().print(
             f"[bold red]error:[/] {escape(message or type(err).__name__)}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
-    except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback on request
+    except Exception:  # noqa: BLE001 - not a CurateError: a bug in curate, shown in full
         if debug:
             raise
-        print(
-            f"error: unexpected {type(err).__name__}: {' '.join(str(err).split())[:300]} (run again with "
-            "--debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
+        import traceback
+
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -69,6 +69,6 @@ def register(cli: typer.Typer) -> None:
                 proxy=proxy,
                 proxy_pairs=proxy_pairs,
             )
-        except (CurateError, ValueError, KeyError, FileNotFoundError, ImportError) as err:
-            _fail(str(err))  # other errors reach curate.cli.main, which prints one line (traceback with --debug)
+        except CurateError as err:
+            _fail(str(err))  # any other exception is a bug: curate.cli.main shows its traceback
         print_apply(result, _console())

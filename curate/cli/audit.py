@@ -51,7 +51,7 @@ def audit(
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per Ray actor (--engine ray)."),
 ) -> None:
     """Annotate concepts on every chosen and rejected response and test which ones separate them."""
-    from .. import run_audit
+    from .. import CurateError, run_audit
 
     _show_progress()
     engine_options = None
@@ -74,7 +74,7 @@ def audit(
             engine=engine,
             engine_options=engine_options,
         )
-    except (ValueError, KeyError, ImportError, FileNotFoundError) as err:
+    except CurateError as err:
         _fail(str(err))
     console = _console()
     cache = result["record"].get("cache") or {}

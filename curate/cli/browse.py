@@ -49,11 +49,11 @@ def app_command(
     try:
         try:
             blocks = build_app(source, compare=compare)
-        except FileNotFoundError:
+        except FileNotFoundError:  # curate.errors.InputNotFoundError: no demo output yet
             if source is not None:
                 raise
             blocks = build_app(_quick_demo(), compare=compare)  # no demo output yet: make a quick one
-    except (FileNotFoundError, CurateError) as err:
+    except CurateError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     blocks.launch(server_name=host, server_port=port)

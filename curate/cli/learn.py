@@ -99,7 +99,7 @@ def register(cli: typer.Typer) -> None:
                 on_seed=lambda s, r: console.print(f"seed {s}: wrote {lit(r.out)}", highlight=False),
                 **kwargs,
             )
-        except (CurateError, FileNotFoundError, ValueError) as err:
+        except CurateError as err:
             _fail(str(err))
         print_learning(res, console)
         pooled = f", pooled over seeds {seed_list} from {len(seed_list)} folders" if len(seed_list) > 1 else ""

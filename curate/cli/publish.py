@@ -66,7 +66,7 @@ def register(cli: typer.Typer) -> None:
                 license=license,
                 learning_dir=learning_dir,
             )
-        except (CurateError, FileNotFoundError, ValueError) as err:
+        except CurateError as err:
             _fail(str(err))
         finally:
             log.removeHandler(handler)

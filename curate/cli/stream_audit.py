@@ -28,14 +28,14 @@ def register(cli: typer.Typer) -> None:
         top: int = typer.Option(20, "--top", help="Rows to print."),
     ) -> None:
         """Audit annotated shards with memory that grows with the number of concepts, not pairs × SAE width."""
-        from .. import StreamingAudit
+        from .. import CurateError, StreamingAudit
         from ._base import _console, _fail, lit
 
         try:
             audit = StreamingAudit(sample_pairs=sample_pairs, sample_concepts=sample_concepts).fit_save(
                 [str(s) for s in shards], out
             )
-        except (ValueError, FileNotFoundError) as err:
+        except CurateError as err:
             _fail(str(err))
         console = _console()
         rows = audit.findings() if len(audit.findings()) else audit.results_

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import _columns as C
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 
 logger = logging.getLogger("curate")
 
@@ -62,7 +62,7 @@ def _torch_dtype(dtype) -> torch.dtype:
     aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
     value = getattr(torch, aliases.get(name, name), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16.")
+        raise ConfigError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16.")
     return value
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
-from ..errors import ModelError
+from ..errors import ColumnError, ModelError
 
 __all__ = ["label_features", "LABEL_COLUMNS", "OpenAICompatibleLabeller"]
 
@@ -56,7 +56,7 @@ def _responses(table, source: str):
     missing = [c for pair in cols.values() for c in pair if c not in names]
     if missing:
         known = sorted({p[1] for n in names if (p := C.parse_sae_column(n))})
-        raise KeyError(f"SAE columns {missing} not in the dataset. SAE sources in the dataset: {known}.")
+        raise ColumnError(f"SAE columns {missing} not in the dataset. SAE sources in the dataset: {known}.")
     n = table.num_rows
     reason = table.column(C.REASON).to_pylist() if C.REASON in names else [""] * n
     valid = [i for i in range(n) if not reason[i]]

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .. import _columns as C
-from ..errors import ConceptError
+from ..errors import ColumnError, ConceptError, ConfigError
 
 __all__ = ["Concept", "NamedConcepts", "annotate", "list_concepts", "register_concept", "BUILTIN_CONCEPTS"]
 
@@ -384,7 +384,7 @@ class NamedConcepts:
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         missing = [c for c in self.text_columns if c not in batch]
         if missing:
-            raise KeyError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
+            raise ColumnError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
         out: dict[str, list] = {}
         for side in self.text_columns:
             texts = [t if isinstance(t, str) else "" for t in batch[side]]
@@ -446,7 +446,7 @@ def annotate(
     ann = concepts if isinstance(concepts, NamedConcepts) else NamedConcepts(concepts)
     if engine != "local":
         if engine != "ray":
-            raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
+            raise ConfigError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
         from ..ray_engine import run_annotator
 
         # ship the resolved concepts, not ``None`` (= "the registry"): a concept registered in this process

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from .activations import ResponseActivations, collect_activations
 from .sae_annotator import BACKENDS, POOLINGS, SAEConcepts, default_source
 from .sae_config import SAEConfig
@@ -135,4 +136,4 @@ def annotate_sae(
         return annotate_local(dataset, sae, settings, fit, batch_size=batch_size, desc=desc)
     if engine == "ray":
         return annotate_sae_ray(dataset, sae, settings, fit, batch_size=batch_size, **(engine_options or {}))
-    raise ValueError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")
+    raise ConfigError(f"Unknown engine {engine!r}. Choose 'local' or 'ray'.")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .. import _columns as C
-from ..errors import ModelError
+from ..errors import ColumnError, ConfigError, ModelError
 from .activations import ActivationReader, _torch_dtype
 from .sae_config import SAEConfig
 from .sae_source import FIT, is_sae, load_sae, sae_content_hash, sae_metadata
@@ -273,11 +273,11 @@ class SAEConcepts(ActivationReader):
         if getattr(self, "sae_", None) is not None:
             return
         if self.pooling not in POOLINGS:
-            raise ValueError(f"Unknown pooling {self.pooling!r}. Choose one of {list(POOLINGS)}.")
+            raise ConfigError(f"Unknown pooling {self.pooling!r}. Choose one of {list(POOLINGS)}.")
         if self.backend not in BACKENDS:
-            raise ValueError(f"Unknown backend {self.backend!r}. Choose one of {list(BACKENDS)}.")
+            raise ConfigError(f"Unknown backend {self.backend!r}. Choose one of {list(BACKENDS)}.")
         if int(self.k) < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}.")
+            raise ConfigError(f"k must be at least 1, got {self.k}.")
         self.stats_ = {
             "responses": 0,
             "micro_batches": 0,
@@ -374,7 +374,7 @@ class SAEConcepts(ActivationReader):
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         missing = [c for c in self.text_columns if c not in batch]
         if missing:
-            raise KeyError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
+            raise ColumnError(f"Columns {missing} not in the batch. Columns in the batch: {sorted(batch)}.")
         self._setup()
         if self.sae_ is None:
             raise ModelError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .. import _columns as C
+from ..errors import ConfigError
 from .activations import _torch_dtype
 
 
@@ -50,5 +51,5 @@ class SAEConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(known))
         if unknown:
-            raise ValueError(f"Unknown SAE config keys {unknown}. Known keys: {known}.")
+            raise ConfigError(f"Unknown SAE config keys {unknown}. Known keys: {known}.")
         return cls(**d)

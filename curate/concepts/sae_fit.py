@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _columns as C
+from ..errors import ConfigError, FormatError
 from .activations import ResponseActivations, _FromActivations, collect_activations
 from .sae_annotator import SAEConcepts, _code_version, default_source
 from .sae_config import SAEConfig
@@ -59,7 +60,7 @@ class FitSettings:
     def fit_sae_kwargs(self, backend: str) -> dict:
         """The backend's defaults with ``fit_kwargs`` over them."""
         if backend not in FIT_DEFAULTS:
-            raise ValueError(f"Unknown backend {backend!r}. Choose one of {list(FIT_DEFAULTS)}.")
+            raise ConfigError(f"Unknown backend {backend!r}. Choose one of {list(FIT_DEFAULTS)}.")
         return {**FIT_DEFAULTS[backend], **(self.fit_kwargs or {})}
 
 
@@ -122,7 +123,7 @@ def fit_or_load_sae(
         return load_sae(path, device=probe.device), None
     cached = collect_activations(dataset, probe, batch_size=batch_size, max_tokens=fit.max_cache_tokens)
     if len(cached.acts) == 0:
-        raise ValueError("No usable responses to fit an SAE on (every row is invalid or empty).")
+        raise FormatError("No usable responses to fit an SAE on (every row is invalid or empty).")
     meta = fit_metadata(probe)
     if record_sample:
         meta["curate_fit_sample_tokens"] = int(len(cached.acts))

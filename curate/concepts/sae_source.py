@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelError, require
+from ..errors import ConfigError, ModelError, require
 
 __all__ = ["load_sae", "fit_sae", "sae_content_hash", "is_sae", "FIT"]
 
@@ -199,7 +199,7 @@ def fit_sae(
 
     acts = torch.as_tensor(activations).detach().to("cpu", torch.float32)
     if acts.ndim != 2 or len(acts) == 0:
-        raise ValueError(f"activations must be a non-empty [n, d_in] tensor, got shape {tuple(acts.shape)}.")
+        raise ConfigError(f"activations must be a non-empty [n, d_in] tensor, got shape {tuple(acts.shape)}.")
     n_in = len(acts)
     keep = _outlier_mask(acts, outlier_factor)
     acts = acts[keep]
@@ -221,7 +221,7 @@ def fit_sae(
     sae = TopKTrainingSAE(cfg)
 
     if not 0 <= resample_rounds <= len(RESAMPLE_AT):
-        raise ValueError(
+        raise ConfigError(
             f"resample_rounds must be between 0 and {len(RESAMPLE_AT)} (resampling happens at "
             f"{[f'{f:.0%}' for f in RESAMPLE_AT]} of the steps), got {resample_rounds}."
         )

@@ -87,7 +87,6 @@ def save_curated(
     input_rows=None,
     source: str | None = None,
     made_from: dict | None = None,
-    extra_files: dict[str, bytes] | None = None,
     before_write=None,
 ) -> dict:
     """Write a curated folder to ``out`` in one step, after checking the row accounting.

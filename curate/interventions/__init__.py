@@ -91,7 +91,7 @@ Example:
 """
 
 from ._state import PairState, state_from_dataset
-from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention, save_curated
+from .apply import ApplyReport, apply_recipe, before_after, materialize, plan, preview, retention
 from .balance import Balance, weighted_mean_delta
 from .base import Intervention
 from .dpo import WeightedPreferenceCollator
@@ -132,7 +132,6 @@ __all__ = [
     "plan",
     "preview",
     "retention",
-    "save_curated",
     "state_from_dataset",
     "weighted_mean_delta",
 ]

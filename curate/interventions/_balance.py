@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def balance_in_passes(
     state, concepts: list[str], strength: float, rng, max_rounds: int, act: Callable, *, swap: bool
@@ -160,7 +162,7 @@ def solve_constraints(
         return prior.copy(), {"converged": True, "iterations": 0, "max_violation": 0.0}, skipped
     solve = {"max_ess": balance_weights, "entropy": entropy_weights}.get(method)
     if solve is None:
-        raise ValueError(f"Rebalance method {method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
+        raise ConfigError(f"Rebalance method {method!r} is unknown. Allowed: ['max_ess', 'entropy'].")
     w, info = solve(np.column_stack(cols), prior, np.array(targets))
     if not info["converged"]:
         _raise_joint(used, prior, w)

@@ -13,7 +13,6 @@ import pandas as pd
 
 from .. import _columns as C
 from .._format import fmt_q
-from ..folders import save_splits as save_curated  # noqa: F401  (the splits writer lives in curate.folders)
 from ..ingest import ensure_row_index
 from ..recipe import Recipe
 from ._plan import BUILDERS, ORDER, plan  # noqa: F401  (re-exported: the plan is part of apply's API)
@@ -89,7 +88,10 @@ class ApplyReport:
         return mean_delta_text(row, side)
 
     def table(self) -> str:
-        """A plain-text before/after table (what the CLI prints)."""
+        """The before/after table as fixed-width plain text, for a log or a notebook: per concept its action and
+        the win-rate [95% CI] and BH q before and after (and a magnitude's weighted mean Δ), then the rows kept
+        and dropped and the ESS. ``curate apply`` does not print this text: it prints the same numbers from
+        :attr:`before_after` as a rich table of its own."""
         df = self.before_after
         lines = [
             f"{'concept':<16}{'action':<9}{'win-rate before [95% CI]':<28}{'q':>8}   "

@@ -25,7 +25,7 @@ import contextlib
 from typing import Any
 
 from .. import _columns as C
-from ..errors import require
+from ..errors import ConfigError, require
 
 SUPPORTED_LOSSES = ("sigmoid", "robust")
 
@@ -89,12 +89,12 @@ def _build():
             super().__init__(*args, **kwargs)
             self.length_penalty = float(length_penalty)
             if self.length_penalty and self.loss_types != ["sigmoid"]:
-                raise ValueError(
+                raise ConfigError(
                     f"length_penalty (R-DPO) is implemented for loss_type='sigmoid' only; got {self.loss_types}."
                 )
             unsupported = [t for t in self.loss_types if t not in SUPPORTED_LOSSES]
             if unsupported or self.f_divergence_type != "reverse_kl":
-                raise ValueError(
+                raise ConfigError(
                     f"WeightedDPOTrainer supports loss_type in {list(SUPPORTED_LOSSES)} with "
                     f"f_divergence_type='reverse_kl'; got loss_type={self.loss_types}, "
                     f"f_divergence_type={self.f_divergence_type!r}."

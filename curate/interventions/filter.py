@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ._balance import balance_in_passes
 from .base import Intervention
 
@@ -59,7 +60,7 @@ class Filter(Intervention):
 
     def _apply(self, state):
         if self.mode not in ("balance", "differ"):
-            raise ValueError(f"Filter mode {self.mode!r} is unknown. Allowed: ['balance', 'differ'].")
+            raise ConfigError(f"Filter mode {self.mode!r} is unknown. Allowed: ['balance', 'differ'].")
         rng = np.random.default_rng(self.seed)
         if self.mode == "differ":
             dropped = {c: state.drop(state.keep & (state.delta(c) != 0), f"filter:{c}") for c in self.concepts}

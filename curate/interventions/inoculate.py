@@ -6,6 +6,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..errors import ConfigError
 from .base import Intervention
 
 #: Default instructions, phrased as a request for the behaviour (Tan et al. 2025 inoculate by asking for
@@ -78,7 +79,7 @@ class Inoculate(Intervention):
 
     def _apply(self, state):
         if self.when not in ("preferred", "chosen"):
-            raise ValueError(f"Inoculate `when` {self.when!r} is unknown. Allowed: ['preferred', 'chosen'].")
+            raise ConfigError(f"Inoculate `when` {self.when!r} is unknown. Allowed: ['preferred', 'chosen'].")
         used, counts = {}, {}
         for c in self.concepts:
             text = self.instructions.get(c) or instruction_for(c, state.labels.get(c))

@@ -6,6 +6,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..errors import ConfigError
 from .base import Intervention
 
 
@@ -45,7 +46,7 @@ class Margin(Intervention):
         self.actions = dict(concepts) if isinstance(concepts, Mapping) else {c: "block" for c in concepts}
         bad = {c: a for c, a in self.actions.items() if a not in ("block", "amplify")}
         if bad:
-            raise ValueError(f"Margin actions must be 'block' or 'amplify', got {bad}.")
+            raise ConfigError(f"Margin actions must be 'block' or 'amplify', got {bad}.")
         super().__init__(list(self.actions), strength)
 
     def params(self):

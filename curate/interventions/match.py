@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import ConfigError
 from .balance import concept_scale, weighted_mean_delta
 from .base import Intervention
 
@@ -45,7 +46,7 @@ class Match(Intervention):
     def __init__(self, concepts: Iterable[str], tolerance: float = 0.05):
         super().__init__(concepts, 1.0)
         if not tolerance > 0:
-            raise ValueError(f"Match tolerance must be > 0 (in sd), got {tolerance}.")
+            raise ConfigError(f"Match tolerance must be > 0 (in sd), got {tolerance}.")
         self.tolerance = float(tolerance)
 
     def params(self):

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from ._balance import Constraint, balance_weights, entropy_weights, solve_constraints, unique_rows  # noqa: F401  (re-exported)
 from .base import Intervention
 
@@ -99,7 +100,7 @@ class Rebalance(Intervention):
             return []
         if isinstance(self.adjust_for, str):
             if self.adjust_for != "all":
-                raise ValueError(f"adjust_for must be a list of concept ids or 'all', got {self.adjust_for!r}.")
+                raise ConfigError(f"adjust_for must be a list of concept ids or 'all', got {self.adjust_for!r}.")
             return list(state.concepts)
         for c in self.adjust_for:
             state.index(c)  # raises ConceptError listing the concepts available
@@ -108,7 +109,7 @@ class Rebalance(Intervention):
     def _strengths(self) -> np.ndarray:
         s = np.broadcast_to(np.asarray(self.strength, float), (len(self.concepts),)).copy()
         if np.any((s <= 0) | (s > 1)):
-            raise ValueError(f"strength must be in (0, 1], got {self.strength}.")
+            raise ConfigError(f"strength must be in (0, 1], got {self.strength}.")
         return s
 
     def _usable(self, state, prior) -> tuple[list[str], dict[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..errors import ConfigError
 from .base import Intervention
 
 
@@ -63,7 +64,7 @@ class LengthPenalty(Intervention):
     def __init__(self, concepts: Iterable[str], alpha: float = 0.01):
         super().__init__(concepts, 1.0)
         if not alpha >= 0:
-            raise ValueError(f"length_penalty alpha must be ≥ 0, got {alpha}.")
+            raise ConfigError(f"length_penalty alpha must be ≥ 0, got {alpha}.")
         self.alpha = float(alpha)
 
     def params(self):

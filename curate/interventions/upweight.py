@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import Intervention
 
 
@@ -31,7 +32,7 @@ class Upweight(Intervention):
 
     def _apply(self, state):
         if not self.strength > 0:
-            raise ValueError(f"Upweight strength must be > 0, got {self.strength}.")
+            raise ConfigError(f"Upweight strength must be > 0, got {self.strength}.")
         before = state.win_rates()
         up = {}
         for c in self.concepts:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittedError
+from ..errors import ConfigError, NotFittedError
 from ..stats import pooled_scale, standardised_mean_delta
 
 ESTIMATORS = ("delta_std", "win_share", "length_controlled")
@@ -82,7 +82,7 @@ def predict_learning(audit, estimator: str = DEFAULT_ESTIMATOR) -> pd.DataFrame:
         ValueError: an unknown estimator.
     """
     if estimator not in ESTIMATORS:
-        raise ValueError(f"Unknown estimator {estimator!r}. Allowed: {list(ESTIMATORS)}.")
+        raise ConfigError(f"Unknown estimator {estimator!r}. Allowed: {list(ESTIMATORS)}.")
     if not hasattr(audit, "scores_") or not hasattr(audit, "results_"):
         raise NotFittedError(
             "This ConceptAudit is not fitted yet. Call `fit(dataset)` first, then predict_learning(audit)."

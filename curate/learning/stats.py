@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 __all__ = [
     "hierarchical_bootstrap",
     "merge_correlated",
@@ -67,10 +69,10 @@ def _as_units(units_by_seed) -> list[np.ndarray]:
         a = np.asarray(u, dtype=float)
         out.append(a[None, :] if a.ndim == 1 else a)
     if not out:
-        raise ValueError("No seeds: pass one array of units (prompts or pairs × concepts) per seed.")
+        raise ConfigError("No seeds: pass one array of units (prompts or pairs × concepts) per seed.")
     widths = {a.shape[1] for a in out}
     if len(widths) != 1:
-        raise ValueError(f"The seeds have different numbers of columns ({sorted(widths)}): one column per concept.")
+        raise ConfigError(f"The seeds have different numbers of columns ({sorted(widths)}): one column per concept.")
     return out
 
 
@@ -187,7 +189,7 @@ def prediction_scores(
     p = np.asarray(predicted, dtype=float)
     units = _as_units(observed_by_seed)
     if units[0].shape[1] != len(p):
-        raise ValueError(f"{len(p)} predictions but {units[0].shape[1]} observed columns: one per concept.")
+        raise ConfigError(f"{len(p)} predictions but {units[0].shape[1]} observed columns: one per concept.")
     obs = _point(units)
     ok = np.isfinite(p) & np.isfinite(obs)
     truth = None if planted is None else np.asarray(planted, dtype=float)

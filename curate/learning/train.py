@@ -322,8 +322,18 @@ def fingerprint(
     return h.hexdigest()[:20]
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CURATE_CACHE", Path.home() / ".cache" / "curate")) / "learning"
+def learning_cache_dir() -> Path:
+    """Where the learning check keeps trained adapters and scores: ``learning/`` under curate's one cache root
+    (:func:`curate.cache.default_cache_dir`: ``$CURATE_CACHE``, else ``$XDG_CACHE_HOME/curate``, else
+    ``~/.cache/curate``)."""
+    from ..cache import default_cache_dir
+
+    return default_cache_dir() / "learning"
+
+
+#: the old name, kept only while curate/learning/check.py (edited on another branch) imports it: at merge,
+#: check.py imports ``learning_cache_dir`` and this line goes
+default_cache_dir = learning_cache_dir
 
 
 # -- training --------------------------------------------------------------------------------------------

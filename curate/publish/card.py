@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .. import _columns as C
+from ..errors import FormatError
 from ._text import _code, _fmt_value, _truthy, escape_text
 from .read import DATA_DIR, SPLITS, CuratedData, _written_splits
 from .sections import (
@@ -243,5 +244,5 @@ def check_card(folder: str | Path):
             if not list(folder.glob(entry["path"])):
                 problems.append(f"configs[{name}].data_files: {entry['path']!r} matches no file in {folder}")
     if problems:
-        raise ValueError(f"The dataset card in {folder} is not valid:\n- " + "\n- ".join(problems))
+        raise FormatError(f"The dataset card in {folder} is not valid:\n- " + "\n- ".join(problems))
     return card
