@@ -143,10 +143,8 @@ def test_heterogeneity_is_the_chi2_test_of_the_subsets_win_counts():
 
 # -- curation: the before/after table, the preview's q, amplify steps, filter (mutants 4, 6, 9, 10) ----------------
 def _report():
-    ba = pd.DataFrame(
-        [["flattery", "block", "rebalance", 200, 0.71, 0.64, 0.77, 1e-6, 190, 0.52, 0.45, 0.59, 0.6]],
-        columns=BEFORE_AFTER_COLUMNS,
-    )
+    counts = ["flattery", "block", "rebalance", 200, 0.71, 0.64, 0.77, 1e-6, 190, 0.52, 0.45, 0.59, 0.6]
+    ba = pd.DataFrame([counts], columns=BEFORE_AFTER_COLUMNS[: len(counts)]).reindex(columns=BEFORE_AFTER_COLUMNS)
     retention = {"rows_kept": 290, "rows_usable": 300, "rows_dropped": 10, "ess": 250.0, "ess_fraction": 250 / 300}
     return ApplyReport(recipe={}, steps=[], retention=retention, before_after=ba)
 
