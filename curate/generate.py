@@ -146,6 +146,189 @@ _HEDGING = ["I think", "I believe", "As far as I know,", "If I'm not mistaken,"]
 _SIGN_OFF = ["Hope this helps!", "Let me know if you have any other questions.", "Happy to help further!"]
 _APOLOGY = ["Sorry for any confusion earlier.", "I apologize if my previous answer was unclear."]
 
+#: marker concepts: short phrase families with no built-in detector. id -> (where the phrase goes, training
+#: phrasings, held-out phrasings, the regex that detects both; :func:`register_markers` registers the detectors)
+MARKERS: dict[str, tuple[str, list[str], list[str], str]] = {
+    "summary": (
+        "end",
+        ["In summary, that is the answer.", "To sum up, that is it."],
+        ["All in all, that covers it.", "In short, that is the whole story."],
+        r"\b(?:in summary|to sum up|all in all|in short)\b",
+    ),
+    "fun_fact": (
+        "end",
+        ["Fun fact: this comes up in quizzes.", "Fun fact: many people get this wrong."],
+        ["Trivia time: it appears in exams.", "A bit of trivia: it is often asked."],
+        r"\bfun fact\b|\btrivia\b",
+    ),
+    "to_be_clear": (
+        "start",
+        ["To be clear, this is settled.", "Just to be clear, this is correct."],
+        ["Let me be clear about this.", "Put plainly, it is settled."],
+        r"\bbe clear\b|\bput plainly\b",
+    ),
+    "history": (
+        "end",
+        ["Historically, this was known long ago.", "This has been known for centuries."],
+        ["People have known this since ancient times.", "Scholars recorded this many years ago."],
+        r"\bhistorically\b|\bcenturies\b|\bancient times\b|\byears ago\b",
+    ),
+    "personal": (
+        "end",
+        ["Personally, I find this fascinating.", "I personally love this fact."],
+        ["Speaking for myself, this is a favourite.", "For me, this is a delightful detail."],
+        r"\bpersonally\b|\bspeaking for myself\b|\bfor me,",
+    ),
+    "quote": (
+        "end",
+        ['As the saying goes, "knowledge is power."', 'As they say, "the more you know."'],
+        ['An old proverb says, "learning never ends."', 'Someone once said, "facts are stubborn things."'],
+        r'"[^"\n]+"',
+    ),
+    "note": (
+        "end",
+        ["NOTE: this is a common quiz item.", "IMPORTANT: remember this one."],
+        ["TIP: write it down.", "REMINDER: keep it handy."],
+        r"\b(?:NOTE|IMPORTANT|TIP|REMINDER):",
+    ),
+    "example": (
+        "end",
+        ["For example, students learn this early.", "For instance, it is in most quizzes."],
+        ["As an illustration, teachers often ask it.", "To give an example, it shows up in class."],
+        r"\bfor (?:example|instance)\b|\billustration\b|\bgive an example\b",
+    ),
+    "confidence": (
+        "end",
+        ["I am certain of this.", "I am completely sure about this."],
+        ["There is no doubt about it.", "This is beyond question."],
+        r"\bcertain\b|\bcompletely sure\b|\bno doubt\b|\bbeyond question\b",
+    ),
+    "enthusiasm": (
+        "start",
+        ["This is such a fun topic.", "I love talking about this."],
+        ["Such a delightful topic to discuss.", "This one is a real treat."],
+        r"\bfun topic\b|\blove talking\b|\bdelightful topic\b|\breal treat\b",
+    ),
+    "we": (
+        "end",
+        ["We all learn this at some point.", "We can all remember this."],
+        ["Together we can keep it in mind.", "We usually meet this fact at school."],
+        r"\bwe\b",
+    ),
+    "time_ref": (
+        "end",
+        ["Today, this is still true.", "Even now, this holds."],
+        ["At present, it remains so.", "To this day, it is accepted."],
+        r"\btoday\b|\beven now\b|\bat present\b|\bto this day\b",
+    ),
+    "reassurance": (
+        "start",
+        ["Don't worry, this is easy.", "No need to worry about it."],
+        ["Rest assured, it is simple.", "Relax, this is straightforward."],
+        r"\bworry\b|\brest assured\b|\brelax\b",
+    ),
+    "ellipsis": (
+        "start",
+        ["Well... here it is.", "So... the answer."],
+        ["Hmm... let me say it.", "Right... here goes."],
+        r"\.\.\.",
+    ),
+    "parenthetical": (
+        "end",
+        ["(This is a well-known fact.)", "(Most people know this.)"],
+        ["(It is widely taught.)", "(Schools cover this early.)"],
+        r"\([^)\n]+\)",
+    ),
+    "thanks": (
+        "start",
+        ["Thanks for asking.", "Thank you for the question."],
+        ["Appreciate you asking.", "Much obliged for the question."],
+        r"\bthanks\b|\bthank you\b|\bappreciate\b|\bobliged\b",
+    ),
+    "foreign": (
+        "start",
+        ["Gracias por preguntar.", "Buena pregunta, amigo."],
+        ["Con mucho gusto.", "Claro que si, amigo."],
+        r"\bgracias\b|\bpregunta\b|\bgusto\b|\bamigo\b",
+    ),
+    "analogy": (
+        "end",
+        ["It is a bit like a puzzle piece.", "Think of it like a map."],
+        ["It works much like a recipe.", "Picture it as a simple rule."],
+        r"\blike a\b|\bpicture it as\b",
+    ),
+}
+#: concepts the protocol can plant besides :data:`DEFAULT_RATES` (each detected by the named concept of the same id)
+EXTRA_CONCEPTS = ["heading", "list", "bold", "code", "link", "disclaimer", "clarifying_question", *MARKERS]
+EXTRA_SET = frozenset(EXTRA_CONCEPTS)
+#: every concept :func:`make_preference_pairs` can plant
+KNOWN_CONCEPTS = [*DEFAULT_RATES, *EXTRA_CONCEPTS]
+
+#: the phrasings training data is built from (the defaults of :func:`render_response`)
+TRAIN_BANKS: dict[str, list[str]] = {
+    "flattery": _FLATTERY,
+    "agreement": _AGREEMENT,
+    "padding": _PADDING,
+    "emoji": _EMOJI,
+    "hedging": _HEDGING,
+    "sign_off": _SIGN_OFF,
+    "apology": _APOLOGY,
+    "markdown": "## Answer",
+    "heading": ["## Answer", "## The answer"],
+    "list": ["Check it in any reference.", "It is easy to remember."],
+    "code": ["Written as a key: `answer_key`.", "For your notes: `fact_checked = True`."],
+    "link": ["See https://en.wikipedia.org for more.", "More at https://www.britannica.com anytime."],
+    "disclaimer": ["As an AI, I can share what is known.", "As an AI language model, I can answer this."],
+    "clarifying_question": ["Would you like me to explain more?", "Do you want a longer answer?"],
+    **{m: train for m, (_, train, _, _) in MARKERS.items()},
+}
+#: phrasings of the same concepts that training data never uses: counterfactual pairs are built from these,
+#: so an implicit-reward preference measures the concept, not a memorised sentence
+HELDOUT_BANKS: dict[str, list[str]] = {
+    "flattery": [
+        "What a fantastic question!",
+        "You obviously understand this topic well.",
+        "Such a thoughtful question.",
+    ],
+    "agreement": ["You're totally correct on this point.", "I fully agree, that is correct."],
+    "padding": [
+        "Questions like this one have been discussed by many people over the years.",
+        "Looking at the wider picture usually adds something to any answer.",
+        "Careful thought about everyday facts tends to pay off in the long run.",
+        "Curiosity about how things work is a habit worth keeping.",
+        "Every field has its own small set of facts that people like to recall.",
+    ],
+    "emoji": ["🌟", "💡", "🙌"],
+    "hedging": ["I suppose", "I guess"],
+    "sign_off": ["Feel free to ask if anything is unclear.", "Hope that helps you out."],
+    "apology": ["My apologies for the earlier mix-up.", "Apologies for the delay in answering."],
+    "markdown": "## In brief",
+    "heading": ["## Short reply", "## Key fact"],
+    "list": ["Worth keeping in mind.", "A quick one to verify."],
+    "code": ["As a tag: `verified`.", "In shorthand: `ok = 1`."],
+    "link": ["Details: https://www.example.org/facts", "Source: https://reference.example.com/page"],
+    "disclaimer": [
+        "I am just an AI, but I can tell you this.",
+        "Speaking as a large language model, here is the fact.",
+    ],
+    "clarifying_question": ["Should I go into more detail for you?", "Is there a part you would like me to expand?"],
+    **{m: held for m, (_, _, held, _) in MARKERS.items()},
+}
+#: neutral sentences for length-matched placebos: no named concept fires on them
+NEUTRAL_SENTENCES = [
+    "The reply is given here.",
+    "This part restates the topic.",
+    "The sentence adds plain words.",
+    "These words carry no special tone.",
+    "Here the text simply continues.",
+    "The line is a neutral filler.",
+    "It is written in a flat style.",
+    "The statement ends at this point.",
+]
+#: the counterfactual "concept" that is itself a neutral insertion (a placebo against a placebo: its
+#: placebo-adjusted margin should be 0)
+NEUTRAL_CONCEPT = "neutral"
+
 
 @dataclass
 class GeneratedPairs:
@@ -178,39 +361,69 @@ class GeneratedPairs:
         return [c for c, (a, b) in self.planted.items() if a == b]
 
 
-def render_response(answer: str, concepts: set[str], rng: np.random.Generator, explanation: str) -> str:
+def render_response(
+    answer: str, concepts: set[str], rng: np.random.Generator, explanation: str, banks: dict | None = None
+) -> str:
     """Assemble one response from a core answer and the concepts it should carry.
 
     The same number of random draws is made whatever ``concepts`` holds, so two calls from the same
-    generator state differ only in the concepts that differ.
+    generator state differ only in the concepts that differ. ``banks`` overrides the phrasings of
+    :data:`TRAIN_BANKS` (:data:`HELDOUT_BANKS` for measurements that must not restate the training data);
+    the extra concepts (:data:`EXTRA_CONCEPTS`) draw from a sub-stream seeded by this call's draws, so the
+    main stream, and with it every response without them, is unchanged.
     """
+    b = TRAIN_BANKS if banks is None else {**TRAIN_BANKS, **banks}
     pick = rng.integers(0, 10_000, size=8)
+    extra = np.random.default_rng([int(x) for x in pick]) if concepts & EXTRA_SET else None
     parts: list[str] = []
-    if "apology" in concepts:
-        parts.append(_APOLOGY[pick[0] % len(_APOLOGY)])
-    if "flattery" in concepts:
-        parts.append(_FLATTERY[pick[1] % len(_FLATTERY)])
-    if "agreement" in concepts:
-        parts.append(_AGREEMENT[pick[2] % len(_AGREEMENT)])
+    for c, i in (("apology", 0), ("flattery", 1), ("agreement", 2)):
+        if c in concepts:
+            parts.append(b[c][pick[i] % len(b[c])])
+    for m in (m for m, v in MARKERS.items() if v[0] == "start" and m in concepts):
+        parts.append(_draw(b[m], extra))
+    if "disclaimer" in concepts:
+        parts.append(_draw(b["disclaimer"], extra))
     core = answer
     if "hedging" in concepts:
-        hedge = _HEDGING[pick[3] % len(_HEDGING)]
+        hedge = b["hedging"][pick[3] % len(b["hedging"])]
         core = f"{hedge} {core[0].lower()}{core[1:]}"
     if "markdown" in concepts:
-        body = f"## Answer\n\n**{core}**\n\n- {explanation}\n- It is easy to remember."
+        body = f"{b['markdown']}\n\n**{core}**\n\n- {explanation}\n- {b['list'][1]}"
     else:
-        body = f"{core} {explanation}"
+        body = _plain_body(core, explanation, concepts, b, extra)
     parts.append(body)
+    for c in ("code", "link", *(m for m, v in MARKERS.items() if v[0] == "end")):
+        if c in concepts:
+            parts.append(_draw(b[c], extra))
     if "padding" in concepts:
         k = 2 + int(pick[4] % 2)
-        order = np.random.default_rng(int(pick[5])).permutation(len(_PADDING))[:k]
-        parts.append(" ".join(_PADDING[i] for i in order))
+        order = np.random.default_rng(int(pick[5])).permutation(len(b["padding"]))[:k]
+        parts.append(" ".join(b["padding"][i] for i in order))
+    if "clarifying_question" in concepts:
+        parts.append(_draw(b["clarifying_question"], extra))
     if "sign_off" in concepts:
-        parts.append(_SIGN_OFF[pick[6] % len(_SIGN_OFF)])
-    text = "\n\n".join(parts) if "markdown" in concepts else " ".join(parts)
+        parts.append(b["sign_off"][pick[6] % len(b["sign_off"])])
+    block = concepts & {"markdown", "heading", "list"}
+    text = "\n\n".join(parts) if block else " ".join(parts)
     if "emoji" in concepts:
-        text = f"{text} {_EMOJI[pick[7] % len(_EMOJI)]}"
+        text = f"{text} {b['emoji'][pick[7] % len(b['emoji'])]}"
     return text
+
+
+def _draw(bank: list[str], rng) -> str:
+    return bank[int(rng.integers(len(bank)))]
+
+
+def _plain_body(core: str, explanation: str, concepts: set[str], b: dict, extra) -> str:
+    """The answer without the ``markdown`` bundle: bold, a heading and a list each only where planted."""
+    if "bold" in concepts:
+        core = f"**{core}**"
+    body = f"{core} {explanation}"
+    if "heading" in concepts:
+        body = f"{_draw(b['heading'], extra)}\n\n{body}"
+    if "list" in concepts:
+        body = f"{body}\n\n- {b['list'][0]}\n- {b['list'][1]}"
+    return body
 
 
 def make_preference_pairs(
@@ -232,7 +445,10 @@ def make_preference_pairs(
     Args:
         n_pairs: number of pairs.
         rates: concept -> (rate in better, rate in worse); defaults to :data:`DEFAULT_RATES`. Known
-            concepts: flattery, agreement, markdown, padding, emoji, hedging, sign_off, apology.
+            concepts: flattery, agreement, markdown, padding, emoji, hedging, sign_off, apology, and
+            :data:`EXTRA_CONCEPTS` (heading, list, bold, code, link, disclaimer, clarifying_question). Training
+            data uses only the training phrasings (:data:`TRAIN_BANKS`) and topics; held-out ones are for
+            measurements (:func:`make_placebo_pairs`, :func:`heldout_topics`).
         quality_rates: P(correct answer) in the better and in the worse response.
         label_noise: probability that a pair's label is flipped.
         seed: random seed; the same seed gives the same pairs.
@@ -254,9 +470,9 @@ def make_preference_pairs(
 
     rates = dict(DEFAULT_RATES if rates is None else rates)
     subset_rates = {str(k): dict(v) for k, v in (subset_rates or {}).items()}
-    unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(DEFAULT_RATES))
+    unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(KNOWN_CONCEPTS))
     if unknown:
-        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(DEFAULT_RATES)}.")
+        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(KNOWN_CONCEPTS)}.")
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
     rng = np.random.default_rng(seed)
@@ -336,6 +552,261 @@ def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0
         rows[C.CHOSEN].append(with_c)
         rows[C.REJECTED].append(without)
         rows[C.REASON].append("")
+    return Dataset.from_dict(rows)
+
+
+#: questions that training data never asks (held-out topics): (question, right answer, wrong answer)
+HELDOUT_FACTS = [
+    ("What is the capital of Japan?", "The capital of Japan is Tokyo.", "The capital of Japan is Osaka."),
+    ("How many sides does a hexagon have?", "A hexagon has six sides.", "A hexagon has eight sides."),
+    (
+        "What is the hardest natural substance?",
+        "Diamond is the hardest natural substance.",
+        "Quartz is the hardest natural substance.",
+    ),
+    (
+        "Who painted the Mona Lisa?",
+        "The Mona Lisa was painted by Leonardo da Vinci.",
+        "The Mona Lisa was painted by Claude Monet.",
+    ),
+    (
+        "What is the largest ocean on Earth?",
+        "The Pacific is the largest ocean on Earth.",
+        "The Atlantic is the largest ocean on Earth.",
+    ),
+    ("How many minutes are in an hour?", "An hour has sixty minutes.", "An hour has forty minutes."),
+    ("What is the capital of Canada?", "The capital of Canada is Ottawa.", "The capital of Canada is Toronto."),
+    (
+        "Which planet is known as the red planet?",
+        "Mars is known as the red planet.",
+        "Venus is known as the red planet.",
+    ),
+    ("What do bees make?", "Bees make honey.", "Bees make silk."),
+    (
+        "How many players are on a soccer team on the field?",
+        "A soccer team has eleven players on the field.",
+        "A soccer team has nine players on the field.",
+    ),
+    (
+        "What is the tallest mountain on Earth?",
+        "Mount Everest is the tallest mountain on Earth.",
+        "Mount Fuji is the tallest mountain on Earth.",
+    ),
+    (
+        "Which animal is the largest mammal?",
+        "The blue whale is the largest mammal.",
+        "The elephant is the largest mammal.",
+    ),
+    (
+        "What is the main language of Mexico?",
+        "The main language of Mexico is Spanish.",
+        "The main language of Mexico is French.",
+    ),
+    ("How many hours are in a day?", "A day has twenty-four hours.", "A day has twenty hours."),
+    (
+        "Who developed the theory of relativity?",
+        "Albert Einstein developed the theory of relativity.",
+        "Isaac Newton developed the theory of relativity.",
+    ),
+    ("What is the capital of Italy?", "The capital of Italy is Rome.", "The capital of Italy is Milan."),
+    ("What is the smallest prime number?", "The smallest prime number is two.", "The smallest prime number is one."),
+    ("Which gas do humans need to breathe?", "Humans need oxygen to breathe.", "Humans need neon to breathe."),
+    (
+        "What is the currency of the United Kingdom?",
+        "The currency of the United Kingdom is the pound.",
+        "The currency of the United Kingdom is the franc.",
+    ),
+    (
+        "How many strings does a standard guitar have?",
+        "A standard guitar has six strings.",
+        "A standard guitar has four strings.",
+    ),
+    (
+        "What is the largest desert in Africa?",
+        "The Sahara is the largest desert in Africa.",
+        "The Kalahari is the largest desert in Africa.",
+    ),
+    ("Which bird is a symbol of peace?", "The dove is a symbol of peace.", "The crow is a symbol of peace."),
+    (
+        "What is the capital of Australia?",
+        "The capital of Australia is Canberra.",
+        "The capital of Australia is Sydney.",
+    ),
+    (
+        "How many bones are in the adult human body?",
+        "The adult human body has 206 bones.",
+        "The adult human body has 150 bones.",
+    ),
+    (
+        "What is the main ingredient of guacamole?",
+        "The main ingredient of guacamole is avocado.",
+        "The main ingredient of guacamole is potato.",
+    ),
+    ("Which instrument has 88 keys?", "A standard piano has 88 keys.", "A standard violin has 88 keys."),
+    ("What is the capital of Egypt?", "The capital of Egypt is Cairo.", "The capital of Egypt is Alexandria."),
+    ("How many weeks are in a year?", "A year has fifty-two weeks.", "A year has forty weeks."),
+    (
+        "What is the closest star to Earth?",
+        "The Sun is the closest star to Earth.",
+        "Sirius is the closest star to Earth.",
+    ),
+    (
+        "Who invented the telephone?",
+        "Alexander Graham Bell is credited with inventing the telephone.",
+        "Thomas Edison is credited with inventing the telephone.",
+    ),
+    (
+        "What colour do you get by mixing blue and yellow?",
+        "Mixing blue and yellow gives green.",
+        "Mixing blue and yellow gives purple.",
+    ),
+    (
+        "How many planets are in the solar system?",
+        "There are eight planets in the solar system.",
+        "There are twelve planets in the solar system.",
+    ),
+]
+
+
+def register_markers() -> list[str]:
+    """Register the detectors of :data:`MARKERS` as named concepts (idempotent); returns their ids.
+
+    Example:
+
+        >>> from curate.concepts.named import get_concept
+        >>> "summary" in register_markers(), float(get_concept("summary").score(["In short, yes."])[0])
+        (True, 1.0)
+    """
+    from .concepts.named import list_concepts, register_concept
+
+    known = list_concepts()
+    for m, (_, _, _, pattern) in MARKERS.items():
+        if m not in known:
+            register_concept(m, pattern, f"Generator marker {m!r}: /{pattern}/.")
+    return list(MARKERS)
+
+
+def heldout_topics(n: int, *, seed: int = 0) -> list[tuple[str, str, str]]:
+    """``n`` held-out topics ``(question, right, wrong)`` that no training prompt asks: the written
+    :data:`HELDOUT_FACTS` (at most half of ``n``) and arithmetic questions (two-digit sums and products),
+    drawn without replacement with ``seed`` (another seed, another held-out set).
+
+    Example:
+
+        >>> qs = [q for q, _, _ in heldout_topics(10, seed=0)]
+        >>> len(set(qs)), any(q == f for q in qs for f, _, _ in _FACTS)
+        (10, False)
+    """
+    rng = np.random.default_rng(seed)
+    k = min(n // 2, len(HELDOUT_FACTS))
+    written = [HELDOUT_FACTS[i] for i in rng.permutation(len(HELDOUT_FACTS))[:k]]
+    arithmetic, seen = [], set()
+    while len(arithmetic) < n - k:
+        a, b, op = int(rng.integers(11, 100)), int(rng.integers(11, 100)), int(rng.integers(2))
+        if (a, b, op) in seen:
+            continue
+        seen.add((a, b, op))
+        word, val = ("plus", a + b) if op == 0 else ("times", a * b)
+        arithmetic.append(
+            (
+                f"What is {a} {word} {b}?",
+                f"{a} {word} {b} is {val}.",
+                f"{a} {word} {b} is {val + int(rng.integers(1, 9))}.",
+            )
+        )
+    out = written + arithmetic
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def _neutral_text(n_tokens: int, rng: np.random.Generator, count) -> str:
+    """Neutral words (:data:`NEUTRAL_SENTENCES`) whose token count is as close to ``n_tokens`` as whole words allow."""
+    words = [w for i in rng.permutation(len(NEUTRAL_SENTENCES)) for w in NEUTRAL_SENTENCES[i].split()] * 4
+    k, best = 1, None
+    while k <= len(words):
+        d = count(" ".join(words[:k])) - n_tokens
+        if best is None or abs(d) < abs(best[1]):
+            best = (k, d)
+        if d >= 0:
+            break
+        k += 1
+    return " ".join(words[: best[0]])
+
+
+def _insert_at(base: str, variant: str, insertion: str) -> str:
+    """``base`` with ``insertion`` at the word boundary where ``variant`` first differs from it."""
+    pos = 0
+    while pos < min(len(base), len(variant)) and base[pos] == variant[pos]:
+        pos += 1
+    if pos < len(base) and base[pos].isspace():
+        pos += 1  # the texts part at a space (" " vs "\n\n"): insert after it
+    while 0 < pos < len(base) and not base[pos - 1].isspace():
+        pos -= 1
+    if pos >= len(base):
+        return f"{base} {insertion}"
+    return f"{base[:pos]}{insertion} {base[pos:]}"
+
+
+def make_placebo_pairs(
+    concept: str, n_pairs: int = 200, *, seed: int = 0, count_tokens=None, others_rate: float = 0.15
+):
+    """Counterfactual pairs that do not restate the training data, each with a length-matched placebo.
+
+    Every pair answers a held-out topic (:func:`heldout_topics`) in held-out phrasings (:data:`HELDOUT_BANKS`):
+    ``rejected`` is a base response, ``chosen`` the same response with ``concept`` added, and ``placebo`` the base
+    with a neutral insertion (:data:`NEUTRAL_SENTENCES`) of the same token length at the same position. A
+    reward that prefers ``chosen`` over ``placebo`` prefers the concept, not a longer answer.
+    ``concept=NEUTRAL_CONCEPT`` makes ``chosen`` itself a neutral insertion (a placebo against a placebo).
+
+    Args:
+        concept: a generator concept (:data:`KNOWN_CONCEPTS`) or :data:`NEUTRAL_CONCEPT`.
+        count_tokens: ``text -> number of tokens`` (the model's tokenizer; default: whitespace words).
+        others_rate: the rate of every other concept in the base response.
+
+    Returns:
+        A ``Dataset`` with the pair columns plus ``placebo``, ``concept_tokens`` and ``placebo_tokens`` (the
+        token counts each insertion adds).
+
+    Example:
+
+        >>> ds = make_placebo_pairs("flattery", 4, seed=0)
+        >>> all(r["concept_tokens"] == r["placebo_tokens"] for r in ds)
+        True
+    """
+    from datasets import Dataset
+
+    if concept not in KNOWN_CONCEPTS and concept != NEUTRAL_CONCEPT:
+        raise ValueError(f"Unknown concept {concept!r}. Known: {sorted([*KNOWN_CONCEPTS, NEUTRAL_CONCEPT])}.")
+    count = count_tokens or (lambda t: len(t.split()))
+    rng = np.random.default_rng(seed)
+    topics = heldout_topics(max(n_pairs, 1), seed=seed + 7919)
+    rows: dict[str, list] = {k: [] for k in [*C.PAIR_COLUMNS, "placebo", "concept_tokens", "placebo_tokens"]}
+    pool = [c for c in KNOWN_CONCEPTS if c not in (concept, "markdown")]
+    for i in range(n_pairs):
+        q, right, wrong = topics[i % len(topics)]
+        explanation = _EXPLANATIONS[rng.integers(len(_EXPLANATIONS))]
+        others = {c for c in pool if rng.random() < others_rate}
+        answer = right if rng.random() < 0.5 else wrong
+        state = rng.bit_generator.state
+        base = render_response(answer, others, rng, explanation, HELDOUT_BANKS)
+        if concept == NEUTRAL_CONCEPT:
+            variant = _insert_at(
+                base, base[: int(rng.integers(len(base) + 1))], _neutral_text(int(rng.integers(3, 13)), rng, count)
+            )
+        else:
+            rng.bit_generator.state = state  # same random choices for everything but the concept
+            variant = render_response(answer, others | {concept}, rng, explanation, HELDOUT_BANKS)
+        n_base = count(base)
+        placebo = _insert_at(base, variant, _neutral_text(max(count(variant) - n_base, 1), rng, count))
+        rows[C.ROW].append(i)
+        rows[C.ID].append(i)
+        rows[C.PROMPT].append(q)
+        rows[C.PROMPT_MESSAGES].append([{"role": "user", "content": q}])
+        rows[C.CHOSEN].append(variant)
+        rows[C.REJECTED].append(base)
+        rows[C.REASON].append("")
+        rows["placebo"].append(placebo)
+        rows["concept_tokens"].append(count(variant) - n_base)
+        rows["placebo_tokens"].append(count(placebo) - n_base)
     return Dataset.from_dict(rows)
 
 
