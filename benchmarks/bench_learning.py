@@ -426,6 +426,8 @@ def run_protocol(path, results, *, summarize_only: bool = False, work=None, mode
     if not summarize_only:
         root.mkdir(parents=True, exist_ok=True)
         (root / "protocol.yaml").write_bytes(Path(path).read_bytes())
+        started = {"git_commit": git_commit(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        (root / f"run_{started['started_utc'].replace(':', '')}.json").write_text(json.dumps(started, indent=2))
         for seed in proto["seeds"]:
             folder = root / f"seed{seed}"
             if (folder / "learning.json").exists():
@@ -446,8 +448,9 @@ def protocol_config(proto: dict, seed: int):
 def run_protocol_seed(proto: dict, seed: int, folder: Path, h: str, work: Path, model=None):
     """One independent run: a fresh generator draw (seed ``data.seed_base + seed``), fresh held-out topics and
     counterfactual pairs, three policies (original, curated, sham)."""
-    from curate.generate import DETECTED_AS, heldout_topics, make_preference_pairs, register_markers
+    from curate.generate import DETECTED_AS, make_preference_pairs
     from curate.learning import learning_check
+    from curate.learning.heldout import heldout_topics, register_markers
     from curate.pipeline import run_apply
     from curate.recipe import Recipe
 
@@ -509,8 +512,8 @@ def run_protocol_seed(proto: dict, seed: int, folder: Path, h: str, work: Path, 
 def summarize_protocol(root: Path) -> int:
     """Pool the seed folders under ``root`` (no training) and write ``learning.json``, ``learning.parquet`` and
     ``summary.txt`` there; print the summary line last."""
-    from curate.generate import register_markers
     from curate.learning.folder import _json_default
+    from curate.learning.heldout import register_markers
     from curate.learning.pool import pool_learning
     from curate.learning.stats import summary_line
 

@@ -38,7 +38,8 @@ def _texts(ds):
 
 
 def test_heldout_topics_never_appear_in_training_prompts():
-    from curate.generate import heldout_topics, make_preference_pairs
+    from curate.generate import make_preference_pairs
+    from curate.learning.heldout import heldout_topics
 
     prompts = make_preference_pairs(600, rates=_all_rates(0.3), seed=5).dataset[C.PROMPT]
     for seed in (0, 1, 2):
@@ -51,7 +52,8 @@ def test_heldout_topics_never_appear_in_training_prompts():
 
 
 def test_heldout_phrasings_never_appear_in_training_texts():
-    from curate.generate import HELDOUT_BANKS, TRAIN_BANKS, make_preference_pairs
+    from curate.generate import TRAIN_BANKS, make_preference_pairs
+    from curate.learning.heldout import HELDOUT_BANKS
 
     texts = "\n".join(_texts(make_preference_pairs(800, rates=_all_rates(0.5), seed=3).dataset))
     checked = 0
@@ -75,7 +77,8 @@ def test_default_generator_draws_only_from_the_training_banks():
 
 def test_placebo_pairs_are_length_matched_and_neutral():
     from curate.concepts.named import NamedConcepts
-    from curate.generate import KNOWN_CONCEPTS, make_placebo_pairs, register_markers
+    from curate.generate import KNOWN_CONCEPTS
+    from curate.learning.heldout import make_placebo_pairs, register_markers
 
     register_markers()
     for concept in [c for c in KNOWN_CONCEPTS if c != "markdown"]:
@@ -131,8 +134,9 @@ def test_protocol_hash_changes_when_the_file_changes(tmp_path):
 
 def test_shipped_protocols_parse_and_select_paths_that_exist():
     from curate.concepts.named import list_concepts
-    from curate.generate import DETECTED_AS, register_markers
+    from curate.generate import DETECTED_AS
     from curate.learning import LearnConfig
+    from curate.learning.heldout import register_markers
     from curate.learning.train import load_reference
 
     bench = _bench()
@@ -169,7 +173,8 @@ def protocol_seed(tmp_path_factory):
     from datasets import concatenate_datasets
     from transformers import LlamaForCausalLM
 
-    from curate.generate import heldout_topics, make_placebo_pairs, make_preference_pairs
+    from curate.generate import make_preference_pairs
+    from curate.learning.heldout import heldout_topics, make_placebo_pairs
     from tests.test_trl import build_tokenizer, tiny_config
 
     bench = _bench()

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .. import _columns as C
 from ..errors import CurateError
-from ..generate import DEFAULT_RATES, NEUTRAL_CONCEPT
+from ..generate import DEFAULT_RATES
 from .folder import (
     COUNTERFACTUAL_COLUMNS,
     LEARNING_COLUMNS,
@@ -38,6 +38,7 @@ from .folder import (
     read_learning,
     save_learning_folder,
 )
+from .heldout import NEUTRAL_CONCEPT
 from .inputs import (
     check_ids,
     curate_trained_rows,
@@ -389,7 +390,8 @@ def _train_arms(reference, tok, rows, config, model_id, inp: _Inputs, cache, dev
 
 def _measure_reward(arms, reference, tok, names, config, cf: dict, max_length, progress):
     """The implicit reward of every arm on counterfactual pairs: ``({(arm, concept): summary}, per-pair rows)``."""
-    from ..generate import DETECTED_AS, KNOWN_CONCEPTS, make_counterfactual_pairs, make_placebo_pairs
+    from ..generate import DETECTED_AS, KNOWN_CONCEPTS, make_counterfactual_pairs
+    from .heldout import make_placebo_pairs
 
     if not cf["n"]:
         return {}, None
