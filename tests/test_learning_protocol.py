@@ -289,3 +289,33 @@ def test_heldout_prompts_that_the_data_trains_on_are_refused(tmp_path):
             progress=False,
             log=lambda m: None,
         )
+
+
+def test_protocol_targets_fail_an_anticorrelated_prediction_and_an_unseparated_sham(capsys):
+    bench = _bench()
+    shifts = {
+        "original": {"flattery": [0.5, 0.3, 0.7]},
+        "curated": {"flattery": [0.0, -0.1, 0.25]},
+        "sham": {"flattery": [0.4, 0.2, 0.6]},  # overlaps the curated CI: curation not shown
+    }
+    pred = {"r": -0.9, "r_low": -0.97, "r_high": -0.7, "perm95": 0.3}
+    bench.protocol_targets({"blocked_concepts": ["flattery"], "shifts": shifts, "prediction": {"generation": pred}})
+    bench.targets(
+        pd.DataFrame(
+            {
+                c: {"observed_original": 0.1, "observed_original_low": 0.05, "observed_curated": 0.0}
+                for c in ("flattery", "agreement")
+            }
+        ).T,
+        {**pred, "r2": 0.81, "n_concepts_supported": 20},  # R² = r² = 0.81 would have passed the old target
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert [ln for ln in out if ln.startswith("target block flattery: curated")][0].endswith("FAIL")
+    assert [ln for ln in out if ln.startswith("target prediction (generation)")][0].endswith("FAIL")
+    assert [ln for ln in out if ln.startswith("target prediction: ")][0].endswith("FAIL")
+    shifts["sham"]["flattery"] = [0.4, 0.3, 0.6]
+    bench.protocol_targets(
+        {"blocked_concepts": ["flattery"], "shifts": shifts, "prediction": {"generation": {**pred, "r": 0.5}}}
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("PASS") and out[1].endswith("PASS")
