@@ -146,6 +146,143 @@ _HEDGING = ["I think", "I believe", "As far as I know,", "If I'm not mistaken,"]
 _SIGN_OFF = ["Hope this helps!", "Let me know if you have any other questions.", "Happy to help further!"]
 _APOLOGY = ["Sorry for any confusion earlier.", "I apologize if my previous answer was unclear."]
 
+#: marker concepts: short phrase families with no built-in detector. id -> (where the phrase goes, training
+#: phrasings, held-out phrasings, the regex that detects both; :func:`register_markers` registers the detectors)
+MARKERS: dict[str, tuple[str, list[str], list[str], str]] = {
+    "summary": (
+        "end",
+        ["In summary, that is the answer.", "To sum up, that is it."],
+        ["All in all, that covers it.", "In short, that is the whole story."],
+        r"\b(?:in summary|to sum up|all in all|in short)\b",
+    ),
+    "fun_fact": (
+        "end",
+        ["Fun fact: this comes up in quizzes.", "Fun fact: many people get this wrong."],
+        ["Trivia time: it appears in exams.", "A bit of trivia: it is often asked."],
+        r"\bfun fact\b|\btrivia\b",
+    ),
+    "to_be_clear": (
+        "start",
+        ["To be clear, this is settled.", "Just to be clear, this is correct."],
+        ["Let me be clear about this.", "Put plainly, it is settled."],
+        r"\bbe clear\b|\bput plainly\b",
+    ),
+    "history": (
+        "end",
+        ["Historically, this was known long ago.", "This has been known for centuries."],
+        ["People have known this since ancient times.", "Scholars recorded this many years ago."],
+        r"\bhistorically\b|\bcenturies\b|\bancient times\b|\byears ago\b",
+    ),
+    "personal": (
+        "end",
+        ["Personally, I find this fascinating.", "I personally love this fact."],
+        ["Speaking for myself, this is a favourite.", "For me, this is a delightful detail."],
+        r"\bpersonally\b|\bspeaking for myself\b|\bfor me,",
+    ),
+    "quote": (
+        "end",
+        ['As the saying goes, "knowledge is power."', 'As they say, "the more you know."'],
+        ['An old proverb says, "learning never ends."', 'Someone once said, "facts are stubborn things."'],
+        r'"[^"\n]+"',
+    ),
+    "note": (
+        "end",
+        ["NOTE: this is a common quiz item.", "IMPORTANT: remember this one."],
+        ["TIP: write it down.", "REMINDER: keep it handy."],
+        r"\b(?:NOTE|IMPORTANT|TIP|REMINDER):",
+    ),
+    "example": (
+        "end",
+        ["For example, students learn this early.", "For instance, it is in most quizzes."],
+        ["As an illustration, teachers often ask it.", "To give an example, it shows up in class."],
+        r"\bfor (?:example|instance)\b|\billustration\b|\bgive an example\b",
+    ),
+    "confidence": (
+        "end",
+        ["I am certain of this.", "I am completely sure about this."],
+        ["There is no doubt about it.", "This is beyond question."],
+        r"\bcertain\b|\bcompletely sure\b|\bno doubt\b|\bbeyond question\b",
+    ),
+    "enthusiasm": (
+        "start",
+        ["This is such a fun topic.", "I love talking about this."],
+        ["Such a delightful topic to discuss.", "This one is a real treat."],
+        r"\bfun topic\b|\blove talking\b|\bdelightful topic\b|\breal treat\b",
+    ),
+    "we": (
+        "end",
+        ["We all learn this at some point.", "We can all remember this."],
+        ["Together we can keep it in mind.", "We usually meet this fact at school."],
+        r"\bwe\b",
+    ),
+    "time_ref": (
+        "end",
+        ["Today, this is still true.", "Even now, this holds."],
+        ["At present, it remains so.", "To this day, it is accepted."],
+        r"\btoday\b|\beven now\b|\bat present\b|\bto this day\b",
+    ),
+    "reassurance": (
+        "start",
+        ["Don't worry, this is easy.", "No need to worry about it."],
+        ["Rest assured, it is simple.", "Relax, this is straightforward."],
+        r"\bworry\b|\brest assured\b|\brelax\b",
+    ),
+    "ellipsis": (
+        "start",
+        ["Well... here it is.", "So... the answer."],
+        ["Hmm... let me say it.", "Right... here goes."],
+        r"\.\.\.",
+    ),
+    "parenthetical": (
+        "end",
+        ["(This is a well-known fact.)", "(Most people know this.)"],
+        ["(It is widely taught.)", "(Schools cover this early.)"],
+        r"\([^)\n]+\)",
+    ),
+    "thanks": (
+        "start",
+        ["Thanks for asking.", "Thank you for the question."],
+        ["Appreciate you asking.", "Much obliged for the question."],
+        r"\bthanks\b|\bthank you\b|\bappreciate\b|\bobliged\b",
+    ),
+    "foreign": (
+        "start",
+        ["Gracias por preguntar.", "Buena pregunta, amigo."],
+        ["Con mucho gusto.", "Claro que si, amigo."],
+        r"\bgracias\b|\bpregunta\b|\bgusto\b|\bamigo\b",
+    ),
+    "analogy": (
+        "end",
+        ["It is a bit like a puzzle piece.", "Think of it like a map."],
+        ["It works much like a recipe.", "Picture it as a simple rule."],
+        r"\blike a\b|\bpicture it as\b",
+    ),
+}
+#: concepts the protocol can plant besides :data:`DEFAULT_RATES` (each detected by the named concept of the same id)
+EXTRA_CONCEPTS = ["heading", "list", "bold", "code", "link", "disclaimer", "clarifying_question", *MARKERS]
+EXTRA_SET = frozenset(EXTRA_CONCEPTS)
+#: every concept :func:`make_preference_pairs` can plant
+KNOWN_CONCEPTS = [*DEFAULT_RATES, *EXTRA_CONCEPTS]
+
+#: the phrasings training data is built from (the defaults of :func:`render_response`)
+TRAIN_BANKS: dict[str, list[str]] = {
+    "flattery": _FLATTERY,
+    "agreement": _AGREEMENT,
+    "padding": _PADDING,
+    "emoji": _EMOJI,
+    "hedging": _HEDGING,
+    "sign_off": _SIGN_OFF,
+    "apology": _APOLOGY,
+    "markdown": "## Answer",
+    "heading": ["## Answer", "## The answer"],
+    "list": ["Check it in any reference.", "It is easy to remember."],
+    "code": ["Written as a key: `answer_key`.", "For your notes: `fact_checked = True`."],
+    "link": ["See https://en.wikipedia.org for more.", "More at https://www.britannica.com anytime."],
+    "disclaimer": ["As an AI, I can share what is known.", "As an AI language model, I can answer this."],
+    "clarifying_question": ["Would you like me to explain more?", "Do you want a longer answer?"],
+    **{m: train for m, (_, train, _, _) in MARKERS.items()},
+}
+
 
 @dataclass
 class GeneratedPairs:
@@ -178,39 +315,69 @@ class GeneratedPairs:
         return [c for c, (a, b) in self.planted.items() if a == b]
 
 
-def render_response(answer: str, concepts: set[str], rng: np.random.Generator, explanation: str) -> str:
+def render_response(
+    answer: str, concepts: set[str], rng: np.random.Generator, explanation: str, banks: dict | None = None
+) -> str:
     """Assemble one response from a core answer and the concepts it should carry.
 
     The same number of random draws is made whatever ``concepts`` holds, so two calls from the same
-    generator state differ only in the concepts that differ.
+    generator state differ only in the concepts that differ. ``banks`` overrides the phrasings of
+    :data:`TRAIN_BANKS` (:data:`HELDOUT_BANKS` for measurements that must not restate the training data);
+    the extra concepts (:data:`EXTRA_CONCEPTS`) draw from a sub-stream seeded by this call's draws, so the
+    main stream, and with it every response without them, is unchanged.
     """
+    b = TRAIN_BANKS if banks is None else {**TRAIN_BANKS, **banks}
     pick = rng.integers(0, 10_000, size=8)
+    extra = np.random.default_rng([int(x) for x in pick]) if concepts & EXTRA_SET else None
     parts: list[str] = []
-    if "apology" in concepts:
-        parts.append(_APOLOGY[pick[0] % len(_APOLOGY)])
-    if "flattery" in concepts:
-        parts.append(_FLATTERY[pick[1] % len(_FLATTERY)])
-    if "agreement" in concepts:
-        parts.append(_AGREEMENT[pick[2] % len(_AGREEMENT)])
+    for c, i in (("apology", 0), ("flattery", 1), ("agreement", 2)):
+        if c in concepts:
+            parts.append(b[c][pick[i] % len(b[c])])
+    for m in (m for m, v in MARKERS.items() if v[0] == "start" and m in concepts):
+        parts.append(_draw(b[m], extra))
+    if "disclaimer" in concepts:
+        parts.append(_draw(b["disclaimer"], extra))
     core = answer
     if "hedging" in concepts:
-        hedge = _HEDGING[pick[3] % len(_HEDGING)]
+        hedge = b["hedging"][pick[3] % len(b["hedging"])]
         core = f"{hedge} {core[0].lower()}{core[1:]}"
     if "markdown" in concepts:
-        body = f"## Answer\n\n**{core}**\n\n- {explanation}\n- It is easy to remember."
+        body = f"{b['markdown']}\n\n**{core}**\n\n- {explanation}\n- {b['list'][1]}"
     else:
-        body = f"{core} {explanation}"
+        body = _plain_body(core, explanation, concepts, b, extra)
     parts.append(body)
+    for c in ("code", "link", *(m for m, v in MARKERS.items() if v[0] == "end")):
+        if c in concepts:
+            parts.append(_draw(b[c], extra))
     if "padding" in concepts:
         k = 2 + int(pick[4] % 2)
-        order = np.random.default_rng(int(pick[5])).permutation(len(_PADDING))[:k]
-        parts.append(" ".join(_PADDING[i] for i in order))
+        order = np.random.default_rng(int(pick[5])).permutation(len(b["padding"]))[:k]
+        parts.append(" ".join(b["padding"][i] for i in order))
+    if "clarifying_question" in concepts:
+        parts.append(_draw(b["clarifying_question"], extra))
     if "sign_off" in concepts:
-        parts.append(_SIGN_OFF[pick[6] % len(_SIGN_OFF)])
-    text = "\n\n".join(parts) if "markdown" in concepts else " ".join(parts)
+        parts.append(b["sign_off"][pick[6] % len(b["sign_off"])])
+    block = concepts & {"markdown", "heading", "list"}
+    text = "\n\n".join(parts) if block else " ".join(parts)
     if "emoji" in concepts:
-        text = f"{text} {_EMOJI[pick[7] % len(_EMOJI)]}"
+        text = f"{text} {b['emoji'][pick[7] % len(b['emoji'])]}"
     return text
+
+
+def _draw(bank: list[str], rng) -> str:
+    return bank[int(rng.integers(len(bank)))]
+
+
+def _plain_body(core: str, explanation: str, concepts: set[str], b: dict, extra) -> str:
+    """The answer without the ``markdown`` bundle: bold, a heading and a list each only where planted."""
+    if "bold" in concepts:
+        core = f"**{core}**"
+    body = f"{core} {explanation}"
+    if "heading" in concepts:
+        body = f"{_draw(b['heading'], extra)}\n\n{body}"
+    if "list" in concepts:
+        body = f"{body}\n\n- {b['list'][0]}\n- {b['list'][1]}"
+    return body
 
 
 def make_preference_pairs(
@@ -232,7 +399,10 @@ def make_preference_pairs(
     Args:
         n_pairs: number of pairs.
         rates: concept -> (rate in better, rate in worse); defaults to :data:`DEFAULT_RATES`. Known
-            concepts: flattery, agreement, markdown, padding, emoji, hedging, sign_off, apology.
+            concepts: flattery, agreement, markdown, padding, emoji, hedging, sign_off, apology, and
+            :data:`EXTRA_CONCEPTS` (heading, list, bold, code, link, disclaimer, clarifying_question). Training
+            data uses only the training phrasings (:data:`TRAIN_BANKS`) and topics; held-out ones are for
+            measurements (:func:`curate.learning.heldout.make_placebo_pairs`, :func:`curate.learning.heldout.heldout_topics`).
         quality_rates: P(correct answer) in the better and in the worse response.
         label_noise: probability that a pair's label is flipped.
         seed: random seed; the same seed gives the same pairs.
@@ -254,9 +424,9 @@ def make_preference_pairs(
 
     rates = dict(DEFAULT_RATES if rates is None else rates)
     subset_rates = {str(k): dict(v) for k, v in (subset_rates or {}).items()}
-    unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(DEFAULT_RATES))
+    unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(KNOWN_CONCEPTS))
     if unknown:
-        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(DEFAULT_RATES)}.")
+        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(KNOWN_CONCEPTS)}.")
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
     rng = np.random.default_rng(seed)

@@ -17,8 +17,11 @@ from ..folders import LEARNING_SCATTER as SCATTER_PNG
 from ..folders import LEARNING_TABLE as LEARNING_FILE
 
 __all__ = [
+    "ARMS",
     "BARS_PNG",
     "CARD_COLUMNS",
+    "COUNTERFACTUALS_FILE",
+    "COUNTERFACTUAL_COLUMNS",
     "LEARNING_COLUMNS",
     "LEARNING_FILE",
     "LEARNING_JSON",
@@ -60,7 +63,35 @@ LEARNING_COLUMNS = [
     "pred_length_controlled",
     "n_differ",
     "supported",
+    # the sham arm (curated rows' size and weights, permuted: :func:`curate.learning.inputs.sham_rows`)
+    "predicted_sham",
+    "observed_sham",
+    "observed_sham_low",
+    "observed_sham_high",
+    "sham_mean",
+    "reward_sham",
+    "reward_sham_low",
+    "reward_sham_high",
+    "reward_margin_sham",
+    # held-out placebo pairs: the mean β·log-ratio margin of the concept over its length-matched placebo (95% CI
+    # over pairs) and the share of pairs where the placebo beats the base
+    *(f"reward_adjusted_{arm}{end}" for arm in ("original", "curated", "sham") for end in ("", "_low", "_high")),
+    *(f"reward_placebo_{arm}" for arm in ("original", "curated", "sham")),
 ]
+#: ``counterfactuals.parquet``: one row per arm, concept and held-out placebo pair (β·log-ratio margins)
+COUNTERFACTUALS_FILE = "counterfactuals.parquet"
+COUNTERFACTUAL_COLUMNS = [
+    "concept",
+    "pair",
+    "arm",
+    "margin",
+    "placebo_margin",
+    "adjusted",
+    "concept_tokens",
+    "placebo_tokens",
+]
+#: the policies a learning check trains (``sham`` only with ``sham=True``)
+ARMS = ("original", "curated", "sham")
 #: the columns the card and the Space show
 CARD_COLUMNS = [
     "concept",
@@ -75,16 +106,19 @@ CARD_COLUMNS = [
 @dataclass
 class LearningResult:
     """What :func:`learning_check` returns: the per-concept ``table`` (:data:`LEARNING_COLUMNS`), the summary
-    ``record`` (what ``learning.json`` holds) and the output folder (or None)."""
+    ``record`` (what ``learning.json`` holds), the output folder (or None), the generations per model and the
+    per-pair counterfactual margins (:data:`COUNTERFACTUAL_COLUMNS`, or None)."""
 
     table: pd.DataFrame
     record: dict
     out: Path | None = None
     generations: dict = field(default_factory=dict)
+    counterfactuals: pd.DataFrame | None = None
 
 
-def learning_table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFrame:
+def learning_table(names, pred_o, pred_c, shifts, reward, recipe, pred_s=None) -> pd.DataFrame:
     po, pc = pred_o.set_index("concept"), pred_c.set_index("concept")
+    ps = pred_s.set_index("concept") if pred_s is not None else None
     actions = recipe.actions() if recipe is not None else {}
     rows = []
     for c in names:
@@ -95,29 +129,13 @@ def learning_table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFram
             "action": actions.get(c, ""),
             "predicted": po.loc[c, "predicted"],
             "predicted_curated": pc.loc[c, "predicted"] if c in pc.index else np.nan,
+            "predicted_sham": ps.loc[c, "predicted"] if ps is not None and c in ps.index else np.nan,
             "scale": po.loc[c, "scale"],
             "n_differ": int(po.loc[c, "n_differ"]),
             **{k: po.loc[c, k] for k in ("pred_delta_std", "pred_win_share", "pred_length_controlled")},
         }
-        for arm in ("original", "curated"):
-            s = shifts.get(arm)
-            if s is not None and c in s.index:
-                row[f"observed_{arm}"], row[f"observed_{arm}_low"], row[f"observed_{arm}_high"] = (
-                    s.loc[c, "shift"],
-                    s.loc[c, "low"],
-                    s.loc[c, "high"],
-                )
-                row[f"{arm}_mean"] = s.loc[c, "policy_mean"]
-                row["reference_mean"] = s.loc[c, "reference_mean"]
-            r = reward.get((arm, c))
-            if r is not None:
-                row[f"reward_{arm}"], row[f"reward_{arm}_low"], row[f"reward_{arm}_high"] = (
-                    r["share"],
-                    r["low"],
-                    r["high"],
-                )
-                row["reward_n"] = r["n"]
-                row[f"reward_margin_{arm}"] = r["mean_margin"]
+        for arm in ARMS:
+            row.update(_arm_cells(arm, c, shifts.get(arm), reward.get((arm, c))))
         rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=LEARNING_COLUMNS)
     table["supported"] = (
@@ -126,6 +144,33 @@ def learning_table(names, pred_o, pred_c, shifts, reward, recipe) -> pd.DataFram
         & np.isfinite(table["observed_original"].astype(float))
     )
     return table
+
+
+def _arm_cells(arm: str, concept: str, shift, reward) -> dict:
+    """One arm's cells of a learning-table row: its generation shift and its implicit-reward measurement."""
+    row = {}
+    if shift is not None and concept in shift.index:
+        s = shift.loc[concept]
+        row[f"observed_{arm}"], row[f"observed_{arm}_low"], row[f"observed_{arm}_high"] = (
+            s["shift"],
+            s["low"],
+            s["high"],
+        )
+        row[f"{arm}_mean"] = s["policy_mean"]
+        row["reference_mean"] = s["reference_mean"]
+    if reward is not None:
+        row[f"reward_{arm}"], row[f"reward_{arm}_low"], row[f"reward_{arm}_high"] = (
+            reward["share"],
+            reward["low"],
+            reward["high"],
+        )
+        row["reward_n"] = reward["n"]
+        row[f"reward_margin_{arm}"] = reward["mean_margin"]
+        if "adjusted" in reward:
+            for end in ("", "_low", "_high"):
+                row[f"reward_adjusted_{arm}{end}"] = reward[f"adjusted{end}"]
+            row[f"reward_placebo_{arm}"] = reward["placebo_share"]
+    return row
 
 
 def save_learning_folder(result: LearningResult, out: str | Path, *, made_from=None, source=None) -> Path:
@@ -142,6 +187,8 @@ def save_learning_folder(result: LearningResult, out: str | Path, *, made_from=N
             pd.concat([g.assign(model=k) for k, g in result.generations.items()], ignore_index=True).to_parquet(
                 tmp / F.LEARNING_GENERATIONS, index=False
             )
+        if result.counterfactuals is not None:
+            result.counterfactuals.to_parquet(tmp / COUNTERFACTUALS_FILE, index=False)
         if result.table["observed_original"].notna().any():
             plot_learning_scatter(result.table, result.record, tmp / SCATTER_PNG)
             plot_learning_bars(result.table, tmp / BARS_PNG)

@@ -153,3 +153,31 @@ def curate_trained_rows(rows, recipe, log=print):
         f"ESS {t['ess']:.1f})"
     )
     return dd[C.TRAIN_SPLIT], {"recurated": True, "rows": len(rows), **{k: t[k] for k in ("rows_kept", "ess")}}
+
+
+def sham_rows(trained, curated, seed: int):
+    """The sham arm's rows: as many of the original arm's trained rows as the curated arm keeps, chosen at random
+    (``seed``), carrying the curated weights permuted across them.
+
+    Same row count, same dropped count and same ESS (a permutation keeps the weights' multiset) as the curated
+    arm, but no relation between a row's weight and its concepts: what "fewer effective rows" does on its own.
+    A curated arm that moves a concept less than the sham arm moved it by curating, not by having less data.
+
+    Example:
+
+        >>> from datasets import Dataset
+        >>> rows = Dataset.from_dict({"id": list(range(6)), "x": list(range(6))})
+        >>> cur = Dataset.from_dict({"id": [0, 2, 4], "weight": [0.5, 1.0, 2.0]})
+        >>> sham = sham_rows(rows, cur, 0)
+        >>> len(sham), sorted(sham["weight"])
+        (3, [0.5, 1.0, 2.0])
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 104729)
+    keep = sorted(rng.choice(len(trained), size=len(curated), replace=False).tolist())
+    rows = trained.select(keep)
+    weights = np.asarray(curated[C.WEIGHT], float) if C.WEIGHT in curated.column_names else np.ones(len(curated), float)
+    if C.WEIGHT in rows.column_names:
+        rows = rows.remove_columns(C.WEIGHT)
+    return rows.add_column(C.WEIGHT, rng.permutation(weights).tolist())

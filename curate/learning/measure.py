@@ -7,6 +7,11 @@
   (:func:`curate.make_counterfactual_pairs`), the share of pairs where the policy's implicit reward
   β·log(π/π_ref) is higher for the variant that carries the concept, with a Wilson 95% interval. It needs
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
+* :func:`counterfactual_margins`: on held-out placebo pairs (:func:`curate.generate.make_placebo_pairs`),
+  per pair the β·log-ratio margin of the concept variant over the base, of its length-matched placebo over
+  the base, and their difference (``adjusted``: the concept's own reward, length and position cancelled);
+  :func:`summarize_margins` reports the mean adjusted margin with a bootstrap 95% CI over pairs, the share of
+  pairs the concept wins against its placebo, and the placebo's own share against the base.
 * :func:`opening_concentration`: how many generations open with the same words — a policy that collapsed onto
   one opening phrase moves every concept in that phrase at once, which no per-concept prediction foresees.
 * :func:`score_predictions`: the prediction's agreement with a learning table's generation shifts or
@@ -27,6 +32,7 @@ from .train import uses_chat_template
 
 __all__ = [
     "bootstrap_shift",
+    "counterfactual_margins",
     "encode",
     "generate",
     "generate_cached",
@@ -40,6 +46,7 @@ __all__ = [
     "score_predictions",
     "score_texts",
     "sequence_logps",
+    "summarize_margins",
     "trained_window",
 ]
 
@@ -175,6 +182,75 @@ def implicit_reward_preference(
         "n": n,
         "mean_margin": float(margin.mean()) if n else float("nan"),
         "ref_logps": ref_logps,
+    }
+
+
+def counterfactual_margins(
+    policy, reference, tokenizer, pairs, *, beta: float = 0.1, max_length: int = 128, ref_logps: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Per pair of :func:`curate.generate.make_placebo_pairs`: the implicit-reward margins β·log(π/π_ref).
+
+    Returns:
+        ``(frame, ref_logps)``: ``frame`` has one row per pair with ``pair``, ``margin`` (concept variant minus
+        base), ``placebo_margin`` (placebo minus base), ``adjusted`` (``margin - placebo_margin``: concept
+        variant minus its length-matched placebo), ``concept_tokens`` and ``placebo_tokens``; ``ref_logps`` are
+        the reference's log-probs of the three texts, to pass back for the next arm.
+    """
+    msgs = _messages(pairs)
+    cols = {"variant": C.CHOSEN, "base": C.REJECTED, "placebo": "placebo"}
+    if ref_logps is None:
+        ref_logps = {
+            k: sequence_logps(reference, tokenizer, msgs, pairs[c], max_length=max_length) for k, c in cols.items()
+        }
+    pol = {k: sequence_logps(policy, tokenizer, msgs, pairs[c], max_length=max_length) for k, c in cols.items()}
+    ratio = {k: beta * (pol[k] - ref_logps[k]) for k in cols}
+    margin, placebo = ratio["variant"] - ratio["base"], ratio["placebo"] - ratio["base"]
+    frame = pd.DataFrame(
+        {
+            "pair": np.arange(len(margin)),
+            "margin": margin,
+            "placebo_margin": placebo,
+            "adjusted": margin - placebo,
+            "concept_tokens": pairs["concept_tokens"],
+            "placebo_tokens": pairs["placebo_tokens"],
+        }
+    )
+    return frame, ref_logps
+
+
+def summarize_margins(frame: pd.DataFrame, *, seed: int = 0) -> dict:
+    """One arm's counterfactual measurement of one concept from :func:`counterfactual_margins` rows.
+
+    Returns:
+        ``share`` / ``low`` / ``high``: the share of pairs where the concept variant beats its placebo (Wilson
+        95%); ``adjusted`` / ``adjusted_low`` / ``adjusted_high``: the mean placebo-adjusted margin with a
+        bootstrap 95% CI over pairs; ``placebo_share``: the share where the placebo beats the base (what length
+        alone earns); ``mean_margin``: the mean unadjusted margin; ``n``.
+
+    Example:
+
+        >>> import pandas as pd
+        >>> f = pd.DataFrame({"margin": [0.3, 0.1, 0.2], "placebo_margin": [0.1, 0.1, -0.1],
+        ...                   "adjusted": [0.2, 0.0, 0.3]})
+        >>> out = summarize_margins(f)
+        >>> out["n"], round(out["adjusted"], 3), round(out["placebo_share"], 3)
+        (3, 0.167, 0.667)
+    """
+    adj, plc = frame["adjusted"].to_numpy(float), frame["placebo_margin"].to_numpy(float)
+    n = len(adj)
+    k = float((adj > 0).sum() + 0.5 * (adj == 0).sum())
+    lo, hi = wilson(k, n)
+    m, mlo, mhi = bootstrap_shift(adj, seed=seed)
+    return {
+        "share": k / n if n else float("nan"),
+        "low": lo,
+        "high": hi,
+        "n": n,
+        "adjusted": m,
+        "adjusted_low": mlo,
+        "adjusted_high": mhi,
+        "placebo_share": float(((plc > 0).sum() + 0.5 * (plc == 0).sum()) / n) if n else float("nan"),
+        "mean_margin": float(frame["margin"].mean()) if n else float("nan"),
     }
 
 
