@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import _columns as C
+from .errors import ConfigError
 
 # concept -> (rate in the better response, rate in the worse response).
 # Unequal rates are planted preferences; equal rates are controls that must NOT be flagged.
@@ -426,9 +427,9 @@ def make_preference_pairs(
     subset_rates = {str(k): dict(v) for k, v in (subset_rates or {}).items()}
     unknown = sorted((set(rates) | {c for v in subset_rates.values() for c in v}) - set(KNOWN_CONCEPTS))
     if unknown:
-        raise ValueError(f"Unknown planted concepts {unknown}. Known: {sorted(KNOWN_CONCEPTS)}.")
+        raise ConfigError(f"Unknown planted concepts {unknown}. Known: {sorted(KNOWN_CONCEPTS)}.")
     if not 0 <= label_noise < 0.5:
-        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
+        raise ConfigError(f"label_noise must be in [0, 0.5), got {label_noise}.")
     rng = np.random.default_rng(seed)
     names = list(dict.fromkeys([*rates, *(c for v in subset_rates.values() for c in v)]))
     subsets = list(subset_rates)
@@ -487,7 +488,7 @@ def make_counterfactual_pairs(concept: str, n_pairs: int = 200, *, seed: int = 0
     from datasets import Dataset
 
     if concept not in DEFAULT_RATES:
-        raise ValueError(f"Unknown concept {concept!r}. Known: {sorted(DEFAULT_RATES)}.")
+        raise ConfigError(f"Unknown concept {concept!r}. Known: {sorted(DEFAULT_RATES)}.")
     rng = np.random.default_rng(seed)
     rows: dict[str, list] = {k: [] for k in C.PAIR_COLUMNS}
     for i in range(n_pairs):

@@ -208,9 +208,7 @@ def test_the_readme_links_every_docs_page_and_stays_short():
 
 # -- every `curate.X` a docstring, comment string or message names exists (issue 28) ------------------------------
 #: names still wrong in files other engineers own (issue 28); fix the text there and remove the entry here
-KNOWN_WRONG = {
-    "make_counterfactual_pairs": "curate/learning/measure.py"  # curate.generate.make_counterfactual_pairs
-}
+KNOWN_WRONG: dict[str, str] = {}
 _CURATE_NAME = re.compile(r"(?<![\w./-])curate\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 _NOT_NAMES = {"json"}  # curate.json: the folders' manifest file (curate.folders.MANIFEST)
 

@@ -42,8 +42,8 @@ from .heldout import NEUTRAL_CONCEPT
 from .inputs import (
     check_ids,
     curate_trained_rows,
+    curated_splits,
     first_by_rank,
-    load_curated,
     load_data,
     sham_rows,
     split_by_prompt,
@@ -52,6 +52,7 @@ from .inputs import (
 from .measure import (
     counterfactual_margins,
     generate_cached,
+    generation_record,
     generation_shift,
     implicit_reward_preference,
     opening_concentration,
@@ -63,17 +64,17 @@ from .measure import (
     trained_window,
 )
 from .predict import DEFAULT_ESTIMATOR, predict_learning
+from .stats import merge_correlated
 from .train import (
     LearnConfig,
     RefLogpMemo,
-    default_cache_dir,
     fingerprint,
+    learning_cache_dir,
     load_reference,
     train_policy,
     training_pairs,
 )
-from .warmup import code_hash as warmup_code_hash
-from .warmup import warm_up_reference, warmup_pairs
+from .warmup import warm_up_reference, warmup_code_hash, warmup_pairs
 
 __all__ = ["LEARNING_COLUMNS", "LearningResult", "learning_check", "read_learning", "split_by_prompt"]
 
@@ -134,11 +135,11 @@ def learning_check(
         sham: also train a third policy, ``sham``, on as many rows as the curated arm with its weights permuted
             across them (:func:`curate.learning.inputs.sham_rows`): the control for "fewer effective rows".
         eval_messages: the held-out prompts (chat messages) to generate on, e.g. questions on topics the data
-            never asks (:func:`curate.generate.heldout_topics`); then every data row trains and ``eval_prompts``
+            never asks (:func:`curate.learning.heldout.heldout_topics`); then every data row trains and ``eval_prompts``
             is unused. None holds out ``eval_prompts`` of the data's own prompts.
         counterfactuals: ``"training"`` builds counterfactual pairs like the training data
-            (:func:`curate.make_counterfactual_pairs`); ``"heldout"`` from held-out phrasings on held-out topics,
-            each against a length-matched placebo (:func:`curate.generate.make_placebo_pairs`), and writes the
+            (:func:`curate.generate.make_counterfactual_pairs`); ``"heldout"`` from held-out phrasings on held-out topics,
+            each against a length-matched placebo (:func:`curate.learning.heldout.make_placebo_pairs`), and writes the
             per-pair margins to ``counterfactuals.parquet``.
         counterfactual_seed: the seed of the counterfactual pairs (default ``config.seed + 1``).
         reward_max_length: tokens per counterfactual sequence (default ``config.max_length``).
@@ -165,10 +166,10 @@ def learning_check(
     log(f"reference model {model_id} on {device}")
     timing["load_model"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    preds, full_o, cuts, names = _predict_arms(rows, tok, config, names, estimator, log)
+    preds, full_o, cuts, names, merged = _predict_arms(rows, tok, config, names, estimator, log)
     timing["predict"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    cache = learning_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if isinstance(model, tuple):
         cache = None  # an in-memory model has no stable identity
     reference, model_id, warmup = _warm_up(reference, tok, inp.train_orig, config, model_id, cache, progress, log)
@@ -191,6 +192,8 @@ def learning_check(
     record.update(
         {
             "responses_cut_by_window": {a: round(c, 4) for a, c in cuts.items()},
+            # concepts whose Δ correlates > 0.95 over the trained rows: one idea, scored once when pooled
+            "merged_concepts": {g: m for g, m in merged.items() if len(m) > 1},
             "eval_prompts": len(inp.messages),
             "heldout_by": "given" if eval_messages is not None else "prompt",
             "samples_per_prompt": samples,
@@ -241,7 +244,7 @@ class _Inputs:
 def _inputs(data, curated, eval_prompts, eval_messages, limit, log) -> _Inputs:
     """Load and check the data and the curated folder; hold out prompts (the data's own, or ``eval_messages``)."""
     dataset = load_data(data, limit)
-    dd, recipe, folder = load_curated(curated)
+    dd, recipe, folder = curated_splits(curated)
     train_cur_all, dropped = dd[C.TRAIN_SPLIT], dd[C.DROPPED_SPLIT]
     check_ids(dataset, train_cur_all, dropped)
     usable = dataset.filter(lambda r: not r, input_columns=[C.REASON]) if C.REASON in dataset.column_names else dataset
@@ -253,7 +256,7 @@ def _inputs(data, curated, eval_prompts, eval_messages, limit, log) -> _Inputs:
         if trained:
             raise CurateError(
                 f"{len(trained)} held-out prompts are asked in the training data (e.g. {trained[:3]}). Pass "
-                "eval_messages on topics the data never asks (curate.generate.heldout_topics)."
+                "eval_messages on topics the data never asks (curate.learning.heldout.heldout_topics)."
             )
         held = set()
     else:
@@ -316,27 +319,35 @@ def _concept_names(concepts) -> list[str]:
 def _predict_arms(rows: dict, tok, config: LearnConfig, names, estimator, log):
     """Each arm's predicted shifts from the audit of its pairs as the loss sees them (cut to the training window).
 
-    Returns ``(predictions by arm, the original arm's prediction from whole responses, share cut by arm, names)``.
+    Returns ``(predictions by arm, the original arm's prediction from whole responses, share cut by arm, names,
+    merged)``; ``merged`` groups the concepts whose Δ correlates > 0.95 over the original arm's trained rows
+    (:func:`curate.learning.stats.merge_correlated`).
     """
     from ..audit import ConceptAudit
     from ..concepts.named import annotate
 
-    def predict(r):
+    audits = {}
+
+    def predict(r, arm=None):
         w = C.WEIGHT if C.WEIGHT in r.column_names else None
-        return predict_learning(ConceptAudit(group_features=False).fit(annotate(r, names), weights=w), estimator)
+        audit = ConceptAudit(group_features=False).fit(annotate(r, names), weights=w)
+        audits[arm] = audit
+        return predict_learning(audit, estimator)
 
     preds, cuts = {}, {}
     for arm, r in rows.items():
         win, cuts[arm] = trained_window(r, tok, config.max_length)
-        preds[arm] = predict(win)
+        preds[arm] = predict(win, arm)
     full_o = predict(rows["original"]) if cuts["original"] else preds["original"]
+    s = audits["original"].scores_
+    merged = merge_correlated(pd.DataFrame(s.chosen - s.rejected, columns=list(s.concepts["concept"])))
     if cuts["original"]:
         log(
             f"{cuts['original']:.0%} of the original arm's responses ({cuts['curated']:.0%} of the curated arm's) are "
             f"longer than the training window (max_length {config.max_length}); the prediction reads the part DPO "
             "trains on"
         )
-    return preds, full_o, cuts, [c for c in names if c in set(preds["original"]["concept"])]
+    return preds, full_o, cuts, [c for c in names if c in set(preds["original"]["concept"])], merged
 
 
 def _warm_up(reference, tok, train_orig, config: LearnConfig, model_id, cache, progress, log):
@@ -483,10 +494,9 @@ def _record(table, full_o, samples, config: LearnConfig, estimator, model_id, de
         + (f" + {config.sft_weight} x SFT on chosen" if config.sft_weight else "")
         + (f"; after an SFT warm-up of {config.warmup_steps} steps on both responses" if config.warmup_steps else ""),
         "warmup": warmup,
-        "r2": quality.get("original", {}).get("r2"),
-        "spearman": quality.get("original", {}).get("spearman"),
-        "r2_curated": quality.get("curated", {}).get("r2"),
-        "spearman_curated": quality.get("curated", {}).get("spearman"),
+        **generation_record(
+            quality
+        ),  # signed r with its CI and the shuffled-prediction baseline (+ r2 for old readers)
         **reward_record(reward_quality, reward_estimators),
         "n_concepts_supported": int(table["supported"].sum()),
         "estimators": estimators,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _columns as C
+from ..errors import ConfigError
 from ..generate import _EXPLANATIONS, KNOWN_CONCEPTS, MARKERS, render_response
 
 __all__ = [
@@ -286,7 +287,7 @@ def make_placebo_pairs(
     from datasets import Dataset
 
     if concept not in KNOWN_CONCEPTS and concept != NEUTRAL_CONCEPT:
-        raise ValueError(f"Unknown concept {concept!r}. Known: {sorted([*KNOWN_CONCEPTS, NEUTRAL_CONCEPT])}.")
+        raise ConfigError(f"Unknown concept {concept!r}. Known: {sorted([*KNOWN_CONCEPTS, NEUTRAL_CONCEPT])}.")
     count = count_tokens or (lambda t: len(t.split()))
     rng = np.random.default_rng(seed)
     topics = heldout_topics(max(n_pairs, 1), seed=seed + 7919)

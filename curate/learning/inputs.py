@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from .. import _columns as C
-from ..errors import CurateError
+from ..errors import CurateError, InputNotFoundError
 
 MIN_EVAL_PROMPTS = 5
 MIN_TRAIN_PROMPTS = 5
@@ -45,7 +45,7 @@ def load_data(data, limit=None):
     return load_pairs(data, limit=limit)
 
 
-def load_curated(curated):
+def curated_splits(curated):
     """``(DatasetDict, recipe or None, folder or None)`` from a ``curate apply`` folder or a DatasetDict."""
     import datasets
 
@@ -53,7 +53,7 @@ def load_curated(curated):
         return curated, None, None
     folder = Path(curated)
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"Curated folder {str(folder)!r} does not exist (expected the --out folder of `curate apply`)."
         )
     from .. import folders as F

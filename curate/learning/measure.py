@@ -4,10 +4,10 @@
   (same seeded decoding), score each with the named concepts, and report the mean per-prompt difference
   (policy − reference) with a bootstrap 95% CI over prompts.
 * :func:`implicit_reward_preference`: on counterfactual pairs that differ only in one concept
-  (:func:`curate.make_counterfactual_pairs`), the share of pairs where the policy's implicit reward
+  (:func:`curate.generate.make_counterfactual_pairs`), the share of pairs where the policy's implicit reward
   β·log(π/π_ref) is higher for the variant that carries the concept, with a Wilson 95% interval. It needs
   no generation (two forward passes per pair), so it is the cheap and sensitive measurement.
-* :func:`counterfactual_margins`: on held-out placebo pairs (:func:`curate.generate.make_placebo_pairs`),
+* :func:`counterfactual_margins`: on held-out placebo pairs (:func:`curate.learning.heldout.make_placebo_pairs`),
   per pair the β·log-ratio margin of the concept variant over the base, of its length-matched placebo over
   the base, and their difference (``adjusted``: the concept's own reward, length and position cancelled);
   :func:`summarize_margins` reports the mean adjusted margin with a bootstrap 95% CI over pairs, the share of
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _columns as C
+from ..errors import ConfigError
 from .predict import ESTIMATORS
 from .stats import noise_ceiling, prediction_quality  # the statistics live in stats; kept importable from here
 from .train import uses_chat_template
@@ -188,7 +189,7 @@ def implicit_reward_preference(
 def counterfactual_margins(
     policy, reference, tokenizer, pairs, *, beta: float = 0.1, max_length: int = 128, ref_logps: dict | None = None
 ) -> tuple[pd.DataFrame, dict]:
-    """Per pair of :func:`curate.generate.make_placebo_pairs`: the implicit-reward margins β·log(π/π_ref).
+    """Per pair of :func:`curate.learning.heldout.make_placebo_pairs`: the implicit-reward margins β·log(π/π_ref).
 
     Returns:
         ``(frame, ref_logps)``: ``frame`` has one row per pair with ``pair``, ``margin`` (concept variant minus
@@ -425,7 +426,7 @@ def score_predictions(table: pd.DataFrame, against: str = "generation") -> tuple
     that a flattery opener crowds out of a 48-token answer).
     """
     if against not in ("generation", "reward"):
-        raise ValueError(f"against={against!r}: use 'generation' or 'reward'.")
+        raise ConfigError(f"against={against!r}: use 'generation' or 'reward'.")
     if against == "generation":
         rows = table[table["supported"].astype(bool)]
         observed = {arm: rows[f"observed_{arm}"] / rows["scale"] for arm in ("original", "curated")}

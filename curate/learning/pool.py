@@ -91,6 +91,12 @@ def _read(folder) -> tuple[pd.DataFrame, dict, pd.DataFrame, pd.DataFrame | None
 def _per_prompt(gens: pd.DataFrame, concepts: list[str], arms) -> dict[str, pd.DataFrame]:
     """Per held-out prompt, each arm's mean score minus the reference's (``{arm: prompts × concepts}``); every
     model's generations are scored once."""
+    from ..generate import MARKERS
+
+    if set(concepts) & set(MARKERS):  # a protocol measured the generator's marker concepts: score them too
+        from .heldout import register_markers
+
+        register_markers()
     means = {}
     for name, g in gens.groupby("model"):
         means[name] = score_texts(g["text"].tolist(), concepts).groupby(g["prompt"].to_numpy()).mean()

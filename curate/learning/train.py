@@ -331,11 +331,6 @@ def learning_cache_dir() -> Path:
     return default_cache_dir() / "learning"
 
 
-#: the old name, kept only while curate/learning/check.py (edited on another branch) imports it: at merge,
-#: check.py imports ``learning_cache_dir`` and this line goes
-default_cache_dir = learning_cache_dir
-
-
 # -- training --------------------------------------------------------------------------------------------
 
 

@@ -30,11 +30,6 @@ def warmup_code_hash() -> str:
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
 
-#: the old name, kept only while curate/learning/check.py (edited on another branch) imports it as
-#: ``code_hash as warmup_code_hash``: at merge, check.py imports ``warmup_code_hash`` and this line goes
-code_hash = warmup_code_hash
-
-
 def warmup_pairs(dataset, tokenizer):
     """The SFT dataset of the warm-up: every pair gives two rows, its prompt with the chosen and with the
     rejected response, so the set carries the data's concepts at their base rate and no preference."""
