@@ -363,3 +363,25 @@ def test_amplify_rule_with_a_target_mean():
     row = report.before_after.set_index("concept").loc["length"]
     assert row["mean_delta_after"] == pytest.approx(0.3, abs=1e-3)
     assert report.before_after.set_index("concept").loc["flattery", "win_rate_after"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_presence_that_differs_one_way_is_still_balanced():
+    """Blocking flattery where the chosen response alone carries it (never the rejected one): the presence
+    constraint is met by moving weight onto the pairs where presence does not differ — as before issue 31; a
+    balance step that skipped it as 'one way only' left a policy trained on the weights learning flattery (the
+    learning check's curated arm preferred it in 0.94 of counterfactual pairs, the original arm in 0.97)."""
+    from curate import annotate, apply_recipe, make_preference_pairs
+    from curate.recipe import Recipe
+
+    gen = make_preference_pairs(160, rates={"flattery": (0.9, 0.05)}, label_noise=0.0, seed=0)
+    ds = annotate(gen.dataset, ["flattery"])
+    df = ds.to_pandas()
+    pres = (df["chosen__flattery"] > 0).astype(float) - (df["rejected__flattery"] > 0).astype(float)
+    assert (pres > 0).sum() > 100 and (pres < 0).sum() == 0  # one way only
+    dd, report = apply_recipe(ds, Recipe.from_ids(block=["flattery"]), audit=False)
+    step = report.steps[0]
+    assert "flattery/presence" not in step.get("skipped", {}), step.get("skipped")
+    w = np.asarray(dd["train"]["weight"])
+    train_ids = dd["train"]["row"]
+    p = pres.to_numpy()[np.asarray(train_ids)]
+    assert abs(float((w * p).sum()) / w.sum()) < 1e-6

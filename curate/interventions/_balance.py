@@ -184,6 +184,10 @@ def _infeasible(con: Constraint, prior: np.ndarray, m: np.ndarray, subset=None) 
         pos, neg = int((x > 0).sum()), int((x < 0).sum())
         if pos and neg:
             return None
+        if con.kind == "presence" and (x == 0).any():
+            # a presence that differs one way only is met by moving weight onto the pairs where it does not differ
+            # (the win-rate constraint of the same concept points both ways, so the step still has pairs to keep)
+            return None
         if con.infeasible != "raise":
             return f"Δ points one way only ({pos} pairs chosen-more, {neg} rejected-more)"
     p = prior[live]
