@@ -271,7 +271,7 @@ def test_pooled_ci_grows_with_seed_disagreement(tmp_path, fake_scorer):
     assert width["apart"] > 5 * width["same"] and width["apart"] > 0.4
 
 
-@pytest.mark.parametrize("name", ["curate.learning.stats", "curate.learning.measure", "curate.learning.card"])
+@pytest.mark.parametrize("name", ["curate.learning.stats", "curate.learning.measure", "curate._format"])
 def test_docstring_examples(name):
     import doctest
     import importlib
