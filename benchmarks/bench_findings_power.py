@@ -33,7 +33,7 @@ Measurements (configuration fixed before the first run; ``--quick`` only for try
    its nearest named concept at |r| ≥ 0.3) matches an authors' feature in that dataset
    (``benchmarks/wimhf_check.py``'s rules): how many agree in sign, how many contradict a feature with |coef| ≥ 0.1.
 
-Writes ``benchmarks/results/findings_power.json`` (read by the README and ``curate.audit_base.MEASURED``).
+Writes ``benchmarks/results/findings_power.json`` (read by README.md, docs/audit.md and ``curate.audit_base.MEASURED``).
 
     python benchmarks/bench_findings_power.py [--perms 20] [--seeds 20] [--cache /tmp/curate-findings-power]
 """
