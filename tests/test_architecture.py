@@ -208,6 +208,65 @@ def test_no_file_over_the_size_limit():
     assert KNOWN_LONG - long == set(), f"now short enough, remove from KNOWN_LONG: {sorted(KNOWN_LONG - long)}"
 
 
+# -- no function over MAX_FUNCTION_LINES (issue 28): a ratchet — a listed function may shrink, never grow ------------
+MAX_FUNCTION_LINES = 80
+#: functions over the limit when the check came in (def line to last line, docstring included), with their length:
+#: split them (the redesign); the test fails when one grows or when one is short enough to leave the list
+LONG_FUNCTIONS: dict[str, int] = {
+    "audit_base.py::finding_evidence": 86,
+    "browse/layout.py::build_app": 349,
+    "browse/render_recipe.py::render_curation": 83,
+    "cli/learn.py::learn": 93,
+    "cli/learn.py::register": 123,
+    "concepts/finding_labels.py::describe_findings": 108,
+    "concepts/labels.py::label_features": 154,
+    "concepts/sae_source.py::fit_sae": 173,
+    "directions.py::export_directions": 88,
+    "generate.py::make_preference_pairs": 90,
+    "ingest/load.py::_convert": 85,
+    "learning/check.py::learning_check": 146,
+    "learning/train.py::train_policy": 89,
+    "pipeline.py::audit_pairs": 111,
+    "pipeline.py::run_apply": 97,
+    "plots.py::plot_volcano": 81,
+    "publish/card.py::make_card": 161,
+    "publish/hub.py::publish": 113,
+    "ray_engine.py::map": 91,
+    "scores.py::concept_scores": 103,
+    "stream_audit.py::_update": 90,
+    "subsets.py::select_findings": 98,
+}
+
+
+def function_lengths(root: Path) -> dict[str, int]:
+    """``{"path/in/curate.py::name": lines}`` of every function and method over :data:`MAX_FUNCTION_LINES`."""
+    out = {}
+    for f in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    out[f"{f.relative_to(root).as_posix()}::{node.name}"] = max(
+                        n, out.get(f"{f.relative_to(root).as_posix()}::{node.name}", 0)
+                    )
+    return out
+
+
+def test_no_function_grows_over_the_length_limit():
+    found = function_lengths(ROOT)
+    new = {k: v for k, v in found.items() if k not in LONG_FUNCTIONS}
+    assert not new, f"split these (over {MAX_FUNCTION_LINES} lines): {new}"
+    grew = {k: (LONG_FUNCTIONS[k], v) for k, v in found.items() if k in LONG_FUNCTIONS and v > LONG_FUNCTIONS[k]}
+    assert not grew, f"these long functions grew (was, now): {grew}: split them instead"
+    fixed = sorted(set(LONG_FUNCTIONS) - set(found))
+    assert not fixed, f"now within {MAX_FUNCTION_LINES} lines, remove from LONG_FUNCTIONS: {fixed}"
+
+
+def test_the_length_check_sees_a_long_function(tmp_path):
+    (tmp_path / "m.py").write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES)
+    assert function_lengths(tmp_path) == {"m.py::f": MAX_FUNCTION_LINES + 1}
+
+
 def test_the_layout_table_names_the_tree():
     """docs/architecture.md's layer table names every module and package at the top of curate/, and only files
     that exist."""
