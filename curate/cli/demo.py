@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from .._format import signed_r
 from ._base import _console, lit
 from ._tables import print_apply, print_result, print_summary
 
@@ -53,7 +54,7 @@ def demo(
             rec = value.record
             console.print(
                 f"[bold]3b/4 learn[/]: LoRA DPO, {learn_steps} steps per policy, original vs curated pairs: "
-                f"R² {rec['r2']}, Spearman {rec['spearman']} ({rec['seconds']} s); outputs in "
+                f"{signed_r(rec)}, Spearman {rec['spearman']} ({rec['seconds']} s); outputs in "
                 f"{lit(out / 'learning')}",
                 highlight=False,
             )

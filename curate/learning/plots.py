@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._format import signed_r
 from ..plots import _ACTION_COLOURS, _DPI
 
 
@@ -34,11 +35,12 @@ def plot_learning_scatter(table: pd.DataFrame, record: dict, path: str | Path) -
     ax.axvline(0, color="#bbb", lw=0.8)
     ax.set_xlabel("predicted shift (audit: mean Δ / sd)")
     ax.set_ylabel("observed generation shift (policy − reference) / sd")
-    r2, rho = record.get("r2"), record.get("spearman")
+    rho = record.get("spearman")
     seeds = record.get("seeds")
     title = "predicted vs observed shift"
-    if r2 is not None and r2 == r2:
-        title = f"original-data policy: R² {r2:.2f}" + (
+    signed = signed_r(record)
+    if signed != "r —":  # signed r with its CI, never a squared correlation (it hides the sign)
+        title = f"original-data policy: {signed.split(' (')[0]}" + (
             f", Spearman {rho:.2f}" if rho is not None and rho == rho else ""
         )
         title += (f", {len(seeds)} seeds pooled" if seeds else "") + "  (hollow: curated)"

@@ -17,7 +17,7 @@ Three estimators, each per concept over the (weighted) usable pairs, with Δᵢ 
   Δlog-length as a covariate). It answers "does the preference reward the concept beyond length", which is
   the right question for an audit but not for what DPO learns: DPO also learns the length-mediated part.
 
-The benchmark (``benchmarks/bench_learning.py``) prints R² and Spearman of all three against the observed
+The benchmark (``benchmarks/bench_learning.py``) prints the signed r (with its CI and the shuffled-prediction baseline) and Spearman of all three against the observed
 shifts. :func:`curate.learning_check` audits each response as DPO sees it, cut to the training window
 (``max_length`` tokens of prompt + response): a concept written after the window cannot be learned. All
 three use the audit's weights, so an audit fitted on a curated ``train`` split with ``weights="weight"``
