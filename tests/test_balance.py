@@ -173,20 +173,17 @@ def test_default_intervention_is_balance_for_magnitudes_only():
     assert type(plan(Recipe.from_ids(block=["flattery"]))[0]) is Rebalance
 
 
-def test_before_after_reports_mean_delta_in_sd_and_words():
-    chosen, rejected = _rare_big_wins(n=600, seed=6)
+def _length_pairs(chosen, rejected, **extra):
+    """Pairs whose only scored concept is ``length`` (rounded word counts), plus ``extra`` score columns."""
     from datasets import Dataset
 
     n = len(chosen)
-    ds = Dataset.from_dict(
-        {
-            C.PROMPT: ["p"] * n,
-            C.CHOSEN: ["c"] * n,
-            C.REJECTED: ["r"] * n,
-            "chosen__length": chosen.round(),
-            "rejected__length": rejected.round(),
-        }
-    )
+    cols = {C.PROMPT: ["p"] * n, C.CHOSEN: ["c"] * n, C.REJECTED: ["r"] * n}
+    return Dataset.from_dict({**cols, "chosen__length": chosen.round(), "rejected__length": rejected.round(), **extra})
+
+
+def test_before_after_reports_mean_delta_in_sd_and_words():
+    ds = _length_pairs(*_rare_big_wins(n=600, seed=6))
     _, report = apply_recipe(ds, Recipe.from_ids(block=["length"]), audit=False, annotate_missing=False)
     row = report.before_after.iloc[0]
     assert row["unit"] == "words" and row["scale"] > 0
@@ -312,19 +309,9 @@ def test_cli_card_and_app_show_mean_delta_beside_the_win_rate():
     from curate.publish.sections import _before_after_rows
 
     chosen, rejected = _rare_big_wins(n=400, seed=9)
-    from datasets import Dataset
-
     n = len(chosen)
-    ds = Dataset.from_dict(
-        {
-            C.PROMPT: ["p"] * n,
-            C.CHOSEN: ["c"] * n,
-            C.REJECTED: ["r"] * n,
-            "chosen__length": chosen.round(),
-            "rejected__length": rejected.round(),
-            "chosen__flattery": np.zeros(n),
-            "rejected__flattery": (np.arange(n) % 3 == 0).astype(float),
-        }
+    ds = _length_pairs(
+        chosen, rejected, chosen__flattery=np.zeros(n), rejected__flattery=(np.arange(n) % 3 == 0).astype(float)
     )
     _, report = apply_recipe(ds, Recipe.from_ids(block=["length", "flattery"]), audit=False, annotate_missing=False)
     buf = io.StringIO()
