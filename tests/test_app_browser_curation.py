@@ -296,6 +296,34 @@ def test_p8_links_search_and_phone_width(page, app):
     phone.close()
 
 
+def test_p9_a_search_typed_while_a_filter_loads_is_not_dropped(page, app, monkeypatch):
+    """CI failure of 2026-12-08: under load, the pairs query of a filter change was still running when the
+    search was submitted, and Gradio's default ``trigger_mode="once"`` dropped the search without a word. The
+    query is slowed here so the two overlap on any machine; the last request must win."""
+    import time
+
+    _, _, data = app
+    slow = data.pairs_page
+
+    def pairs_page(*args, **kwargs):
+        time.sleep(1.5)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(data, "pairs_page", pairs_page)
+    _tab(page, "Pairs")
+    _pick(page, "#pairs-concept", "flattery")  # its query runs for 1.5 s ...
+    search = page.locator("#pairs-search input, #pairs-search textarea").first
+    search.fill("speed of light")
+    search.press("Enter")  # ... and the search is submitted meanwhile
+    _wait_text(page, "#pairs-info", "matching")
+    page.wait_for_timeout(4_000)  # both queries have answered
+    info = page.locator("#pairs-info").inner_text()
+    assert "flattery" in page.locator("#pairs-concept input").input_value()
+    assert search.input_value() == "speed of light"
+    expected = slow(data.resolve("flattery"), "all", None, 1, 10, "speed of light")
+    assert f"{expected.n_matching} matching" in info, info
+
+
 # -- issue 32.2: "Block this concept" settles ------------------------------------------------------------------
 @pytest.mark.parametrize("width,height", [(1366, 900), (390, 844)], ids=["desktop", "phone"])
 def test_32_2_block_this_concept_settles(audit_app, width, height):
