@@ -395,21 +395,14 @@ def build_app(source=None, *, title: str | None = None, compare=None):
         first_page_fn = lambda c, s, r, _p, n, q: pairs_fn(c, s, r, 1, n, q)  # noqa: E731
         # user edits only (`input`): a filter the URL or another view sets does not re-run the query and reset
         # the page or the search behind it; the views that set a filter refresh the pairs themselves (`then`).
-        # Every pairs query is `always_last`: Gradio's default ("once") drops an edit made while the previous
-        # query still runs (a search typed during a slow filter change vanished without a word)
-        last = dict(api_name=False, trigger_mode="always_last")
-        gr.on(
-            [p_concept.input, p_status.input, p_reason.input, p_size.input, p_search.submit],
-            first_page_fn,
-            inputs,
-            outputs,
-            **last,
-        )
+        # `always_last`: Gradio's default ("once") drops an edit made while the previous query still runs
+        edits = [p_concept.input, p_status.input, p_reason.input, p_size.input, p_search.submit]
+        gr.on(edits, first_page_fn, inputs, outputs, api_name=False, trigger_mode="always_last")
         see_event.then(first_page_fn, inputs, outputs, api_name=False)
         plot_event.then(first_page_fn, inputs, outputs, api_name=False)
         p_page.submit(pairs_fn, inputs, outputs, api_name="pairs", trigger_mode="always_last")
-        gr.on([prev_btn.click, prev_low.click], step(-1), inputs, outputs, **last)
-        gr.on([next_btn.click, next_low.click], step(+1), inputs, outputs, **last)
+        gr.on([prev_btn.click, prev_low.click], step(-1), inputs, outputs, api_name=False, trigger_mode="always_last")
+        gr.on([next_btn.click, next_low.click], step(+1), inputs, outputs, api_name=False, trigger_mode="always_last")
         p_info.change(
             None, inputs, None, js=_url_js("concept", "status", "reason", "pairs_page", "per_page", "q", tab="pairs")
         )
