@@ -54,6 +54,14 @@ def _shift(b: dict | None) -> str:
     return "not run" if not b else f"{b['shift']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}]"
 
 
+def _planned_seeds(folder: Path) -> list:
+    """The seeds the run's frozen protocol (``protocol.yaml`` in its folder) asks for; [] without the file."""
+    import yaml
+
+    path = folder / "protocol.yaml"
+    return list((yaml.safe_load(path.read_text()) or {}).get("seeds") or []) if path.exists() else []
+
+
 def render(results: Path = RESULTS) -> str:
     """The README block (markers included) for the newest committed protocol run, or the note that none is."""
     runs = protocol_runs(results)
@@ -73,8 +81,14 @@ def render(results: Path = RESULTS) -> str:
     ceiling = (rec.get("noise_ceiling") or {}).get("original") or {}
     rel = folder.relative_to(results.parents[1]) if results.parents[1] in folder.parents else folder
     seeds = rec.get("seeds") or []
+    planned = _planned_seeds(folder)
+    incomplete = (
+        f" of the protocol's {len(planned)}: the run is incomplete, and CIs that resample {len(seeds)} seeds are wide"
+        if planned and len(seeds) < len(planned)
+        else ""
+    )
     body = [
-        f"Protocol run `{rel}/` ({len(seeds)} independent seeds, model `{rec.get('model')}`, "
+        f"Protocol run `{rel}/` ({len(seeds)} independent seeds{incomplete}; model `{rec.get('model')}`, "
         f"{gen.get('n', '—')} concepts after merging {len(rec.get('merged_concepts') or {})} correlated groups):",
         "",
         f"* prediction vs generation shift: r {_ci(gen)}; shuffled-prediction 95th percentile "

@@ -69,6 +69,9 @@ def test_render_reports_the_newest_committed_run(tmp_path):
     assert "curated +0.10 [-0.10, +0.45], sham +0.50 [+0.35, +0.65]" in block
     assert "curated below sham: no (CIs overlap or reversed); curated below original: yes" in block
     assert "r above the shuffled 95th percentile: yes" in block and "`summary.txt`: `r=0.410 r_low=0.120 …`" in block
+    assert "incomplete" not in block  # no protocol.yaml beside it: nothing to compare the seeds with
+    (results / "bbbbbbbbbbbb" / "protocol.yaml").write_text("seeds: [0, 1, 2, 3]\n")
+    assert "3 independent seeds of the protocol's 4: the run is incomplete" in mod.render(results)
     text = f"intro\n{empty}\noutro\n"
     assert mod.replace_block(text, block) == f"intro\n{block}\noutro\n"
     with pytest.raises(SystemExit, match="no <!-- learning-results:start -->"):
