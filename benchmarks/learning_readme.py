@@ -56,10 +56,10 @@ def _shift(b: dict | None) -> str:
 
 def _planned_seeds(folder: Path) -> list:
     """The seeds the run's frozen protocol (``protocol.yaml`` in its folder) asks for; [] without the file."""
-    import yaml
+    from curate._yaml import load_yaml  # the project's bounded YAML reader (as bench_learning.load_protocol)
 
     path = folder / "protocol.yaml"
-    return list((yaml.safe_load(path.read_text()) or {}).get("seeds") or []) if path.exists() else []
+    return list((load_yaml(path.read_text()) or {}).get("seeds") or []) if path.exists() else []
 
 
 def render(results: Path = RESULTS) -> str:
